@@ -1,0 +1,40 @@
+# cccp: the container pipeline bot.
+#   make demo   set up this machine (Debian) and run the pipeline on the example index
+#   make test   run every test (installs the container tools it needs first)
+#   make bench  run the benchmarks and write BENCHMARKS.md
+
+GO        ?= go
+BIN       := bin/cccp
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+DATA      ?= $(CURDIR)/.cccp-data
+
+.PHONY: all build deps demo test test-short bench fuzz lint clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cccp
+
+# deps installs the system packages cccp drives (Debian/Ubuntu, as root).
+deps:
+	./hack/install-deps.sh
+
+demo: deps build
+	./hack/demo.sh $(BIN) $(DATA)
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench: deps build
+	./hack/bench.sh
+
+fuzz:
+	./hack/fuzz.sh 30s
+
+clean:
+	rm -rf bin $(DATA)
