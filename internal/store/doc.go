@@ -1,0 +1,40 @@
+// Package store keeps cccp's durable state in one bbolt file: runs and their
+// stages, accepted webhook deliveries, the report outbox and small bot state.
+//
+// Bucket tree (everything lives under a versioned root, as containerd does;
+// a later incompatible layout gets a new root and a migration):
+//
+//	meta/
+//	  schema                    -> uint64 big-endian: version of the layout below
+//	v1/
+//	  runs/
+//	    <seq>                   -> JSON Run; seq is a uint64 big-endian (run ID "17" is seq 17)
+//	  runs_by_project/
+//	    <project> 0x00 <seq>    -> empty; project index, the 0x00 separator means a
+//	                               prefix scan for "org/app" never matches "org/app-infra"
+//	  runs_unfinished/
+//	    <seq>                   -> empty; queued or running runs, for resume after restart
+//	  latest/
+//	    <kind> 0x00 <project>   -> <seq> of the newest run of that kind ("" kind = any)
+//	  deliveries/
+//	    <seq>                   -> zstd-compressed delivery record; keys grow, so pages fill
+//	                               sequentially (FillPercent 1.0)
+//	  delivery_ids/
+//	    <forge> 0x00 <id>       -> <seq> (8 bytes) + finished unix-nano (8 bytes, 0 = pending)
+//	  reports/
+//	    <key>                   -> JSON Report (forge outbox, one per target)
+//	  kv/
+//	    <ns>/                   -> nested bucket per namespace
+//	      <key>                 -> opaque bytes (ok-to-test approvals, comment ids, ...)
+//
+// Migrations are an ordered list (see migrations.go); Open applies every
+// step above the stored schema version in one transaction.
+//
+// Secrets: this package never stores a secret on its own account, and it
+// cannot tell one apart from data. Callers pass already-redacted values:
+// clone URLs without userinfo (redact.URL), logs and summaries masked by
+// redact.Masker, webhook headers without signatures or tokens.
+//
+// Bad data: a record that fails to decode is reported in the error with its
+// key; it is never deleted, and other records stay readable.
+package store

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// ErrNotFound is returned when a run, meta key or report does not exist.
+var ErrNotFound = errors.New("not found")
+
+// State is the state of a run, a stage or a check.
+type State string
+
+// The states of runs, stages and checks.
+const (
+	Queued    State = "queued"
+	Running   State = "running"
+	Passed    State = "passed"
+	Failed    State = "failed"
+	Cancelled State = "cancelled"
+	Skipped   State = "skipped"
+)
+
+// Done reports whether s is final (passed, failed, cancelled or skipped).
+func (s State) Done() bool {
+	switch s {
+	case Passed, Failed, Cancelled, Skipped:
+		return true
+	}
+	return false
+}
+
+// Cause says why a run was started.
+type Cause struct {
+	Kind       string // "push","pull_request","parent","index","rescan","manual","retest"
+	Commit     string
+	Ref        string
+	PR         int
+	Parent     string // app-id/job-id of a rebuilt parent
+	Actor      string
+	Detail     string
+	Forge      string
+	Repo       string // forge full name, e.g. org/app
+	DeliveryID string
+}
+
+// Check is the result of one predefined or user test inside a stage.
+type Check struct {
+	Name     string
+	State    State
+	Blocking bool
+	Summary  string
+	Findings []string
+}
+
+// Stage is one step of a run.
+type Stage struct {
+	Name              string // build, test, deliver
+	State             State
+	Started, Finished time.Time
+	Error             string
+	Checks            []Check
+	Digest            string
+}
+
+// Image is one place a run's image went (:test, :rc, final tags), with its digest.
+type Image struct {
+	Ref    string
+	Digest string
+}
+
+// Run is one pipeline run of one project.
+type Run struct {
+	ID      string // assigned by CreateRun: decimal sequence ("1","2",...), stable for URLs
+	Project string // app-id/job-id
+	Kind    string // "branch" (build,test,deliver), "pr" (no delivery), "trial" (index PR trial build)
+	Cause   Cause
+
+	GitURL, Branch, Commit string // GitURL without userinfo
+
+	State                      State
+	Created, Started, Finished time.Time
+	Stages                     []Stage
+	Images                     []Image
+	Error                      string
+	Backend                    map[string]string // opaque per-stage backend handles, so a run can resume after restart
+}
+
+// RunFilter selects runs for Runs. Zero values select everything.
+type RunFilter struct {
+	Project string  // exact app-id/job-id; "" = all projects
+	States  []State // any of these; empty = any state
+	Limit   int     // at most this many; 0 = no limit
+	Before  string  // only runs with an ID lower than this one (paging); "" = from the newest
+}
+
+// Delivery is one accepted webhook delivery.
+type Delivery struct {
+	Forge    string // "github", "gitlab", "gitea"
+	ID       string // the forge's delivery ID
+	Event    string
+	Headers  map[string]string // without signatures or tokens
+	Body     []byte
+	Received time.Time
+}
+
+// Report is one pending forge report in the outbox, keyed by its target.
+type Report struct {
+	Key         string // e.g. "github:org/repo:sha:cccp/app/job"
+	Kind        string
+	Payload     []byte
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	Updated     time.Time // set by PutReport; identifies this version for DeleteReport
+}
+
+// Options configure Open.
+type Options struct {
+	Logger  *slog.Logger  // default: discard
+	Timeout time.Duration // how long Open waits for the file lock; default 5s
+}
