@@ -141,3 +141,10 @@ func TestLint(t *testing.T) {
 		})
 	}
 }
+
+func TestParseRPMVerifyBusyboxRPM(t *testing.T) {
+	out := "@@cccp rpm\nrpm: invalid option -- 'V'\nBusyBox v1.35.0 multi-call binary.\n@@cccp exit-rpm 1\n"
+	if r := parseRPMVerify(out); !r.Passed || len(r.Findings) != 1 || !strings.Contains(r.Summary, "could not check") {
+		t.Errorf("result = %+v", r)
+	}
+}

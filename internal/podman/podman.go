@@ -45,6 +45,7 @@ type RunOptions struct {
 	Detach     bool
 	Remove     bool
 	User       string
+	Volumes    []string // podman --volume specs, e.g. /host/dir:/in/container:ro
 	// Log receives the container's output (or, detached, the container ID).
 	Log io.Writer
 }
@@ -132,6 +133,9 @@ func RunArgs(opts RunOptions) []string {
 	}
 	for _, e := range opts.Env {
 		args = append(args, "--env", e)
+	}
+	for _, v := range opts.Volumes {
+		args = append(args, "--volume", v)
 	}
 	if opts.Entrypoint != nil {
 		ep := "" // clears the image's entrypoint
