@@ -56,6 +56,9 @@ type BuildRequest struct {
 	// NoLayers turns off the layer cache (--layers=false). The zero value
 	// builds with --layers, so a rebuild of an unchanged context reuses layers.
 	NoLayers bool
+	// InsecurePull lets the build pull base images over plain HTTP or
+	// without verifying TLS (--tls-verify=false), for a loopback registry.
+	InsecurePull bool
 	// Log receives buildah's stdout and stderr as they come; may be nil.
 	Log io.Writer
 	// Env is added to buildah's environment (e.g. REGISTRY_AUTH_FILE).
@@ -191,6 +194,9 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 		args = append(args, "--runtime", rt)
 	}
 	args = append(args, fmt.Sprintf("--layers=%t", !req.NoLayers), "--iidfile", iid.Name(), "-f", dfPath, "-t", req.Image)
+	if req.InsecurePull {
+		args = append(args, "--tls-verify=false")
+	}
 	keys := make([]string, 0, len(req.BuildArgs))
 	for k := range req.BuildArgs {
 		keys = append(keys, k)
