@@ -1,0 +1,251 @@
+// Package registry holds cccp's embedded OCI registry and the image
+// operations cccp performs on any registry.
+//
+// The embedded registry is CNCF distribution v3 used as a library: its
+// http.Handler stores images with the filesystem driver under a data folder
+// and is wrapped by an access check. Reads (GET, HEAD) are anonymous; every
+// other method needs cccp's own push credentials (HTTP basic), generated on
+// first start and kept in a 0600 file next to the storage, so they survive
+// restarts. The credentials never reach a log line or an error.
+//
+// Image operations (Client) go through go-containerregistry: a retag within
+// one repository is a manifest copy, a copy to another repository of the
+// same registry mounts the blobs, and a copy to another registry streams
+// only the blobs the target lacks.
+//
+// Data folder layout (Config.Dir):
+//
+//	credentials        push user and password, JSON, mode 0600
+//	storage/docker/... distribution's filesystem storage
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
+	// The filesystem storage driver registers itself with distribution's
+	// driver factory when its package is loaded; that is the library's
+	// mechanism, cccp adds no init() of its own.
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+)
+
+// Realm is the HTTP basic realm the embedded registry announces.
+const Realm = "cccp"
+
+// Config configures the embedded registry.
+type Config struct {
+	// Dir is the data folder; required. Storage goes to Dir/storage, the
+	// push credentials to Dir/credentials.
+	Dir string
+	// Addr is the address to listen on when Listener is nil; default
+	// "127.0.0.1:0" (a free loopback port).
+	Addr string
+	// Listener, when set, is served instead of opening Addr. Close closes it.
+	Listener net.Listener
+	// Logger receives distribution's log lines (its info level as debug);
+	// nil discards them.
+	Logger *slog.Logger
+	// PushUser is the user name written into a new credentials file;
+	// default "cccp". An existing file keeps its own user.
+	PushUser string
+	// GCKeepRecent protects blobs and layer links written less than this
+	// long before a garbage collection, so a push that has sent its layers
+	// but not yet its manifest keeps them; default 15 minutes.
+	GCKeepRecent time.Duration
+}
+
+// Embedded is a running embedded registry.
+type Embedded struct {
+	cfg    Config
+	log    *slog.Logger
+	dlog   *logrus.Entry
+	creds  Credentials
+	app    *handlers.App
+	srv    *http.Server
+	ln     net.Listener
+	host   string
+	served chan error
+
+	// writes is held shared by every write request and exclusively by GC,
+	// so a collection sees no manifest or blob arrive half-way.
+	writes sync.RWMutex
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens (or creates) the registry in cfg.Dir and serves it until
+// Close. ctx bounds the start only.
+func Start(ctx context.Context, cfg Config) (*Embedded, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("start registry: data folder is required")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	if cfg.PushUser == "" {
+		cfg.PushUser = "cccp"
+	}
+	if cfg.GCKeepRecent <= 0 {
+		cfg.GCKeepRecent = 15 * time.Minute
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	creds, err := loadOrCreateCredentials(filepath.Join(cfg.Dir, "credentials"), cfg.PushUser, log)
+	if err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+
+	e := &Embedded{cfg: cfg, log: log, dlog: distributionLogger(log), creds: creds, served: make(chan error, 1)}
+	e.app, err = newApp(withLogger(context.Background(), e.dlog), e.storageDir())
+	if err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+
+	e.ln = cfg.Listener
+	if e.ln == nil {
+		addr := cfg.Addr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		var lc net.ListenConfig
+		if e.ln, err = lc.Listen(ctx, "tcp", addr); err != nil {
+			_ = e.app.Shutdown()
+			return nil, fmt.Errorf("start registry: %w", err)
+		}
+	}
+	e.host = hostFor(e.ln.Addr())
+	e.srv = &http.Server{
+		Handler:           e.handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() { e.served <- e.srv.Serve(e.ln) }()
+	log.Info("registry started", "host", e.host, "dir", cfg.Dir)
+	return e, nil
+}
+
+func (e *Embedded) storageDir() string { return filepath.Join(e.cfg.Dir, "storage") }
+
+// newApp builds distribution's application over the filesystem driver.
+// NewApp panics on a bad configuration; the panic becomes an error.
+func newApp(ctx context.Context, root string) (app *handlers.App, err error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("upload secret: %w", err)
+	}
+	cfg := &configuration.Configuration{
+		Storage: configuration.Storage{
+			"filesystem": configuration.Parameters{"rootdirectory": root},
+			"delete":     configuration.Parameters{"enabled": true},
+			"redirect":   configuration.Parameters{"disable": true},
+			// distribution's upload purger logs through logrus' global
+			// logger; abandoned uploads are few here, so it stays off.
+			"maintenance": configuration.Parameters{
+				"uploadpurging": map[any]any{"enabled": false},
+			},
+		},
+	}
+	cfg.HTTP.Secret = string(secret)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("distribution: %v", r)
+		}
+	}()
+	return handlers.NewApp(ctx, cfg), nil
+}
+
+// hostFor names a listener address the way clients reach it: an
+// unspecified IP becomes loopback.
+func hostFor(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+}
+
+// Host returns the registry's address as "127.0.0.1:PORT", the registry
+// part of image references.
+func (e *Embedded) Host() string { return e.host }
+
+// PushCredentials returns the user and password that may write.
+func (e *Embedded) PushCredentials() (user, pass string) {
+	return e.creds.User, e.creds.Password
+}
+
+// Close stops serving, waiting for requests in flight until ctx ends.
+func (e *Embedded) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() {
+		err := e.srv.Shutdown(ctx)
+		if serr := <-e.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		err = errors.Join(err, e.app.Shutdown())
+		if err != nil {
+			e.closeErr = fmt.Errorf("close registry: %w", err)
+		}
+	})
+	return e.closeErr
+}
+
+// handler wraps distribution's handler with the access check and the write
+// gate used by GC.
+func (e *Embedded) handler() http.Handler {
+	user, pass := []byte(e.creds.User), []byte(e.creds.Password)
+	authorized := func(r *http.Request) bool {
+		u, p, ok := r.BasicAuth()
+		// Both comparisons always run, so timing tells nothing about which
+		// half was wrong.
+		uOK := subtle.ConstantTimeCompare([]byte(u), user)
+		pOK := subtle.ConstantTimeCompare([]byte(p), pass)
+		return ok && uOK&pOK == 1
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(withLogger(r.Context(), e.dlog))
+		switch {
+		case isBase(r) && !authorized(r):
+			// The version check is where clients learn the auth scheme;
+			// a challenge here makes docker, skopeo and buildah send
+			// credentials later (reads pass without them anyway).
+			unauthorized(w)
+		case r.Method == http.MethodGet || r.Method == http.MethodHead:
+			e.app.ServeHTTP(w, r)
+		case !authorized(r):
+			unauthorized(w)
+		default:
+			e.writes.RLock()
+			defer e.writes.RUnlock()
+			e.app.ServeHTTP(w, r)
+		}
+	})
+}
+
+func isBase(r *http.Request) bool { return r.URL.Path == "/v2/" || r.URL.Path == "/v2" }
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}` + "\n"))
+}
