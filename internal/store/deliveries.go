@@ -1,0 +1,301 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Durable webhook ingest.
+//
+// AcceptDelivery compresses the delivery in the caller's goroutine (so
+// compression runs on every core), then hands it to one writer goroutine.
+// The writer takes everything that is waiting into ONE update transaction
+// and commits it (one fsync for the batch), then answers every caller. No
+// fixed delay: the next batch starts as soon as the previous commit is
+// done, so under load the batch grows and the fsync cost is shared.
+//
+// Record in deliveries/<seq>: zstd( uvarint(len(header)) header body ),
+// header being the JSON of deliveryHeader.
+
+// maxBatchBytes caps one ingest transaction, so a burst never builds one
+// huge commit.
+const maxBatchBytes = 16 << 20
+
+// codec compresses delivery records. EncodeAll and DecodeAll are safe for
+// concurrent use.
+type codec struct {
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+}
+
+func newCodec() (codec, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return codec{}, err
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+	if err != nil {
+		return codec{}, err
+	}
+	return codec{enc, dec}, nil
+}
+
+type deliveryHeader struct {
+	Forge    string            `json:"f"`
+	ID       string            `json:"i"`
+	Event    string            `json:"e,omitempty"`
+	Headers  map[string]string `json:"h,omitempty"`
+	Received time.Time         `json:"r"`
+}
+
+type acceptReq struct {
+	idKey  []byte
+	record []byte
+	done   chan acceptRes
+}
+
+type acceptRes struct {
+	duplicate bool
+	err       error
+}
+
+func deliveryIDKey(forge, id string) []byte {
+	k := make([]byte, 0, len(forge)+len(id)+1)
+	k = append(k, forge...)
+	k = append(k, sep)
+	return append(k, id...)
+}
+
+func (c codec) encodeDelivery(d Delivery) ([]byte, error) {
+	h, err := json.Marshal(deliveryHeader{d.Forge, d.ID, d.Event, d.Headers, d.Received})
+	if err != nil {
+		return nil, err
+	}
+	raw := make([]byte, 0, binary.MaxVarintLen64+len(h)+len(d.Body))
+	raw = binary.AppendUvarint(raw, uint64(len(h)))
+	raw = append(raw, h...)
+	raw = append(raw, d.Body...)
+	return c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4)), nil
+}
+
+func (c codec) decodeDelivery(v []byte) (Delivery, error) {
+	raw, err := c.dec.DecodeAll(v, nil)
+	if err != nil {
+		return Delivery{}, err
+	}
+	n, w := binary.Uvarint(raw)
+	if w <= 0 || uint64(len(raw)-w) < n {
+		return Delivery{}, errors.New("bad header length")
+	}
+	var h deliveryHeader
+	if err := json.Unmarshal(raw[w:w+int(n)], &h); err != nil {
+		return Delivery{}, err
+	}
+	return Delivery{Forge: h.Forge, ID: h.ID, Event: h.Event, Headers: h.Headers,
+		Body: raw[w+int(n):], Received: h.Received}, nil
+}
+
+// AcceptDelivery stores d durably and returns only after the data is
+// fsynced. Deliveries are deduplicated by (Forge, ID): a known ID returns
+// duplicate=true and stores nothing. Concurrent calls are group-committed.
+// Received defaults to now. Headers must not hold signatures or tokens.
+func (db *DB) AcceptDelivery(ctx context.Context, d Delivery) (duplicate bool, err error) {
+	if d.Forge == "" || d.ID == "" {
+		return false, errors.New("accept delivery: empty forge or id")
+	}
+	if err := errors.Join(checkName("forge", d.Forge), checkName("delivery id", d.ID)); err != nil {
+		return false, fmt.Errorf("accept delivery: %w", err)
+	}
+	if d.Received.IsZero() {
+		d.Received = time.Now().UTC()
+	}
+	rec, err := db.codec.encodeDelivery(d)
+	if err != nil {
+		return false, fmt.Errorf("accept delivery %s/%s: %w", d.Forge, d.ID, err)
+	}
+	req := &acceptReq{idKey: deliveryIDKey(d.Forge, d.ID), record: rec, done: make(chan acceptRes, 1)}
+
+	db.closedMu.RLock()
+	if db.closed {
+		db.closedMu.RUnlock()
+		return false, ErrClosed
+	}
+	select {
+	case db.ingest <- req:
+	case <-ctx.Done():
+		db.closedMu.RUnlock()
+		return false, ctx.Err()
+	}
+	db.closedMu.RUnlock()
+
+	select {
+	case res := <-req.done:
+		if res.err != nil {
+			return false, fmt.Errorf("accept delivery %s/%s: %w", d.Forge, d.ID, res.err)
+		}
+		return res.duplicate, nil
+	case <-ctx.Done():
+		// The write may still land; a redelivery is then a duplicate.
+		return false, ctx.Err()
+	}
+}
+
+// deliveryWriter is the group-commit loop.
+func (db *DB) deliveryWriter() {
+	defer db.writerWG.Done()
+	var batch []*acceptReq
+	for {
+		batch = batch[:0]
+		select {
+		case req := <-db.ingest:
+			batch = append(batch, req)
+		case <-db.stop:
+			// Close holds closedMu, so nothing new arrives; drain what is queued.
+			for {
+				select {
+				case req := <-db.ingest:
+					db.commitDeliveries([]*acceptReq{req})
+				default:
+					return
+				}
+			}
+		}
+		size := len(batch[0].record)
+	drain:
+		for size < maxBatchBytes {
+			select {
+			case req := <-db.ingest:
+				batch = append(batch, req)
+				size += len(req.record)
+			default:
+				break drain
+			}
+		}
+		db.commitDeliveries(batch)
+	}
+}
+
+func (db *DB) commitDeliveries(batch []*acceptReq) {
+	results := make([]acceptRes, len(batch))
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketV1)
+		ids := root.Bucket(bucketDeliveryID)
+		bodies := root.Bucket(bucketDeliveries)
+		bodies.FillPercent = 1.0 // append-only keys: pack pages full
+		for i, req := range batch {
+			results[i] = acceptRes{}
+			if ids.Get(req.idKey) != nil {
+				results[i].duplicate = true
+				continue
+			}
+			seq, err := bodies.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := bodies.Put(seqKey(seq), req.record); err != nil {
+				return err
+			}
+			// seq + finished time (0 = pending)
+			if err := ids.Put(req.idKey, binary.BigEndian.AppendUint64(seqKey(seq), 0)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i, req := range batch {
+		if err != nil {
+			results[i] = acceptRes{err: err}
+		}
+		req.done <- results[i]
+	}
+	if err != nil {
+		db.log.Error("store deliveries", "count", len(batch), "err", err)
+	}
+}
+
+// PendingDeliveries returns accepted, unfinished deliveries, oldest first.
+// Records that fail to decode are skipped and named in the returned error;
+// they stay stored.
+func (db *DB) PendingDeliveries(ctx context.Context) ([]Delivery, error) {
+	var out []Delivery
+	var bad []error
+	err := db.view(ctx, func(root *bolt.Bucket) error {
+		return root.Bucket(bucketDeliveries).ForEach(func(k, v []byte) error {
+			d, err := db.codec.decodeDelivery(v)
+			if err != nil {
+				bad = append(bad, &DecodeError{Bucket: "deliveries", Key: fmt.Sprint(binary.BigEndian.Uint64(k)), Err: err})
+				return nil
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, errors.Join(bad...)
+}
+
+// FinishDelivery marks a delivery processed and drops its body. Its ID is
+// kept for deduplication until PruneDeliveries removes it. Finishing an
+// unknown delivery returns ErrNotFound; finishing twice is not an error.
+func (db *DB) FinishDelivery(ctx context.Context, forge, id string) error {
+	return db.update(ctx, func(root *bolt.Bucket) error {
+		ids := root.Bucket(bucketDeliveryID)
+		k := deliveryIDKey(forge, id)
+		v := ids.Get(k)
+		if v == nil {
+			return fmt.Errorf("delivery %s/%s: %w", forge, id, ErrNotFound)
+		}
+		if len(v) != 16 {
+			return &DecodeError{Bucket: "delivery_ids", Key: forge + "/" + id, Err: fmt.Errorf("%d bytes", len(v))}
+		}
+		if binary.BigEndian.Uint64(v[8:]) != 0 {
+			return nil
+		}
+		if err := root.Bucket(bucketDeliveries).Delete(v[:8]); err != nil {
+			return err
+		}
+		nv := binary.BigEndian.AppendUint64(bytes.Clone(v[:8]), uint64(time.Now().UnixNano()))
+		return ids.Put(k, nv)
+	})
+}
+
+// PruneDeliveries forgets finished deliveries finished before olderThan and
+// returns how many were removed. Pending deliveries are never pruned.
+func (db *DB) PruneDeliveries(ctx context.Context, olderThan time.Time) (int, error) {
+	n := 0
+	err := db.update(ctx, func(root *bolt.Bucket) error {
+		ids := root.Bucket(bucketDeliveryID)
+		var old [][]byte
+		err := ids.ForEach(func(k, v []byte) error {
+			if len(v) != 16 {
+				return nil // leave what we cannot read
+			}
+			fin := binary.BigEndian.Uint64(v[8:])
+			if fin != 0 && int64(fin) < olderThan.UnixNano() {
+				old = append(old, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := ids.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, err
+}
