@@ -1,0 +1,175 @@
+// Package event holds cccp's own forge-neutral types: the events that the
+// forge adapters (bot/github, bot/gitlab, bot/gitea) parse out of webhooks,
+// and the statuses the bot reports back. It imports no forge SDK.
+package event
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Kind names what happened, independent of the forge.
+type Kind string
+
+// The kinds of events cccp acts on.
+const (
+	KindPush        Kind = "push"
+	KindPullRequest Kind = "pull_request"
+	KindComment     Kind = "comment"
+	KindCheckRerun  Kind = "check_rerun"
+	KindPing        Kind = "ping"
+	KindIgnored     Kind = "ignored"
+)
+
+// Forge names.
+const (
+	GitHub = "github"
+	GitLab = "gitlab"
+	Gitea  = "gitea"
+)
+
+// Repo is a repository on a forge.
+type Repo struct {
+	Forge         string `json:"forge"`
+	FullName      string `json:"full_name"` // org/app or group/sub/app
+	CloneURL      string `json:"clone_url"`
+	HTMLURL       string `json:"html_url"`
+	DefaultBranch string `json:"default_branch"`
+	ID            int64  `json:"id"`
+}
+
+// PullRequest is a pull request (GitHub, Gitea) or merge request (GitLab).
+type PullRequest struct {
+	Number       int    `json:"number"`
+	HeadSHA      string `json:"head_sha"`
+	HeadRef      string `json:"head_ref"`
+	BaseRef      string `json:"base_ref"`
+	HeadCloneURL string `json:"head_clone_url"`
+	Author       string `json:"author"`
+	Fork         bool   `json:"fork"` // head lives in another repository
+	Title        string `json:"title"`
+}
+
+// Comment is a comment on a pull request.
+type Comment struct {
+	ID     int64  `json:"id"`
+	Body   string `json:"body"`
+	Author string `json:"author"`
+}
+
+// Event is one webhook delivery turned into cccp's terms.
+type Event struct {
+	Forge      string `json:"forge"`
+	DeliveryID string `json:"delivery_id"`
+	Kind       Kind   `json:"kind"`
+	Action     string `json:"action,omitempty"` // the forge's action word: opened, synchronize, update, rerequested...
+	Repo       Repo   `json:"repo"`
+	Sender     string `json:"sender"`
+
+	// Push.
+	Ref          string   `json:"ref,omitempty"`    // refs/heads/x
+	Branch       string   `json:"branch,omitempty"` // x
+	Before       string   `json:"before,omitempty"`
+	After        string   `json:"after,omitempty"`
+	Deleted      bool     `json:"deleted,omitempty"`
+	ChangedFiles []string `json:"changed_files,omitempty"` // added, modified and removed paths of the pushed commits, sorted, unique
+
+	PR      *PullRequest `json:"pr,omitempty"`
+	Comment *Comment     `json:"comment,omitempty"`
+
+	// GitHub check_run / check_suite rerequested.
+	CheckName  string `json:"check_name,omitempty"`
+	CheckSHA   string `json:"check_sha,omitempty"`
+	CheckRunID int64  `json:"check_run_id,omitempty"`
+
+	InstallationID int64 `json:"installation_id,omitempty"`
+}
+
+// State is the state of one reported pipeline.
+type State string
+
+// The states a Status can report.
+const (
+	StateQueued    State = "queued"
+	StateRunning   State = "running"
+	StateSuccess   State = "success"
+	StateFailure   State = "failure"
+	StateCancelled State = "cancelled"
+	StateError     State = "error"
+)
+
+// Done reports whether s is a final state.
+func (s State) Done() bool {
+	switch s {
+	case StateSuccess, StateFailure, StateCancelled, StateError:
+		return true
+	}
+	return false
+}
+
+// Status is what cccp reports for one pipeline on one commit.
+type Status struct {
+	Name        string // e.g. cccp/app/job
+	SHA         string
+	State       State
+	Title       string
+	Summary     string // markdown
+	Text        string // markdown, longer details
+	DetailsURL  string
+	StartedAt   time.Time
+	CompletedAt time.Time
+}
+
+// ErrIgnored is wrapped, with the reason, by parsers for deliveries cccp does
+// not act on. The delivery is valid; the caller acknowledges it and stops.
+var ErrIgnored = errors.New("event ignored")
+
+// ErrBadSignature is returned by Verify when a delivery's signature or token
+// is missing or wrong.
+var ErrBadSignature = errors.New("bad webhook signature")
+
+// ErrNoSecret is returned when a webhook verifier is built without a secret:
+// an endpoint with no secret refuses to start instead of accepting anything.
+var ErrNoSecret = errors.New("webhook secret not configured")
+
+// Ignored returns an error wrapping ErrIgnored with a reason.
+func Ignored(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrIgnored, fmt.Sprintf(format, args...))
+}
+
+// RetryableError is returned by the forge clients when the forge asked to
+// wait (a primary rate limit, a 429 or a 5xx with Retry-After). The caller's
+// outbox keeps the report and tries again after RetryAfter.
+type RetryableError struct {
+	Op    string
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryableError) Error() string {
+	return fmt.Sprintf("%s: retry after %s: %v", e.Op, e.After, e.Err)
+}
+
+func (e *RetryableError) Unwrap() error { return e.Err }
+
+// RetryAfter says how long to wait before trying again.
+func (e *RetryableError) RetryAfter() time.Duration { return e.After }
+
+// ChangedFiles merges path lists into one sorted list without duplicates.
+func ChangedFiles(lists ...[]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range lists {
+		for _, p := range l {
+			if p == "" || seen[p] {
+				continue
+			}
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
