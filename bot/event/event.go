@@ -4,6 +4,8 @@
 package event
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -172,4 +174,11 @@ func ChangedFiles(lists ...[]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// BodyID derives a delivery ID from a body, for forges or proxies that send
+// no delivery header: a redelivery of the same body gets the same ID.
+func BodyID(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256-" + hex.EncodeToString(sum[:16])
 }
