@@ -64,6 +64,27 @@ type Entry struct {
 	// (keyed by the YAML key, e.g. "git-url").
 	Pos      Pos            `json:"pos"`
 	FieldPos map[string]Pos `json:"-"`
+
+	// itemPos holds where each list item was written.
+	itemPos struct{ dependsOn, notifyEmail, extraTags []Pos }
+}
+
+// ItemPos is where item i of a list field ("depends-on", "notify-email",
+// "desired-tags") was written, or the key's position when unknown.
+func (e *Entry) ItemPos(key string, i int) Pos {
+	var ps []Pos
+	switch key {
+	case "depends-on":
+		ps = e.itemPos.dependsOn
+	case "notify-email":
+		ps = e.itemPos.notifyEmail
+	case "desired-tags":
+		ps = e.itemPos.extraTags
+	}
+	if i >= 0 && i < len(ps) {
+		return ps[i]
+	}
+	return e.PosOf(key)
 }
 
 // Name is the entry's project name, `app-id/job-id`.
