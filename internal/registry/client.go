@@ -102,7 +102,8 @@ func (c *Client) nameOptions(s string) []name.Option {
 // parseRef parses an image reference; it must name its registry and a tag
 // or digest explicitly.
 func (c *Client) parseRef(s string) (name.Reference, error) {
-	if !strings.ContainsAny(s, ":@") {
+	last := s[strings.LastIndex(s, "/")+1:]
+	if !strings.Contains(s, "/") || !strings.ContainsAny(last, ":@") {
 		return nil, fmt.Errorf("image reference %q: needs a :tag or @digest", s)
 	}
 	ref, err := name.ParseReference(s, c.nameOptions(s)...)

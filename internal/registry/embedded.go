@@ -83,6 +83,11 @@ type Embedded struct {
 	// so a collection sees no manifest or blob arrive half-way.
 	writes sync.RWMutex
 
+	// fresh holds connections that have not sent a request yet; Close
+	// ends them at once (net/http would wait 5 s for each).
+	freshMu sync.Mutex
+	fresh   map[net.Conn]bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -111,7 +116,10 @@ func Start(ctx context.Context, cfg Config) (*Embedded, error) {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 
-	e := &Embedded{cfg: cfg, log: log, dlog: distributionLogger(log), creds: creds, served: make(chan error, 1)}
+	e := &Embedded{
+		cfg: cfg, log: log, dlog: distributionLogger(log), creds: creds,
+		served: make(chan error, 1), fresh: map[net.Conn]bool{},
+	}
 	e.app, err = newApp(withLogger(context.Background(), e.dlog), e.storageDir())
 	if err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
@@ -134,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (*Embedded, error) {
 		Handler:           e.handler(),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         e.trackConn,
 	}
 	go func() { e.served <- e.srv.Serve(e.ln) }()
 	log.Info("registry started", "host", e.host, "dir", cfg.Dir)
@@ -196,7 +205,20 @@ func (e *Embedded) PushCredentials() (user, pass string) {
 // Close stops serving, waiting for requests in flight until ctx ends.
 func (e *Embedded) Close(ctx context.Context) error {
 	e.closeOnce.Do(func() {
-		err := e.srv.Shutdown(ctx)
+		done := make(chan error, 1)
+		go func() { done <- e.srv.Shutdown(ctx) }()
+		var err error
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			e.closeFresh()
+			select {
+			case err = <-done:
+				break wait
+			case <-tick.C:
+			}
+		}
 		if serr := <-e.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
@@ -206,6 +228,25 @@ func (e *Embedded) Close(ctx context.Context) error {
 		}
 	})
 	return e.closeErr
+}
+
+func (e *Embedded) trackConn(c net.Conn, s http.ConnState) {
+	e.freshMu.Lock()
+	defer e.freshMu.Unlock()
+	if s == http.StateNew {
+		e.fresh[c] = true
+	} else {
+		delete(e.fresh, c)
+	}
+}
+
+func (e *Embedded) closeFresh() {
+	e.freshMu.Lock()
+	defer e.freshMu.Unlock()
+	for c := range e.fresh {
+		_ = c.Close()
+		delete(e.fresh, c)
+	}
 }
 
 // handler wraps distribution's handler with the access check and the write
