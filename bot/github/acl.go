@@ -45,5 +45,10 @@ func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*eve
 	if err != nil {
 		return nil, apiError(fmt.Sprintf("get pull request %s#%d", repo, number), err)
 	}
-	return pullRequest(pr), nil
+	head, base := pr.GetHead(), pr.GetBase()
+	return &event.PullRequest{
+		Number: pr.GetNumber(), HeadSHA: head.GetSHA(), HeadRef: head.GetRef(), BaseRef: base.GetRef(),
+		HeadCloneURL: head.GetRepo().GetCloneURL(), Author: pr.GetUser().GetLogin(), Title: pr.GetTitle(),
+		Fork: head.GetRepo() == nil || head.GetRepo().GetID() != base.GetRepo().GetID(),
+	}, nil
 }

@@ -4,11 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
-
-	gh "github.com/google/go-github/v92/github"
 
 	"github.com/cccp-project/cccp/bot/event"
 )
@@ -67,6 +66,10 @@ func DeliveryID(headers http.Header, body []byte) string {
 
 // Parse turns a delivery (already verified) into an event.Event. Events cccp
 // does not act on return an error wrapping event.ErrIgnored with the reason.
+//
+// Payloads are decoded into the few fields cccp reads, not go-github's full
+// types: GitHub's own published examples carry timestamps such as
+// "2018-04-25 20:42:10" that the full types refuse.
 func (w *Webhook) Parse(headers http.Header, body []byte) (*event.Event, error) {
 	kind := headers.Get("X-GitHub-Event")
 	if kind == "" {
@@ -77,56 +80,142 @@ func (w *Webhook) Parse(headers http.Header, body []byte) (*event.Event, error) 
 	default:
 		return nil, event.Ignored("github event %q is not handled", kind)
 	}
-	payload, err := gh.ParseWebHook(kind, body)
-	if err != nil {
+	var p payload
+	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("github: parse %s payload: %w", kind, err)
 	}
-	ev := &event.Event{Forge: event.GitHub, DeliveryID: DeliveryID(headers, body)}
-	switch p := payload.(type) {
-	case *gh.PingEvent:
-		ev.Kind = event.KindPing
-		ev.Repo = repo(p.GetRepo())
-		ev.Sender = p.GetSender().GetLogin()
-		ev.InstallationID = p.GetInstallation().GetID()
-		return ev, nil
-	case *gh.PushEvent:
-		return parsePush(ev, p)
-	case *gh.PullRequestEvent:
-		return parsePullRequest(ev, p)
-	case *gh.IssueCommentEvent:
-		return parseIssueComment(ev, p)
-	case *gh.CheckRunEvent:
-		return parseCheckRun(ev, p)
-	case *gh.CheckSuiteEvent:
-		return parseCheckSuite(ev, p)
+	ev := &event.Event{
+		Forge:          event.GitHub,
+		DeliveryID:     DeliveryID(headers, body),
+		Action:         p.Action,
+		Repo:           p.Repository.event(),
+		Sender:         p.Sender.Login,
+		InstallationID: p.Installation.ID,
 	}
-	return nil, event.Ignored("github event %q: unexpected payload type %T", kind, payload)
+	switch kind {
+	case "ping":
+		ev.Kind = event.KindPing
+	case "push":
+		return parsePush(ev, &p)
+	case "pull_request":
+		return parsePullRequest(ev, &p)
+	case "issue_comment":
+		return parseIssueComment(ev, &p)
+	case "check_run":
+		return parseCheckRun(ev, &p)
+	case "check_suite":
+		return parseCheckSuite(ev, &p)
+	}
+	return ev, nil
 }
 
-func parsePush(ev *event.Event, p *gh.PushEvent) (*event.Event, error) {
+// payload holds the fields cccp reads from any of the handled events.
+type payload struct {
+	Action       string     `json:"action"`
+	Repository   repository `json:"repository"`
+	Sender       user       `json:"sender"`
+	Installation struct {
+		ID int64 `json:"id"`
+	} `json:"installation"`
+
+	// push
+	Ref     string `json:"ref"`
+	Before  string `json:"before"`
+	After   string `json:"after"`
+	Deleted bool   `json:"deleted"`
+	Commits []struct {
+		Added    []string `json:"added"`
+		Modified []string `json:"modified"`
+		Removed  []string `json:"removed"`
+	} `json:"commits"`
+
+	PullRequest *pullRequestPayload `json:"pull_request"`
+
+	// issue_comment
+	Issue *struct {
+		Number      int             `json:"number"`
+		Title       string          `json:"title"`
+		User        user            `json:"user"`
+		PullRequest json.RawMessage `json:"pull_request"`
+	} `json:"issue"`
+	Comment *struct {
+		ID   int64  `json:"id"`
+		Body string `json:"body"`
+		User user   `json:"user"`
+	} `json:"comment"`
+
+	CheckRun *struct {
+		ID           int64                 `json:"id"`
+		Name         string                `json:"name"`
+		HeadSHA      string                `json:"head_sha"`
+		PullRequests []*pullRequestPayload `json:"pull_requests"`
+	} `json:"check_run"`
+	CheckSuite *struct {
+		HeadSHA      string                `json:"head_sha"`
+		PullRequests []*pullRequestPayload `json:"pull_requests"`
+	} `json:"check_suite"`
+}
+
+type user struct {
+	Login string `json:"login"`
+}
+
+type repository struct {
+	ID            int64  `json:"id"`
+	FullName      string `json:"full_name"`
+	CloneURL      string `json:"clone_url"`
+	HTMLURL       string `json:"html_url"`
+	DefaultBranch string `json:"default_branch"`
+	MasterBranch  string `json:"master_branch"` // push payloads
+}
+
+func (r repository) event() event.Repo {
+	out := event.Repo{
+		Forge: event.GitHub, FullName: r.FullName, CloneURL: r.CloneURL, HTMLURL: r.HTMLURL,
+		DefaultBranch: r.DefaultBranch, ID: r.ID,
+	}
+	if out.DefaultBranch == "" {
+		out.DefaultBranch = r.MasterBranch
+	}
+	return out
+}
+
+type branchRef struct {
+	Ref  string      `json:"ref"`
+	SHA  string      `json:"sha"`
+	Repo *repository `json:"repo"`
+}
+
+type pullRequestPayload struct {
+	Number int       `json:"number"`
+	Title  string    `json:"title"`
+	User   user      `json:"user"`
+	Head   branchRef `json:"head"`
+	Base   branchRef `json:"base"`
+}
+
+func (pr *pullRequestPayload) event() *event.PullRequest {
+	out := &event.PullRequest{
+		Number: pr.Number, HeadSHA: pr.Head.SHA, HeadRef: pr.Head.Ref, BaseRef: pr.Base.Ref,
+		Author: pr.User.Login, Title: pr.Title,
+		// A deleted head repository counts as a fork: it is not the base.
+		Fork: pr.Head.Repo == nil || pr.Base.Repo == nil || pr.Head.Repo.ID != pr.Base.Repo.ID,
+	}
+	if pr.Head.Repo != nil {
+		out.HeadCloneURL = pr.Head.Repo.CloneURL
+	}
+	return out
+}
+
+func parsePush(ev *event.Event, p *payload) (*event.Event, error) {
 	ev.Kind = event.KindPush
-	ev.Ref = p.GetRef()
-	branch, ok := strings.CutPrefix(ev.Ref, "refs/heads/")
+	ev.Ref = p.Ref
+	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
 	if !ok {
-		return nil, event.Ignored("github push to %q: not a branch", ev.Ref)
+		return nil, event.Ignored("github push to %q: not a branch", p.Ref)
 	}
-	r := p.GetRepo()
-	ev.Repo = event.Repo{
-		Forge:         event.GitHub,
-		FullName:      r.GetFullName(),
-		CloneURL:      r.GetCloneURL(),
-		HTMLURL:       r.GetHTMLURL(),
-		DefaultBranch: r.GetDefaultBranch(),
-		ID:            r.GetID(),
-	}
-	if ev.Repo.DefaultBranch == "" {
-		ev.Repo.DefaultBranch = r.GetMasterBranch()
-	}
-	ev.Sender = p.GetSender().GetLogin()
-	ev.InstallationID = p.GetInstallation().GetID()
 	ev.Branch = branch
-	ev.Before, ev.After = p.GetBefore(), p.GetAfter()
-	ev.Deleted = p.GetDeleted()
+	ev.Before, ev.After, ev.Deleted = p.Before, p.After, p.Deleted
 	var files [][]string
 	for _, c := range p.Commits {
 		files = append(files, c.Added, c.Modified, c.Removed)
@@ -135,118 +224,64 @@ func parsePush(ev *event.Event, p *gh.PushEvent) (*event.Event, error) {
 	return ev, nil
 }
 
-func parsePullRequest(ev *event.Event, p *gh.PullRequestEvent) (*event.Event, error) {
-	ev.Action = p.GetAction()
-	switch ev.Action {
+func parsePullRequest(ev *event.Event, p *payload) (*event.Event, error) {
+	switch p.Action {
 	case "opened", "synchronize", "reopened":
 	default:
-		return nil, event.Ignored("github pull_request action %q is not handled", ev.Action)
+		return nil, event.Ignored("github pull_request action %q is not handled", p.Action)
+	}
+	if p.PullRequest == nil {
+		return nil, fmt.Errorf("github: pull_request payload without pull_request")
 	}
 	ev.Kind = event.KindPullRequest
-	ev.Repo = repo(p.GetRepo())
-	ev.Sender = p.GetSender().GetLogin()
-	ev.InstallationID = p.GetInstallation().GetID()
-	ev.PR = pullRequest(p.GetPullRequest())
+	ev.PR = p.PullRequest.event()
 	return ev, nil
 }
 
-func parseIssueComment(ev *event.Event, p *gh.IssueCommentEvent) (*event.Event, error) {
-	ev.Action = p.GetAction()
-	if ev.Action != "created" {
-		return nil, event.Ignored("github issue_comment action %q is not handled", ev.Action)
+func parseIssueComment(ev *event.Event, p *payload) (*event.Event, error) {
+	if p.Action != "created" {
+		return nil, event.Ignored("github issue_comment action %q is not handled", p.Action)
 	}
-	issue := p.GetIssue()
-	if issue.GetPullRequestLinks() == nil {
-		return nil, event.Ignored("github issue_comment on issue #%d, not a pull request", issue.GetNumber())
+	if p.Issue == nil || p.Comment == nil {
+		return nil, fmt.Errorf("github: issue_comment payload without issue or comment")
+	}
+	if len(p.Issue.PullRequest) == 0 || string(p.Issue.PullRequest) == "null" {
+		return nil, event.Ignored("github issue_comment on issue #%d, not a pull request", p.Issue.Number)
 	}
 	ev.Kind = event.KindComment
-	ev.Repo = repo(p.GetRepo())
-	ev.Sender = p.GetSender().GetLogin()
-	ev.InstallationID = p.GetInstallation().GetID()
 	// The head commit is not in the payload: the caller looks it up
 	// (Client.PullRequest) when the comment is a command.
-	ev.PR = &event.PullRequest{
-		Number: issue.GetNumber(),
-		Author: issue.GetUser().GetLogin(),
-		Title:  issue.GetTitle(),
-	}
-	c := p.GetComment()
-	ev.Comment = &event.Comment{ID: c.GetID(), Body: c.GetBody(), Author: c.GetUser().GetLogin()}
+	ev.PR = &event.PullRequest{Number: p.Issue.Number, Author: p.Issue.User.Login, Title: p.Issue.Title}
+	ev.Comment = &event.Comment{ID: p.Comment.ID, Body: p.Comment.Body, Author: p.Comment.User.Login}
 	return ev, nil
 }
 
-func parseCheckRun(ev *event.Event, p *gh.CheckRunEvent) (*event.Event, error) {
-	ev.Action = p.GetAction()
-	if ev.Action != "rerequested" {
-		return nil, event.Ignored("github check_run action %q is not handled", ev.Action)
+func parseCheckRun(ev *event.Event, p *payload) (*event.Event, error) {
+	if p.Action != "rerequested" {
+		return nil, event.Ignored("github check_run action %q is not handled", p.Action)
 	}
-	cr := p.GetCheckRun()
+	if p.CheckRun == nil {
+		return nil, fmt.Errorf("github: check_run payload without check_run")
+	}
 	ev.Kind = event.KindCheckRerun
-	ev.Repo = repo(p.GetRepo())
-	ev.Sender = p.GetSender().GetLogin()
-	ev.InstallationID = p.GetInstallation().GetID()
-	ev.CheckName, ev.CheckSHA, ev.CheckRunID = cr.GetName(), cr.GetHeadSHA(), cr.GetID()
-	if prs := cr.PullRequests; len(prs) > 0 {
-		ev.PR = checkPR(prs[0])
+	ev.CheckName, ev.CheckSHA, ev.CheckRunID = p.CheckRun.Name, p.CheckRun.HeadSHA, p.CheckRun.ID
+	if prs := p.CheckRun.PullRequests; len(prs) > 0 {
+		ev.PR = prs[0].event()
 	}
 	return ev, nil
 }
 
-func parseCheckSuite(ev *event.Event, p *gh.CheckSuiteEvent) (*event.Event, error) {
-	ev.Action = p.GetAction()
-	if ev.Action != "rerequested" {
-		return nil, event.Ignored("github check_suite action %q is not handled", ev.Action)
+func parseCheckSuite(ev *event.Event, p *payload) (*event.Event, error) {
+	if p.Action != "rerequested" {
+		return nil, event.Ignored("github check_suite action %q is not handled", p.Action)
 	}
-	cs := p.GetCheckSuite()
+	if p.CheckSuite == nil {
+		return nil, fmt.Errorf("github: check_suite payload without check_suite")
+	}
 	ev.Kind = event.KindCheckRerun
-	ev.Repo = repo(p.GetRepo())
-	ev.Sender = p.GetSender().GetLogin()
-	ev.InstallationID = p.GetInstallation().GetID()
-	ev.CheckSHA = cs.GetHeadSHA() // no CheckName: every check of the suite
-	if prs := cs.PullRequests; len(prs) > 0 {
-		ev.PR = checkPR(prs[0])
+	ev.CheckSHA = p.CheckSuite.HeadSHA // no CheckName: every check of the suite
+	if prs := p.CheckSuite.PullRequests; len(prs) > 0 {
+		ev.PR = prs[0].event()
 	}
 	return ev, nil
-}
-
-func repo(r *gh.Repository) event.Repo {
-	if r == nil {
-		return event.Repo{Forge: event.GitHub}
-	}
-	return event.Repo{
-		Forge:         event.GitHub,
-		FullName:      r.GetFullName(),
-		CloneURL:      r.GetCloneURL(),
-		HTMLURL:       r.GetHTMLURL(),
-		DefaultBranch: r.GetDefaultBranch(),
-		ID:            r.GetID(),
-	}
-}
-
-func pullRequest(pr *gh.PullRequest) *event.PullRequest {
-	head, base := pr.GetHead(), pr.GetBase()
-	return &event.PullRequest{
-		Number:       pr.GetNumber(),
-		HeadSHA:      head.GetSHA(),
-		HeadRef:      head.GetRef(),
-		BaseRef:      base.GetRef(),
-		HeadCloneURL: head.GetRepo().GetCloneURL(),
-		Author:       pr.GetUser().GetLogin(),
-		// A deleted head repository counts as a fork: it is not the base.
-		Fork:  head.GetRepo().GetFullName() != base.GetRepo().GetFullName(),
-		Title: pr.GetTitle(),
-	}
-}
-
-// checkPR maps the short pull-request objects inside check_run and
-// check_suite payloads.
-func checkPR(pr *gh.PullRequest) *event.PullRequest {
-	head, base := pr.GetHead(), pr.GetBase()
-	return &event.PullRequest{
-		Number:  pr.GetNumber(),
-		HeadSHA: head.GetSHA(),
-		HeadRef: head.GetRef(),
-		BaseRef: base.GetRef(),
-		Fork:    head.GetRepo().GetID() != base.GetRepo().GetID(),
-	}
 }
