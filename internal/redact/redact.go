@@ -205,20 +205,14 @@ func TruncateUTF8(s string, maxBytes int) string {
 	if len(s) <= maxBytes {
 		return s
 	}
-	i := maxBytes
-	// Back up to the start of the rune that straddles the cut (at most
-	// UTFMax-1 bytes; invalid bytes count as one-byte runes).
-	for j := i; j > 0 && j > i-utf8.UTFMax; j-- {
+	// Cut before the rune that straddles maxBytes: back up to a rune start,
+	// at most UTFMax-1 bytes (invalid input has none; cut it hard).
+	for j := maxBytes; j >= 0 && j > maxBytes-utf8.UTFMax; j-- {
 		if utf8.RuneStart(s[j]) {
-			if r, size := utf8.DecodeRuneInString(s[j:]); r != utf8.RuneError || size > 1 {
-				if j+size > i {
-					i = j
-				}
-			}
-			break
+			return s[:j]
 		}
 	}
-	return s[:i]
+	return s[:maxBytes]
 }
 
 // URL returns u with its userinfo redacted for errors and logs: a password
