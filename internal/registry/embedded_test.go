@@ -457,7 +457,9 @@ func TestGCPausesWrites(t *testing.T) {
 	e := startRegistry(t, "")
 	e.writes.Lock() // as GC holds it
 	done := make(chan error, 1)
-	go func() { done <- tryPush(context.Background(), e.Host()+"/ns/w:v1", randomImage(t, 512, 1), pushAuth(e)) }()
+	go func() {
+		done <- tryPush(context.Background(), e.Host()+"/ns/w:v1", randomImage(t, 512, 1), pushAuth(e))
+	}()
 	// Reads go on while writes wait.
 	c := NewClient(ClientConfig{AuthFiles: []string{}})
 	if _, err := c.Tags(t.Context(), e.Host()+"/ns/w"); err != nil {
