@@ -122,6 +122,11 @@ func ChangedFiles(ctx context.Context, dir, fromRev string) ([]string, error) {
 	if strings.HasPrefix(fromRev, "-") {
 		return nil, fmt.Errorf("changed files since %q: bad revision", fromRev)
 	}
+	top, err := TopLevel(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	dir = top
 	diff, err := run(ctx, dir, "diff", "--name-only", "--no-renames", "-z", fromRev, "--")
 	if err != nil {
 		return nil, fmt.Errorf("changed files since %s: %w", fromRev, err)
@@ -190,6 +195,7 @@ func run(ctx context.Context, dir string, args ...string) ([]byte, error) {
 			return nil, fmt.Errorf("git %s: %w", args[0], ctx.Err())
 		}
 		msg := strings.TrimSpace(userinfoRE.ReplaceAllString(redact.NewMasker().String(stderr.String()), "${1}"+redact.Mask+"@"))
+		msg = strings.Join(strings.FieldsFunc(msg, func(r rune) bool { return r == '\n' || r == '\r' }), "; ")
 		if len(msg) > maxStderr {
 			msg = "..." + msg[len(msg)-maxStderr:]
 		}
