@@ -44,8 +44,8 @@ func appRepo(t *testing.T) string {
 	}
 	dir := filepath.Join(t.TempDir(), "app")
 	for f, c := range map[string]string{
-		"images/web/Dockerfile": "FROM busybox\n",
-		"images/web/cccp.yaml":  "job-id: web\ntest-skip: True\nextra: 1\n",
+		"images/web/Dockerfile":  "FROM busybox\n",
+		"images/web/cccp.yaml":   "job-id: web\ntest-skip: True\nextra: 1\n",
 		"images/bare/Dockerfile": "FROM busybox\n",
 	} {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
