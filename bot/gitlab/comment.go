@@ -1,0 +1,59 @@
+package gitlab
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+)
+
+// UpsertComment keeps one bot note on merge request number of project repo:
+// the first non-system note containing marker is edited in place, else one
+// is created. body gets the marker prepended when it lacks it. Every page
+// of notes is read before deciding to create; a failed listing is an error,
+// never a second note.
+func (c *Client) UpsertComment(ctx context.Context, repo string, number int, marker, body string) (int64, error) {
+	if marker == "" {
+		return 0, fmt.Errorf("gitlab: comment on %s!%d: empty marker", repo, number)
+	}
+	if !strings.Contains(body, marker) {
+		body = marker + "\n" + body
+	}
+	body = cut(body, CommentLimit)
+	mr := int64(number)
+	id, err := c.findNote(ctx, repo, mr, marker)
+	if err != nil {
+		return 0, err
+	}
+	if id != 0 {
+		if _, _, err := c.api.Notes.UpdateMergeRequestNote(repo, mr, id, &gl.UpdateMergeRequestNoteOptions{Body: gl.Ptr(body)}, gl.WithContext(ctx)); err != nil {
+			return 0, apiError(fmt.Sprintf("edit note %d on %s!%d", id, repo, number), err)
+		}
+		return id, nil
+	}
+	n, _, err := c.api.Notes.CreateMergeRequestNote(repo, mr, &gl.CreateMergeRequestNoteOptions{Body: gl.Ptr(body)}, gl.WithContext(ctx))
+	if err != nil {
+		return 0, apiError(fmt.Sprintf("comment on %s!%d", repo, number), err)
+	}
+	return n.ID, nil
+}
+
+func (c *Client) findNote(ctx context.Context, repo string, mr int64, marker string) (int64, error) {
+	opts := &gl.ListMergeRequestNotesOptions{ListOptions: gl.ListOptions{PerPage: 100}, OrderBy: gl.Ptr("created_at"), Sort: gl.Ptr("asc")}
+	for {
+		notes, resp, err := c.api.Notes.ListMergeRequestNotes(repo, mr, opts, gl.WithContext(ctx))
+		if err != nil {
+			return 0, apiError(fmt.Sprintf("list notes of %s!%d", repo, mr), err)
+		}
+		for _, n := range notes {
+			if !n.System && strings.Contains(n.Body, marker) {
+				return n.ID, nil
+			}
+		}
+		if resp.NextPage == 0 {
+			return 0, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}

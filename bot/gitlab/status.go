@@ -1,0 +1,82 @@
+package gitlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/cccp-project/cccp/bot/event"
+)
+
+// descriptionLimit is the length cccp keeps of a commit status description.
+const descriptionLimit = 140
+
+// SetStatus sets the commit status st.Name on st.SHA of project repo
+// ("group/sub/app"). GitLab refuses to set a status to the state it already
+// has ("Cannot transition status"); that answer counts as success, so a
+// repeated report is harmless.
+func (c *Client) SetStatus(ctx context.Context, repo string, st event.Status) error {
+	desc := st.Title
+	if desc == "" {
+		desc = string(st.State)
+	}
+	opts := &gl.SetCommitStatusOptions{
+		State:       commitState(st.State),
+		Name:        gl.Ptr(st.Name),
+		Description: gl.Ptr(cutRunes(desc, descriptionLimit)),
+	}
+	if st.DetailsURL != "" {
+		opts.TargetURL = gl.Ptr(st.DetailsURL)
+	}
+	_, _, err := c.api.Commits.SetCommitStatus(repo, st.SHA, opts, gl.WithContext(ctx))
+	if err != nil && isStatus(err, http.StatusBadRequest) && alreadyInState(err) {
+		return nil
+	}
+	if err != nil {
+		return apiError(fmt.Sprintf("set status %q on %s of %s", st.Name, st.SHA, repo), err)
+	}
+	return nil
+}
+
+func alreadyInState(err error) bool {
+	var er *gl.ErrorResponse
+	return errors.As(err, &er) && strings.Contains(string(er.Body)+er.Message, "Cannot transition status")
+}
+
+func commitState(s event.State) gl.BuildStateValue {
+	switch s {
+	case event.StateRunning:
+		return gl.Running
+	case event.StateSuccess:
+		return gl.Success
+	case event.StateFailure, event.StateError:
+		return gl.Failed
+	case event.StateCancelled:
+		return gl.Canceled
+	}
+	return gl.Pending
+}
+
+// cut returns s cut to at most n bytes at a UTF-8 boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// cutRunes returns s cut to at most n characters, ending in "…" when cut.
+func cutRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
