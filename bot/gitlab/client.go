@@ -94,6 +94,9 @@ func retryAfter(h http.Header) time.Duration {
 }
 
 func isStatus(err error, code int) bool {
+	if code == http.StatusNotFound && errors.Is(err, gl.ErrNotFound) {
+		return true // client-go answers every 404 with this sentinel
+	}
 	var er *gl.ErrorResponse
 	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == code
 }
