@@ -153,6 +153,13 @@ func prepare(existing *index.Index, e index.Entry) (*plan, error) {
 		}
 	}
 	index.SortFindings(p.findings)
+	// Findings name the file relative to the index root: the server's
+	// folders are nobody's business.
+	for i := range p.findings {
+		if rel, err := filepath.Rel(root, p.findings[i].Pos.File); err == nil && root != "" {
+			p.findings[i].Pos.File = filepath.ToSlash(rel)
+		}
+	}
 	return p, nil
 }
 
