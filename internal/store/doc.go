@@ -17,7 +17,7 @@
 //	  latest/
 //	    <kind> 0x00 <project>   -> <seq> of the newest run of that kind ("" kind = any)
 //	  deliveries/
-//	    <seq>                   -> zstd-compressed delivery record; keys grow, so pages fill
+//	    <seq>                   -> S2-compressed delivery record; keys grow, so pages fill
 //	                               sequentially (FillPercent 1.0)
 //	  delivery_ids/
 //	    <forge> 0x00 <id>       -> <seq> (8 bytes) + finished unix-nano (8 bytes, 0 = pending)

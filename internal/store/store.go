@@ -27,9 +27,8 @@ const sep = 0x00
 
 // DB is an open cccp state database. It is safe for concurrent use.
 type DB struct {
-	bolt  *bolt.DB
-	log   *slog.Logger
-	codec codec
+	bolt *bolt.DB
+	log  *slog.Logger
 
 	ingest    chan *acceptReq // group-commit queue of AcceptDelivery
 	stop      chan struct{}
@@ -67,13 +66,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if from != to {
 		opts.Logger.Info("store schema migrated", "path", path, "from", from, "to", to)
 	}
-	cd, err := newCodec()
-	if err != nil {
-		bdb.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
 	db := &DB{
-		codec:  cd,
 		bolt:   bdb,
 		log:    opts.Logger,
 		ingest: make(chan *acceptReq, 1024),
@@ -94,7 +87,6 @@ func (db *DB) Close() error {
 		close(db.stop)
 		db.writerWG.Wait()
 		db.closeErr = db.bolt.Close()
-		db.codec.dec.Close()
 	})
 	return db.closeErr
 }
