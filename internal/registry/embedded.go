@@ -202,7 +202,8 @@ func (e *Embedded) PushCredentials() (user, pass string) {
 	return e.creds.User, e.creds.Password
 }
 
-// Close stops serving, waiting for requests in flight until ctx ends.
+// Close stops serving, waiting for requests in flight until ctx ends (then
+// cutting them off).
 func (e *Embedded) Close(ctx context.Context) error {
 	e.closeOnce.Do(func() {
 		done := make(chan error, 1)
@@ -218,6 +219,10 @@ func (e *Embedded) Close(ctx context.Context) error {
 				break wait
 			case <-tick.C:
 			}
+		}
+		if err != nil {
+			// ctx ended with requests still running: cut them off.
+			_ = e.srv.Close()
 		}
 		if serr := <-e.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
