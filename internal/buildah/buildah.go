@@ -107,7 +107,7 @@ func (b *Builder) logger() *slog.Logger {
 	if b.Logger != nil {
 		return b.Logger
 	}
-	return slog.Default()
+	return slog.New(slog.DiscardHandler)
 }
 
 func (b *Builder) binary() string {

@@ -62,7 +62,7 @@ func (s *Suite) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
 	}
-	return slog.Default()
+	return slog.New(slog.DiscardHandler)
 }
 
 func (s *Suite) poll() time.Duration {

@@ -90,6 +90,11 @@ func (e *Entry) ItemPos(key string, i int) Pos {
 // Name is the entry's project name, `app-id/job-id`.
 func (e *Entry) Name() string { return e.AppID + "/" + e.JobID }
 
+// Key names the entry uniquely within an index: `app-id/job-id:desired-tag`.
+// A name often has several entries, one per desired-tag (centos/centos
+// builds :7, :6, ...), so runs and projects are keyed by this.
+func (e *Entry) Key() string { return e.Name() + ":" + e.DesiredTag }
+
 // Tags is every tag the entry is delivered under, desired-tag first,
 // without duplicates.
 func (e *Entry) Tags() []string {

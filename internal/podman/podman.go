@@ -68,7 +68,7 @@ func (r *Runner) logger() *slog.Logger {
 	if r.Logger != nil {
 		return r.Logger
 	}
-	return slog.Default()
+	return slog.New(slog.DiscardHandler)
 }
 
 func (r *Runner) binary() string {

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cccp-project/cccp/internal/buildah"
+	"github.com/cccp-project/cccp/internal/checks"
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/local"
+	"github.com/cccp-project/cccp/internal/pipeline"
+	"github.com/cccp-project/cccp/internal/podman"
+	"github.com/cccp-project/cccp/internal/registry"
+	"github.com/cccp-project/cccp/internal/runlog"
+	"github.com/cccp-project/cccp/internal/store"
+)
+
+// DefaultRegistryAddr is where the embedded registry listens unless told
+// otherwise: a fixed loopback port, so image references (and parents pinned
+// by digest) stay valid from one cccp run to the next.
+const DefaultRegistryAddr = "127.0.0.1:5115"
+
+// envFlags are the flags every command that touches cccp's data shares.
+type envFlags struct {
+	data         string
+	registry     string
+	registryAddr string
+	insecure     []string
+	aliases      []string
+	workers      int
+	logMaxBytes  int64
+	verbose      bool
+}
+
+func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
+	cmd.Flags().StringVar(&f.data, "data", defaultDataDir(), "folder for cccp's state, logs and the embedded registry ($CCCP_DATA)")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log what cccp does to stderr")
+	if !withRegistry {
+		return
+	}
+	cmd.Flags().StringVar(&f.registry, "registry", "", "deliver to this registry, HOST[:PORT][/PREFIX]; default: the embedded registry")
+	cmd.Flags().StringVar(&f.registryAddr, "registry-addr", DefaultRegistryAddr, "address of the embedded registry")
+	cmd.Flags().StringArrayVar(&f.insecure, "insecure-registry", nil, "reach this registry host over plain HTTP (loopback hosts always are)")
+	cmd.Flags().StringArrayVar(&f.aliases, "registry-alias", nil, "a registry host that Dockerfiles use for this index's images (their FROM is pinned to the delivered digest)")
+	cmd.Flags().IntVar(&f.workers, "workers", 1, "runs that work at once")
+	cmd.Flags().Int64Var(&f.logMaxBytes, "log-max-bytes", 16<<20, "size cap of one stage's log")
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("CCCP_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "cccp")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "cccp")
+	}
+	return ".cccp-data"
+}
+
+func (f *envFlags) logger(stderr io.Writer) *slog.Logger {
+	if !f.verbose {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// stateEnv is cccp's stored state: runs and logs.
+type stateEnv struct {
+	db   *store.DB
+	logs *runlog.Logs
+}
+
+func openState(f *envFlags, log *slog.Logger) (*stateEnv, error) {
+	if err := os.MkdirAll(f.data, 0o755); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	db, err := store.Open(filepath.Join(f.data, "cccp.db"), store.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	max := f.logMaxBytes
+	if max == 0 {
+		max = 16 << 20
+	}
+	return &stateEnv{db: db, logs: runlog.New(filepath.Join(f.data, "logs"), max)}, nil
+}
+
+// pipelineEnv is everything a pipeline needs on this machine.
+type pipelineEnv struct {
+	*stateEnv
+	reg    *registry.Embedded // nil when delivering elsewhere
+	client *registry.Client
+	target registry.Target
+	runner *pipeline.Runner
+
+	mu      sync.RWMutex
+	entries map[string]*index.Entry
+}
+
+// openPipeline starts the embedded registry (unless --registry names
+// another) and a pipeline runner over buildah and podman. obs, when set,
+// sees every change of a run.
+func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeline.Observer) (_ *pipelineEnv, err error) {
+	st, err := openState(f, log)
+	if err != nil {
+		return nil, err
+	}
+	env := &pipelineEnv{stateEnv: st, entries: map[string]*index.Entry{}}
+	defer func() {
+		if err != nil {
+			env.Close(context.WithoutCancel(ctx))
+		}
+	}()
+
+	var user, pass string
+	insecure := append([]string(nil), f.insecure...)
+	if f.registry == "" {
+		env.reg, err = registry.Start(ctx, registry.Config{Dir: filepath.Join(f.data, "registry"), Addr: f.registryAddr, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		user, pass = env.reg.PushCredentials()
+		env.target, err = registry.ParseTarget(env.reg.Host())
+	} else {
+		env.target, err = registry.ParseTarget(f.registry)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ccfg := registry.ClientConfig{Insecure: insecure, Logger: log}
+	if user != "" {
+		ccfg.Credentials = map[string]registry.Credentials{env.target.Host: {User: user, Password: pass}}
+	}
+	env.client = registry.NewClient(ccfg)
+	isInsecure := func(host string) bool { return local.IsLoopback(host) || slices.Contains(insecure, host) }
+
+	pod := &podman.Runner{Logger: log}
+	env.runner, err = pipeline.New(pipeline.Config{
+		Source: local.GitSource{},
+		Builder: &local.Builder{
+			Buildah: &buildah.Builder{Logger: log}, Username: user, Password: pass,
+			Insecure: isInsecure, InsecurePull: isInsecure(env.target.Host),
+		},
+		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log}, Insecure: isInsecure},
+		Images:        env.client,
+		Target:        env.target,
+		Store:         st.db,
+		Logs:          local.Logs{Logs: st.logs},
+		Entries:       env.entry,
+		WorkDir:       filepath.Join(f.data, "work"),
+		Workers:       f.workers,
+		OwnRegistries: append([]string{env.target.Host}, f.aliases...),
+		Logger:        log,
+		Observer:      obs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// setEntries replaces the index the runner builds from.
+func (env *pipelineEnv) setEntries(entries []*index.Entry) {
+	m := make(map[string]*index.Entry, len(entries))
+	for _, e := range entries {
+		m[e.Key()] = e
+	}
+	env.mu.Lock()
+	env.entries = m
+	env.mu.Unlock()
+}
+
+func (env *pipelineEnv) entry(name string) (*index.Entry, bool) {
+	env.mu.RLock()
+	defer env.mu.RUnlock()
+	e, ok := env.entries[name]
+	return e, ok
+}
+
+func (env *stateEnv) Close() error { return env.db.Close() }
+
+func (env *pipelineEnv) Close(ctx context.Context) error {
+	var errs []error
+	if env.reg != nil {
+		errs = append(errs, env.reg.Close(ctx))
+	}
+	errs = append(errs, env.stateEnv.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs cccp on the demo index (testdata/demo) on this machine:
+# makes a git repository of each demo application, writes the index with
+# file:// URLs to them, and runs the whole pipeline against cccp's embedded
+# registry. Usage: hack/demo.sh BIN DATA
+set -euo pipefail
+bin=${1:-bin/cccp}
+data=${2:-.cccp-data}
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$data"
+data=$(cd "$data" && pwd)
+git_dir=$data/demo/git
+index_dir=$data/demo/index
+
+rm -rf "$git_dir" "$index_dir"
+mkdir -p "$git_dir" "$index_dir/index.d"
+for app in "$root"/testdata/demo/apps/*/; do
+  name=$(basename "$app")
+  repo=$git_dir/$name
+  cp -r "$app" "$repo"
+  # No base image can be pulled here: the base image carries Debian's
+  # static busybox.
+  if [ -f "$repo/Dockerfile" ] && grep -q 'COPY busybox' "$repo/Dockerfile"; then
+    cp /bin/busybox "$repo/busybox"
+  fi
+  git -C "$repo" init -q -b master
+  git -C "$repo" add -A
+  git -C "$repo" -c user.name=cccp-demo -c user.email=demo@cccp.invalid commit -qm "demo application $name"
+done
+for f in "$root"/testdata/demo/index.d/*.yaml; do
+  sed "s|\${GIT}|$git_dir|g" "$f" > "$index_dir/index.d/$(basename "$f")"
+done
+
+"$bin" index lint --allow-file-urls "$index_dir"
+exec "$bin" run --index "$index_dir" --data "$data" --allow-file-urls

@@ -1,0 +1,534 @@
+// Package pipeline runs cccp's pipelines: for one index entry, build the
+// image from its git repository and push it as `:test`, test that exact
+// digest and tag it `:rc`, then deliver it under its final tags. Each step
+// only runs when the one before passed, so a tag never points at an image
+// that did not pass the stages before it.
+//
+// A Runner owns a queue of runs kept in the store; workers take runs from it,
+// a newer run for the same target supersedes an older one, and runs left
+// unfinished by a crash are resumed at the stage they were in. The stage
+// backends (builder, tester, registry) are small interfaces declared here
+// and implemented elsewhere: locally by buildah/podman and the embedded
+// registry, in a cluster by OpenShift builds and Jenkins jobs.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/store"
+)
+
+// Stage names, in the order they run.
+const (
+	StageBuild   = "build"
+	StageTest    = "test"
+	StageDeliver = "deliver"
+)
+
+// Run kinds.
+const (
+	// KindBranch builds, tests and delivers a tracked branch.
+	KindBranch = "branch"
+	// KindPR builds and tests a pull request under a per-run tag; it never
+	// moves :test, :rc or a final tag.
+	KindPR = "pr"
+	// KindTrial builds and tests an entry proposed in an index pull request.
+	KindTrial = "trial"
+)
+
+// Source fetches an entry's repository at a branch or an exact commit into
+// dest and returns the commit it checked out.
+type Source interface {
+	Fetch(ctx context.Context, url, branch, commit, dest string) (string, error)
+}
+
+// BuildSpec is what to build.
+type BuildSpec struct {
+	ContextDir string
+	Dockerfile string // absolute path
+	Image      string // local name for the result
+	Log        io.Writer
+}
+
+// Builder builds images and pushes them to a registry.
+type Builder interface {
+	Build(ctx context.Context, spec BuildSpec) error
+	// Push pushes the local image to ref and returns the manifest digest.
+	Push(ctx context.Context, image, ref string, log io.Writer) (string, error)
+}
+
+// TestSpec is what to test: an image by immutable reference, with the
+// checkout it was built from.
+type TestSpec struct {
+	Image      string // immutable reference (digest or local image ID)
+	Dockerfile string // absolute path in the checkout
+	RepoDir    string // the entry's git-path in the checkout, where test scripts run
+	Config     *index.RepoConfig
+	Log        io.Writer
+}
+
+// Tester runs the predefined tests and the user's test script. It returns
+// one result per check; Blocking is decided by the pipeline.
+type Tester interface {
+	Test(ctx context.Context, spec TestSpec) ([]store.Check, error)
+}
+
+// Images moves tags in the target registry.
+type Images interface {
+	// Tag points dst at the manifest src (a digest reference).
+	Tag(ctx context.Context, src, dst string) error
+	// Digest is the manifest digest a reference points at.
+	Digest(ctx context.Context, ref string) (string, error)
+}
+
+// Target names image references in the delivery registry.
+type Target interface {
+	Ref(repository, tag string) string
+	DigestRef(repository, digest string) string
+}
+
+// Store keeps runs.
+type Store interface {
+	CreateRun(ctx context.Context, r *store.Run) error
+	UpdateRun(ctx context.Context, id string, fn func(*store.Run) error) (*store.Run, error)
+	Run(ctx context.Context, id string) (*store.Run, error)
+	UnfinishedRuns(ctx context.Context) ([]*store.Run, error)
+}
+
+// Logs creates a stage's log.
+type Logs interface {
+	Create(runID, stage string) (io.WriteCloser, error)
+}
+
+// Observer is told about every change of a run (stage started, finished,
+// run done). It must not block for long; reporting goes through an outbox.
+type Observer func(r *store.Run)
+
+// Config is what a Runner needs. Everything but Logger, Observer, Blocking
+// and Workers is required.
+type Config struct {
+	Source  Source
+	Builder Builder
+	Tester  Tester
+	Images  Images
+	Target  Target
+	Store   Store
+	Logs    Logs
+	// Entries looks up the index entry a run is for by its key
+	// (`app-id/job-id:desired-tag`, see index.Entry.Key), at run time, so
+	// an index reload is seen by queued runs.
+	Entries func(key string) (*index.Entry, bool)
+	// WorkDir holds checkouts while a run works; each run's is removed
+	// when it ends.
+	WorkDir string
+	// Workers is how many runs work at once (default 1: builds are CPU-
+	// and disk-bound, and a 2-core machine gains little from more).
+	Workers int
+	// Blocking names the checks whose failure fails the test stage.
+	// Default: DefaultBlocking.
+	Blocking map[string]bool
+	// OwnRegistries are the registry hosts under which Dockerfiles name
+	// this index's own images: the delivery registry and any public name
+	// of it. A FROM of such an image (or of one with no registry host) is
+	// pinned to the digest delivered last.
+	OwnRegistries []string
+	// Children, when set, gives the keys of the entries built FROM the
+	// entry of the given key; a
+	// passed branch run then queues a run for each (cause "parent"), so a
+	// rebuilt parent rebuilds its children. Unset, nothing is chained (the
+	// CLI orders runs itself).
+	Children func(name string) []string
+	Logger   *slog.Logger
+	Observer Observer
+}
+
+// DefaultBlocking: the smoke run and the user's own tests fail a build;
+// lint and scan findings are reported but do not.
+var defaultBlocking = []string{"smoke", "user-script"}
+
+// DefaultBlocking returns the default set of blocking checks.
+func DefaultBlocking() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range defaultBlocking {
+		m[n] = true
+	}
+	return m
+}
+
+// Request asks for one run.
+type Request struct {
+	Project string // the entry's key, app-id/job-id:desired-tag
+	Kind    string // KindBranch, KindPR or KindTrial
+	Cause   store.Cause
+	// GitURL and Branch override the entry's (a PR from a fork builds the
+	// fork's head); Commit pins an exact commit.
+	GitURL, Branch, Commit string
+	// Entry, when set, is built instead of the index's entry of that name
+	// (trial builds of an entry not yet merged).
+	Entry *index.Entry
+}
+
+// ErrUnknownProject is returned for a run of a name the index lacks.
+var ErrUnknownProject = errors.New("unknown project")
+
+// Runner queues and works runs.
+type Runner struct {
+	cfg   Config
+	log   *slog.Logger
+	queue chan string
+
+	mu      sync.Mutex
+	active  map[string]context.CancelFunc // run ID -> cancel of its work
+	waiters map[string][]chan struct{}    // run ID -> closed when done
+	trials  map[string]*index.Entry       // run ID -> entry of a trial run
+	started bool
+}
+
+// New checks cfg and returns a Runner; Start begins working.
+func New(cfg Config) (*Runner, error) {
+	var missing []string
+	for name, v := range map[string]any{"Source": cfg.Source, "Builder": cfg.Builder, "Tester": cfg.Tester,
+		"Images": cfg.Images, "Target": cfg.Target, "Store": cfg.Store, "Logs": cfg.Logs, "Entries": cfg.Entries} {
+		if v == nil {
+			missing = append(missing, name)
+		}
+	}
+	if cfg.WorkDir == "" {
+		missing = append(missing, "WorkDir")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("pipeline: missing configuration: %s", strings.Join(missing, ", "))
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Blocking == nil {
+		cfg.Blocking = DefaultBlocking()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		queue:   make(chan string, 4096),
+		active:  map[string]context.CancelFunc{},
+		waiters: map[string][]chan struct{}{},
+		trials:  map[string]*index.Entry{},
+	}, nil
+}
+
+// Start resumes unfinished runs and starts the workers; they stop when ctx
+// is done. Runs cut off by that are resumed by the next Start.
+func (r *Runner) Start(ctx context.Context) error {
+	r.mu.Lock()
+	if r.started {
+		r.mu.Unlock()
+		return errors.New("pipeline: already started")
+	}
+	r.started = true
+	r.mu.Unlock()
+	if err := os.MkdirAll(r.cfg.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("pipeline: work dir: %w", err)
+	}
+	unfinished, err := r.cfg.Store.UnfinishedRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("pipeline: resume: %w", err)
+	}
+	for _, run := range unfinished {
+		r.log.Info("resuming run", "run", run.ID, "project", run.Project, "state", run.State)
+		r.queue <- run.ID
+	}
+	for i := 0; i < r.cfg.Workers; i++ {
+		go r.work(ctx)
+	}
+	return nil
+}
+
+// Enqueue stores a new run and queues it. A queued or running run of the
+// same project, kind and branch (or pull request) is superseded: it is
+// cancelled, since only the newest commit's result matters.
+func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
+	entry := req.Entry
+	if entry == nil {
+		e, ok := r.cfg.Entries(req.Project)
+		if !ok {
+			return nil, fmt.Errorf("enqueue %s: %w", req.Project, ErrUnknownProject)
+		}
+		entry = e
+	}
+	kind := req.Kind
+	if kind == "" {
+		kind = KindBranch
+	}
+	run := &store.Run{
+		Project: entry.Key(),
+		Kind:    kind,
+		Cause:   req.Cause,
+		GitURL:  firstNonEmpty(req.GitURL, entry.GitURL),
+		Branch:  firstNonEmpty(req.Branch, entry.GitBranch),
+		Commit:  req.Commit,
+		State:   store.Queued,
+		Stages:  plannedStages(kind),
+	}
+	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
+		return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
+	}
+	r.mu.Lock()
+	if req.Entry != nil {
+		r.trials[run.ID] = req.Entry
+	}
+	r.mu.Unlock()
+	r.supersede(ctx, run)
+	r.notify(run)
+	select {
+	case r.queue <- run.ID:
+	case <-ctx.Done():
+		return run, ctx.Err()
+	}
+	return run, nil
+}
+
+func plannedStages(kind string) []store.Stage {
+	stages := []store.Stage{{Name: StageBuild, State: store.Queued}, {Name: StageTest, State: store.Queued}}
+	if kind == KindBranch {
+		stages = append(stages, store.Stage{Name: StageDeliver, State: store.Queued})
+	}
+	return stages
+}
+
+// supersede cancels older unfinished runs for the same target as run.
+func (r *Runner) supersede(ctx context.Context, run *store.Run) {
+	unfinished, err := r.cfg.Store.UnfinishedRuns(ctx)
+	if err != nil {
+		r.log.Warn("supersede: list runs", "err", err)
+		return
+	}
+	for _, old := range unfinished {
+		if old.ID == run.ID || !sameTarget(old, run) {
+			continue
+		}
+		if err := r.Cancel(ctx, old.ID, "superseded by run "+run.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.log.Warn("supersede", "run", old.ID, "err", err)
+		}
+	}
+}
+
+func sameTarget(a, b *store.Run) bool {
+	if a.Project != b.Project || a.Kind != b.Kind {
+		return false
+	}
+	if a.Kind == KindPR || a.Kind == KindTrial {
+		return a.Cause.Repo == b.Cause.Repo && a.Cause.PR == b.Cause.PR
+	}
+	return a.Branch == b.Branch
+}
+
+// Cancel stops a queued or running run. Cancelling a finished run is not an
+// error and changes nothing.
+func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
+	r.mu.Lock()
+	cancel := r.active[id]
+	r.mu.Unlock()
+	if cancel != nil {
+		// The worker sees the cancellation and records it.
+		cancel()
+	}
+	run, err := r.cfg.Store.UpdateRun(ctx, id, func(run *store.Run) error {
+		if run.State.Done() {
+			return nil
+		}
+		markCancelled(run, reason)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	r.notify(run)
+	if run.State.Done() {
+		r.release(id)
+	}
+	return nil
+}
+
+func markCancelled(run *store.Run, reason string) {
+	now := time.Now().UTC()
+	run.State = store.Cancelled
+	run.Error = reason
+	run.Finished = now
+	for i := range run.Stages {
+		s := &run.Stages[i]
+		switch s.State {
+		case store.Running:
+			s.State = store.Cancelled
+			s.Finished = now
+			s.Error = reason
+		case store.Queued:
+			s.State = store.Skipped
+		}
+	}
+}
+
+// Wait blocks until run id is finished and returns its final record.
+func (r *Runner) Wait(ctx context.Context, id string) (*store.Run, error) {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.waiters[id] = append(r.waiters[id], ch)
+	r.mu.Unlock()
+	// It may have finished before we registered.
+	if run, err := r.cfg.Store.Run(ctx, id); err != nil {
+		return nil, err
+	} else if run.State.Done() {
+		return run, nil
+	}
+	select {
+	case <-ch:
+		return r.cfg.Store.Run(ctx, id)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *Runner) release(id string) {
+	r.mu.Lock()
+	ws := r.waiters[id]
+	delete(r.waiters, id)
+	delete(r.trials, id)
+	delete(r.active, id)
+	r.mu.Unlock()
+	for _, ch := range ws {
+		close(ch)
+	}
+}
+
+func (r *Runner) notify(run *store.Run) {
+	if r.cfg.Observer != nil && run != nil {
+		r.cfg.Observer(run)
+	}
+}
+
+func (r *Runner) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-r.queue:
+			r.execute(ctx, id)
+		}
+	}
+}
+
+// execute works one run from the first stage that has not passed.
+func (r *Runner) execute(ctx context.Context, id string) {
+	run, err := r.cfg.Store.Run(ctx, id)
+	if err != nil {
+		r.log.Error("load run", "run", id, "err", err)
+		return
+	}
+	if run.State.Done() {
+		r.release(id)
+		return
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.mu.Lock()
+	r.active[id] = cancel
+	entry := r.trials[id]
+	r.mu.Unlock()
+	if entry == nil {
+		e, ok := r.cfg.Entries(run.Project)
+		if !ok {
+			r.finish(ctx, id, store.Failed, fmt.Sprintf("project %s is no longer in the index", run.Project))
+			return
+		}
+		entry = e
+	}
+
+	work := filepath.Join(r.cfg.WorkDir, "run-"+id)
+	defer os.RemoveAll(work)
+	ex := &execution{r: r, run: run, entry: entry, dir: work}
+	failed := ""
+	for i := range run.Stages {
+		st := run.Stages[i]
+		// Resume: stages that passed before a restart are not run again.
+		if failed != "" || st.State == store.Passed || st.State == store.Skipped || st.State == store.Cancelled {
+			continue
+		}
+		if err := ex.stage(runCtx, st.Name); err != nil {
+			if ctx.Err() != nil {
+				// Shutting down: leave the run unfinished so it resumes.
+				r.log.Info("run interrupted by shutdown", "run", id, "stage", st.Name)
+				return
+			}
+			if runCtx.Err() != nil {
+				// Cancelled: Cancel recorded it.
+				r.release(id)
+				return
+			}
+			failed = st.Name
+		}
+	}
+	if failed != "" {
+		r.finish(ctx, id, store.Failed, "")
+		return
+	}
+	r.finish(ctx, id, store.Passed, "")
+}
+
+func (r *Runner) finish(ctx context.Context, id string, state store.State, msg string) {
+	run, err := r.cfg.Store.UpdateRun(ctx, id, func(run *store.Run) error {
+		if run.State.Done() {
+			return nil
+		}
+		run.State = state
+		if msg != "" {
+			run.Error = msg
+		}
+		run.Finished = time.Now().UTC()
+		for i := range run.Stages {
+			if run.Stages[i].State == store.Queued {
+				run.Stages[i].State = store.Skipped
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.log.Error("finish run", "run", id, "err", err)
+	} else {
+		r.log.Info("run finished", "run", id, "project", run.Project, "state", run.State)
+		r.notify(run)
+		if run.State == store.Passed && run.Kind == KindBranch && r.cfg.Children != nil {
+			r.triggerChildren(ctx, run)
+		}
+	}
+	r.release(id)
+}
+
+// triggerChildren queues a branch run of every child of a delivered parent.
+func (r *Runner) triggerChildren(ctx context.Context, parent *store.Run) {
+	for _, child := range r.cfg.Children(parent.Project) {
+		cause := store.Cause{Kind: "parent", Parent: parent.Project, Detail: "parent run " + parent.ID}
+		if _, err := r.Enqueue(ctx, Request{Project: child, Kind: KindBranch, Cause: cause}); err != nil {
+			r.log.Error("queue child run", "parent", parent.Project, "child", child, "err", err)
+		}
+	}
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
