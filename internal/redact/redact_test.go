@@ -2,6 +2,7 @@ package redact
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -192,4 +193,14 @@ func FuzzTruncateUTF8(f *testing.F) {
 			t.Fatalf("cut too much: %d bytes of %q for max %d", len(got), s, max)
 		}
 	})
+}
+
+func BenchmarkMaskerWriter(b *testing.B) {
+	m := NewMasker("s3cr3t-token", "ghp_0123456789abcdef", "glpat-abcdefghij")
+	chunk := []byte(strings.Repeat("Step 3/7 : RUN dnf -y install httpd && curl https://example.com/x:y\n", 500))
+	b.SetBytes(int64(len(chunk)))
+	w := m.Writer(io.Discard)
+	for b.Loop() {
+		w.Write(chunk)
+	}
 }

@@ -626,3 +626,18 @@ func (r *follower) Read(p []byte) (int, error) {
 }
 
 func (r *follower) Close() error { return r.f.Close() }
+
+// SplitLine splits a log line into its timestamp and text. ok is false
+// when the line does not start with an RFC3339Nano timestamp and a space
+// (then text is the whole line).
+func SplitLine(line string) (ts time.Time, text string, ok bool) {
+	stamp, rest, found := strings.Cut(line, " ")
+	if !found {
+		return time.Time{}, line, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, stamp)
+	if err != nil {
+		return time.Time{}, line, false
+	}
+	return t, rest, true
+}

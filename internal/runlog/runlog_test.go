@@ -447,3 +447,24 @@ func TestMemoryBounded50MB(t *testing.T) {
 		t.Errorf("last line %q", last)
 	}
 }
+
+func TestSplitLine(t *testing.T) {
+	tests := []struct {
+		line, text string
+		ok         bool
+	}{
+		{fixedStamp + " hello world", "hello world", true},
+		{fixedStamp + " ", "", true},
+		{"no timestamp here", "no timestamp here", false},
+		{"2026-13-99T00:00:00Z x", "2026-13-99T00:00:00Z x", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			ts, text, ok := SplitLine(tt.line)
+			if text != tt.text || ok != tt.ok || ok && !ts.Equal(fixed) {
+				t.Errorf("SplitLine = %v, %q, %v", ts, text, ok)
+			}
+		})
+	}
+}
