@@ -30,7 +30,7 @@ type identity struct {
 	CSRF   string // the session's CSRF token (cookie sessions only)
 }
 
-func (id identity) Admin() bool { return id.Role == roleAdmin }
+func (id identity) Admin() bool    { return id.Role == roleAdmin }
 func (id identity) SignedIn() bool { return id.Role != "" }
 
 // Actor is the name recorded as the cause's actor.

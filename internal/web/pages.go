@@ -148,9 +148,16 @@ func (s *Server) dashboardRows(ctx context.Context) ([]dashRow, error) {
 	} else if err != nil {
 		s.log.Warn("latest runs: some records unreadable", "err", err)
 	}
-	anyKind, err := s.cfg.Runs.LatestRuns(ctx, "")
-	if err != nil && anyKind == nil {
-		return nil, fmt.Errorf("latest runs: %w", err)
+	// Entries without a branch run show their newest run of any kind.
+	var anyKind map[string]*store.Run
+	for i := range entries {
+		if branch[entries[i].Name()] == nil {
+			anyKind, err = s.cfg.Runs.LatestRuns(ctx, "")
+			if err != nil && anyKind == nil {
+				return nil, fmt.Errorf("latest runs: %w", err)
+			}
+			break
+		}
 	}
 	rows := make([]dashRow, 0, len(entries))
 	for i := range entries {
@@ -186,10 +193,16 @@ func (s *Server) dashboardRows(ctx context.Context) ([]dashRow, error) {
 
 // lastDelivered is the newest passed branch run of a project.
 func (s *Server) lastDelivered(ctx context.Context, project string) *store.Run {
-	runs, _ := s.cfg.Runs.Runs(ctx, store.RunFilter{Project: project, States: []store.State{store.Passed}, Limit: 10})
-	for _, r := range runs {
-		if r.Kind == "branch" {
-			return r
+	// Most passed runs are branch runs: look at one first, then further.
+	for _, limit := range []int{1, 20} {
+		runs, _ := s.cfg.Runs.Runs(ctx, store.RunFilter{Project: project, States: []store.State{store.Passed}, Limit: limit})
+		for _, r := range runs {
+			if r.Kind == "branch" {
+				return r
+			}
+		}
+		if len(runs) < limit {
+			break
 		}
 	}
 	return nil

@@ -153,8 +153,8 @@ func stageCells(r *store.Run) []stageCell {
 // runRow is a run in a list.
 type runRow struct {
 	ID, Project, Kind, State, Cause, Commit, Branch string
-	When, Duration, Error                         string
-	Stages                                        []stageCell
+	When, Duration, Error                           string
+	Stages                                          []stageCell
 }
 
 func (s *Server) runRow(now time.Time, r *store.Run) runRow {
