@@ -1,0 +1,334 @@
+// Package bot turns forge webhooks into pipeline work and pipeline results
+// into forge reports.
+//
+// The flow, in the order a delivery travels:
+//
+//	ServeHTTP (server.go)   cap the body, verify the signature, store the delivery
+//	                        (fsynced, deduplicated by delivery ID), answer 202
+//	dispatcher (dispatch.go) take stored deliveries (all pending ones at start, so a
+//	                        crash loses nothing), parse, route, FinishDelivery
+//	router (route.go)       push / pull request / index pull request / index push /
+//	                        comment commands / check re-run -> pipeline requests,
+//	                        gated by the trust rule (ok-to-test pinned to a head SHA)
+//	Observe (report.go)     every run change -> a forge status and the one PR
+//	                        comment, rendered and put in the store's outbox
+//	outbox (outbox.go)      send due reports; retry with exponential backoff,
+//	                        honouring event.RetryableError; remember what was sent
+//
+// Exactly once in effect: every run the bot creates carries the delivery ID
+// in its store.Cause, and before creating a run for a delivery the router
+// looks for a run of that project and delivery. A delivery routed but not
+// finished before a crash is routed again after the restart, and finds its
+// runs instead of creating second ones. Every other effect (comments edited
+// by marker, statuses per target, approvals, cancellations) is idempotent.
+//
+// Wiring (cmd/cccp): the pipeline's Observer must call Bot.Observe, and the
+// bot needs the pipeline, so declare the bot variable first:
+//
+//	var b *bot.Bot
+//	runner, _ := pipeline.New(pipeline.Config{..., Observer: func(r *store.Run) { b.Observe(r) }})
+//	b, err = bot.New(bot.Config{Store: db, Pipeline: runner, Forges: ..., Entries: idx.Entries})
+//	go b.Run(ctx)
+//	mux.Handle("/", b) // /webhooks/{github,gitlab,gitea}, /healthz, /readyz, /metrics
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/pipeline"
+	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/store"
+)
+
+// Webhook verifies and parses one forge's deliveries (bot/github.Webhook
+// and its GitLab and Gitea siblings).
+type Webhook interface {
+	// Verify checks the signature or token; an error wraps
+	// event.ErrBadSignature.
+	Verify(headers http.Header, body []byte) error
+	// Parse turns a verified delivery into an event; deliveries cccp does
+	// not act on return an error wrapping event.ErrIgnored.
+	Parse(headers http.Header, body []byte) (*event.Event, error)
+}
+
+// Client is what the bot asks of a forge's API: reports, permission and
+// pull-request look-ups.
+type Client interface {
+	SetStatus(ctx context.Context, repo string, st event.Status) error
+	// UpsertComment edits the comment holding marker on pull request
+	// number, or creates it.
+	UpsertComment(ctx context.Context, repo string, number int, marker, body string) (int64, error)
+	CanWrite(ctx context.Context, repo, user string) (bool, error)
+	// PullRequest looks up a pull request (comments carry no head SHA).
+	PullRequest(ctx context.Context, repo string, number int) (*event.PullRequest, error)
+	// Limit is the forge's comment size limit in bytes.
+	Limit() int
+}
+
+// Forge is one configured forge.
+type Forge struct {
+	Webhook Webhook
+	Client  Client
+	// Secret is the webhook secret; only checked to be set, so that an
+	// endpoint never runs without one. Verification is the Webhook's.
+	Secret string
+}
+
+// Store is the part of internal/store the bot uses.
+type Store interface {
+	AcceptDelivery(ctx context.Context, d store.Delivery) (bool, error)
+	PendingDeliveries(ctx context.Context) ([]store.Delivery, error)
+	FinishDelivery(ctx context.Context, forge, id string) error
+
+	PutReport(ctx context.Context, r store.Report) error
+	DueReports(ctx context.Context, now time.Time, limit int) ([]store.Report, error)
+	RetryReport(ctx context.Context, key string, next time.Time, errMsg string) error
+	DeleteReport(ctx context.Context, key string, updated time.Time) error
+
+	PutMeta(ctx context.Context, ns, key string, val []byte) error
+	GetMeta(ctx context.Context, ns, key string) ([]byte, error)
+	DeleteMeta(ctx context.Context, ns, key string) error
+
+	Run(ctx context.Context, id string) (*store.Run, error)
+	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
+}
+
+// Pipeline queues and cancels runs (internal/pipeline.Runner).
+type Pipeline interface {
+	Enqueue(ctx context.Context, req pipeline.Request) (*store.Run, error)
+	Cancel(ctx context.Context, id, reason string) error
+}
+
+// IndexCheck is the result of checking an index pull request: lint of the
+// entries it changes and of the whole index's structure.
+type IndexCheck struct {
+	// Changed are the new or changed entries, each with its own findings.
+	Changed []IndexEntryCheck
+	// Removed names the entries the pull request removes.
+	Removed []string
+	// Structure holds whole-index findings: duplicates, cycles.
+	Structure []index.Finding
+}
+
+// IndexEntryCheck is one new or changed entry of an index pull request.
+type IndexEntryCheck struct {
+	Entry    *index.Entry
+	Findings []index.Finding
+}
+
+// IndexPR checks an index pull request: fetches its head (internal/gitsrc),
+// loads the index there and lints what the pull request changes.
+type IndexPR interface {
+	Check(ctx context.Context, ev *event.Event) (*IndexCheck, error)
+}
+
+// IndexRepo names the index repository.
+type IndexRepo struct {
+	Forge    string // event.GitHub, ...
+	FullName string // org/index
+}
+
+// Config configures a Bot. Store, Pipeline, Entries and at least one forge
+// are required.
+type Config struct {
+	Store    Store
+	Pipeline Pipeline
+	// Forges by name (event.GitHub, event.GitLab, event.Gitea). A forge
+	// without a Webhook, Client or Secret is refused.
+	Forges map[string]Forge
+	// Entries returns the current index entries.
+	Entries func() []*index.Entry
+
+	// Index is the index repository; zero when index PRs are not handled.
+	Index IndexRepo
+	// IndexPR checks index pull requests; required when Index is set.
+	IndexPR IndexPR
+	// ReloadIndex is called on a push to the index repository's default
+	// branch; it reloads the index and returns the names of new entries,
+	// which get their first build.
+	ReloadIndex func(ctx context.Context, ev *event.Event) (added []string, err error)
+
+	// BaseURL is cccp's web UI root; DetailsURL = BaseURL + "/runs/" + id.
+	BaseURL string
+	// LogTail returns the last n lines of a stage's log (runlog.Logs.Tail).
+	LogTail func(runID, stage string, n int) ([]string, error)
+	// LogLines is how many failed-stage log lines the comment shows
+	// (default 20).
+	LogLines int
+	// Masker masks secret values in everything reported (default: masks
+	// URL passwords only).
+	Masker *redact.Masker
+
+	// MaxBody caps a webhook body (default 25 MiB); larger ones get 413.
+	MaxBody int64
+	// Workers is the number of dispatcher workers (default 2).
+	Workers int
+	// RetryBase and RetryMax bound the outbox's exponential backoff
+	// (defaults 5 s and 30 min).
+	RetryBase, RetryMax time.Duration
+	// OutboxPoll is how often the outbox looks for due reports when
+	// nothing signalled it (default 5 s).
+	OutboxPoll time.Duration
+
+	// DiscardDeliveries makes the webhook endpoints verify and answer
+	// without storing anything. For the ingest benchmark only: a server
+	// with it set loses every event.
+	DiscardDeliveries bool
+
+	Logger *slog.Logger
+	Now    func() time.Time // default time.Now
+}
+
+// ErrConfig is wrapped by New for an unusable configuration.
+var ErrConfig = errors.New("bot: bad configuration")
+
+// Bot is the webhook server, dispatcher and reporter. It is an
+// http.Handler; Run starts its workers.
+type Bot struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *metrics
+	hooks   map[string]*hook
+
+	work     chan job      // stored deliveries handed over in memory
+	bodies   *sync.Pool    // webhook body buffers
+	overflow atomic.Bool   // work was full: rescan the store
+	wake     chan struct{} // overflow happened
+	outWake  chan struct{} // a report was put
+	ready    chan struct{} // closed once Run started its workers
+
+	rep *reporter
+	prs *keyedMutex
+}
+
+// New checks cfg and returns a Bot.
+func New(cfg Config) (*Bot, error) {
+	var missing []string
+	if cfg.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if cfg.Pipeline == nil {
+		missing = append(missing, "Pipeline")
+	}
+	if cfg.Entries == nil {
+		missing = append(missing, "Entries")
+	}
+	if len(cfg.Forges) == 0 {
+		missing = append(missing, "Forges")
+	}
+	if cfg.Index.FullName != "" && cfg.IndexPR == nil {
+		missing = append(missing, "IndexPR")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: missing %v", ErrConfig, missing)
+	}
+	for name, f := range cfg.Forges {
+		if _, ok := forgeHeaders[name]; !ok {
+			return nil, fmt.Errorf("%w: unknown forge %q", ErrConfig, name)
+		}
+		if f.Secret == "" {
+			return nil, fmt.Errorf("%w: forge %s: %w", ErrConfig, name, event.ErrNoSecret)
+		}
+		if f.Webhook == nil || f.Client == nil {
+			return nil, fmt.Errorf("%w: forge %s: Webhook and Client are required", ErrConfig, name)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 25 << 20
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.LogLines <= 0 {
+		cfg.LogLines = 20
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 5 * time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 30 * time.Minute
+	}
+	if cfg.OutboxPoll <= 0 {
+		cfg.OutboxPoll = 5 * time.Second
+	}
+	if cfg.Masker == nil {
+		cfg.Masker = redact.NewMasker()
+	}
+	b := &Bot{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: newMetrics(),
+		hooks:   map[string]*hook{},
+		work:    make(chan job, queueSize),
+		bodies:  newBodyPool(),
+		wake:    make(chan struct{}, 1),
+		outWake: make(chan struct{}, 1),
+		ready:   make(chan struct{}),
+		prs:     newKeyedMutex(),
+	}
+	b.rep = &reporter{b: b, wake: make(chan struct{}, 1)}
+	b.mux = http.NewServeMux()
+	for name, f := range cfg.Forges {
+		h := &hook{b: b, forge: name, wh: f.Webhook, hdr: forgeHeaders[name], m: b.metrics.forge(name)}
+		b.hooks[name] = h
+		b.mux.Handle("/webhooks/"+name, h)
+	}
+	b.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	b.mux.HandleFunc("/readyz", b.readyz)
+	b.mux.Handle("/metrics", b.metrics.handler())
+	return b, nil
+}
+
+// ServeHTTP serves the webhook endpoints, /healthz, /readyz and /metrics.
+func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.mux.ServeHTTP(w, r) }
+
+func (b *Bot) readyz(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-b.ready:
+		w.Write([]byte("ok\n"))
+	default:
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}
+}
+
+// Run processes every pending delivery, then works deliveries as they are
+// stored and sends due reports, until ctx ends. Deliveries cut off by the
+// end are processed by the next Run.
+func (b *Bot) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { b.outbox(ctx); close(done) }()
+	go func() { b.rep.loop(ctx) }()
+	err := b.dispatch(ctx)
+	<-done
+	return err
+}
+
+func (b *Bot) client(forge string) Client {
+	if f, ok := b.cfg.Forges[forge]; ok {
+		return f.Client
+	}
+	return nil
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,596 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cccp-project/cccp/bot/commands"
+	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/pipeline"
+	"github.com/cccp-project/cccp/internal/store"
+)
+
+// Meta namespaces of the bot's state in the store.
+const (
+	nsPR       = "bot-pr"         // prKey -> prRecord JSON
+	nsOkToTest = "bot-ok-to-test" // prKey -> approved head SHA
+	nsSent     = "bot-sent"       // report key -> hash of the last payload sent
+)
+
+// route acts on one parsed event.
+func (b *Bot) route(ctx context.Context, ev *event.Event) error {
+	switch ev.Kind {
+	case event.KindPush:
+		if b.isIndexRepo(ev) {
+			return b.indexPush(ctx, ev)
+		}
+		for _, req := range pushRequests(ev, b.cfg.Entries()) {
+			if _, err := b.enqueue(ctx, req); err != nil {
+				return err
+			}
+		}
+		return nil
+	case event.KindPullRequest:
+		if ev.PR == nil {
+			return fmt.Errorf("pull request event without a pull request")
+		}
+		return b.pullRequest(ctx, ev, nil)
+	case event.KindComment:
+		return b.comment(ctx, ev)
+	case event.KindCheckRerun:
+		return b.checkRerun(ctx, ev)
+	}
+	return nil // ping, ignored
+}
+
+// ---- pure routing
+
+// pushRequests returns the branch runs a push asks for: one per entry
+// whose repository and branch the push updated. Branch deletions ask for
+// nothing.
+func pushRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
+	if ev.Kind != event.KindPush || ev.Deleted || ev.Branch == "" || isZeroSHA(ev.After) {
+		return nil
+	}
+	var out []pipeline.Request
+	for _, e := range entries {
+		if e.GitBranch != ev.Branch || !sameRepo(e.GitURL, ev.Repo) {
+			continue
+		}
+		out = append(out, pipeline.Request{
+			Project: e.Name(),
+			Kind:    pipeline.KindBranch,
+			Cause: store.Cause{Kind: "push", Commit: ev.After, Ref: ev.Ref, Actor: ev.Sender,
+				Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
+			Branch: ev.Branch,
+			Commit: ev.After,
+		})
+	}
+	return out
+}
+
+// prRequests returns the PR runs a pull request asks for: one per entry
+// tracking the pull request's base branch in its repository. A fork's head
+// is built from the fork.
+func prRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
+	pr := ev.PR
+	if pr == nil || pr.HeadSHA == "" {
+		return nil
+	}
+	var out []pipeline.Request
+	for _, e := range entries {
+		if e.GitBranch != pr.BaseRef || !sameRepo(e.GitURL, ev.Repo) {
+			continue
+		}
+		req := pipeline.Request{
+			Project: e.Name(),
+			Kind:    pipeline.KindPR,
+			Cause: store.Cause{Kind: "pull_request", Commit: pr.HeadSHA, Ref: pr.HeadRef, PR: pr.Number,
+				Actor: ev.Sender, Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
+			Branch: pr.HeadRef,
+			Commit: pr.HeadSHA,
+		}
+		if pr.Fork && pr.HeadCloneURL != "" {
+			req.GitURL = pr.HeadCloneURL
+		}
+		out = append(out, req)
+	}
+	return out
+}
+
+func isZeroSHA(s string) bool { return s != "" && strings.Trim(s, "0") == "" }
+
+// sameRepo reports whether an index entry's git-url names the event's
+// repository.
+func sameRepo(gitURL string, r event.Repo) bool {
+	n := NormalizeRepoURL(gitURL)
+	if n == "" {
+		return false
+	}
+	for _, u := range []string{r.CloneURL, r.HTMLURL} {
+		if u != "" && NormalizeRepoURL(u) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizeRepoURL reduces a repository URL to "host/path" for comparison:
+// scheme, userinfo, default ports, a trailing "/" or ".git" are dropped and
+// everything is lower-cased (GitHub, GitLab and Gitea names are
+// case-insensitive). scp-like "git@host:org/app.git",
+// "ssh://git@host/org/app" and "https://host/org/app" are equal.
+// Unparseable input gives "".
+func NormalizeRepoURL(u string) string {
+	u = strings.TrimSpace(u)
+	if u == "" {
+		return ""
+	}
+	var host, path string
+	if i := strings.Index(u, "://"); i >= 0 {
+		p, err := url.Parse(u)
+		if err != nil || p.Host == "" {
+			return ""
+		}
+		host = p.Hostname()
+		if port := p.Port(); port != "" && port != "22" && port != "80" && port != "443" && port != "9418" {
+			host += ":" + port
+		}
+		path = p.Path
+	} else {
+		// scp-like: [user@]host:path
+		at := strings.LastIndex(u[:max(strings.IndexByte(u, ':'), 0)], "@")
+		rest := u[at+1:]
+		h, p, ok := strings.Cut(rest, ":")
+		if !ok || h == "" || strings.Contains(h, "/") {
+			return ""
+		}
+		host, path = h, p
+	}
+	path = strings.Trim(path, "/")
+	path = strings.TrimSuffix(path, ".git")
+	path = strings.Trim(path, "/")
+	if host == "" || path == "" {
+		return ""
+	}
+	return strings.ToLower(host + "/" + path)
+}
+
+// ---- exactly-once run creation
+
+// enqueue creates the run req asks for unless the same delivery already
+// created it (a delivery processed again after a crash).
+func (b *Bot) enqueue(ctx context.Context, req pipeline.Request) (*store.Run, error) {
+	if id := req.Cause.DeliveryID; id != "" {
+		runs, err := b.cfg.Store.Runs(ctx, store.RunFilter{Project: req.Project, Limit: 100})
+		if err != nil && len(runs) == 0 {
+			return nil, fmt.Errorf("look up runs of %s: %w", req.Project, err)
+		}
+		for _, r := range runs {
+			if r.Cause.DeliveryID == id && r.Cause.Forge == req.Cause.Forge && r.Kind == req.Kind && r.Cause.Commit == req.Cause.Commit {
+				return r, nil
+			}
+		}
+	}
+	r, err := b.cfg.Pipeline.Enqueue(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("queue %s run of %s: %w", req.Kind, req.Project, err)
+	}
+	b.log.Info("run queued", "run", r.ID, "project", r.Project, "kind", r.Kind, "delivery", req.Cause.DeliveryID)
+	return r, nil
+}
+
+// ---- pull requests
+
+// prRecord is the bot's memory of one pull request.
+type prRecord struct {
+	Forge   string       `json:"forge"`
+	Repo    string       `json:"repo"`
+	Number  int          `json:"number"`
+	HeadSHA string       `json:"head_sha"`
+	Index   bool         `json:"index,omitempty"` // a pull request on the index repository
+	Runs    []string     `json:"runs,omitempty"`  // runs of HeadSHA, oldest first
+	Waiting bool         `json:"waiting,omitempty"`
+	Author  string       `json:"author,omitempty"`
+	Lint    *indexResult `json:"lint,omitempty"`
+	Note    string       `json:"note,omitempty"` // e.g. "no index entry builds this repository"
+}
+
+// indexResult is the stored outcome of an index pull request's lint.
+type indexResult struct {
+	Error     string      `json:"error,omitempty"` // the check itself failed
+	Structure []string    `json:"structure,omitempty"`
+	StructErr bool        `json:"struct_err,omitempty"`
+	Entries   []entryLint `json:"entries,omitempty"`
+	Removed   []string    `json:"removed,omitempty"`
+}
+
+type entryLint struct {
+	Name     string   `json:"name"`
+	Findings []string `json:"findings,omitempty"`
+	Failed   bool     `json:"failed,omitempty"` // has error findings: no trial build
+}
+
+func prKey(forge, repo string, n int) string { return forge + ":" + repo + "#" + strconv.Itoa(n) }
+
+func (b *Bot) loadPR(ctx context.Context, key string) (*prRecord, error) {
+	v, err := b.cfg.Store.GetMeta(ctx, nsPR, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec := new(prRecord)
+	if err := json.Unmarshal(v, rec); err != nil {
+		return nil, fmt.Errorf("decode pull request record %s: %w", key, err)
+	}
+	return rec, nil
+}
+
+// updatePR reads, changes and writes a pull request's record, serialised
+// per pull request, then asks the reporter to refresh its comment.
+func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) error) (*prRecord, error) {
+	key := prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number)
+	unlock := b.prs.lock(key)
+	defer unlock()
+	rec, err := b.loadPR(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		rec = &prRecord{Forge: ev.Forge, Repo: ev.Repo.FullName, Number: ev.PR.Number}
+	}
+	if err := fn(rec); err != nil {
+		return nil, err
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.cfg.Store.PutMeta(ctx, nsPR, key, v); err != nil {
+		return nil, fmt.Errorf("store pull request record %s: %w", key, err)
+	}
+	b.rep.refreshPR(key)
+	return rec, nil
+}
+
+// pullRequest starts the pipelines of a pull request's head commit, if its
+// author is trusted or a writer approved that commit. only, when set,
+// limits the runs to those projects (/retest).
+func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]bool) error {
+	isIndex := b.isIndexRepo(ev)
+	ok, err := b.trusted(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		_, err := b.updatePR(ctx, ev, func(rec *prRecord) error {
+			if rec.HeadSHA != ev.PR.HeadSHA {
+				rec.Runs, rec.Lint, rec.Note = nil, nil, ""
+			}
+			rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, true, ev.PR.Author
+			return nil
+		})
+		return err
+	}
+	var reqs []pipeline.Request
+	var lint *indexResult
+	if isIndex {
+		reqs, lint = b.indexPR(ctx, ev)
+	} else {
+		reqs = prRequests(ev, b.cfg.Entries())
+	}
+	if only != nil {
+		reqs = slices.DeleteFunc(reqs, func(r pipeline.Request) bool { return !only[r.Project] })
+	}
+	var ids []string
+	for _, req := range reqs {
+		r, err := b.enqueue(ctx, req)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, r.ID)
+	}
+	_, err = b.updatePR(ctx, ev, func(rec *prRecord) error {
+		if rec.HeadSHA != ev.PR.HeadSHA {
+			rec.Runs, rec.Lint, rec.Note = nil, nil, ""
+		}
+		rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, false, ev.PR.Author
+		for _, id := range ids {
+			if !slices.Contains(rec.Runs, id) {
+				rec.Runs = append(rec.Runs, id)
+			}
+		}
+		if lint != nil {
+			rec.Lint = lint
+		}
+		if len(rec.Runs) == 0 && !isIndex {
+			rec.Note = "No index entry builds this repository's `" + ev.PR.BaseRef + "` branch, so there is nothing to run."
+		} else {
+			rec.Note = ""
+		}
+		return nil
+	})
+	return err
+}
+
+// trusted: the author may write to the repository, or a writer approved
+// this head commit with /ok-to-test.
+func (b *Bot) trusted(ctx context.Context, ev *event.Event) (bool, error) {
+	c := b.client(ev.Forge)
+	if c == nil {
+		return false, fmt.Errorf("forge %s not configured", ev.Forge)
+	}
+	author := ev.PR.Author
+	if author != "" {
+		ok, err := c.CanWrite(ctx, ev.Repo.FullName, author)
+		if err != nil {
+			return false, fmt.Errorf("permission of %s on %s: %w", author, ev.Repo.FullName, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	v, err := b.cfg.Store.GetMeta(ctx, nsOkToTest, prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return string(v) == ev.PR.HeadSHA, nil
+}
+
+// ---- the index repository
+
+func (b *Bot) isIndexRepo(ev *event.Event) bool {
+	ix := b.cfg.Index
+	return ix.FullName != "" && ev.Forge == ix.Forge && strings.EqualFold(ev.Repo.FullName, ix.FullName)
+}
+
+// indexPush reloads the index on a push to its default branch and queues
+// the first build of each new entry.
+func (b *Bot) indexPush(ctx context.Context, ev *event.Event) error {
+	if ev.Deleted || ev.Branch == "" || ev.Branch != ev.Repo.DefaultBranch || b.cfg.ReloadIndex == nil {
+		return nil
+	}
+	added, err := b.cfg.ReloadIndex(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("reload index: %w", err)
+	}
+	for _, name := range added {
+		req := pipeline.Request{Project: name, Kind: pipeline.KindBranch,
+			Cause: store.Cause{Kind: "index", Commit: ev.After, Ref: ev.Ref, Actor: ev.Sender,
+				Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID, Detail: "new index entry"}}
+		if _, err := b.enqueue(ctx, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexPR lints an index pull request and returns a trial run for each new
+// or changed entry without lint errors.
+func (b *Bot) indexPR(ctx context.Context, ev *event.Event) ([]pipeline.Request, *indexResult) {
+	chk, err := b.cfg.IndexPR.Check(ctx, ev)
+	if err != nil {
+		b.log.Error("check index pull request", "repo", ev.Repo.FullName, "pr", ev.PR.Number, "err", err)
+		return nil, &indexResult{Error: b.cfg.Masker.String(err.Error())}
+	}
+	res := &indexResult{Removed: chk.Removed, StructErr: index.HasErrors(chk.Structure)}
+	for _, f := range chk.Structure {
+		res.Structure = append(res.Structure, f.String())
+	}
+	var reqs []pipeline.Request
+	for _, c := range chk.Changed {
+		el := entryLint{Name: c.Entry.Name(), Failed: index.HasErrors(c.Findings)}
+		for _, f := range c.Findings {
+			el.Findings = append(el.Findings, f.String())
+		}
+		res.Entries = append(res.Entries, el)
+		if el.Failed {
+			continue
+		}
+		reqs = append(reqs, pipeline.Request{
+			Project: c.Entry.Name(), Kind: pipeline.KindTrial, Entry: c.Entry,
+			Cause: store.Cause{Kind: "index", Commit: ev.PR.HeadSHA, Ref: ev.PR.HeadRef, PR: ev.PR.Number,
+				Actor: ev.Sender, Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
+		})
+	}
+	return reqs, res
+}
+
+// ---- comments
+
+func replyMarker(commentID int64) string {
+	return fmt.Sprintf("<!-- cccp:reply:%d -->", commentID)
+}
+
+// reply answers a comment; keyed by the comment, so answering twice edits.
+func (b *Bot) reply(ctx context.Context, ev *event.Event, body string) error {
+	c := b.client(ev.Forge)
+	marker := replyMarker(ev.Comment.ID)
+	body = marker + "\n" + body
+	if _, err := c.UpsertComment(ctx, ev.Repo.FullName, ev.PR.Number, marker, body); err != nil {
+		return fmt.Errorf("reply on %s#%d: %w", ev.Repo.FullName, ev.PR.Number, err)
+	}
+	return nil
+}
+
+// comment acts on a pull-request comment's command.
+func (b *Bot) comment(ctx context.Context, ev *event.Event) error {
+	if ev.Comment == nil || ev.PR == nil {
+		return nil
+	}
+	res := commands.Parse(ev.Comment.Body)
+	switch {
+	case res.Ignore:
+		return nil
+	case res.Reply != "":
+		return b.reply(ctx, ev, res.Reply)
+	}
+	c := b.client(ev.Forge)
+	who := ev.Comment.Author
+	if who == "" {
+		who = ev.Sender
+	}
+	can, err := c.CanWrite(ctx, ev.Repo.FullName, who)
+	if err != nil {
+		return fmt.Errorf("permission of %s on %s: %w", who, ev.Repo.FullName, err)
+	}
+	if !can {
+		return b.reply(ctx, ev, refusal(who, res.Command))
+	}
+	pr, err := c.PullRequest(ctx, ev.Repo.FullName, ev.PR.Number)
+	if err != nil {
+		return fmt.Errorf("look up %s#%d: %w", ev.Repo.FullName, ev.PR.Number, err)
+	}
+	if pr.Author == "" {
+		pr.Author = ev.PR.Author
+	}
+	ev.PR = pr
+	switch res.Command {
+	case commands.OkToTest:
+		key := prKey(ev.Forge, ev.Repo.FullName, pr.Number)
+		if err := b.cfg.Store.PutMeta(ctx, nsOkToTest, key, []byte(pr.HeadSHA)); err != nil {
+			return fmt.Errorf("store approval of %s: %w", key, err)
+		}
+		return b.pullRequest(ctx, ev, nil)
+	case commands.Retest, commands.RetestAll:
+		return b.retest(ctx, ev, res.Command == commands.RetestAll, "")
+	case commands.Cancel:
+		return b.cancel(ctx, ev, who)
+	}
+	return nil
+}
+
+func refusal(who string, cmd commands.Command) string {
+	return fmt.Sprintf("Thanks @%s! `/%s` can only be used by people with write access to this repository, "+
+		"so cccp did not act on it. A maintainer can run it for you.", who, cmd)
+}
+
+// retest re-runs the failed pipelines of the pull request's head commit
+// (all of them with all; only project's when set). With nothing recorded
+// for the head commit, the pull request's pipelines are started afresh.
+func (b *Bot) retest(ctx context.Context, ev *event.Event, all bool, project string) error {
+	key := prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number)
+	rec, err := b.loadPR(ctx, key)
+	if err != nil {
+		return err
+	}
+	latest := map[string]*store.Run{} // project -> newest run of the head commit
+	if rec != nil && rec.HeadSHA == ev.PR.HeadSHA {
+		for _, id := range rec.Runs {
+			r, err := b.cfg.Store.Run(ctx, id)
+			if err != nil {
+				continue
+			}
+			if old := latest[r.Project]; old == nil || runSeq(r.ID) > runSeq(old.ID) {
+				latest[r.Project] = r
+			}
+		}
+	}
+	only := map[string]bool{}
+	for name, r := range latest {
+		if project != "" && name != project {
+			continue
+		}
+		if all || project != "" || r.State == store.Failed || r.State == store.Cancelled {
+			only[name] = true
+		}
+	}
+	if len(latest) == 0 && (all || project != "") {
+		if project != "" {
+			only[project] = true
+		} else {
+			only = nil // everything
+		}
+	} else if len(only) == 0 {
+		if ev.Comment != nil {
+			return b.reply(ctx, ev, "Nothing to retest: no pipeline of `"+short(ev.PR.HeadSHA)+"` failed. Use `/retest all` to run them all again.")
+		}
+		return nil
+	}
+	return b.pullRequest(ctx, ev, only)
+}
+
+// cancel cancels the unfinished pipelines of the pull request.
+func (b *Bot) cancel(ctx context.Context, ev *event.Event, who string) error {
+	rec, err := b.loadPR(ctx, prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number))
+	if err != nil || rec == nil {
+		return err
+	}
+	for _, id := range rec.Runs {
+		r, err := b.cfg.Store.Run(ctx, id)
+		if err != nil || r.State.Done() {
+			continue
+		}
+		if err := b.cfg.Pipeline.Cancel(ctx, id, "cancelled by @"+who); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("cancel run %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// checkRerun: GitHub's "Re-run" on a cccp check is /retest for that check.
+func (b *Bot) checkRerun(ctx context.Context, ev *event.Event) error {
+	project, _ := strings.CutPrefix(ev.CheckName, "cccp/")
+	if ev.CheckName != "" && project == ev.CheckName {
+		return nil // not ours
+	}
+	c := b.client(ev.Forge)
+	can, err := c.CanWrite(ctx, ev.Repo.FullName, ev.Sender)
+	if err != nil {
+		return fmt.Errorf("permission of %s on %s: %w", ev.Sender, ev.Repo.FullName, err)
+	}
+	if !can {
+		b.log.Info("check re-run by a non-writer ignored", "user", ev.Sender, "check", ev.CheckName)
+		return nil
+	}
+	if ev.PR != nil && ev.PR.Number != 0 {
+		pr, err := c.PullRequest(ctx, ev.Repo.FullName, ev.PR.Number)
+		if err != nil {
+			return fmt.Errorf("look up %s#%d: %w", ev.Repo.FullName, ev.PR.Number, err)
+		}
+		ev.PR = pr
+		if project == indexCheck {
+			project = ""
+		}
+		return b.retest(ctx, ev, false, project)
+	}
+	if project == "" {
+		return nil
+	}
+	// A branch run: run the newest run of that commit again.
+	runs, err := b.cfg.Store.Runs(ctx, store.RunFilter{Project: project, Limit: 100})
+	if err != nil && len(runs) == 0 {
+		return err
+	}
+	for _, r := range runs {
+		if r.Cause.Commit == ev.CheckSHA && r.Cause.Forge == ev.Forge && r.Kind == pipeline.KindBranch {
+			cause := r.Cause
+			cause.Kind, cause.Actor, cause.DeliveryID = "retest", ev.Sender, ev.DeliveryID
+			_, err := b.enqueue(ctx, pipeline.Request{Project: r.Project, Kind: r.Kind, Cause: cause,
+				GitURL: r.GitURL, Branch: r.Branch, Commit: r.Commit})
+			return err
+		}
+	}
+	return nil
+}
+
+func runSeq(id string) uint64 { n, _ := strconv.ParseUint(id, 10, 64); return n }
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Durable webhook ingest benchmark, by the method of ../shared/bench/README.md:
+# wrk -t2 -c64 -d15s --latency with signed 25 KB GitHub push payloads, each
+# with a fresh X-GitHub-Delivery. The server is the bot package's own
+# TestIngestServer (bot/benchserver_test.go): the real bot handler, the real
+# GitHub signature check and a real bbolt file (secret "s3cret").
+# It runs twice: with storage on (each delivery fsynced before its 202) and
+# with storage switched off (the limit the first is compared to).
+# Optional third run with BENCH_DISPATCH=1: storage on and the dispatcher
+# parsing and finishing deliveries at the same time.
+#
+# Usage: hack/bench-ingest.sh            (BENCH_DIR, BENCH_SECONDS, PORT to override)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BENCH_DIR=${BENCH_DIR:-/work/shared/bench}
+SECONDS_=${BENCH_SECONDS:-15}
+PORT=${PORT:-18087}
+BODY_FILE=$BENCH_DIR/push25k.json
+LUA=$BENCH_DIR/webhook-load.lua
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+[ -f "$BODY_FILE" ] && [ -f "$LUA" ] || { echo "missing $BODY_FILE or $LUA" >&2; exit 1; }
+SIG="sha256=$(openssl dgst -sha256 -hmac s3cret -hex <"$BODY_FILE" | awk '{print $NF}')"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go test -c -o "$work/bot.test" ./bot
+
+run() { # name, env...
+  local name=$1; shift
+  local data=$work/$name; mkdir -p "$data"
+  env "$@" CCCP_BENCH_ADDR=127.0.0.1:$PORT CCCP_BENCH_DIR="$data" \
+    "$work/bot.test" -test.run '^TestIngestServer$' -test.v >"$work/$name.server.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  BODY_FILE=$BODY_FILE SIG=$SIG wrk -t2 -c64 -d"${SECONDS_}s" --latency -s "$LUA" \
+    "http://127.0.0.1:$PORT/webhooks/github" >"$work/$name.wrk" 2>&1 || true
+  local metrics; metrics=$(curl -fsS "http://127.0.0.1:$PORT/metrics" | grep '^cccp_webhook_deliveries_total' || true)
+  kill -TERM "$pid"; wait "$pid" || true
+  local rps p99 non2xx
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.wrk")
+  p99=$(awk '$1=="99%" {print $2}' "$work/$name.wrk")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$name.wrk")
+  printf '%-22s %10s req/s   p99 %-9s non-2xx %s\n' "$name" "$rps" "$p99" "${non2xx:-0}"
+  [ -n "${VERBOSE:-}" ] && { cat "$work/$name.wrk"; echo "$metrics"; tail -3 "$work/$name.server.log"; }
+  if [ "$name" = storage-on ]; then
+    echo "  server: $(grep -o 'pending deliveries at exit: [0-9]*' "$work/$name.server.log" || echo '?'), metrics: $(echo "$metrics" | tr '\n' ' ')"
+  fi
+}
+
+echo "wrk -t2 -c64 -d${SECONDS_}s --latency, $(wc -c <"$BODY_FILE") byte signed push, $(nproc) cores"
+run storage-on
+run storage-off CCCP_BENCH_DISCARD=1
+if [ -n "${BENCH_DISPATCH:-}" ]; then run storage+dispatcher CCCP_BENCH_DISPATCH=1; fi
