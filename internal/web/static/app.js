@@ -18,11 +18,16 @@
     });
   }
 
-  // Run page: open at the first line that explains the failure.
+  // Run page: open at the first line that explains the failure (also when
+  // a link pointed at the failed stage as a whole).
   var head = document.querySelector("[data-first-line]");
-  if (head && !location.hash) {
+  if (head) {
     var id = head.dataset.firstLine;
-    if (document.getElementById(id)) location.replace("#" + id);
+    var stage = id.slice(0, id.lastIndexOf("-L"));
+    var h = location.hash;
+    if ((!h || h === "#failure" || h === "#stage-" + stage) && document.getElementById(id)) {
+      location.replace("#" + id);
+    }
   }
 
   // Run page: stream the logs of running stages; reload when one ends so
