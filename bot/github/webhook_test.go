@@ -230,3 +230,24 @@ func TestParseCommentOnPullRequest(t *testing.T) {
 		t.Errorf("PR = %+v, want number %v", ev.PR, issue["number"])
 	}
 }
+
+// BenchmarkVerifyParse measures the per-delivery cost of the ingest path's
+// forge part on a recorded push payload.
+func BenchmarkVerifyParse(b *testing.B) {
+	body, err := os.ReadFile(filepath.Join(testdata, "push-event-5.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	secret := []byte("bench")
+	w, _ := NewWebhook(secret)
+	h := http.Header{"X-Github-Event": {"push"}, "X-Github-Delivery": {"d"}, "X-Hub-Signature-256": {Sign(secret, body)}}
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := w.Verify(h, body); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := w.Parse(h, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
