@@ -89,9 +89,22 @@ func (b *Bot) dispatch(ctx context.Context) error {
 	if !rescan() {
 		return ctx.Err()
 	}
+	last := time.Now()
 	close(b.ready)
-	tick := time.NewTicker(time.Minute) // safety net
+	// PendingDeliveries decodes every pending delivery, so after an
+	// overflow the store is read again only once the in-memory queue is
+	// drained, and not more often than every few seconds; without an
+	// overflow, once a minute as a safety net.
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	maybeRescan := func() bool {
+		since := time.Since(last)
+		if since >= time.Minute || (b.overflow.Load() && len(b.work) == 0 && since >= 5*time.Second) {
+			last = time.Now()
+			return rescan()
+		}
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -102,11 +115,11 @@ func (b *Bot) dispatch(ctx context.Context) error {
 				return ctx.Err()
 			}
 		case <-b.wake:
-			if b.overflow.Load() && !rescan() {
+			if !maybeRescan() {
 				return ctx.Err()
 			}
 		case <-tick.C:
-			if !rescan() {
+			if !maybeRescan() {
 				return ctx.Err()
 			}
 		}

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -115,7 +116,9 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d.Headers[k] = v
 		}
 	}
-	dup, err := h.b.cfg.Store.AcceptDelivery(r.Context(), d)
+	// Not cancelled when the sender hangs up: the write is under way and
+	// the count and log should say how it ended.
+	dup, err := h.b.cfg.Store.AcceptDelivery(context.WithoutCancel(r.Context()), d)
 	if err != nil {
 		h.m.failed.Inc()
 		h.b.log.Error("store delivery", "forge", h.forge, "delivery", id, "err", err)

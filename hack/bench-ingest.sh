@@ -35,7 +35,7 @@ run() { # name, env...
   for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   BODY_FILE=$BODY_FILE SIG=$SIG wrk -t2 -c64 -d"${SECONDS_}s" --latency -s "$LUA" \
     "http://127.0.0.1:$PORT/webhooks/github" >"$work/$name.wrk" 2>&1 || true
-  local metrics; metrics=$(curl -fsS "http://127.0.0.1:$PORT/metrics" | grep '^cccp_webhook_deliveries_total' || true)
+  local metrics; metrics=$(curl -fsS "http://127.0.0.1:$PORT/metrics" | grep -E '^cccp_(webhook_deliveries|deliveries_processed)_total' | grep -v ' 0$' || true)
   kill -TERM "$pid"; wait "$pid" || true
   local rps p99 non2xx
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.wrk")
@@ -43,7 +43,7 @@ run() { # name, env...
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$name.wrk")
   printf '%-22s %10s req/s   p99 %-9s non-2xx %s\n' "$name" "$rps" "$p99" "${non2xx:-0}"
   [ -n "${VERBOSE:-}" ] && { cat "$work/$name.wrk"; echo "$metrics"; tail -3 "$work/$name.server.log"; }
-  if [ "$name" = storage-on ]; then
+  if [ "$name" != storage-off ]; then
     echo "  server: $(grep -o 'pending deliveries at exit: [0-9]*' "$work/$name.server.log" || echo '?'), metrics: $(echo "$metrics" | tr '\n' ' ')"
   fi
 }
