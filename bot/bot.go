@@ -100,6 +100,7 @@ type Store interface {
 
 	Run(ctx context.Context, id string) (*store.Run, error)
 	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
+	LatestRuns(ctx context.Context, kind string) (map[string]*store.Run, error)
 }
 
 // Pipeline queues and cancels runs (internal/pipeline.Runner).
@@ -311,12 +312,28 @@ func (b *Bot) readyz(w http.ResponseWriter, r *http.Request) {
 // stored and sends due reports, until ctx ends. Deliveries cut off by the
 // end are processed by the next Run.
 func (b *Bot) Run(ctx context.Context) error {
+	b.resync(ctx)
 	done := make(chan struct{})
 	go func() { b.outbox(ctx); close(done) }()
 	go func() { b.rep.loop(ctx) }()
 	err := b.dispatch(ctx)
 	<-done
 	return err
+}
+
+// resync reports the newest run of every project again: a change seen
+// just before a crash may not have reached the outbox. Reports equal to
+// what was sent are not sent again.
+func (b *Bot) resync(ctx context.Context) {
+	latest, err := b.cfg.Store.LatestRuns(ctx, "")
+	if err != nil {
+		b.log.Warn("latest runs for resync", "err", err)
+	}
+	for _, r := range latest {
+		if r.Cause.Forge != "" {
+			b.Observe(r)
+		}
+	}
 }
 
 func (b *Bot) client(forge string) Client {

@@ -326,9 +326,6 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 			"Someone with write access can comment `/ok-to-test` to run them for `%s`.\n", rec.Author, short(rec.HeadSHA))
 		return assemble(limit, head.String(), nil, "", nil)
 	}
-	if rec.Note != "" {
-		head.WriteString(rec.Note + "\n")
-	}
 	byName := map[string]*store.Run{}
 	for _, r := range runs {
 		if old := byName[r.Project]; old == nil || runSeq(r.ID) > runSeq(old.ID) {

@@ -323,3 +323,55 @@ func TestOutboxRetry(t *testing.T) {
 		}
 	})
 }
+
+// TestReportsSurviveRestart: a run change observed just before a crash,
+// and a report stored but not sent, both reach the forge after a restart.
+func TestReportsSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/cccp.db"
+	db := openDB(t, path)
+	tb := newTestBotOn(t, db, path, newFakeForge(), nil)
+	web, cli := prWithRuns(t, tb)
+	tb.pipe.finish(ctx, web.ID, store.Failed)
+	tb.rep.flush(ctx) // web's report is in the outbox, not sent
+	tb.pipe.finish(ctx, cli.ID, store.Passed)
+	// cli's change was only observed in memory; then the process dies.
+	for _, c := range tb.forge.Calls() {
+		if strings.HasPrefix(c, "status") || strings.HasPrefix(c, "comment") {
+			t.Fatalf("sent before the crash: %q", c)
+		}
+	}
+	db.Close()
+
+	db2 := openDB(t, path)
+	defer db2.Close()
+	forge := newFakeForge()
+	tb2 := newTestBotOn(t, db2, path, forge, func(c *Config) { c.OutboxPoll = 10 * time.Millisecond })
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tb2.Run(runCtx) }()
+	want := map[string]event.State{
+		"Codertocat/Hello-World " + sha1 + " cccp/hello/web": event.StateFailure,
+		"Codertocat/Hello-World " + sha1 + " cccp/hello/cli": event.StateSuccess,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		forge.mu.Lock()
+		got := 0
+		for k, st := range want {
+			if forge.statuses[k].State == st {
+				got++
+			}
+		}
+		forge.mu.Unlock()
+		if got == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("statuses after restart: %q", forge.Calls())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}

@@ -200,7 +200,6 @@ type prRecord struct {
 	Waiting bool         `json:"waiting,omitempty"`
 	Author  string       `json:"author,omitempty"`
 	Lint    *indexResult `json:"lint,omitempty"`
-	Note    string       `json:"note,omitempty"` // e.g. "no index entry builds this repository"
 }
 
 // indexResult is the stored outcome of an index pull request's lint.
@@ -267,6 +266,11 @@ func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) 
 // limits the runs to those projects (/retest).
 func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]bool) error {
 	isIndex := b.isIndexRepo(ev)
+	if !isIndex && len(prRequests(ev, b.cfg.Entries())) == 0 {
+		// No entry builds this repository's base branch: stay silent
+		// (an App installed on a whole organisation sees every PR).
+		return nil
+	}
 	ok, err := b.trusted(ctx, ev)
 	if err != nil {
 		return err
@@ -274,7 +278,7 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 	if !ok {
 		_, err := b.updatePR(ctx, ev, func(rec *prRecord) error {
 			if rec.HeadSHA != ev.PR.HeadSHA {
-				rec.Runs, rec.Lint, rec.Note = nil, nil, ""
+				rec.Runs, rec.Lint = nil, nil
 			}
 			rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, true, ev.PR.Author
 			return nil
@@ -301,7 +305,7 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 	}
 	_, err = b.updatePR(ctx, ev, func(rec *prRecord) error {
 		if rec.HeadSHA != ev.PR.HeadSHA {
-			rec.Runs, rec.Lint, rec.Note = nil, nil, ""
+			rec.Runs, rec.Lint = nil, nil
 		}
 		rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, false, ev.PR.Author
 		for _, id := range ids {
@@ -311,11 +315,6 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 		}
 		if lint != nil {
 			rec.Lint = lint
-		}
-		if len(rec.Runs) == 0 && !isIndex {
-			rec.Note = "No index entry builds this repository's `" + ev.PR.BaseRef + "` branch, so there is nothing to run."
-		} else {
-			rec.Note = ""
 		}
 		return nil
 	})
@@ -429,6 +428,9 @@ func (b *Bot) reply(ctx context.Context, ev *event.Event, body string) error {
 func (b *Bot) comment(ctx context.Context, ev *event.Event) error {
 	if ev.Comment == nil || ev.PR == nil {
 		return nil
+	}
+	if strings.Contains(ev.Comment.Body, "<!-- cccp:") {
+		return nil // one of cccp's own comments
 	}
 	res := commands.Parse(ev.Comment.Body)
 	switch {

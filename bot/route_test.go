@@ -375,3 +375,39 @@ func TestIndexRepo(t *testing.T) {
 		t.Errorf("first build = %s %s %s, want new/app branch index", got.Project, got.Kind, got.Cause.Kind)
 	}
 }
+
+// TestSilent: events that must not make the bot speak or ask the forge.
+func TestSilent(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   func(t *testing.T) *event.Event
+	}{
+		{"pull request on a repository no entry builds", func(t *testing.T) *event.Event {
+			return ghEvent(t, "pull_request-opened-1.json", "s1", func(m map[string]any) {
+				r := obj(m, "repository")
+				r["full_name"], r["clone_url"], r["html_url"] = "someone/else", "https://github.com/someone/else.git", "https://github.com/someone/else"
+			})
+		}},
+		{"cccp's own comment quoting a command", func(t *testing.T) *event.Event {
+			return commentEvent(t, "s2", "cccp[bot]", prMarker+"\n/retest\n")
+		}},
+		{"a comment without a command", func(t *testing.T) *event.Event {
+			return commentEvent(t, "s3", "outsider", "Looks good, but see > /retest in the docs")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb := newTestBot(t, nil)
+			if err := tb.route(context.Background(), tt.ev(t)); err != nil {
+				t.Fatal(err)
+			}
+			tb.report(t)
+			if calls := tb.forge.Calls(); len(calls) != 0 {
+				t.Errorf("forge calls %q, want none", calls)
+			}
+			if runs := tb.pipe.Requests(); len(runs) != 0 {
+				t.Errorf("runs %q, want none", runs)
+			}
+		})
+	}
+}
