@@ -32,4 +32,13 @@ for f in "$root"/testdata/demo/index.d/*.yaml; do
 done
 
 "$bin" index lint --allow-file-urls "$index_dir"
-exec "$bin" run --index "$index_dir" --data "$data" --allow-file-urls
+status=0
+"$bin" run --index "$index_dir" --data "$data" --allow-file-urls || status=$?
+[ "${CCCP_DEMO_SERVE:-1}" = 1 ] || exit $status
+
+listen=${CCCP_LISTEN:-127.0.0.1:8080}
+echo
+echo "cccp: the web UI is at http://$listen/ (runs, logs, onboarding); Ctrl-C stops it."
+echo "cccp: images stay in the registry under $data; pull them with"
+echo "      podman pull --tls-verify=false 127.0.0.1:5115/demo/hello:latest  (while cccp serves)"
+exec "$bin" serve --index "$index_dir" --data "$data" --allow-file-urls --listen "$listen"

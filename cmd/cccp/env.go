@@ -96,6 +96,15 @@ func openState(f *envFlags, log *slog.Logger) (*stateEnv, error) {
 	return &stateEnv{db: db, logs: runlog.New(filepath.Join(f.data, "logs"), max)}, nil
 }
 
+// pipelineOptions are the settings only `cccp serve` changes.
+type pipelineOptions struct {
+	blocking []string
+	// chainChildren queues the children of a delivered parent; graph
+	// gives them.
+	chainChildren bool
+	graph         func(key string) []string
+}
+
 // pipelineEnv is everything a pipeline needs on this machine.
 type pipelineEnv struct {
 	*stateEnv
@@ -103,6 +112,7 @@ type pipelineEnv struct {
 	client *registry.Client
 	target registry.Target
 	runner *pipeline.Runner
+	data   string
 
 	mu      sync.RWMutex
 	entries map[string]*index.Entry
@@ -111,12 +121,12 @@ type pipelineEnv struct {
 // openPipeline starts the embedded registry (unless --registry names
 // another) and a pipeline runner over buildah and podman. obs, when set,
 // sees every change of a run.
-func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeline.Observer) (_ *pipelineEnv, err error) {
+func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeline.Observer, opts pipelineOptions) (_ *pipelineEnv, err error) {
 	st, err := openState(f, log)
 	if err != nil {
 		return nil, err
 	}
-	env := &pipelineEnv{stateEnv: st, entries: map[string]*index.Entry{}}
+	env := &pipelineEnv{stateEnv: st, data: f.data, entries: map[string]*index.Entry{}}
 	defer func() {
 		if err != nil {
 			env.Close(context.WithoutCancel(ctx))
@@ -145,6 +155,17 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	env.client = registry.NewClient(ccfg)
 	isInsecure := func(host string) bool { return local.IsLoopback(host) || slices.Contains(insecure, host) }
 
+	var blocking map[string]bool
+	if len(opts.blocking) > 0 {
+		blocking = map[string]bool{}
+		for _, b := range opts.blocking {
+			blocking[b] = true
+		}
+	}
+	var children func(string) []string
+	if opts.chainChildren {
+		children = opts.graph
+	}
 	pod := &podman.Runner{Logger: log}
 	env.runner, err = pipeline.New(pipeline.Config{
 		Source: local.GitSource{},
@@ -158,7 +179,9 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Store:         st.db,
 		Logs:          local.Logs{Logs: st.logs},
 		Entries:       env.entry,
-		WorkDir:       filepath.Join(f.data, "work"),
+		WorkDir:       env.workDir(),
+		Blocking:      blocking,
+		Children:      children,
 		Workers:       f.workers,
 		OwnRegistries: append([]string{env.target.Host}, f.aliases...),
 		Logger:        log,
@@ -169,6 +192,9 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	}
 	return env, nil
 }
+
+// workDir holds the checkouts of running pipelines and index PR checks.
+func (env *pipelineEnv) workDir() string { return filepath.Join(env.data, "work") }
 
 // setEntries replaces the index the runner builds from.
 func (env *pipelineEnv) setEntries(entries []*index.Entry) {

@@ -70,7 +70,7 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 	}
 
 	progress := newProgress(stderr)
-	env, err := openPipeline(ctx, f, f.logger(stderr), progress.observe)
+	env, err := openPipeline(ctx, f, f.logger(stderr), progress.observe, pipelineOptions{})
 	if err != nil {
 		return err
 	}

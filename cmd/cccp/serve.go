@@ -1,0 +1,432 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cccp-project/cccp/bot"
+	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/gitea"
+	"github.com/cccp-project/cccp/bot/github"
+	"github.com/cccp-project/cccp/bot/gitlab"
+	"github.com/cccp-project/cccp/internal/gitsrc"
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/onboard"
+	"github.com/cccp-project/cccp/internal/pipeline"
+	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/web"
+)
+
+func newServeCommand() *cobra.Command {
+	var (
+		configPath string
+		indexPath  string
+		listen     string
+		data       string
+		verbose    bool
+		allowFile  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve [--config FILE]",
+		Short: "Run cccp as a service: web UI and API, forge webhooks, pipeline workers and the embedded registry",
+		Long: `serve runs everything cccp is: the web UI and its JSON API, the webhook
+endpoints of the configured forges (/webhooks/github, /webhooks/gitlab,
+/webhooks/gitea), /healthz, /readyz and /metrics, the pipeline workers and the
+embedded registry. Without any forge configured it serves the web UI and runs
+pipelines for the local index (started from the UI, the API or a rescan).
+
+Secrets come from the configuration file or from the environment:
+CCCP_GITHUB_WEBHOOK_SECRET, CCCP_GITHUB_TOKEN, CCCP_GITLAB_WEBHOOK_SECRET,
+CCCP_GITLAB_TOKEN, CCCP_GITEA_WEBHOOK_SECRET, CCCP_GITEA_TOKEN,
+CCCP_ADMIN_TOKENS (comma-separated), CCCP_READ_TOKENS, CCCP_SESSION_KEY.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadServeConfig(configPath, os.Getenv)
+			if err != nil && indexPath == "" {
+				return usageError{err}
+			}
+			if cfg == nil {
+				// Only index.path was missing: the flag gives it.
+				cfg = &serveConfig{}
+				cfg.applyEnv(os.Getenv)
+				cfg.defaults()
+			}
+			if indexPath != "" {
+				cfg.Index.Path = indexPath
+			}
+			if listen != "" {
+				cfg.Listen = listen
+				if configPath == "" {
+					cfg.BaseURL = "http://" + listen
+				}
+			}
+			if data != "" {
+				cfg.Data = data
+			}
+			cfg.Index.AllowFileURLs = cfg.Index.AllowFileURLs || allowFile
+			if err := cfg.validate(); err != nil {
+				return usageError{err}
+			}
+			log := slog.New(slog.DiscardHandler)
+			if verbose {
+				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+			} else {
+				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			}
+			return serve(cmd.Context(), cmd.ErrOrStderr(), cfg, log)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "configuration file (YAML); see deploy/config.example.yaml")
+	cmd.Flags().StringVar(&indexPath, "index", "", "the container index on this machine (overrides index.path)")
+	cmd.Flags().StringVar(&listen, "listen", "", "address to serve on (overrides listen; default 127.0.0.1:8080)")
+	cmd.Flags().StringVar(&data, "data", "", "folder for cccp's state (overrides data)")
+	cmd.Flags().BoolVar(&allowFile, "allow-file-urls", false, "allow file:// git URLs in the index")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	return cmd
+}
+
+// serve wires and runs the service until ctx ends.
+func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Logger) error {
+	masker := redact.NewMasker(cfg.secrets()...)
+	idx := &indexHolder{cfg: cfg, log: log}
+	if err := idx.prepare(ctx); err != nil {
+		return err
+	}
+
+	var theBot *bot.Bot // set below; the observer only reads it once serving
+	var botMu sync.RWMutex
+	observe := func(r *store.Run) {
+		botMu.RLock()
+		b := theBot
+		botMu.RUnlock()
+		if b != nil {
+			b.Observe(r)
+		}
+	}
+	f := &envFlags{data: cfg.Data, registry: cfg.Registry.External, registryAddr: cfg.Registry.Address,
+		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes}
+	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children})
+	if err != nil {
+		return err
+	}
+	defer env.Close(context.WithoutCancel(ctx))
+	idx.env = env
+
+	projects := web.NewIndexProjects(index.NewIndex("", index.IndexD, nil))
+	idx.projects = projects
+	if _, err := idx.reload(ctx); err != nil {
+		return err
+	}
+
+	actions := runActions{runner: env.runner}
+	var onboarder web.Onboarder = &onboard.Local{Root: cfg.Index.Path, Queue: firstBuild{idx: idx, runner: env.runner}}
+	forges, err := openForges(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Index.Repo != "" {
+		if pr, ok := forges[cfg.Index.Forge].Client.(onboard.PullRequester); ok {
+			onboarder = &onboard.Forge{Root: cfg.Index.Path, Repo: cfg.Index.Repo, Base: cfg.Index.Branch, PR: pr}
+		}
+	}
+	var sessionKey []byte
+	if cfg.Web.SessionKey != "" {
+		sessionKey = []byte(cfg.Web.SessionKey)
+	}
+	ui, err := web.New(web.Config{
+		BaseURL: cfg.BaseURL, Runs: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
+		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
+		InsecureCookie: !isLoopbackListen(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
+		Logger:         log.With("component", "web"),
+	})
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/", ui.Handler())
+	if len(forges) > 0 {
+		b, err := bot.New(bot.Config{
+			Store: env.db, Pipeline: env.runner, Forges: forges, Entries: idx.entries,
+			Index:       bot.IndexRepo{Forge: cfg.Index.Forge, FullName: cfg.Index.Repo},
+			IndexPR:     indexPRChecker{cfg: cfg, work: env.workDir()},
+			ReloadIndex: idx.reloadOnPush,
+			BaseURL:     cfg.BaseURL, LogTail: env.logs.Tail, LogLines: cfg.CommentLogLines, Masker: masker,
+			Logger: log.With("component", "bot"),
+		})
+		if err != nil {
+			return err
+		}
+		botMu.Lock()
+		theBot = b
+		botMu.Unlock()
+		for _, p := range []string{"/webhooks/", "/healthz", "/readyz", "/metrics"} {
+			mux.Handle(p, b)
+		}
+		go func() {
+			if err := b.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("bot stopped", "err", err)
+			}
+		}()
+	} else {
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	}
+
+	if err := env.runner.Start(ctx); err != nil {
+		return err
+	}
+	if cfg.Pipeline.Rescan > 0 {
+		go env.runner.Periodic(ctx, cfg.Pipeline.Rescan, idx.keys)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// No WriteTimeout: live logs stream for as long as a stage runs.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	fmt.Fprintf(stderr, "cccp: serving %s (web UI, API%s)\n", cfg.BaseURL, forgeList(forges))
+	if env.reg != nil {
+		fmt.Fprintf(stderr, "cccp: embedded registry at %s\n", env.reg.Host())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+func forgeList(forges map[string]bot.Forge) string {
+	s := ""
+	for name := range forges {
+		s += ", /webhooks/" + name
+	}
+	return s
+}
+
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// openForges builds the configured forge adapters.
+func openForges(cfg *serveConfig, log *slog.Logger) (map[string]bot.Forge, error) {
+	forges := map[string]bot.Forge{}
+	if c := cfg.GitHub; c.enabled() {
+		wh, err := github.NewWebhook([]byte(c.WebhookSecret))
+		if err != nil {
+			return nil, fmt.Errorf("github: %w", err)
+		}
+		var client bot.Client
+		if c.AppID != 0 {
+			pem, err := os.ReadFile(c.PrivateKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("github: private key: %w", err)
+			}
+			client, err = github.NewAppClient(github.AppConfig{AppID: c.AppID, PrivateKeyPEM: pem, BaseURL: c.BaseURL})
+			if err != nil {
+				return nil, fmt.Errorf("github: %w", err)
+			}
+		} else {
+			client, err = github.NewTokenClient(github.TokenConfig{Token: c.Token, BaseURL: c.BaseURL})
+			if err != nil {
+				return nil, fmt.Errorf("github: %w", err)
+			}
+		}
+		forges[event.GitHub] = bot.Forge{Webhook: wh, Client: client, Secret: c.WebhookSecret}
+	}
+	if c := cfg.GitLab; c.enabled() {
+		wh, err := gitlab.NewWebhook([]byte(c.WebhookSecret))
+		if err != nil {
+			return nil, fmt.Errorf("gitlab: %w", err)
+		}
+		client, err := gitlab.NewClient(gitlab.Config{Token: c.Token, BaseURL: c.BaseURL})
+		if err != nil {
+			return nil, fmt.Errorf("gitlab: %w", err)
+		}
+		forges[event.GitLab] = bot.Forge{Webhook: wh, Client: client, Secret: c.WebhookSecret}
+	}
+	if c := cfg.Gitea; c.enabled() {
+		wh, err := gitea.NewWebhook([]byte(c.WebhookSecret))
+		if err != nil {
+			return nil, fmt.Errorf("gitea: %w", err)
+		}
+		client, err := gitea.NewClient(gitea.Config{Token: c.Token, BaseURL: c.BaseURL})
+		if err != nil {
+			return nil, fmt.Errorf("gitea: %w", err)
+		}
+		forges[event.Gitea] = bot.Forge{Webhook: wh, Client: client, Secret: c.WebhookSecret}
+	}
+	return forges, nil
+}
+
+// indexHolder keeps the current index and hands it to the pipeline, the
+// web UI and the bot.
+type indexHolder struct {
+	cfg      *serveConfig
+	log      *slog.Logger
+	env      *pipelineEnv
+	projects *web.IndexProjects
+
+	mu    sync.RWMutex
+	idx   *index.Index
+	graph *index.Graph
+}
+
+// prepare clones the index repository when one is configured and the
+// folder is not a checkout yet.
+func (h *indexHolder) prepare(ctx context.Context) error {
+	if h.cfg.Index.GitURL == "" {
+		return nil
+	}
+	if _, err := os.Stat(h.cfg.Index.Path + "/.git"); err == nil {
+		return nil
+	}
+	return gitsrc.Clone(ctx, h.cfg.Index.GitURL, h.cfg.Index.Path, gitsrc.CloneOptions{Branch: h.cfg.Index.Branch})
+}
+
+// reload reads the index from disk; entries with lint errors are still
+// served (the PR that added them was checked), but the errors are logged.
+// It returns the keys of entries that are new since the last load.
+func (h *indexHolder) reload(ctx context.Context) ([]string, error) {
+	idx, findings, err := index.Load(ctx, h.cfg.Index.Path, index.LoadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("load index: %w", err)
+	}
+	findings = append(findings, index.Lint(idx, index.LintOptions{AllowFile: h.cfg.Index.AllowFileURLs, Registries: h.cfg.Registry.Aliases})...)
+	for _, f := range findings {
+		if f.Severity == index.Error {
+			h.log.Warn("index", "finding", f.String())
+		}
+	}
+	graph, _ := index.NewGraph(idx)
+	h.mu.Lock()
+	old := h.idx
+	h.idx, h.graph = idx, graph
+	h.mu.Unlock()
+	h.env.setEntries(idx.Entries)
+	h.projects.Set(idx)
+	var added []string
+	for _, e := range idx.Entries {
+		if old == nil {
+			break
+		}
+		if _, ok := old.ByImage(e.Key()); !ok {
+			added = append(added, e.Key())
+		}
+	}
+	h.log.Info("index loaded", "entries", len(idx.Entries), "new", len(added))
+	return added, nil
+}
+
+// reloadOnPush pulls the index repository (when cccp keeps a checkout)
+// and reloads it.
+func (h *indexHolder) reloadOnPush(ctx context.Context, _ *event.Event) ([]string, error) {
+	if h.cfg.Index.GitURL != "" {
+		dir := h.cfg.Index.Path
+		tmp := dir + ".new"
+		os.RemoveAll(tmp)
+		if err := gitsrc.Clone(ctx, h.cfg.Index.GitURL, tmp, gitsrc.CloneOptions{Branch: h.cfg.Index.Branch}); err != nil {
+			return nil, fmt.Errorf("pull index: %w", err)
+		}
+		old := dir + ".old"
+		os.RemoveAll(old)
+		if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("swap index checkout: %w", err)
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			return nil, fmt.Errorf("swap index checkout: %w", err)
+		}
+		os.RemoveAll(old)
+	}
+	return h.reload(ctx)
+}
+
+func (h *indexHolder) entries() []*index.Entry {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.idx == nil {
+		return nil
+	}
+	return h.idx.Entries
+}
+
+func (h *indexHolder) keys() []string {
+	var keys []string
+	for _, e := range h.entries() {
+		keys = append(keys, e.Key())
+	}
+	return keys
+}
+
+// children gives the keys of the entries built FROM the entry of key.
+func (h *indexHolder) children(key string) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.idx == nil || h.graph == nil {
+		return nil
+	}
+	e, ok := h.idx.ByImage(key)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, c := range h.graph.Children(e) {
+		out = append(out, c.Key())
+	}
+	return out
+}
+
+// runActions are the web UI's re-run and cancel.
+type runActions struct{ runner *pipeline.Runner }
+
+func (a runActions) Rerun(ctx context.Context, run *store.Run, actor string) (*store.Run, error) {
+	cause := run.Cause
+	cause.Kind, cause.Actor, cause.Detail, cause.DeliveryID = "manual", actor, "re-run of run "+run.ID, ""
+	return a.runner.Enqueue(ctx, pipeline.Request{Project: run.Project, Kind: run.Kind, Cause: cause,
+		GitURL: run.GitURL, Branch: run.Branch, Commit: run.Commit})
+}
+
+func (a runActions) Cancel(ctx context.Context, id, actor string) error {
+	return a.runner.Cancel(ctx, id, "cancelled by "+actor)
+}
+
+// firstBuild queues the first build of an entry onboarded locally.
+type firstBuild struct {
+	idx    *indexHolder
+	runner *pipeline.Runner
+}
+
+func (q firstBuild) QueueFirst(ctx context.Context, e index.Entry, actor string) (string, error) {
+	if _, err := q.idx.reload(ctx); err != nil {
+		return "", err
+	}
+	run, err := q.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: pipeline.KindBranch,
+		Cause: store.Cause{Kind: "index", Actor: actor, Detail: "onboarded"}})
+	if err != nil {
+		return "", err
+	}
+	return run.ID, nil
+}
