@@ -34,10 +34,11 @@ var forgeHeaders = map[string]headers{
 		event:    "X-Gitlab-Event",
 		keep:     []string{"X-Gitlab-Event", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID", "X-Gitlab-Instance", "Content-Type"},
 	},
-	event.Gitea: {
-		delivery: []string{"X-Gitea-Delivery", "X-Gogs-Delivery"},
+	event.Gitea: { // Forgejo sends X-Forgejo-* as well as (or instead of) X-Gitea-*
+		delivery: []string{"X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery"},
 		event:    "X-Gitea-Event",
-		keep:     []string{"X-Gitea-Event", "X-Gitea-Event-Type", "X-Gitea-Delivery", "X-Gogs-Event", "X-Gogs-Delivery", "Content-Type"},
+		keep: []string{"X-Gitea-Event", "X-Gitea-Event-Type", "X-Gitea-Delivery", "X-Forgejo-Event", "X-Forgejo-Event-Type",
+			"X-Forgejo-Delivery", "X-Gogs-Event", "X-Gogs-Delivery", "Content-Type"},
 	},
 }
 
