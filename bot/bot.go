@@ -208,8 +208,9 @@ type Bot struct {
 	outWake  chan struct{} // a report was put
 	ready    chan struct{} // closed once Run started its workers
 
-	rep *reporter
-	prs *keyedMutex
+	rep  *reporter
+	prs  *keyedMutex
+	hold map[string]time.Time // forge -> no reports before; outbox goroutine only
 }
 
 // New checks cfg and returns a Bot.
@@ -282,6 +283,7 @@ func New(cfg Config) (*Bot, error) {
 		outWake: make(chan struct{}, 1),
 		ready:   make(chan struct{}),
 		prs:     newKeyedMutex(),
+		hold:    map[string]time.Time{},
 	}
 	b.rep = &reporter{b: b, wake: make(chan struct{}, 1)}
 	b.mux = http.NewServeMux()

@@ -178,14 +178,19 @@ func (b *Bot) outbox(ctx context.Context) {
 		case <-b.outWake:
 		case <-t.C:
 		}
-		b.sendDue(ctx)
+		for b.sendDue(ctx) == outboxBatch && ctx.Err() == nil {
+			// A full batch: more may be due.
+		}
 		t.Reset(b.cfg.OutboxPoll)
 	}
 }
 
-// sendDue sends every due report once; it returns how many were sent.
+const outboxBatch = 100
+
+// sendDue tries the due reports once, at most outboxBatch of them; it
+// returns how many were sent.
 func (b *Bot) sendDue(ctx context.Context) int {
-	due, err := b.cfg.Store.DueReports(ctx, b.cfg.Now(), 100)
+	due, err := b.cfg.Store.DueReports(ctx, b.cfg.Now(), outboxBatch)
 	if err != nil {
 		b.log.Error("due reports", "err", err)
 	}
@@ -219,6 +224,9 @@ func (b *Bot) send(ctx context.Context, r store.Report) bool {
 		b.cfg.Store.DeleteReport(ctx, r.Key, r.Updated)
 		return false
 	}
+	if until, ok := b.hold[p.Forge]; ok && b.cfg.Now().Before(until) {
+		return false // the forge asked everyone to wait
+	}
 	c := b.client(p.Forge)
 	if c == nil {
 		b.log.Error("report for an unconfigured forge dropped", "key", r.Key)
@@ -241,6 +249,10 @@ func (b *Bot) send(ctx context.Context, r store.Report) bool {
 	if err != nil {
 		b.metrics.reports.WithLabelValues(r.Kind, "failed").Inc()
 		wait := b.backoff(r.Attempts, err)
+		var re *event.RetryableError
+		if errors.As(err, &re) && re.RetryAfter() > 0 {
+			b.hold[p.Forge] = b.cfg.Now().Add(re.RetryAfter())
+		}
 		b.log.Warn("report failed; will retry", "key", r.Key, "attempt", r.Attempts+1, "in", wait, "err", err)
 		msg := b.cfg.Masker.String(err.Error())
 		if rerr := b.cfg.Store.RetryReport(ctx, r.Key, b.cfg.Now().Add(wait), msg); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {

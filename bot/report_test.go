@@ -321,6 +321,21 @@ func TestOutboxRetry(t *testing.T) {
 		if due(59*time.Minute) != 0 || due(time.Hour) != 1 {
 			t.Error("report not held back for the forge's hour")
 		}
+		// Another target's report waits for the same forge too.
+		other := ghEvent(t, "push-event-5.json", "p2", func(m map[string]any) { m["after"] = sha2 })
+		if err := tb.route(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		tb.rep.flush(ctx)
+		calls := len(tb.forge.Calls())
+		tb.sendDue(ctx)
+		if got := tb.forge.Calls()[calls:]; len(got) != 0 {
+			t.Errorf("calls while the forge asked to wait: %q", got)
+		}
+		tb.now = tb.now.Add(time.Hour)
+		if n := tb.sendDue(ctx); n != 2 {
+			t.Errorf("sent %d after the wait, want both reports", n)
+		}
 	})
 }
 
