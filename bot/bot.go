@@ -27,9 +27,20 @@
 //
 //	var b *bot.Bot
 //	runner, _ := pipeline.New(pipeline.Config{..., Observer: func(r *store.Run) { b.Observe(r) }})
-//	b, err = bot.New(bot.Config{Store: db, Pipeline: runner, Forges: ..., Entries: idx.Entries})
+//	b, err = bot.New(bot.Config{
+//		Store: db, Pipeline: runner, Entries: currentEntries,
+//		Forges: map[string]bot.Forge{event.GitHub: {Webhook: ghWebhook, Client: ghApp, Secret: secret}},
+//		Index: bot.IndexRepo{Forge: event.GitHub, FullName: "org/index"},
+//		IndexPR: &bot.GitIndexPR{WorkDir: dir, Current: currentEntries},
+//		ReloadIndex: reload, BaseURL: "https://cccp.example", LogTail: logs.Tail,
+//		Masker: redact.NewMasker(secrets...),
+//	})
 //	go b.Run(ctx)
 //	mux.Handle("/", b) // /webhooks/{github,gitlab,gitea}, /healthz, /readyz, /metrics
+//
+// Bot state in the store's meta buckets: "bot-pr" (per pull request: head
+// SHA, its runs, the index lint), "bot-ok-to-test" (approved head SHA per
+// pull request), "bot-sent" (hash of the last report sent per target).
 package bot
 
 import (
@@ -207,6 +218,7 @@ type Bot struct {
 	wake     chan struct{} // overflow happened
 	outWake  chan struct{} // a report was put
 	ready    chan struct{} // closed once Run started its workers
+	started  atomic.Bool
 
 	rep  *reporter
 	prs  *keyedMutex
@@ -314,6 +326,9 @@ func (b *Bot) readyz(w http.ResponseWriter, r *http.Request) {
 // stored and sends due reports, until ctx ends. Deliveries cut off by the
 // end are processed by the next Run.
 func (b *Bot) Run(ctx context.Context) error {
+	if !b.started.CompareAndSwap(false, true) {
+		return errors.New("bot: Run called twice")
+	}
 	b.resync(ctx)
 	done := make(chan struct{})
 	go func() { b.outbox(ctx); close(done) }()
