@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/cccp-project/cccp/internal/index"
@@ -38,11 +39,11 @@ func (l *Local) Submit(ctx context.Context, e index.Entry, actor string) (Outcom
 	if err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{File: file}
+	out := Outcome{Project: keyOf(e), File: file}
 	if l.Queue != nil {
 		id, err := l.Queue.QueueFirst(ctx, WithDefaults(e), actor)
 		if err != nil {
-			return out, fmt.Errorf("onboard %s/%s: added to %s, but queueing its first build failed: %w", e.AppID, e.JobID, file, err)
+			return out, fmt.Errorf("onboard %s: added to %s, but queueing its first build failed: %w", out.Project, file, err)
 		}
 		out.RunID = id
 	}
@@ -73,18 +74,20 @@ func (f *Forge) Submit(ctx context.Context, e index.Entry, actor string) (Outcom
 	}
 	p, err := prepare(existing, e)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("onboard %s/%s: %w", e.AppID, e.JobID, err)
+		return Outcome{}, fmt.Errorf("onboard %s: %w", keyOf(e), err)
 	}
 	if ie := p.invalid(); ie != nil {
 		return Outcome{}, ie
 	}
+	name := p.entry.Key()
 	rel, err := filepath.Rel(existing.Root, p.file)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("onboard %s: %w", p.entry.Name(), err)
+		return Outcome{}, fmt.Errorf("onboard %s: %w", name, err)
 	}
 	rel = filepath.ToSlash(rel)
-	name := p.entry.Name()
-	branch := "cccp/onboard-" + p.entry.AppID + "-" + p.entry.JobID
+	// One branch per entry: a name has one entry per desired-tag, and two
+	// of them may be proposed at once.
+	branch := "cccp/onboard-" + p.entry.AppID + "-" + p.entry.JobID + "-" + refSafe(p.entry.DesiredTag)
 	title := "Add " + name
 	body := fmt.Sprintf("Adds `%s` to the container index (requested by %s through cccp).\n\n```yaml\n%s```\n",
 		name, actor, RenderEntry(p.entry))
@@ -92,7 +95,20 @@ func (f *Forge) Submit(ctx context.Context, e index.Entry, actor string) (Outcom
 	if err != nil {
 		return Outcome{}, fmt.Errorf("onboard %s: open pull request on %s: %w", name, f.Repo, err)
 	}
-	return Outcome{File: rel, PullRequest: url}, nil
+	return Outcome{Project: name, File: rel, PullRequest: url}, nil
+}
+
+// refSafe makes a tag (letters, digits, '_', '.', '-') usable in a git
+// branch name, which may not hold "..", end with "." or end with ".lock".
+func refSafe(tag string) string {
+	for strings.Contains(tag, "..") {
+		tag = strings.ReplaceAll(tag, "..", ".")
+	}
+	tag = strings.TrimSuffix(tag, ".")
+	if strings.HasSuffix(tag, ".lock") {
+		tag = strings.TrimSuffix(tag, ".lock") + "_lock"
+	}
+	return tag
 }
 
 func loadOrEmpty(ctx context.Context, root string) (*index.Index, error) {

@@ -48,6 +48,7 @@ func isError(f index.Finding) bool { return f.Severity == index.Error }
 
 // Outcome says what onboarding did.
 type Outcome struct {
+	Project     string // the entry's key, app-id/job-id:desired-tag (defaults filled in): what its runs are stored under
 	File        string // the index file written (local mode), relative to the index root
 	RunID       string // the first build queued (local mode)
 	PullRequest string // URL of the pull request opened (forge mode)
@@ -67,6 +68,13 @@ func WithDefaults(e index.Entry) index.Entry {
 	def(&e.DesiredTag, index.DefaultDesiredTag)
 	def(&e.BuildContext, index.DefaultBuildContext)
 	return e
+}
+
+// keyOf is the key e will have in the index, app-id/job-id:desired-tag,
+// with the default tag when none is given.
+func keyOf(e index.Entry) string {
+	e = WithDefaults(e)
+	return e.Key()
 }
 
 // fileFor is the index file an entry of appID goes to: the existing one
@@ -346,13 +354,13 @@ func AppendLocal(indexRoot string, e index.Entry) (string, error) {
 func appendLocal(existing *index.Index, e index.Entry) (string, error) {
 	p, err := prepare(existing, e)
 	if err != nil {
-		return "", fmt.Errorf("onboard %s/%s: %w", e.AppID, e.JobID, err)
+		return "", fmt.Errorf("onboard %s: %w", keyOf(e), err)
 	}
 	if ie := p.invalid(); ie != nil {
 		return "", ie
 	}
 	if err := writeFile(p.file, p.text); err != nil {
-		return "", fmt.Errorf("onboard %s: %w", p.entry.Name(), err)
+		return "", fmt.Errorf("onboard %s: %w", p.entry.Key(), err)
 	}
 	rel, err := filepath.Rel(existing.Root, p.file)
 	if err != nil {

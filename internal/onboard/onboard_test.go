@@ -262,7 +262,7 @@ func TestValidateOnlyReportsTheNewEntry(t *testing.T) {
 type recordingQueuer struct{ got []string }
 
 func (q *recordingQueuer) QueueFirst(_ context.Context, e index.Entry, actor string) (string, error) {
-	q.got = append(q.got, e.Name()+"@"+e.GitBranch+" by "+actor)
+	q.got = append(q.got, e.Key()+"@"+e.GitBranch+" by "+actor)
 	return "42", nil
 }
 
@@ -274,10 +274,10 @@ func TestLocalSubmitQueuesFirstBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.File != "index.d/acme.yaml" || out.RunID != "42" {
+	if out.Project != "acme/api:latest" || out.File != "index.d/acme.yaml" || out.RunID != "42" {
 		t.Errorf("outcome %+v", out)
 	}
-	if want := []string{"acme/api@master by admin"}; !slices.Equal(q.got, want) {
+	if want := []string{"acme/api:latest@master by admin"}; !slices.Equal(q.got, want) {
 		t.Errorf("queued %v, want %v", q.got, want)
 	}
 	// A second submit of the same entry is now a duplicate and queues nothing.
@@ -286,6 +286,21 @@ func TestLocalSubmitQueuesFirstBuild(t *testing.T) {
 	}
 	if len(q.got) != 1 {
 		t.Errorf("queued %v after a refused submit", q.got)
+	}
+	// Another entry of the same name with its own desired-tag (built from
+	// another branch, as centos/centos builds :7 and :6) is a project of
+	// its own.
+	e := newEntry()
+	e.GitBranch, e.DesiredTag = "release-1", "1"
+	out, err = l.Submit(context.Background(), e, "admin")
+	if err != nil {
+		t.Fatalf("second tag of acme/api refused: %v", err)
+	}
+	if out.Project != "acme/api:1" {
+		t.Errorf("outcome %+v", out)
+	}
+	if want := []string{"acme/api:latest@master by admin", "acme/api:1@release-1 by admin"}; !slices.Equal(q.got, want) {
+		t.Errorf("queued %v, want %v", q.got, want)
 	}
 }
 
@@ -308,10 +323,10 @@ func TestForgeSubmitOpensPullRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.PullRequest != "https://github.com/org/container-index/pull/9" {
+	if out.Project != "acme/api:latest" || out.PullRequest != "https://github.com/org/container-index/pull/9" {
 		t.Errorf("outcome %+v", out)
 	}
-	if want := []string{"org/container-index@master cccp/onboard-acme-api: Add acme/api"}; !slices.Equal(pr.calls, want) {
+	if want := []string{"org/container-index@master cccp/onboard-acme-api-latest: Add acme/api:latest"}; !slices.Equal(pr.calls, want) {
 		t.Errorf("calls %v, want %v", pr.calls, want)
 	}
 	text := pr.files["index.d/acme.yaml"]
@@ -326,5 +341,23 @@ func TestForgeSubmitOpensPullRequest(t *testing.T) {
 	e.GitURL = "ftp://x"
 	if _, err := f.Submit(context.Background(), e, "admin"); err == nil || len(pr.calls) != 1 {
 		t.Errorf("invalid entry: err %v, calls %v", err, pr.calls)
+	}
+}
+
+func TestRefSafe(t *testing.T) {
+	tests := []struct{ name, tag, want string }{
+		{"plain", "latest", "latest"},
+		{"version", "1.2.3", "1.2.3"},
+		{"double dot", "1..2", "1.2"},
+		{"triple dot", "a...b", "a.b"},
+		{"trailing dot", "v1.", "v1"},
+		{"lock suffix", "x.lock", "x_lock"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := refSafe(tt.tag); got != tt.want {
+				t.Errorf("refSafe(%q) = %q, want %q", tt.tag, got, tt.want)
+			}
+		})
 	}
 }

@@ -206,7 +206,7 @@ func (s *Server) apiProject(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiProjectRuns(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("app") + "/" + r.PathValue("job")
+	name := s.projectKey(r.PathValue("app"), r.PathValue("job"))
 	q := r.URL.Query()
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	if limit <= 0 || limit > 200 {
@@ -307,7 +307,7 @@ func (s *Server) apiOnboard(w http.ResponseWriter, r *http.Request) {
 		s.apiJSON(w, http.StatusUnprocessableEntity, apiErr{Error: "the entry does not pass the index lint", Findings: ie.Findings})
 		return
 	case err != nil:
-		s.serverError(w, r, "onboarding "+e.Name(), err)
+		s.serverError(w, r, "onboarding "+entryKey(e), err)
 		return
 	}
 	res := struct {
@@ -316,7 +316,7 @@ func (s *Server) apiOnboard(w http.ResponseWriter, r *http.Request) {
 		RunID       string `json:"run_id,omitempty"`
 		RunURL      string `json:"run_url,omitempty"`
 		PullRequest string `json:"pull_request,omitempty"`
-	}{Project: e.Name(), File: out.File, RunID: out.RunID, PullRequest: out.PullRequest}
+	}{Project: outcomeKey(out, e), File: out.File, RunID: out.RunID, PullRequest: out.PullRequest}
 	if out.RunID != "" {
 		res.RunURL = s.url("/runs/" + out.RunID)
 	}

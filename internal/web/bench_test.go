@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func BenchmarkDashboard(b *testing.B) {
 				state = store.Failed
 			}
 			t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(k*300+i) * time.Minute)
-			r := &store.Run{Project: e.Name(), Kind: "branch", Cause: store.Cause{Kind: "push", Commit: "0123456789abcdef"},
+			r := &store.Run{Project: e.Key(), Kind: "branch", Cause: store.Cause{Kind: "push", Commit: "0123456789abcdef"},
 				GitURL: e.GitURL, Branch: "master", State: state, Created: t, Started: t, Finished: t.Add(3 * time.Minute),
 				Stages: []store.Stage{
 					{Name: "build", State: store.Passed, Started: t, Finished: t.Add(time.Minute)},
@@ -75,6 +76,11 @@ func BenchmarkDashboard(b *testing.B) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/?failed=1", nil))
 	if rec.Code != 200 || rec.Body.Len() < 300*200 {
 		b.Fatalf("dashboard: %d, %d bytes", rec.Code, rec.Body.Len())
+	}
+	// Every row found its runs (they are stored under the entry's key).
+	if body := rec.Body.String(); strings.Contains(body, "never built") || strings.Count(body, `<tr data-search=`) != 300 ||
+		strings.Count(body, `class="failed"`) != 60 {
+		b.Fatalf("dashboard rows do not show their runs: %d rows, %d failed", strings.Count(body, `<tr data-search=`), strings.Count(body, `class="failed"`))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -26,8 +26,8 @@ const (
 	secret     = "s3cr3t-registry-password"
 )
 
-// indexText is the test index: acme/base, acme/web FROM acme/base, and
-// acme/api, in the style of the real index.
+// indexText is the test index: acme/base:latest, acme/web:latest FROM
+// acme/base:latest, and acme/api:latest, in the style of the real index.
 const indexText = `Projects:
   - id: 1
     app-id: acme
@@ -133,12 +133,14 @@ func (f *fixture) loadIndex() *index.Index {
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// addRun stores a run with its stages in the given states; a failed stage
-// gets err as its error.
+// addRun stores a run of project (an entry key, acme/web:latest) with its
+// stages in the given states; a failed stage gets err as its error. A
+// passed deliver stage pushed the images :test and :<desired-tag>.
 func (f *fixture) addRun(project, kind string, cause store.Cause, states map[string]store.State, errMsg string) *store.Run {
 	f.t.Helper()
 	ctx := context.Background()
-	r := &store.Run{Project: project, Kind: kind, Cause: cause, GitURL: "https://github.com/" + project,
+	name, _, _ := strings.Cut(project, ":") // project is an entry key, app-id/job-id:desired-tag
+	r := &store.Run{Project: project, Kind: kind, Cause: cause, GitURL: "https://github.com/" + name,
 		Branch: "master", Commit: "0123456789abcdef0123456789abcdef01234567", State: store.Queued, Created: t0}
 	names := []string{"build", "test", "deliver"}
 	if kind == "pr" {
@@ -181,9 +183,9 @@ func (f *fixture) addRun(project, kind string, cause store.Cause, states map[str
 			r.Error = errMsg
 		}
 		if states["deliver"] == store.Passed {
-			repo := strings.TrimPrefix(project, "")
+			_, tag, _ := strings.Cut(project, ":")
 			d := "sha256:" + strings.Repeat("ab", 32)
-			r.Images = []store.Image{{Ref: "registry.example.org/" + repo + ":test", Digest: d}, {Ref: "registry.example.org/" + repo + ":latest", Digest: d}}
+			r.Images = []store.Image{{Ref: "registry.example.org/" + name + ":test", Digest: d}, {Ref: "registry.example.org/" + name + ":" + tag, Digest: d}}
 		}
 		return nil
 	})
@@ -287,9 +289,9 @@ type storeQueuer struct {
 }
 
 func (q *storeQueuer) QueueFirst(ctx context.Context, e index.Entry, actor string) (string, error) {
-	q.got = append(q.got, e.Name()+" by "+actor)
+	q.got = append(q.got, e.Key()+" by "+actor)
 	q.f.projects.Set(q.f.loadIndex())
-	r := &store.Run{Project: e.Name(), Kind: "branch", Cause: store.Cause{Kind: "index", Actor: actor}, State: store.Queued,
+	r := &store.Run{Project: e.Key(), Kind: "branch", Cause: store.Cause{Kind: "index", Actor: actor}, State: store.Queued,
 		Stages: []store.Stage{{Name: "build", State: store.Queued}, {Name: "test", State: store.Queued}, {Name: "deliver", State: store.Queued}}}
 	if err := q.f.db.CreateRun(ctx, r); err != nil {
 		return "", err

@@ -71,6 +71,21 @@ func entryFromForm(get func(string) string) index.Entry {
 	}
 }
 
+// entryKey is the key e gets in the index, its defaults filled in.
+func entryKey(e index.Entry) string {
+	e = onboard.WithDefaults(e)
+	return e.Key()
+}
+
+// outcomeKey is the key of the project onboarded: the Onboarder's, or
+// the entry's.
+func outcomeKey(out onboard.Outcome, e index.Entry) string {
+	if out.Project != "" {
+		return out.Project
+	}
+	return entryKey(e)
+}
+
 func (s *Server) onboardView(r *http.Request) onboardView {
 	id := identityOf(r.Context())
 	return onboardView{Fields: onboardFields(), CanAct: id.Admin(), CSRF: id.CSRF}
@@ -114,13 +129,13 @@ func (s *Server) onboardSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderTitled(w, r, http.StatusUnprocessableEntity, "onboard", "Add a project", v)
 		return
 	case err != nil:
-		s.log.Error("onboard", "project", e.Name(), "err", s.mask.String(err.Error()))
+		s.log.Error("onboard", "project", entryKey(e), "err", s.mask.String(err.Error()))
 		v.Other = []string{s.mask.String(err.Error())}
 		s.renderTitled(w, r, http.StatusInternalServerError, "onboard", "Add a project", v)
 		return
 	}
-	s.log.Info("onboarded", "project", e.Name(), "file", out.File, "run", out.RunID, "pr", out.PullRequest)
-	v.Outcome, v.Name = &out, e.Name()
+	s.log.Info("onboarded", "project", outcomeKey(out, e), "file", out.File, "run", out.RunID, "pr", out.PullRequest)
+	v.Outcome, v.Name = &out, outcomeKey(out, e)
 	v.Preview = string(onboard.RenderEntry(onboard.WithDefaults(e)))
 	s.renderTitled(w, r, http.StatusOK, "onboard", "Project added", v)
 }

@@ -151,7 +151,7 @@ func (s *Server) dashboardRows(ctx context.Context) ([]dashRow, error) {
 	// Entries without a branch run show their newest run of any kind.
 	var anyKind map[string]*store.Run
 	for i := range entries {
-		if branch[entries[i].Name()] == nil {
+		if branch[entries[i].Key()] == nil {
 			anyKind, err = s.cfg.Runs.LatestRuns(ctx, "")
 			if err != nil && anyKind == nil {
 				return nil, fmt.Errorf("latest runs: %w", err)
@@ -162,7 +162,7 @@ func (s *Server) dashboardRows(ctx context.Context) ([]dashRow, error) {
 	rows := make([]dashRow, 0, len(entries))
 	for i := range entries {
 		e := &entries[i]
-		name := e.Name()
+		name := e.Key()
 		row := dashRow{Name: name, GitURL: s.mask.String(e.GitURL), Branch: e.GitBranch,
 			Search: strings.ToLower(name + " " + e.GitURL)}
 		run := branch[name]
@@ -297,7 +297,7 @@ const projectRuns = 30
 // projectData gathers a project's page; ok is false when the project is
 // neither in the index nor has runs.
 func (s *Server) projectData(ctx context.Context, app, job, before string) (*projectView, bool, error) {
-	name := app + "/" + job
+	name := s.projectKey(app, job)
 	v := &projectView{Name: name, App: app, Job: job}
 	if e, ok := s.entry(name); ok {
 		v.Entry = &e

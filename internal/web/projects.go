@@ -35,10 +35,10 @@ func (p *IndexProjects) Set(idx *index.Index) {
 				continue
 			}
 			for _, x := range g.Parents(e) {
-				s.parents[e.Name()] = appendNew(s.parents[e.Name()], x.Name())
+				s.parents[e.Key()] = appendNew(s.parents[e.Key()], x.Key())
 			}
 			for _, x := range g.Children(e) {
-				s.children[e.Name()] = appendNew(s.children[e.Name()], x.Name())
+				s.children[e.Key()] = appendNew(s.children[e.Key()], x.Key())
 			}
 		}
 	}
@@ -57,8 +57,8 @@ func appendNew(list []string, s string) []string {
 // Entries returns the index's entries in index order.
 func (p *IndexProjects) Entries() []index.Entry { return p.cur.Load().entries }
 
-// Parents names the entries the named one is built FROM.
-func (p *IndexProjects) Parents(name string) []string { return p.cur.Load().parents[name] }
+// Parents are the keys of the entries the one keyed key is built FROM.
+func (p *IndexProjects) Parents(key string) []string { return p.cur.Load().parents[key] }
 
-// Children names the entries built FROM the named one.
-func (p *IndexProjects) Children(name string) []string { return p.cur.Load().children[name] }
+// Children are the keys of the entries built FROM the one keyed key.
+func (p *IndexProjects) Children(key string) []string { return p.cur.Load().children[key] }

@@ -55,17 +55,18 @@ type LogReader interface {
 	Done(runID, stage string) bool
 }
 
-// Projects is the current index: its entries and their dependency graph
-// (names are app-id/job-id).
+// Projects is the current index: its entries and their dependency graph.
+// Projects are named by entry key, app-id/job-id:desired-tag (index.Entry's
+// Key), as runs are stored: one name has an entry per desired-tag.
 type Projects interface {
 	Entries() []index.Entry
-	Parents(name string) []string
-	Children(name string) []string
+	Parents(key string) []string
+	Children(key string) []string
 }
 
 // Actions change runs. actor is the signed-in user, for the run's cause.
 type Actions interface {
-	// Rerun queues a new run like run (same project, kind, branch and
+	// Rerun queues a new run like run (same project key, kind, branch and
 	// commit) and returns it.
 	Rerun(ctx context.Context, run *store.Run, actor string) (*store.Run, error)
 	// Cancel stops a queued or running run.
@@ -237,14 +238,30 @@ func staticHandler(fsys fs.FS) http.Handler {
 	})
 }
 
-// entry finds an index entry by name.
-func (s *Server) entry(name string) (index.Entry, bool) {
+// entry finds an index entry by its key, app-id/job-id:desired-tag.
+func (s *Server) entry(key string) (index.Entry, bool) {
 	for _, e := range s.cfg.Projects.Entries() {
-		if e.Name() == name {
+		if e.Key() == key {
 			return e, true
 		}
 	}
 	return index.Entry{}, false
+}
+
+// projectKey turns the {app}/{job} of a project URL into an entry key. A
+// job without a tag names the first entry of that name (a name has one
+// entry per desired-tag), or :latest when the index has none.
+func (s *Server) projectKey(app, job string) string {
+	name := app + "/" + job
+	if strings.Contains(job, ":") {
+		return name
+	}
+	for _, e := range s.cfg.Projects.Entries() {
+		if e.Name() == name {
+			return e.Key()
+		}
+	}
+	return name + ":" + index.DefaultDesiredTag
 }
 
 // url makes an absolute URL when BaseURL is set.

@@ -15,15 +15,16 @@ import (
 	"github.com/cccp-project/cccp/internal/store"
 )
 
-// seeded is a fixture with a passed run of acme/base (run 1), a failed run
-// of acme/web (run 2) with logs, and nothing for acme/api.
+// seeded is a fixture with a passed run of acme/base:latest (run 1), a
+// failed run of acme/web:latest (run 2) with logs, and nothing for
+// acme/api:latest.
 func seeded(t *testing.T, mod ...func(*Config)) *fixture {
 	t.Helper()
 	f := newFixture(t, mod...)
-	f.addRun("acme/base", "branch", store.Cause{Kind: "push", Ref: "refs/heads/master", Commit: "feedfacecafe1234"},
+	f.addRun("acme/base:latest", "branch", store.Cause{Kind: "push", Ref: "refs/heads/master", Commit: "feedfacecafe1234"},
 		map[string]store.State{"build": store.Passed, "test": store.Passed, "deliver": store.Passed}, "")
 	f.writeLog("1", "build", "STEP 1/2: FROM centos", "build ok")
-	r := f.addRun("acme/web", "branch", store.Cause{Kind: "parent", Parent: "acme/base"},
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "parent", Parent: "acme/base:latest"},
 		map[string]store.State{"build": store.Failed, "deliver": store.Skipped, "test": store.Skipped}, "build: exit status 1")
 	lines := []string{"STEP 1/3: FROM acme/base", "STEP 2/3: RUN make"}
 	for i := 0; i < 20; i++ {
@@ -44,16 +45,19 @@ func TestPages(t *testing.T) {
 		want   []string
 		not    []string
 	}{
-		{"dashboard", "/", 200, []string{"acme/base", "acme/web", "acme/api", "never built", "registry.example.org/acme/base:latest", "sha256:abababababab", `href="/runs/2#stage-build" class="badge failed"`}, nil},
-		{"dashboard filter", "/?q=WEB", 200, []string{"acme/web"}, []string{">acme/base<", ">acme/api<"}},
-		{"project", "/projects/acme/web", 200, []string{"acme/web", `href="/projects/acme/base"`, "parent acme/base rebuilt", "#2"}, nil},
-		{"project children", "/projects/acme/base", 200, []string{`href="/projects/acme/web"`, `href="/projects/acme/api"`, "registry.example.org/acme/base:latest", "sha256:abababababab", "push to master at feedfaceca"}, nil},
+		{"dashboard", "/", 200, []string{`href="/projects/acme/base:latest" class="project">acme/base:latest<`, ">acme/web:latest<", ">acme/api:latest<", "never built", "registry.example.org/acme/base:latest", "sha256:abababababab", `href="/runs/2#stage-build" class="badge failed"`}, nil},
+		{"dashboard filter", "/?q=WEB", 200, []string{">acme/web:latest<"}, []string{">acme/base:latest<", ">acme/api:latest<"}},
+		{"project", "/projects/acme/web:latest", 200, []string{"<h1>acme/web:latest</h1>", `href="/projects/acme/base:latest"`, "parent acme/base:latest rebuilt", `href="/runs/2"`}, nil},
+		{"project without tag", "/projects/acme/web", 200, []string{"<h1>acme/web:latest</h1>", `href="/runs/2"`}, nil},
+		{"project children", "/projects/acme/base:latest", 200, []string{`href="/projects/acme/web:latest"`, `href="/projects/acme/api:latest"`, "registry.example.org/acme/base:latest", "sha256:abababababab", "push to master at feedfaceca"}, []string{`href="/runs/2"`}},
 		{"unknown project", "/projects/acme/nope", 404, []string{"no project acme/nope"}, nil},
+		{"unknown tag", "/projects/acme/web:9", 404, []string{"no project acme/web:9"}, nil},
+		{"run links its project", "/runs/2", 200, []string{`of <a href="/projects/acme/web:latest">acme/web:latest</a>`}, nil},
 		{"run", "/runs/2", 200, []string{"Failed in the build stage", "build: exit status 1", `id="build-L23"`}, nil},
 		{"passed run", "/runs/1", 200, []string{"STEP 1/2: FROM centos", `class="badge big passed"`}, []string{"Failed in the"}},
 		{"unknown run", "/runs/999", 404, []string{"There is no run 999"}, nil},
 		{"bad run id", "/runs/..%2f..", 404, nil, nil},
-		{"failures", "/failures", 200, []string{`href="/runs/2"`, "acme/web", "build: exit status 1"}, []string{`href="/runs/1"`}},
+		{"failures", "/failures", 200, []string{`href="/runs/2"`, `<a href="/projects/acme/web:latest">acme/web:latest</a>`, "build: exit status 1"}, []string{`href="/runs/1"`}},
 		{"onboard form", "/onboard", 200, []string{`name="git-url"`, `value="master"`, `value="Dockerfile"`, `value="latest"`}, nil},
 		{"log text", "/runs/2/stages/build/log.txt", 200, []string{"make: *** [all] Error 2"}, nil},
 		{"log of unknown stage", "/runs/2/stages/nope/log.txt", 404, nil, nil},
@@ -86,12 +90,12 @@ func TestPages(t *testing.T) {
 func TestDashboardFailedFirst(t *testing.T) {
 	f := seeded(t)
 	body := f.get("/?failed=1").Body.String()
-	web, base := strings.Index(body, ">acme/web<"), strings.Index(body, ">acme/base<")
+	web, base := strings.Index(body, ">acme/web:latest<"), strings.Index(body, ">acme/base:latest<")
 	if web < 0 || base < 0 || web > base {
-		t.Errorf("failed acme/web (at %d) not before acme/base (at %d)", web, base)
+		t.Errorf("failed acme/web:latest (at %d) not before acme/base:latest (at %d)", web, base)
 	}
 	body = f.get("/").Body.String()
-	if strings.Index(body, ">acme/web<") < strings.Index(body, ">acme/base<") {
+	if strings.Index(body, ">acme/web:latest<") < strings.Index(body, ">acme/base:latest<") {
 		t.Error("without ?failed=1 the index order is not kept")
 	}
 }
@@ -115,7 +119,7 @@ func TestRunPageOpensAtFailure(t *testing.T) {
 
 func TestHostileTextIsEscaped(t *testing.T) {
 	f := newFixture(t)
-	r := f.addRun("acme/web", "branch", store.Cause{Kind: "manual", Actor: `<img src=x onerror=alert(1)>`},
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual", Actor: `<img src=x onerror=alert(1)>`},
 		map[string]store.State{"build": store.Failed}, `<script>alert("err")</script>`)
 	f.writeLog(r.ID, "build", `<script>alert("log")</script>`, "\x1b[31mred\x1b[0m error: </pre><b>x</b>")
 	for _, path := range []string{"/runs/" + r.ID, "/projects/acme/web", "/failures", "/", "/?q=%3Cscript%3E"} {
@@ -136,7 +140,7 @@ func TestHostileTextIsEscaped(t *testing.T) {
 
 func TestSecretsAreMasked(t *testing.T) {
 	f := newFixture(t)
-	r := f.addRun("acme/web", "branch", store.Cause{Kind: "manual"}, map[string]store.State{"build": store.Failed},
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[string]store.State{"build": store.Failed},
 		"push failed: auth "+secret)
 	f.writeLog(r.ID, "build", "login with "+secret, "clone https://bot:"+secret+"@github.com/acme/web", "error: denied")
 	for _, path := range []string{"/runs/" + r.ID, "/failures", "/runs/" + r.ID + "/stages/build/log.txt",
@@ -173,30 +177,42 @@ func TestAPI(t *testing.T) {
 			for _, p := range v.Projects {
 				names = append(names, p.Name)
 			}
-			if !slices.Equal(names, []string{"acme/base", "acme/web", "acme/api"}) {
+			if !slices.Equal(names, []string{"acme/base:latest", "acme/web:latest", "acme/api:latest"}) {
 				t.Errorf("names %v", names)
 			}
-			if lr := v.Projects[1].LastRun; lr == nil || lr.State != "failed" || lr.URL != "https://cccp.example.org/runs/2" {
-				t.Errorf("last run of acme/web: %+v", lr)
+			if lr := v.Projects[1].LastRun; lr == nil || lr.State != "failed" || lr.URL != "https://cccp.example.org/runs/2" || lr.Project != "acme/web:latest" {
+				t.Errorf("last run of acme/web:latest: %+v", lr)
+			}
+			if p := v.Projects[1]; p.URL != "https://cccp.example.org/projects/acme/web:latest" || p.RunsURL != "https://cccp.example.org/api/v1/projects/acme/web:latest/runs" {
+				t.Errorf("links of acme/web:latest: %s %s", p.URL, p.RunsURL)
 			}
 			if im := v.Projects[0].Images; len(im) != 1 || im[0].Ref != "registry.example.org/acme/base:latest" {
-				t.Errorf("images of acme/base: %+v", im)
+				t.Errorf("images of acme/base:latest: %+v", im)
 			}
 		}},
-		{"project", "/api/v1/projects/acme/web", 200, func(t *testing.T, b []byte) {
+		{"project", "/api/v1/projects/acme/web:latest", 200, func(t *testing.T, b []byte) {
 			var p apiProject
 			mustJSON(t, b, &p)
-			if p.Entry == nil || p.Entry.GitBranch != "main" || !slices.Equal(p.Parents, []string{"acme/base"}) {
+			if p.Name != "acme/web:latest" || p.Entry == nil || p.Entry.GitBranch != "main" || !slices.Equal(p.Parents, []string{"acme/base:latest"}) ||
+				p.LastRun == nil || p.LastRun.ID != "2" {
+				t.Errorf("project %+v", p)
+			}
+		}},
+		{"project without tag", "/api/v1/projects/acme/base", 200, func(t *testing.T, b []byte) {
+			var p apiProject
+			mustJSON(t, b, &p)
+			if p.Name != "acme/base:latest" || !slices.Equal(p.Children, []string{"acme/web:latest", "acme/api:latest"}) {
 				t.Errorf("project %+v", p)
 			}
 		}},
 		{"unknown project", "/api/v1/projects/acme/nope", 404, nil},
-		{"project runs", "/api/v1/projects/acme/web/runs", 200, func(t *testing.T, b []byte) {
+		{"project runs", "/api/v1/projects/acme/web:latest/runs", 200, func(t *testing.T, b []byte) {
 			var v struct {
 				Runs []apiRun `json:"runs"`
 			}
 			mustJSON(t, b, &v)
-			if len(v.Runs) != 1 || v.Runs[0].ID != "2" || v.Runs[0].Cause.Text != "parent acme/base rebuilt" {
+			if len(v.Runs) != 1 || v.Runs[0].ID != "2" || v.Runs[0].Project != "acme/web:latest" ||
+				v.Runs[0].Cause.Text != "parent acme/base:latest rebuilt" || v.Runs[0].Cause.Parent != "acme/base:latest" {
 				t.Errorf("runs %+v", v.Runs)
 			}
 		}},
@@ -443,21 +459,22 @@ func TestOnboardForm(t *testing.T) {
 			t.Fatalf("status %d\n%s", rec.Code, rec.Body)
 		}
 		body := rec.Body.String()
-		if !strings.Contains(body, `href="/runs/1"`) || !strings.Contains(body, "index.d/acme.yaml") {
+		if !strings.Contains(body, `href="/runs/1"`) || !strings.Contains(body, "index.d/acme.yaml") || !strings.Contains(body, "<b>acme/db:latest</b> was added") {
 			t.Errorf("outcome not shown:\n%s", body)
 		}
 		text, _ := os.ReadFile(file)
 		if !strings.HasPrefix(string(text), indexText) || !strings.Contains(string(text), "job-id: db") {
 			t.Errorf("index file:\n%s", text)
 		}
-		if !slices.Equal(f.queuer.got, []string{"acme/db by admin"}) {
+		if !slices.Equal(f.queuer.got, []string{"acme/db:latest by admin"}) {
 			t.Errorf("queued %v", f.queuer.got)
 		}
-		if !slices.Equal(f.projects.Parents("acme/db"), []string{"acme/base"}) {
-			t.Errorf("reloaded graph: parents %v", f.projects.Parents("acme/db"))
+		if !slices.Equal(f.projects.Parents("acme/db:latest"), []string{"acme/base:latest"}) {
+			t.Errorf("reloaded graph: parents %v", f.projects.Parents("acme/db:latest"))
 		}
-		if rec := f.get("/projects/acme/db"); rec.Code != 200 {
-			t.Errorf("new project page: %d", rec.Code)
+		// The page of the new project lists the run queued for it.
+		if rec := f.get("/projects/acme/db:latest"); rec.Code != 200 || !strings.Contains(rec.Body.String(), `href="/runs/1"`) {
+			t.Errorf("new project page: %d\n%s", rec.Code, rec.Body)
 		}
 	})
 	t.Run("anonymous refused", func(t *testing.T) {
@@ -500,7 +517,125 @@ func TestAPIOnboard(t *testing.T) {
 		RunURL        string `json:"run_url"`
 	}
 	mustJSON(t, rec.Body.Bytes(), &out)
-	if out.Project != "acme/db" || out.File != "index.d/acme.yaml" || out.RunURL != "https://cccp.example.org/runs/1" {
+	if out.Project != "acme/db:latest" || out.File != "index.d/acme.yaml" || out.RunURL != "https://cccp.example.org/runs/1" {
 		t.Errorf("outcome %+v", out)
 	}
+}
+
+// TestTagsAreProjects: one app-id/job-id with two desired-tags (built from
+// two branches, as centos/centos builds :7 and :6) is two projects, each
+// with its own row, page and runs; a URL without a tag names the first
+// entry of the name in the index.
+func TestTagsAreProjects(t *testing.T) {
+	f := seeded(t)
+	// acme/web:7, from branch el7, goes before acme/web:latest, so the
+	// first entry of acme/web is not the one the :latest default names.
+	el7 := `  - id: 4
+    app-id: acme
+    job-id: web
+    git-url: https://github.com/acme/web
+    git-branch: el7
+    git-path: /
+    target-file: Dockerfile
+    desired-tag: "7"
+    notify-email: ops@acme.example.org
+    build-context: ./
+    depends-on: acme/base:latest
+
+`
+	text := strings.Replace(indexText, "  - id: 2\n", el7+"  - id: 2\n", 1)
+	if err := os.WriteFile(filepath.Join(f.root, "index.d", "acme.yaml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.projects.Set(f.loadIndex())
+	r7 := f.addRun("acme/web:7", "branch", store.Cause{Kind: "push", Ref: "refs/heads/el7"},
+		map[string]store.State{"build": store.Passed, "test": store.Passed, "deliver": store.Passed}, "")
+
+	t.Run("dashboard rows", func(t *testing.T) {
+		rows := dashboardRowsOf(t, f.get("/").Body.String())
+		want := map[string]struct{ has, not string }{
+			"acme/web:7":      {`href="/runs/` + r7.ID + `"`, `href="/runs/2"`},
+			"acme/web:latest": {`href="/runs/2"`, `href="/runs/` + r7.ID + `"`},
+		}
+		var names []string
+		for _, r := range rows {
+			names = append(names, r.name)
+			if w, ok := want[r.name]; ok {
+				if !strings.Contains(r.html, w.has) || strings.Contains(r.html, w.not) {
+					t.Errorf("row %s does not show its own run (%s, not %s):\n%s", r.name, w.has, w.not, r.html)
+				}
+			}
+		}
+		if !slices.Equal(names, []string{"acme/base:latest", "acme/web:7", "acme/web:latest", "acme/api:latest"}) {
+			t.Errorf("rows %v", names)
+		}
+		if row := rows[1].html; !strings.Contains(row, "registry.example.org/acme/web:7") || !strings.Contains(row, "(el7)") {
+			t.Errorf("acme/web:7 row lacks its image or branch:\n%s", row)
+		}
+	})
+	pages := []struct {
+		name, path string
+		want, not  []string
+	}{
+		{"no tag is the first entry", "/projects/acme/web", []string{"<h1>acme/web:7</h1>", `href="/runs/` + r7.ID + `"`, "<code>el7</code>"}, []string{`href="/runs/2"`}},
+		{"tag 7", "/projects/acme/web:7", []string{"<h1>acme/web:7</h1>", `href="/runs/` + r7.ID + `"`, "registry.example.org/acme/web:7"}, []string{`href="/runs/2"`}},
+		{"tag latest", "/projects/acme/web:latest", []string{"<h1>acme/web:latest</h1>", `href="/runs/2"`, "<code>main</code>"}, []string{`href="/runs/` + r7.ID + `"`}},
+		{"parent lists both", "/projects/acme/base:latest", []string{`href="/projects/acme/web:7"`, `href="/projects/acme/web:latest"`}, nil},
+	}
+	for _, tt := range pages {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := f.get(tt.path)
+			if rec.Code != 200 {
+				t.Fatalf("status %d\n%s", rec.Code, rec.Body)
+			}
+			body := rec.Body.String()
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("body lacks %q", w)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(body, w) {
+					t.Errorf("body has %q", w)
+				}
+			}
+		})
+	}
+	api := []struct{ path, run string }{
+		{"/api/v1/projects/acme/web/runs", r7.ID},
+		{"/api/v1/projects/acme/web:7/runs", r7.ID},
+		{"/api/v1/projects/acme/web:latest/runs", "2"},
+	}
+	for _, tt := range api {
+		t.Run(tt.path, func(t *testing.T) {
+			var v struct {
+				Runs []apiRun `json:"runs"`
+			}
+			rec := f.get(tt.path)
+			mustJSON(t, rec.Body.Bytes(), &v)
+			if len(v.Runs) != 1 || v.Runs[0].ID != tt.run {
+				t.Errorf("runs %+v, want only run %s", v.Runs, tt.run)
+			}
+		})
+	}
+}
+
+type renderedRow struct{ name, html string }
+
+// dashboardRowsOf splits the dashboard's table into its rows, each named by
+// the text of its project link.
+func dashboardRowsOf(t *testing.T, body string) []renderedRow {
+	t.Helper()
+	var rows []renderedRow
+	parts := strings.Split(body, `<tr data-search=`)
+	for _, p := range parts[1:] {
+		p, _, _ = strings.Cut(p, "</tr>")
+		_, rest, ok := strings.Cut(p, `class="project">`)
+		if !ok {
+			t.Fatalf("a row without a project link:\n%s", p)
+		}
+		name, _, _ := strings.Cut(rest, "<")
+		rows = append(rows, renderedRow{name: name, html: p})
+	}
+	return rows
 }
