@@ -12,7 +12,7 @@
 //	                        gated by the trust rule (ok-to-test pinned to a head SHA)
 //	Observe (report.go)     every run change -> a forge status and the one PR
 //	                        comment, rendered and put in the store's outbox
-//	outbox (outbox.go)      send due reports; retry with exponential backoff,
+//	outbox (report.go)      send due reports; retry with exponential backoff,
 //	                        honouring event.RetryableError; remember what was sent
 //
 // Exactly once in effect: every run the bot creates carries the delivery ID
