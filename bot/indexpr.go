@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,25 +65,15 @@ func (g *GitIndexPR) Check(ctx context.Context, ev *event.Event) (*IndexCheck, e
 // out: they are not the pull request's doing. Paths are made relative to
 // root.
 func compareIndex(idx *index.Index, current []*index.Entry, findings []index.Finding, root string) *IndexCheck {
-	byName := map[string]*index.Entry{}
-	for _, e := range current {
-		byName[e.Name()] = e
-	}
 	res := &IndexCheck{}
+	changedEntries, removed := index.Compare(current, idx.Entries)
 	changed := map[*index.Entry]int{} // entry -> position in res.Changed
-	seen := map[string]bool{}
-	for _, e := range idx.Entries {
-		seen[e.Name()] = true
-		if old, ok := byName[e.Name()]; ok && sameEntry(old, e) {
-			continue
-		}
+	for _, e := range changedEntries {
 		changed[e] = len(res.Changed)
 		res.Changed = append(res.Changed, IndexEntryCheck{Entry: e})
 	}
-	for _, e := range current {
-		if !seen[e.Name()] {
-			res.Removed = append(res.Removed, e.Name())
-		}
+	for _, e := range removed {
+		res.Removed = append(res.Removed, e.Key())
 	}
 	sort.Strings(res.Removed)
 	owner := entryAt(idx.Entries)
@@ -127,14 +116,4 @@ func entryAt(entries []*index.Entry) func(p index.Pos) *index.Entry {
 		}
 		return found
 	}
-}
-
-// sameEntry compares what an entry says, not where it was written.
-func sameEntry(a, b *index.Entry) bool {
-	ca, cb := *a, *b
-	ca.Pos, cb.Pos = index.Pos{}, index.Pos{}
-	ca.ID, cb.ID = "", ""
-	ja, _ := json.Marshal(&ca)
-	jb, _ := json.Marshal(&cb)
-	return string(ja) == string(jb)
 }

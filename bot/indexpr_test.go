@@ -67,7 +67,7 @@ func TestGitIndexPR(t *testing.T) {
 	current := []*index.Entry{
 		{AppID: "demo", JobID: "base", GitURL: "https://github.com/demo/base", GitBranch: "master", GitPath: "/",
 			TargetFile: "Dockerfile", DesiredTag: "latest", NotifyEmail: []string{"maintainers@example.com"}, BuildContext: "./"},
-		{AppID: "demo", JobID: "gone", GitURL: "https://github.com/demo/gone", GitBranch: "master"},
+		{AppID: "demo", JobID: "gone", GitURL: "https://github.com/demo/gone", GitBranch: "master", DesiredTag: "latest"},
 	}
 	g := &GitIndexPR{WorkDir: t.TempDir(), Current: func() []*index.Entry { return current }}
 	ev := &event.Event{Forge: event.GitHub, Kind: event.KindPullRequest,
@@ -88,8 +88,8 @@ func TestGitIndexPR(t *testing.T) {
 	if want := []string{"demo/new ok", "demo/broken errors", "demo/new ok"}; !slices.Equal(got, want) {
 		t.Errorf("changed = %q, want %q (demo/base unchanged)", got, want)
 	}
-	if !slices.Equal(res.Removed, []string{"demo/gone"}) {
-		t.Errorf("removed = %q, want demo/gone", res.Removed)
+	if !slices.Equal(res.Removed, []string{"demo/gone:latest"}) {
+		t.Errorf("removed = %q, want demo/gone:latest", res.Removed)
 	}
 	var rules []string
 	for _, f := range res.Structure {

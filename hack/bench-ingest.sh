@@ -2,8 +2,8 @@
 # Durable webhook ingest benchmark, by the method of ../shared/bench/README.md:
 # wrk -t2 -c64 -d15s --latency with signed 25 KB GitHub push payloads, each
 # with a fresh X-GitHub-Delivery. The server is the bot package's own
-# TestIngestServer (bot/benchserver_test.go): the real bot handler, the real
-# GitHub signature check and a real bbolt file (secret "s3cret").
+# hack/ingestserver: the real bot handler, the real GitHub signature check
+# and a real bbolt file (secret "s3cret").
 # It runs twice: with storage on (each delivery fsynced before its 202) and
 # with storage switched off (the limit the first is compared to).
 # Optional third run with BENCH_DISPATCH=1: storage on and the dispatcher
@@ -24,13 +24,12 @@ SIG="sha256=$(openssl dgst -sha256 -hmac s3cret -hex <"$BODY_FILE" | awk '{print
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go test -c -o "$work/bot.test" ./bot
+go build -o "$work/ingestserver" ./hack/ingestserver
 
-run() { # name, env...
+run() { # name, server flags...
   local name=$1; shift
   local data=$work/$name; mkdir -p "$data"
-  env "$@" CCCP_BENCH_ADDR=127.0.0.1:$PORT CCCP_BENCH_DIR="$data" \
-    "$work/bot.test" -test.run '^TestIngestServer$' -test.v >"$work/$name.server.log" 2>&1 &
+  "$work/ingestserver" -addr 127.0.0.1:$PORT -dir "$data" "$@" >"$work/$name.server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   BODY_FILE=$BODY_FILE SIG=$SIG wrk -t2 -c64 -d"${SECONDS_}s" --latency -s "$LUA" \
@@ -50,5 +49,5 @@ run() { # name, env...
 
 echo "wrk -t2 -c64 -d${SECONDS_}s --latency, $(wc -c <"$BODY_FILE") byte signed push, $(nproc) cores"
 run storage-on
-run storage-off CCCP_BENCH_DISCARD=1
-if [ -n "${BENCH_DISPATCH:-}" ]; then run storage+dispatcher CCCP_BENCH_DISPATCH=1; fi
+run storage-off -discard
+if [ -n "${BENCH_DISPATCH:-}" ]; then run storage+dispatcher -dispatch; fi

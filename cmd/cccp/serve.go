@@ -159,8 +159,9 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if len(forges) > 0 {
 		b, err := bot.New(bot.Config{
 			Store: env.db, Pipeline: env.runner, Forges: forges, Entries: idx.entries,
-			Index:       bot.IndexRepo{Forge: cfg.Index.Forge, FullName: cfg.Index.Repo},
-			IndexPR:     indexPRChecker{cfg: cfg, work: env.workDir()},
+			Index: bot.IndexRepo{Forge: cfg.Index.Forge, FullName: cfg.Index.Repo},
+			IndexPR: &bot.GitIndexPR{WorkDir: env.workDir(), Current: idx.entries,
+				Lint: index.LintOptions{AllowFile: cfg.Index.AllowFileURLs, Registries: cfg.Registry.Aliases}},
 			ReloadIndex: idx.reloadOnPush,
 			BaseURL:     cfg.BaseURL, LogTail: env.logs.Tail, LogLines: cfg.CommentLogLines, Masker: masker,
 			Logger: log.With("component", "bot"),

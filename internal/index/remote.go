@@ -213,10 +213,11 @@ func ChangedEntries(idx *Index, repoRoot string, changed []string, previous func
 	return out, nil
 }
 
-// fingerprint is an entry's content without positions.
+// fingerprint is an entry's content without positions and without its
+// `id`, which only numbers entries within a file.
 func fingerprint(e *Entry) string {
 	c := *e
-	c.Pos, c.FieldPos = Pos{}, nil
+	c.Pos, c.FieldPos, c.ID = Pos{}, nil, ""
 	b, _ := json.Marshal(&c)
 	return string(b)
 }
