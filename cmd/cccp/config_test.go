@@ -91,9 +91,9 @@ func TestLoadServeConfig(t *testing.T) {
 			},
 		},
 		{
-			name:    "example file without the environment names every missing secret",
-			file:    exampleConfig,
-			env:     map[string]string{},
+			name: "example file without the environment names every missing secret",
+			file: exampleConfig,
+			env:  map[string]string{},
 			// GitLab is only enabled once its secret or token is given.
 			wantErr: []string{"CCCP_GITHUB_WEBHOOK_SECRET"},
 		},
