@@ -65,7 +65,7 @@ func pushRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
 			continue
 		}
 		out = append(out, pipeline.Request{
-			Project: e.Name(),
+			Project: e.Key(),
 			Kind:    pipeline.KindBranch,
 			Cause: store.Cause{Kind: "push", Commit: ev.After, Ref: ev.Ref, Actor: ev.Sender,
 				Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
@@ -90,7 +90,7 @@ func prRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
 			continue
 		}
 		req := pipeline.Request{
-			Project: e.Name(),
+			Project: e.Key(),
 			Kind:    pipeline.KindPR,
 			Cause: store.Cause{Kind: "pull_request", Commit: pr.HeadSHA, Ref: pr.HeadRef, PR: pr.Number,
 				Actor: ev.Sender, Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
@@ -390,7 +390,7 @@ func (b *Bot) indexPR(ctx context.Context, ev *event.Event) ([]pipeline.Request,
 	}
 	var reqs []pipeline.Request
 	for _, c := range chk.Changed {
-		el := entryLint{Name: c.Entry.Name(), Failed: index.HasErrors(c.Findings)}
+		el := entryLint{Name: c.Entry.Key(), Failed: index.HasErrors(c.Findings)}
 		for _, f := range c.Findings {
 			el.Findings = append(el.Findings, f.String())
 		}
@@ -399,7 +399,7 @@ func (b *Bot) indexPR(ctx context.Context, ev *event.Event) ([]pipeline.Request,
 			continue
 		}
 		reqs = append(reqs, pipeline.Request{
-			Project: c.Entry.Name(), Kind: pipeline.KindTrial, Entry: c.Entry,
+			Project: c.Entry.Key(), Kind: pipeline.KindTrial, Entry: c.Entry,
 			Cause: store.Cause{Kind: "index", Commit: ev.PR.HeadSHA, Ref: ev.PR.HeadRef, PR: ev.PR.Number,
 				Actor: ev.Sender, Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
 		})
