@@ -30,3 +30,6 @@ var _ pipeline.Logs = Logs{}
 
 // Create opens a new stage log.
 func (l Logs) Create(runID, stage string) (io.WriteCloser, error) { return l.Logs.Create(runID, stage) }
+
+// Seal completes the log of a stage that a crash cut off.
+func (l Logs) Seal(runID, stage string) error { return l.Logs.Seal(runID, stage) }

@@ -245,8 +245,18 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: resume: %w", err)
 	}
+	sealer, _ := r.cfg.Logs.(interface{ Seal(runID, stage string) error })
 	for _, run := range unfinished {
 		r.log.Info("resuming run", "run", run.ID, "project", run.Project, "state", run.State)
+		// A stage cut off by the crash keeps the log it had, complete and
+		// readable, until the stage runs again.
+		for _, st := range run.Stages {
+			if st.State == store.Running && sealer != nil {
+				if err := sealer.Seal(run.ID, st.Name); err != nil {
+					r.log.Warn("seal log of interrupted stage", "run", run.ID, "stage", st.Name, "err", err)
+				}
+			}
+		}
 		r.queue <- run.ID
 	}
 	for i := 0; i < r.cfg.Workers; i++ {
