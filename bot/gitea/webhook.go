@@ -1,15 +1,14 @@
 package gitea
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/hmacsig"
 )
 
 // Webhook verifies and parses Gitea and Forgejo webhook deliveries.
@@ -37,13 +36,10 @@ func (w *Webhook) Verify(headers http.Header, body []byte) error {
 	if sig == "" {
 		return fmt.Errorf("gitea: X-Gitea-Signature missing: %w", event.ErrBadSignature)
 	}
-	got, err := hex.DecodeString(sig)
-	if err != nil {
+	switch err := hmacsig.Check(w.secret, body, sig); {
+	case errors.Is(err, hmacsig.ErrNotHex):
 		return fmt.Errorf("gitea: X-Gitea-Signature not hex: %w", event.ErrBadSignature)
-	}
-	mac := hmac.New(sha256.New, w.secret)
-	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
+	case err != nil:
 		return fmt.Errorf("gitea: X-Gitea-Signature does not match: %w", event.ErrBadSignature)
 	}
 	return nil
@@ -51,9 +47,7 @@ func (w *Webhook) Verify(headers http.Header, body []byte) error {
 
 // Sign returns the X-Gitea-Signature value for body.
 func Sign(secret, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return hex.EncodeToString(mac.Sum(nil))
+	return hmacsig.Sum(secret, body)
 }
 
 // DeliveryID returns X-Gitea-Delivery (or X-Forgejo-Delivery), or a hash of

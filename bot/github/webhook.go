@@ -1,15 +1,14 @@
 package github
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/hmacsig"
 )
 
 // Webhook verifies and parses GitHub webhook deliveries.
@@ -35,13 +34,10 @@ func (w *Webhook) Verify(headers http.Header, body []byte) error {
 	if !ok {
 		return fmt.Errorf("github: X-Hub-Signature-256 missing or not sha256: %w", event.ErrBadSignature)
 	}
-	got, err := hex.DecodeString(hexSum)
-	if err != nil {
+	switch err := hmacsig.Check(w.secret, body, hexSum); {
+	case errors.Is(err, hmacsig.ErrNotHex):
 		return fmt.Errorf("github: X-Hub-Signature-256 not hex: %w", event.ErrBadSignature)
-	}
-	mac := hmac.New(sha256.New, w.secret)
-	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
+	case err != nil:
 		return fmt.Errorf("github: X-Hub-Signature-256 does not match: %w", event.ErrBadSignature)
 	}
 	return nil
@@ -50,9 +46,7 @@ func (w *Webhook) Verify(headers http.Header, body []byte) error {
 // Sign returns the X-Hub-Signature-256 value for body, as GitHub computes it.
 // Tests and the benchmark client use it.
 func Sign(secret, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	return "sha256=" + hmacsig.Sum(secret, body)
 }
 
 // DeliveryID returns X-GitHub-Delivery, or a hash of the body when the
