@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	sdk "code.gitea.io/sdk/gitea"
+
+	"github.com/cccp-project/cccp/bot/internal/textcut"
 )
 
 // UpsertComment keeps one bot comment on pull request number of repo: the
@@ -24,7 +26,7 @@ func (c *Client) UpsertComment(ctx context.Context, repo string, number int, mar
 	if !strings.Contains(body, marker) {
 		body = marker + "\n" + body
 	}
-	body = cut(body, CommentLimit)
+	body = textcut.Bytes(body, CommentLimit)
 	api, err := c.api(ctx)
 	if err != nil {
 		return 0, err

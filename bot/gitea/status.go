@@ -3,11 +3,11 @@ package gitea
 import (
 	"context"
 	"fmt"
-	"unicode/utf8"
 
 	sdk "code.gitea.io/sdk/gitea"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/textcut"
 )
 
 // descriptionLimit is the length cccp keeps of a commit status description.
@@ -30,7 +30,7 @@ func (c *Client) SetStatus(ctx context.Context, repo string, st event.Status) er
 	}
 	_, resp, err := api.CreateStatus(owner, name, st.SHA, sdk.CreateStatusOption{
 		State: commitState(st.State), TargetURL: st.DetailsURL,
-		Description: cutRunes(desc, descriptionLimit), Context: st.Name,
+		Description: textcut.Runes(desc, descriptionLimit), Context: st.Name,
 	})
 	if err != nil {
 		return apiError(fmt.Sprintf("set status %q on %s of %s", st.Name, st.SHA, repo), resp, err)
@@ -48,23 +48,4 @@ func commitState(s event.State) sdk.StatusState {
 		return sdk.StatusError
 	}
 	return sdk.StatusPending
-}
-
-// cut returns s cut to at most n bytes at a UTF-8 boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-// cutRunes returns s cut to at most n characters, ending in "…" when cut.
-func cutRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }

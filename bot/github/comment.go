@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	gh "github.com/google/go-github/v92/github"
+
+	"github.com/cccp-project/cccp/bot/internal/textcut"
 )
 
 // UpsertComment keeps one bot comment on pull request number of repo: the
@@ -25,7 +27,7 @@ func (c *Client) UpsertComment(ctx context.Context, repo string, number int, mar
 	if !strings.Contains(body, marker) {
 		body = marker + "\n" + body
 	}
-	body = cut(body, CommentLimit)
+	body = textcut.Bytes(body, CommentLimit)
 	id, err := c.findComment(ctx, owner, name, number, marker)
 	if err != nil {
 		return 0, err

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	gh "github.com/google/go-github/v92/github"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/textcut"
 )
 
 // outputLimit is the size limit of a check run's output summary and text.
@@ -141,9 +141,9 @@ func checkOutput(st event.Status) *gh.CheckRunOutput {
 	if summary == "" {
 		summary = title
 	}
-	out := &gh.CheckRunOutput{Title: gh.Ptr(title), Summary: gh.Ptr(cut(summary, outputLimit))}
+	out := &gh.CheckRunOutput{Title: gh.Ptr(title), Summary: gh.Ptr(textcut.Bytes(summary, outputLimit))}
 	if st.Text != "" {
-		out.Text = gh.Ptr(cut(st.Text, outputLimit))
+		out.Text = gh.Ptr(textcut.Bytes(st.Text, outputLimit))
 	}
 	return out
 }
@@ -176,7 +176,7 @@ func (c *Client) setCommitStatus(ctx context.Context, owner, name string, st eve
 	rs := gh.RepoStatus{
 		State:       gh.Ptr(commitState(st.State)),
 		Context:     gh.Ptr(st.Name),
-		Description: gh.Ptr(cutRunes(desc, descriptionLimit)),
+		Description: gh.Ptr(textcut.Runes(desc, descriptionLimit)),
 	}
 	if st.DetailsURL != "" {
 		rs.TargetURL = gh.Ptr(st.DetailsURL)
@@ -185,24 +185,4 @@ func (c *Client) setCommitStatus(ctx context.Context, owner, name string, st eve
 		return apiError(fmt.Sprintf("set status %q on %s", st.Name, st.SHA), err)
 	}
 	return nil
-}
-
-// cut returns s cut to at most n bytes at a UTF-8 boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-// cutRunes returns s cut to at most n characters, ending in "…" when cut.
-func cutRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

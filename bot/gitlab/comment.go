@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/cccp-project/cccp/bot/internal/textcut"
 )
 
 // UpsertComment keeps one bot note on merge request number of project repo:
@@ -20,7 +22,7 @@ func (c *Client) UpsertComment(ctx context.Context, repo string, number int, mar
 	if !strings.Contains(body, marker) {
 		body = marker + "\n" + body
 	}
-	body = cut(body, CommentLimit)
+	body = textcut.Bytes(body, CommentLimit)
 	mr := int64(number)
 	id, err := c.findNote(ctx, repo, mr, marker)
 	if err != nil {

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/textcut"
 )
 
 // descriptionLimit is the length cccp keeps of a commit status description.
@@ -28,7 +28,7 @@ func (c *Client) SetStatus(ctx context.Context, repo string, st event.Status) er
 	opts := &gl.SetCommitStatusOptions{
 		State:       commitState(st.State),
 		Name:        gl.Ptr(st.Name),
-		Description: gl.Ptr(cutRunes(desc, descriptionLimit)),
+		Description: gl.Ptr(textcut.Runes(desc, descriptionLimit)),
 	}
 	if st.DetailsURL != "" {
 		opts.TargetURL = gl.Ptr(st.DetailsURL)
@@ -60,23 +60,4 @@ func commitState(s event.State) gl.BuildStateValue {
 		return gl.Canceled
 	}
 	return gl.Pending
-}
-
-// cut returns s cut to at most n bytes at a UTF-8 boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-// cutRunes returns s cut to at most n characters, ending in "…" when cut.
-func cutRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }
