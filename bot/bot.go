@@ -97,7 +97,7 @@ type Forge struct {
 // Store is the part of internal/store the bot uses.
 type Store interface {
 	AcceptDelivery(ctx context.Context, d store.Delivery) (bool, error)
-	PendingDeliveries(ctx context.Context) ([]store.Delivery, error)
+	PendingDeliveries(ctx context.Context, after uint64, limit int) ([]store.Delivery, error)
 	FinishDelivery(ctx context.Context, forge, id string) error
 
 	PutReport(ctx context.Context, r store.Report) error

@@ -19,6 +19,10 @@ import (
 
 const queueSize = 1024
 
+// pendingPage is how many stored deliveries a rescan reads (and holds) at
+// once.
+const pendingPage = 256
+
 // job is one delivery for a worker; buf, when set, is the pooled buffer
 // holding d.Body, returned to the pool once the job is done.
 type job struct {
@@ -73,25 +77,32 @@ func (b *Bot) dispatch(ctx context.Context) error {
 	}
 	rescan := func() bool {
 		b.overflow.Store(false)
-		ds, err := b.cfg.Store.PendingDeliveries(ctx)
-		if err != nil {
-			// Undecodable records are named in err; the others are in ds.
-			b.log.Error("pending deliveries", "err", err)
-		}
-		b.metrics.queue.Set(float64(len(ds)))
-		for _, d := range ds {
-			if !hand(job{d: d}) {
-				return false
+		var after uint64
+		for n := 0; ; {
+			ds, err := b.cfg.Store.PendingDeliveries(ctx, after, pendingPage)
+			if err != nil {
+				// Undecodable records are named in err; the others are in ds.
+				b.log.Error("pending deliveries", "err", err)
 			}
+			n += len(ds)
+			b.metrics.queue.Set(float64(n))
+			for _, d := range ds {
+				if !hand(job{d: d}) {
+					return false
+				}
+			}
+			if len(ds) < pendingPage {
+				return true
+			}
+			after = ds[len(ds)-1].Seq
 		}
-		return true
 	}
 	if !rescan() {
 		return ctx.Err()
 	}
 	last := time.Now()
 	close(b.ready)
-	// PendingDeliveries decodes every pending delivery, so after an
+	// A rescan decodes every pending delivery, so after an
 	// overflow the store is read again only once the in-memory queue is
 	// drained, and not more often than every few seconds; without an
 	// overflow, once a minute as a safety net.

@@ -18,7 +18,7 @@ import (
 
 func pending(t testing.TB, db *store.DB) []string {
 	t.Helper()
-	ds, err := db.PendingDeliveries(context.Background())
+	ds, err := db.PendingDeliveries(context.Background(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestIngest(t *testing.T) {
 		})
 	}
 	t.Run("stored headers hold no signature", func(t *testing.T) {
-		ds, _ := tb.db.PendingDeliveries(context.Background())
+		ds, _ := tb.db.PendingDeliveries(context.Background(), 0, 0)
 		for _, d := range ds {
 			for k := range d.Headers {
 				if strings.Contains(strings.ToLower(k), "signature") {
@@ -196,7 +196,7 @@ func TestCrashRestart(t *testing.T) {
 	}
 	// Delivery a was routed (its runs created) but the crash came before
 	// FinishDelivery.
-	ds, _ := db.PendingDeliveries(context.Background())
+	ds, _ := db.PendingDeliveries(context.Background(), 0, 0)
 	hdr := http.Header{}
 	for k, v := range ds[0].Headers {
 		hdr.Set(k, v)

@@ -30,7 +30,7 @@ type DB struct {
 	bolt *bolt.DB
 	log  *slog.Logger
 
-	ingest    chan *acceptReq // group-commit queue of AcceptDelivery
+	ingest    chan *writeReq // group-commit queue of AcceptDelivery and FinishDelivery
 	stop      chan struct{}
 	writerWG  sync.WaitGroup
 	closeOnce sync.Once
@@ -69,7 +69,7 @@ func Open(path string, opts Options) (*DB, error) {
 	db := &DB{
 		bolt:   bdb,
 		log:    opts.Logger,
-		ingest: make(chan *acceptReq, 1024),
+		ingest: make(chan *writeReq, 1024),
 		stop:   make(chan struct{}),
 	}
 	db.writerWG.Add(1)

@@ -103,6 +103,9 @@ type Delivery struct {
 	Headers  map[string]string // without signatures or tokens
 	Body     []byte
 	Received time.Time
+	// Seq is the store's order of acceptance, set by PendingDeliveries (the
+	// cursor for its next page); AcceptDelivery ignores it.
+	Seq uint64
 }
 
 // Report is one pending forge report in the outbox, keyed by its target.
