@@ -45,8 +45,8 @@ func TestSetStatus(t *testing.T) {
 		t.Errorf("states = %v", got)
 	}
 	for _, call := range srv.Calls() {
-		if !strings.HasPrefix(call.Path, "/api/v4/projects/group%2Fsub%2Fapp/statuses/abc") || call.Token != "glpat-secret" {
-			t.Errorf("unexpected call %s (token %q)", call, call.Token)
+		if !strings.HasPrefix(call.Path, "/api/v4/projects/group%2Fsub%2Fapp/statuses/abc") || call.Auth != "glpat-secret" {
+			t.Errorf("unexpected call %s (token %q)", call, call.Auth)
 		}
 	}
 }

@@ -7,22 +7,18 @@ package gitlabtest
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/cccp-project/cccp/bot/forgetest"
 )
 
-// Call is one request the double received.
-type Call struct {
-	Method, Path, Query, Body, Token string
-}
-
-func (c Call) String() string { return c.Method + " " + c.Path }
+// Call is one request the double received; Auth is its Private-Token
+// header and Path keeps the %2F of URL-encoded project paths.
+type Call = forgetest.Call
 
 // Status is a commit status as posted.
 type Status struct {
@@ -41,7 +37,8 @@ type Note struct {
 
 // Server is the double.
 type Server struct {
-	*httptest.Server
+	*forgetest.Recorder
+	forgetest.Files
 
 	// PageSize is how many notes one page lists (default 20).
 	PageSize int
@@ -50,19 +47,17 @@ type Server struct {
 	Access map[string]int
 
 	mu       sync.Mutex
-	calls    []Call
 	nextID   int64
 	statuses []Status
 	notes    map[int][]*Note // by MR iid
 	branches map[string]bool
-	files    map[string]string // branch:path -> content
 	mrs      []map[string]any
 }
 
 // New starts a double; it is closed when the test ends.
 func New(t testing.TB) *Server {
 	s := &Server{PageSize: 20, Access: map[string]int{}, nextID: 500, notes: map[int][]*Note{},
-		branches: map[string]bool{"main": true}, files: map[string]string{}}
+		branches: map[string]bool{"main": true}}
 	mux := http.NewServeMux()
 	const p = "/api/v4/projects/{id}"
 	mux.HandleFunc("POST "+p+"/statuses/{sha}", s.setStatus)
@@ -76,28 +71,12 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("GET "+p+"/merge_requests/{iid}", s.getMR)
 	mux.HandleFunc("GET "+p+"/repository/branches/{branch}", s.getBranch)
 	mux.HandleFunc("POST "+p+"/repository/commits", s.createCommit)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		s.mu.Lock()
-		s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Body: string(body), Token: r.Header.Get("Private-Token")})
-		s.mu.Unlock()
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		w.Header().Set("Content-Type", "application/json")
-		mux.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.Close)
+	s.Recorder = forgetest.NewRecorder(t, "Private-Token", mux)
 	return s
 }
 
 // APIURL is the base URL to give the client: <server>/api/v4/.
 func (s *Server) APIURL() string { return s.URL + "/api/v4/" }
-
-// Calls returns the requests received so far.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
 
 // Statuses returns the commit statuses accepted, in order.
 func (s *Server) Statuses() []Status {
@@ -127,94 +106,63 @@ func (s *Server) AddNote(iid int, user, body string, system bool) {
 	s.notes[iid] = append(s.notes[iid], n)
 }
 
-// File returns a file's content on a branch.
-func (s *Server) File(branch, path string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.files[branch+":"+path]
-	return c, ok
-}
-
-func write(w http.ResponseWriter, code int, v any) {
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func notFound(w http.ResponseWriter, what string) {
-	write(w, http.StatusNotFound, map[string]string{"message": "404 " + what + " Not Found"})
+	forgetest.WriteError(w, http.StatusNotFound, "404 "+what+" Not Found")
 }
-
-func decode(r *http.Request) map[string]any {
-	var m map[string]any
-	_ = json.NewDecoder(r.Body).Decode(&m)
-	return m
-}
-
-func str(m map[string]any, k string) string { v, _ := m[k].(string); return v }
 
 func (s *Server) setStatus(w http.ResponseWriter, r *http.Request) {
-	m := decode(r)
-	st := Status{SHA: r.PathValue("sha"), State: str(m, "state"), Name: str(m, "name"), TargetURL: str(m, "target_url"), Description: str(m, "description")}
+	m := forgetest.Decode(r)
+	st := Status{SHA: r.PathValue("sha"), State: forgetest.Str(m, "state"), Name: forgetest.Str(m, "name"), TargetURL: forgetest.Str(m, "target_url"), Description: forgetest.Str(m, "description")}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := len(s.statuses) - 1; i >= 0; i-- {
 		if prev := s.statuses[i]; prev.SHA == st.SHA && prev.Name == st.Name {
 			if prev.State == st.State {
 				// What GitLab answers when the status already has this state.
-				write(w, http.StatusBadRequest, map[string]string{"message": "Cannot transition status via :run from :running"})
+				forgetest.WriteError(w, http.StatusBadRequest, "Cannot transition status via :run from :running")
 				return
 			}
 			break
 		}
 	}
 	s.statuses = append(s.statuses, st)
-	write(w, http.StatusCreated, map[string]any{"id": len(s.statuses), "sha": st.SHA, "status": st.State, "name": st.Name})
+	forgetest.WriteJSON(w, http.StatusCreated, map[string]any{"id": len(s.statuses), "sha": st.SHA, "status": st.State, "name": st.Name})
 }
 
 func (s *Server) listNotes(w http.ResponseWriter, r *http.Request) {
 	iid, _ := strconv.Atoi(r.PathValue("iid"))
-	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	if page < 1 {
-		page = 1
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	all := s.notes[iid]
-	lo := min((page-1)*s.PageSize, len(all))
-	hi := min(lo+s.PageSize, len(all))
-	if hi < len(all) {
+	out, page, more := forgetest.Paginate(r, s.notes[iid], s.PageSize)
+	if more {
 		w.Header().Set("X-Next-Page", strconv.Itoa(page+1))
 	}
 	w.Header().Set("X-Page", strconv.Itoa(page))
-	out := all[lo:hi]
-	if out == nil {
-		out = []*Note{}
-	}
-	write(w, http.StatusOK, out)
+	forgetest.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) createNote(w http.ResponseWriter, r *http.Request) {
 	iid, _ := strconv.Atoi(r.PathValue("iid"))
-	m := decode(r)
+	m := forgetest.Decode(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
-	n := &Note{ID: s.nextID, Body: str(m, "body")}
+	n := &Note{ID: s.nextID, Body: forgetest.Str(m, "body")}
 	n.Author.Username = "cccp-bot"
 	s.notes[iid] = append(s.notes[iid], n)
-	write(w, http.StatusCreated, n)
+	forgetest.WriteJSON(w, http.StatusCreated, n)
 }
 
 func (s *Server) updateNote(w http.ResponseWriter, r *http.Request) {
 	iid, _ := strconv.Atoi(r.PathValue("iid"))
 	id, _ := strconv.ParseInt(r.PathValue("note"), 10, 64)
-	m := decode(r)
+	m := forgetest.Decode(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range s.notes[iid] {
 		if n.ID == id {
-			n.Body = str(m, "body")
-			write(w, http.StatusOK, n)
+			n.Body = forgetest.Str(m, "body")
+			forgetest.WriteJSON(w, http.StatusOK, n)
 			return
 		}
 	}
@@ -236,17 +184,17 @@ func userID(name string) int64 {
 func (s *Server) users(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("username")
 	if name == "" || name == "ghost" {
-		write(w, http.StatusOK, []any{})
+		forgetest.WriteJSON(w, http.StatusOK, []any{})
 		return
 	}
-	write(w, http.StatusOK, []map[string]any{{"id": userID(name), "username": name}})
+	forgetest.WriteJSON(w, http.StatusOK, []map[string]any{{"id": userID(name), "username": name}})
 }
 
 func (s *Server) member(w http.ResponseWriter, r *http.Request) {
 	uid, _ := strconv.ParseInt(r.PathValue("uid"), 10, 64)
 	for name, level := range s.Access {
 		if userID(name) == uid {
-			write(w, http.StatusOK, map[string]any{"id": uid, "username": name, "access_level": level})
+			forgetest.WriteJSON(w, http.StatusOK, map[string]any{"id": uid, "username": name, "access_level": level})
 			return
 		}
 	}
@@ -267,24 +215,24 @@ func (s *Server) listMRs(w http.ResponseWriter, r *http.Request) {
 			out = append(out, mr)
 		}
 	}
-	write(w, http.StatusOK, out)
+	forgetest.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) createMR(w http.ResponseWriter, r *http.Request) {
-	m := decode(r)
+	m := forgetest.Decode(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.branches[str(m, "source_branch")] {
-		write(w, http.StatusBadRequest, map[string]string{"message": "source branch does not exist"})
+	if !s.branches[forgetest.Str(m, "source_branch")] {
+		forgetest.WriteError(w, http.StatusBadRequest, "source branch does not exist")
 		return
 	}
 	iid := len(s.mrs) + 1
-	mr := map[string]any{"id": 9000 + iid, "iid": iid, "title": str(m, "title"), "description": str(m, "description"),
-		"source_branch": str(m, "source_branch"), "target_branch": str(m, "target_branch"), "state": "opened",
+	mr := map[string]any{"id": 9000 + iid, "iid": iid, "title": forgetest.Str(m, "title"), "description": forgetest.Str(m, "description"),
+		"source_branch": forgetest.Str(m, "source_branch"), "target_branch": forgetest.Str(m, "target_branch"), "state": "opened",
 		"sha": "5ca1ab1e", "web_url": s.mrURL(r, iid), "source_project_id": 1, "target_project_id": 1,
 		"author": map[string]any{"username": "cccp-bot"}}
 	s.mrs = append(s.mrs, mr)
-	write(w, http.StatusCreated, mr)
+	forgetest.WriteJSON(w, http.StatusCreated, mr)
 }
 
 func (s *Server) getMR(w http.ResponseWriter, r *http.Request) {
@@ -295,7 +243,7 @@ func (s *Server) getMR(w http.ResponseWriter, r *http.Request) {
 		notFound(w, "Merge Request")
 		return
 	}
-	write(w, http.StatusOK, s.mrs[iid-1])
+	forgetest.WriteJSON(w, http.StatusOK, s.mrs[iid-1])
 }
 
 func (s *Server) getBranch(w http.ResponseWriter, r *http.Request) {
@@ -306,7 +254,7 @@ func (s *Server) getBranch(w http.ResponseWriter, r *http.Request) {
 		notFound(w, "Branch")
 		return
 	}
-	write(w, http.StatusOK, map[string]any{"name": r.PathValue("branch")})
+	forgetest.WriteJSON(w, http.StatusOK, map[string]any{"name": r.PathValue("branch")})
 }
 
 func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
@@ -320,18 +268,18 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		} `json:"actions"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
-		write(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+		forgetest.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.branches[m.Branch] && m.StartBranch != "" {
-		write(w, http.StatusBadRequest, map[string]string{"message": "A branch called '" + m.Branch + "' already exists."})
+		forgetest.WriteError(w, http.StatusBadRequest, "A branch called '"+m.Branch+"' already exists.")
 		return
 	}
 	s.branches[m.Branch] = true
 	for _, a := range m.Actions {
-		s.files[m.Branch+":"+a.FilePath] = a.Content
+		s.PutFile(m.Branch, a.FilePath, a.Content)
 	}
-	write(w, http.StatusCreated, map[string]any{"id": "c0ffee"})
+	forgetest.WriteJSON(w, http.StatusCreated, map[string]any{"id": "c0ffee"})
 }
