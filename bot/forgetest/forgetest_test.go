@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -146,5 +147,40 @@ func TestFiles(t *testing.T) {
 	}
 	if got, _ := f.File("dev", "a"); got != "y" {
 		t.Errorf("dev:a = %q", got)
+	}
+}
+
+// failTB records failures instead of failing the test.
+type failTB struct {
+	testing.TB
+	failed bool
+}
+
+func (f *failTB) Helper()               {}
+func (f *failTB) Errorf(string, ...any) { f.failed = true }
+func (f *failTB) Fatalf(string, ...any) { f.failed = true }
+func (f *failTB) Fatal(...any)          { f.failed = true }
+
+func TestGolden(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "golden", "x.golden")
+	tests := []struct {
+		name     string
+		got      string
+		update   bool
+		wantFail bool
+	}{
+		{name: "missing file fails", got: "a\n", wantFail: true},
+		{name: "update writes", got: "a\n", update: true},
+		{name: "same passes", got: "a\n"},
+		{name: "different fails", got: "b\n", wantFail: true},
+	}
+	for _, tt := range tests { // in order: each step sees the file the last one left
+		t.Run(tt.name, func(t *testing.T) {
+			f := &failTB{TB: t}
+			Golden(f, path, []byte(tt.got), tt.update)
+			if f.failed != tt.wantFail {
+				t.Errorf("failed = %v, want %v", f.failed, tt.wantFail)
+			}
+		})
 	}
 }

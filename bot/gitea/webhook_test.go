@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/forgetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -135,7 +136,7 @@ func TestParseExamples(t *testing.T) {
 				}
 				got = []byte("ignored: " + err.Error())
 			}
-			golden(t, filepath.Join(testdata, "golden", name+".golden"), append(got, '\n'))
+			forgetest.Golden(t, filepath.Join(testdata, "golden", name+".golden"), append(got, '\n'), *update)
 		})
 	}
 }
@@ -152,25 +153,5 @@ func TestParseForgejoHeaders(t *testing.T) {
 	}
 	if !strings.HasPrefix(DeliveryID(http.Header{}, ex.body), "sha256-") {
 		t.Error("no body-hash delivery ID")
-	}
-}
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/forgetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -110,7 +111,7 @@ func TestParseExamples(t *testing.T) {
 				}
 				got = []byte("ignored: " + err.Error())
 			}
-			golden(t, filepath.Join(testdata, "golden", name+".golden"), append(got, '\n'))
+			forgetest.Golden(t, filepath.Join(testdata, "golden", name+".golden"), append(got, '\n'), *update)
 		})
 	}
 }
@@ -145,25 +146,5 @@ func TestParseDetails(t *testing.T) {
 	}
 	if _, err := w.Parse(http.Header{}, []byte(`{}`)); err == nil || errors.Is(err, event.ErrIgnored) {
 		t.Errorf("Parse({}) = %v, want a hard error", err)
-	}
-}
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
