@@ -2,10 +2,6 @@ package event_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"net/http"
 	"os"
@@ -13,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/forgetest"
 	"github.com/cccp-project/cccp/bot/gitea"
 	"github.com/cccp-project/cccp/bot/gitea/giteatest"
 	"github.com/cccp-project/cccp/bot/github"
@@ -39,9 +36,9 @@ type reporter interface {
 // the probes the conformance checks read.
 type double struct {
 	reporter
-	final    func(name, sha string) (state string, writes int) // last reported state, number of writes for name
-	comments func(number int, marker string) int
-	grant    func(user string, write bool)
+	final  func(name, sha string) (state string, writes int) // last reported state, number of writes for name
+	bodies func(number int) []string                         // of the comments (notes) on a pull request
+	grant  func(user string, write bool)
 }
 
 type adapter struct {
@@ -68,7 +65,7 @@ func adapters() []adapter {
 			repo: "org/app", wantFailed: "completed/failure", wantLimit: 65535,
 			start: func(t *testing.T) double {
 				srv := githubtest.New(t)
-				app, err := github.NewAppClient(github.AppConfig{AppID: 7, PrivateKeyPEM: rsaKey(t), BaseURL: srv.APIURL()})
+				app, err := github.NewAppClient(github.AppConfig{AppID: 7, PrivateKeyPEM: githubtest.AppKey(t), BaseURL: srv.APIURL()})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -88,15 +85,7 @@ func adapters() []adapter {
 						}
 						return runs[0].Status + "/" + runs[0].Conclusion, writes
 					},
-					comments: func(n int, marker string) int {
-						k := 0
-						for _, c := range srv.Comments(n) {
-							if strings.Contains(c.Body, marker) {
-								k++
-							}
-						}
-						return k
-					},
+					bodies: func(n int) []string { return commentBodies(srv.Comments(n)) },
 					grant: func(user string, write bool) {
 						srv.Permissions[user] = map[bool]string{true: "write", false: "read"}[write]
 					},
@@ -126,14 +115,12 @@ func adapters() []adapter {
 						}
 						return sts[len(sts)-1].State, len(sts)
 					},
-					comments: func(n int, marker string) int {
-						k := 0
-						for _, c := range srv.Notes(n) {
-							if strings.Contains(c.Body, marker) {
-								k++
-							}
+					bodies: func(n int) []string {
+						var out []string
+						for _, note := range srv.Notes(n) {
+							out = append(out, note.Body)
 						}
-						return k
+						return out
 					},
 					grant: func(user string, write bool) {
 						srv.Access[user] = map[bool]int{true: 30, false: 20}[write]
@@ -164,15 +151,7 @@ func adapters() []adapter {
 						}
 						return sts[len(sts)-1].State, len(sts)
 					},
-					comments: func(n int, marker string) int {
-						k := 0
-						for _, c := range srv.Comments(n) {
-							if strings.Contains(c.Body, marker) {
-								k++
-							}
-						}
-						return k
-					},
+					bodies: func(n int) []string { return commentBodies(srv.Comments(n)) },
 					grant: func(user string, write bool) {
 						srv.Permissions[user] = map[bool]string{true: "write", false: "read"}[write]
 					},
@@ -258,8 +237,14 @@ func TestConformance(t *testing.T) {
 				if ids[0] == 0 || ids[0] != ids[1] || ids[1] != ids[2] {
 					t.Errorf("comment ids = %v, want one id", ids)
 				}
-				if n := d.comments(1, marker); n != 1 {
-					t.Errorf("%d marked comments, want 1", n)
+				marked := 0
+				for _, b := range d.bodies(1) {
+					if strings.Contains(b, marker) {
+						marked++
+					}
+				}
+				if marked != 1 {
+					t.Errorf("%d marked comments, want 1", marked)
 				}
 				if d.Limit() != a.wantLimit {
 					t.Errorf("Limit = %d, want %d", d.Limit(), a.wantLimit)
@@ -280,11 +265,11 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func rsaKey(t *testing.T) []byte {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
+// commentBodies returns the bodies of GitHub's or Gitea's issue comments.
+func commentBodies(cs []forgetest.Comment) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Body)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	return out
 }

@@ -2,10 +2,6 @@ package github
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,18 +14,9 @@ import (
 	"github.com/cccp-project/cccp/bot/github/githubtest"
 )
 
-func testKey(t *testing.T) []byte {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-}
-
 func newApp(t *testing.T, srv *githubtest.Server) *App {
 	t.Helper()
-	app, err := NewAppClient(AppConfig{AppID: 7, PrivateKeyPEM: testKey(t), BaseURL: srv.APIURL()})
+	app, err := NewAppClient(AppConfig{AppID: 7, PrivateKeyPEM: githubtest.AppKey(t), BaseURL: srv.APIURL()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,11 @@
 package githubtest
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"slices"
@@ -82,6 +86,17 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("GET "+p+"/pulls/{n}", s.getPull)
 	s.Recorder = forgetest.NewRecorder(t, "Authorization", mux)
 	return s
+}
+
+// AppKey returns a new PEM-encoded RSA key for a GitHub App client talking
+// to the double, which accepts any App JWT.
+func AppKey(t testing.TB) []byte {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 }
 
 // APIURL is the base URL to give the client: <server>/api/v3/.
