@@ -21,10 +21,10 @@ func newIndexCommand() *cobra.Command {
 		Short: "Check and inspect a container index",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("index needs a subcommand (lint, graph)")}
+			return usageError{errors.New("index needs a subcommand (lint, graph, add)")}
 		},
 	}
-	cmd.AddCommand(newIndexLintCommand(), newIndexGraphCommand())
+	cmd.AddCommand(newIndexLintCommand(), newIndexGraphCommand(), newIndexAddCommand())
 	return cmd
 }
 

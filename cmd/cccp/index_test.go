@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,32 +11,12 @@ import (
 	"testing"
 )
 
-// runCaptured calls run with os.Stdout and os.Stderr captured (run writes
-// its usage messages to os.Stderr).
+// runCaptured calls run with its output captured.
 func runCaptured(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	capture := func(f **os.File) func() string {
-		r, w, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		old := *f
-		*f = w
-		done := make(chan string)
-		go func() {
-			b, _ := io.ReadAll(r)
-			done <- string(b)
-		}()
-		return func() string {
-			w.Close()
-			*f = old
-			return <-done
-		}
-	}
-	endOut := capture(&os.Stdout)
-	endErr := capture(&os.Stderr)
-	code = run(context.Background(), args)
-	return code, endOut(), endErr()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
 }
 
 var findingLine = regexp.MustCompile(`^[^:]+:\d+(:\d+)?: (error|warning): .+ \([a-z-]+\)$`)
@@ -125,5 +105,56 @@ func TestIndexGraphCLI(t *testing.T) {
 				t.Errorf("exit %d, output:\n%s\nwant %q", code, out, tt.want)
 			}
 		})
+	}
+}
+
+func TestIndexAddCLI(t *testing.T) {
+	root := t.TempDir()
+	existing := "# the acme team's images\nProjects:\n  - id: 1\n    app-id: acme\n    job-id: web\n    git-url: https://github.com/acme/web\n    git-path: /\n    notify-email: dev@acme.io\n"
+	path := filepath.Join(root, "index.d", "acme.yaml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(existing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr []string
+	}{
+		{"missing flags", []string{"--app-id", "acme"}, exitUsage, "", []string{"--index, --app-id, --job-id and --git-url are required"}},
+		{"invalid entry is refused with findings", []string{"--app-id", "acme", "--job-id", "Bad_Name", "--git-url", "ext::sh -c id"}, exitFailure, "",
+			[]string{"(name-format)", "(git-url)"}},
+		{"duplicate of an existing entry", []string{"--app-id", "acme", "--job-id", "web", "--git-url", "https://github.com/acme/web2", "--notify-email", "a@acme.io"}, exitFailure, "",
+			[]string{"acme/web"}},
+		{"valid entry is appended", []string{"--app-id", "acme", "--job-id", "api", "--git-url", "https://github.com/acme/api", "--notify-email", "a@acme.io", "--depends-on", "acme/web:latest"},
+			exitOK, "added acme/api:latest to index.d/acme.yaml\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCaptured(t, append([]string{"index", "add", "--index", root}, tc.args...)...)
+			if code != tc.wantCode || stdout != tc.wantStdout {
+				t.Errorf("code %d, stdout %q; want %d, %q (stderr %q)", code, stdout, tc.wantCode, tc.wantStdout, stderr)
+			}
+			for _, w := range tc.wantStderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q lacks %q", stderr, w)
+				}
+			}
+		})
+	}
+	// The existing text stays as it was, the new entry follows, and the
+	// index still lints clean.
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(got), existing) || !strings.Contains(string(got), "job-id: api") {
+		t.Errorf("index file after add:\n%s", got)
+	}
+	if code, out, errOut := runCaptured(t, "index", "lint", root); code != exitOK {
+		t.Errorf("lint after add: %d\n%s%s", code, out, errOut)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:])
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -37,8 +38,8 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-func run(ctx context.Context, args []string) int {
-	root := newRootCommand(os.Stdout, os.Stderr)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	var ee exitError
@@ -49,10 +50,10 @@ func run(ctx context.Context, args []string) int {
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "cccp: %v\nRun 'cccp --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "cccp: %v\nRun 'cccp --help' for usage.\n", err)
 		return exitUsage
 	default:
-		fmt.Fprintf(os.Stderr, "cccp: %v\n", err)
+		fmt.Fprintf(stderr, "cccp: %v\n", err)
 		return exitFailure
 	}
 }
