@@ -23,6 +23,7 @@ func newRunCommand() *cobra.Command {
 		indexPath string
 		allowFile bool
 		kind      string
+		blocking  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --index PATH [APP-ID/JOB-ID...]",
@@ -38,17 +39,19 @@ pipeline failed.`,
 			if kind != pipeline.KindBranch && kind != pipeline.KindPR {
 				return usageError{fmt.Errorf("--kind must be %q or %q", pipeline.KindBranch, pipeline.KindPR)}
 			}
-			return runPipelines(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), &f, indexPath, allowFile, kind, args)
+			return runPipelines(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), &f, indexPath, allowFile, kind, blocking, args)
 		},
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&indexPath, "index", "", "the container index: a repository root, an index.d folder or one file")
 	cmd.Flags().BoolVar(&allowFile, "allow-file-urls", false, "allow file:// git URLs in the index")
 	cmd.Flags().StringVar(&kind, "kind", pipeline.KindBranch, "branch (build, test, deliver) or pr (build and test only)")
+	cmd.Flags().StringSliceVar(&blocking, "blocking", []string{"smoke", "user-script"},
+		"checks whose failure fails the test stage: lint, capabilities, package-updates, rpm-verify, language-packages, smoke, user-script")
 	return cmd
 }
 
-func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, indexPath string, allowFile bool, kind string, names []string) error {
+func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, indexPath string, allowFile bool, kind string, blocking, names []string) error {
 	idx, findings, err := index.Load(ctx, indexPath, index.LoadOptions{})
 	if err != nil {
 		return err
@@ -70,7 +73,7 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 	}
 
 	progress := newProgress(stderr)
-	env, err := openPipeline(ctx, f, f.logger(stderr), progress.observe, pipelineOptions{})
+	env, err := openPipeline(ctx, f, f.logger(stderr), progress.observe, pipelineOptions{blocking: blocking})
 	if err != nil {
 		return err
 	}
