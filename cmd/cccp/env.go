@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -159,6 +160,9 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if len(opts.blocking) > 0 {
 		blocking = map[string]bool{}
 		for _, b := range opts.blocking {
+			if !slices.Contains(local.Checks, b) {
+				return nil, usageError{fmt.Errorf("blocking: unknown check %q (known: %s)", b, strings.Join(local.Checks, ", "))}
+			}
 			blocking[b] = true
 		}
 	}

@@ -99,6 +99,9 @@ const (
 	CheckUserScript     = "user-script"
 )
 
+// Checks are the names of every check Test runs, in order.
+var Checks = []string{CheckLint, CheckCapabilities, CheckPackageUpdates, CheckRPMVerify, CheckLangPackages, CheckSmoke, CheckUserScript}
+
 // Test pulls the image by digest and runs every check on it. A check that
 // could not run at all (podman failed) is recorded as failed with the
 // reason; Test returns an error only when the image cannot be had.

@@ -245,7 +245,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: resume: %w", err)
 	}
-	sealer, _ := r.cfg.Logs.(interface{ Seal(runID, stage string) error })
+	sealer, _ := r.cfg.Logs.(interface {
+		Seal(runID, stage string) error
+	})
 	for _, run := range unfinished {
 		r.log.Info("resuming run", "run", run.ID, "project", run.Project, "state", run.State)
 		// A stage cut off by the crash keeps the log it had, complete and
