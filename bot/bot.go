@@ -125,7 +125,7 @@ type Pipeline interface {
 type IndexCheck struct {
 	// Changed are the new or changed entries, each with its own findings.
 	Changed []IndexEntryCheck
-	// Removed names the entries the pull request removes.
+	// Removed holds the keys of the entries the pull request removes.
 	Removed []string
 	// Structure holds whole-index findings: duplicates, cycles.
 	Structure []index.Finding
@@ -165,8 +165,8 @@ type Config struct {
 	// IndexPR checks index pull requests; required when Index is set.
 	IndexPR IndexPR
 	// ReloadIndex is called on a push to the index repository's default
-	// branch; it reloads the index and returns the names of new entries,
-	// which get their first build.
+	// branch; it reloads the index and returns the keys
+	// (index.Entry.Key) of new entries, which get their first build.
 	ReloadIndex func(ctx context.Context, ev *event.Event) (added []string, err error)
 
 	// BaseURL is cccp's web UI root; DetailsURL = BaseURL + "/runs/" + id.

@@ -113,9 +113,12 @@ func (f *fakeForge) Comments() map[string]string {
 }
 
 // fakePipeline creates runs in the real store, as pipeline.Runner does,
-// without building anything, and tells the observer.
+// without building anything, and tells the observer. Like the Runner it
+// looks the request's project up by entry key (app-id/job-id:desired-tag)
+// and refuses a project the index lacks, so a bare name fails here too.
 type fakePipeline struct {
 	db       *store.DB
+	entries  func() []*index.Entry // the bot's Config.Entries
 	observe  func(*store.Run)
 	mu       sync.Mutex
 	requests []pipeline.Request
@@ -123,11 +126,20 @@ type fakePipeline struct {
 }
 
 func (p *fakePipeline) Enqueue(ctx context.Context, req pipeline.Request) (*store.Run, error) {
-	name := req.Project
-	if req.Entry != nil {
-		name = req.Entry.Name()
+	e := req.Entry
+	if e == nil && p.entries != nil {
+		for _, c := range p.entries() {
+			if c.Key() == req.Project {
+				e = c
+				break
+			}
+		}
 	}
-	r := &store.Run{Project: name, Kind: req.Kind, Cause: req.Cause, GitURL: req.GitURL, Branch: req.Branch,
+	if e == nil {
+		return nil, fmt.Errorf("enqueue %s: %w", req.Project, pipeline.ErrUnknownProject)
+	}
+	r := &store.Run{Project: e.Key(), Kind: req.Kind, Cause: req.Cause,
+		GitURL: firstNonEmpty(req.GitURL, e.GitURL), Branch: firstNonEmpty(req.Branch, e.GitBranch),
 		Commit: req.Commit, State: store.Queued, Stages: []store.Stage{{Name: "build", State: store.Queued}, {Name: "test", State: store.Queued}}}
 	if err := p.db.CreateRun(ctx, r); err != nil {
 		return nil, err

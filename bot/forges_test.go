@@ -97,7 +97,7 @@ func TestThreeForges(t *testing.T) {
 		got = append(got, r.Cause.Forge+" "+r.Cause.DeliveryID+" "+r.Project+" "+r.Branch)
 	}
 	slices.Sort(got)
-	want := []string{"gitea gt-1 gitea/webhooks develop", "github gh-1 hello/web master", "gitlab gl-1 mike/diaspora master"}
+	want := []string{"gitea gt-1 gitea/webhooks:latest develop", "github gh-1 hello/web:latest master", "gitlab gl-1 mike/diaspora:latest master"}
 	if !slices.Equal(got, want) {
 		t.Errorf("runs:\n got %q\nwant %q", got, want)
 	}

@@ -142,6 +142,7 @@ func newTestBotOn(t testing.TB, db *store.DB, path string, forge *fakeForge, mod
 		t.Fatal(err)
 	}
 	tb.Bot = b
+	tb.pipe.entries = cfg.Entries
 	tb.pipe.observe = b.Observe
 	return tb
 }

@@ -226,7 +226,7 @@ func TestCrashRestart(t *testing.T) {
 	for _, r := range tb2.runs(t) {
 		count[r.Cause.DeliveryID+" "+r.Project]++
 	}
-	want := map[string]int{"a hello/web": 1, "a hello/cli": 1, "b hello/web": 1, "b hello/cli": 1}
+	want := map[string]int{"a hello/web:latest": 1, "a hello/cli:latest": 1, "b hello/web:latest": 1, "b hello/cli:latest": 1}
 	if len(count) != len(want) {
 		t.Errorf("runs by delivery = %v, want %v", count, want)
 	}

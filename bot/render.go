@@ -15,8 +15,36 @@ import (
 // prMarker finds the bot's one comment on a pull request.
 const prMarker = "<!-- cccp:pr -->"
 
-// indexCheck is the name of the one check of an index pull request.
+// checkPrefix starts the name of every check and status cccp reports:
+// checkName(project) for a run, checkName(indexCheck) for an index pull
+// request.
+const checkPrefix = "cccp/"
+
+// indexCheck is the project part of the one check of an index pull
+// request. No entry key can equal it: keys hold a "/" and a ":".
 const indexCheck = "index"
+
+// checkName names the check (status) of a project, keyed as runs are:
+// "cccp/" + app-id/job-id:desired-tag, so the entries of one name with
+// different desired-tags get a check each.
+func checkName(project string) string { return checkPrefix + project }
+
+// checkProject maps a check name back to its project key (or indexCheck);
+// ok is false for another app's check.
+func checkProject(name string) (project string, ok bool) {
+	return strings.CutPrefix(name, checkPrefix)
+}
+
+// newestRuns returns the newest run of each project (entry key).
+func newestRuns(runs []*store.Run) map[string]*store.Run {
+	byKey := map[string]*store.Run{}
+	for _, r := range runs {
+		if old := byKey[r.Project]; old == nil || runSeq(r.ID) > runSeq(old.ID) {
+			byKey[r.Project] = r
+		}
+	}
+	return byKey
+}
 
 // cutNote starts a log cut at its head to fit the forge's limit.
 const cutNote = "[… earlier lines cut to fit]\n"
@@ -293,7 +321,7 @@ func (b *Bot) failureSection(r *store.Run) (logSection, bool) {
 // runStatus derives the forge status of a run.
 func (b *Bot) runStatus(r *store.Run, limit int) event.Status {
 	st := event.Status{
-		Name:        "cccp/" + r.Project,
+		Name:        checkName(r.Project),
 		SHA:         firstNonEmpty(r.Cause.Commit, r.Commit),
 		State:       eventState(r.State),
 		Title:       runTitle(r),
@@ -326,12 +354,7 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 			"Someone with write access can comment `/ok-to-test` to run them for `%s`.\n", rec.Author, short(rec.HeadSHA))
 		return assemble(limit, head.String(), nil, "", nil)
 	}
-	byName := map[string]*store.Run{}
-	for _, r := range runs {
-		if old := byName[r.Project]; old == nil || runSeq(r.ID) > runSeq(old.ID) {
-			byName[r.Project] = r
-		}
-	}
+	byKey := newestRuns(runs)
 	var rows []string
 	var sections []logSection
 	if l := rec.Lint; rec.Index && l != nil {
@@ -360,30 +383,30 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 				lint = "⚠️ warnings"
 			}
 			trial, stages := "not run", ""
-			if r := byName[e.Name]; r != nil {
+			if r := byKey[e.Key]; r != nil {
 				trial = fmt.Sprintf("%s [%s](%s)", stateIcon(r.State), runTitle(r), b.runURL(r.ID))
 				stages = stageLine(r)
 				if sec, ok := b.failureSection(r); ok {
 					sections = append(sections, sec)
 				}
 			}
-			row := fmt.Sprintf("| `%s` | %s | %s | %s |\n", e.Name, lint, trial, stages)
+			row := fmt.Sprintf("| `%s` | %s | %s | %s |\n", e.Key, lint, trial, stages)
 			for _, f := range e.Findings {
 				row += fmt.Sprintf("| | `%s` | | |\n", strings.ReplaceAll(f, "`", "'"))
 			}
 			rows = append(rows, row)
 		}
-	} else if len(byName) > 0 {
+	} else if len(byKey) > 0 {
 		head.WriteString("| pipeline | result | stages | run |\n| --- | --- | --- | --- |\n")
-		names := make([]string, 0, len(byName))
-		for n := range byName {
-			names = append(names, n)
+		keys := make([]string, 0, len(byKey))
+		for k := range byKey {
+			keys = append(keys, k)
 		}
-		sort.Strings(names)
-		for _, n := range names {
-			r := byName[n]
+		sort.Strings(keys)
+		for _, k := range keys {
+			r := byKey[k]
 			rows = append(rows, fmt.Sprintf("| `%s` | %s %s | %s | [%s](%s) |\n",
-				n, stateIcon(r.State), runTitle(r), stageLine(r), r.ID, b.runURL(r.ID)))
+				k, stateIcon(r.State), runTitle(r), stageLine(r), r.ID, b.runURL(r.ID)))
 			if sec, ok := b.failureSection(r); ok {
 				sections = append(sections, sec)
 			}
@@ -395,14 +418,9 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 
 // indexStatus is the one check of an index pull request.
 func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
-	st := event.Status{Name: "cccp/" + indexCheck, SHA: rec.HeadSHA, Title: "index check"}
+	st := event.Status{Name: checkName(indexCheck), SHA: rec.HeadSHA, Title: "index check"}
 	l := rec.Lint
-	byName := map[string]*store.Run{}
-	for _, r := range runs {
-		if old := byName[r.Project]; old == nil || runSeq(r.ID) > runSeq(old.ID) {
-			byName[r.Project] = r
-		}
-	}
+	byKey := newestRuns(runs)
 	running, failed := false, false
 	if l == nil || rec.Waiting {
 		st.State, st.Title = event.StateQueued, "waiting"
@@ -418,7 +436,7 @@ func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
 	for _, e := range l.Entries {
 		failed = failed || e.Failed
 		res := "not run"
-		if r := byName[e.Name]; r != nil {
+		if r := byKey[e.Key]; r != nil {
 			res = stateIcon(r.State) + " " + runTitle(r)
 			switch {
 			case !r.State.Done():
@@ -431,7 +449,7 @@ func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
 		if e.Failed {
 			lint = "❌"
 		}
-		fmt.Fprintf(&summary, "| `%s` | %s | %s |\n", e.Name, lint, res)
+		fmt.Fprintf(&summary, "| `%s` | %s | %s |\n", e.Key, lint, res)
 	}
 	st.Summary = summary.String()
 	switch {

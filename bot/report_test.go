@@ -41,9 +41,9 @@ func prWithRuns(t *testing.T, tb *testBot) (web, cli *store.Run) {
 	}
 	for _, r := range tb.runs(t) {
 		switch r.Project {
-		case "hello/web":
+		case "hello/web:latest":
 			web = r
-		case "hello/cli":
+		case "hello/cli:latest":
 			cli = r
 		}
 	}
@@ -58,7 +58,7 @@ func TestReporter(t *testing.T) {
 	tb := newTestBot(t, func(c *Config) { c.LogTail = failingLog(50) })
 	web, cli := prWithRuns(t, tb)
 	tb.report(t)
-	webKey := "Codertocat/Hello-World " + sha1 + " cccp/hello/web"
+	webKey := "Codertocat/Hello-World " + sha1 + " cccp/hello/web:latest"
 	if st := tb.forge.statuses[webKey]; st.State != event.StateQueued {
 		t.Errorf("queued status = %+v", st)
 	}
@@ -86,7 +86,7 @@ func TestReporter(t *testing.T) {
 		{"conclusion", string(st.State), string(event.StateFailure)},
 		{"title", st.Title, "failed at test"},
 		{"details", st.DetailsURL, "https://cccp.example/runs/" + web.ID},
-		{"cli conclusion", string(tb.forge.statuses["Codertocat/Hello-World "+sha1+" cccp/hello/cli"].State), string(event.StateSuccess)},
+		{"cli conclusion", string(tb.forge.statuses["Codertocat/Hello-World "+sha1+" cccp/hello/cli:latest"].State), string(event.StateSuccess)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -116,7 +116,7 @@ func TestReporter(t *testing.T) {
 	}
 	body := tb.forge.Comments()["Codertocat/Hello-World#1 "+prMarker]
 	for _, want := range []string{
-		"| `hello/web` | ❌ failed at test |", "| `hello/cli` | ✅ passed in 1m30s |",
+		"| `hello/web:latest` | ❌ failed at test |", "| `hello/cli:latest` | ✅ passed in 1m30s |",
 		"step 49: ünïcödé ✓ token=***\n```", "[Full log](https://cccp.example/runs/" + web.ID + ")",
 	} {
 		if !strings.Contains(body, want) {
@@ -306,7 +306,7 @@ func TestOutboxRetry(t *testing.T) {
 			} else if due(time.Hour) != 0 {
 				t.Error("sent report still in the outbox")
 			}
-			_, ok := tb.forge.statuses["Codertocat/Hello-World 6113728f27ae82c7b1a177c8d03f9e96e0adf246 cccp/hello/web"]
+			_, ok := tb.forge.statuses["Codertocat/Hello-World 6113728f27ae82c7b1a177c8d03f9e96e0adf246 cccp/hello/web:latest"]
 			if ok != s.wantStatus {
 				t.Errorf("status at the forge = %v, want %v", ok, s.wantStatus)
 			}
@@ -366,8 +366,8 @@ func TestReportsSurviveRestart(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- tb2.Run(runCtx) }()
 	want := map[string]event.State{
-		"Codertocat/Hello-World " + sha1 + " cccp/hello/web": event.StateFailure,
-		"Codertocat/Hello-World " + sha1 + " cccp/hello/cli": event.StateSuccess,
+		"Codertocat/Hello-World " + sha1 + " cccp/hello/web:latest": event.StateFailure,
+		"Codertocat/Hello-World " + sha1 + " cccp/hello/cli:latest": event.StateSuccess,
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -212,7 +212,9 @@ type indexResult struct {
 }
 
 type entryLint struct {
-	Name     string   `json:"name"`
+	// Key is the entry's key (app-id/job-id:desired-tag), the project of
+	// its trial run. Stored under "name" since before keys.
+	Key      string   `json:"name"`
 	Findings []string `json:"findings,omitempty"`
 	Failed   bool     `json:"failed,omitempty"` // has error findings: no trial build
 }
@@ -263,7 +265,7 @@ func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) 
 
 // pullRequest starts the pipelines of a pull request's head commit, if its
 // author is trusted or a writer approved that commit. only, when set,
-// limits the runs to those projects (/retest).
+// limits the runs to those projects, by entry key (/retest).
 func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]bool) error {
 	isIndex := b.isIndexRepo(ev)
 	if !isIndex && len(prRequests(ev, b.cfg.Entries())) == 0 {
@@ -365,8 +367,8 @@ func (b *Bot) indexPush(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return fmt.Errorf("reload index: %w", err)
 	}
-	for _, name := range added {
-		req := pipeline.Request{Project: name, Kind: pipeline.KindBranch,
+	for _, key := range added {
+		req := pipeline.Request{Project: key, Kind: pipeline.KindBranch,
 			Cause: store.Cause{Kind: "index", Commit: ev.After, Ref: ev.Ref, Actor: ev.Sender,
 				Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID, Detail: "new index entry"}}
 		if _, err := b.enqueue(ctx, req); err != nil {
@@ -390,7 +392,7 @@ func (b *Bot) indexPR(ctx context.Context, ev *event.Event) ([]pipeline.Request,
 	}
 	var reqs []pipeline.Request
 	for _, c := range chk.Changed {
-		el := entryLint{Name: c.Entry.Key(), Failed: index.HasErrors(c.Findings)}
+		el := entryLint{Key: c.Entry.Key(), Failed: index.HasErrors(c.Findings)}
 		for _, f := range c.Findings {
 			el.Findings = append(el.Findings, f.String())
 		}
@@ -480,7 +482,8 @@ func refusal(who string, cmd commands.Command) string {
 }
 
 // retest re-runs the failed pipelines of the pull request's head commit
-// (all of them with all; only project's when set). With nothing recorded
+// (all of them with all; only project's when set, an entry key: one
+// desired-tag of a name, not every entry of that name). With nothing recorded
 // for the head commit, the pull request's pipelines are started afresh.
 func (b *Bot) retest(ctx context.Context, ev *event.Event, all bool, project string) error {
 	key := prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number)
@@ -488,25 +491,22 @@ func (b *Bot) retest(ctx context.Context, ev *event.Event, all bool, project str
 	if err != nil {
 		return err
 	}
-	latest := map[string]*store.Run{} // project -> newest run of the head commit
+	var runs []*store.Run
 	if rec != nil && rec.HeadSHA == ev.PR.HeadSHA {
 		for _, id := range rec.Runs {
-			r, err := b.cfg.Store.Run(ctx, id)
-			if err != nil {
-				continue
-			}
-			if old := latest[r.Project]; old == nil || runSeq(r.ID) > runSeq(old.ID) {
-				latest[r.Project] = r
+			if r, err := b.cfg.Store.Run(ctx, id); err == nil {
+				runs = append(runs, r)
 			}
 		}
 	}
+	latest := newestRuns(runs) // project key -> newest run of the head commit
 	only := map[string]bool{}
-	for name, r := range latest {
-		if project != "" && name != project {
+	for key, r := range latest {
+		if project != "" && key != project {
 			continue
 		}
 		if all || project != "" || r.State == store.Failed || r.State == store.Cancelled {
-			only[name] = true
+			only[key] = true
 		}
 	}
 	if len(latest) == 0 && (all || project != "") {
@@ -542,11 +542,13 @@ func (b *Bot) cancel(ctx context.Context, ev *event.Event, who string) error {
 	return nil
 }
 
-// checkRerun: GitHub's "Re-run" on a cccp check is /retest for that check.
+// checkRerun: GitHub's "Re-run" on a cccp check is /retest for that check,
+// which names one entry key (checkName); a re-run of the whole suite has
+// no check name.
 func (b *Bot) checkRerun(ctx context.Context, ev *event.Event) error {
-	project, _ := strings.CutPrefix(ev.CheckName, "cccp/")
-	if ev.CheckName != "" && project == ev.CheckName {
-		return nil // not ours
+	project, ours := checkProject(ev.CheckName)
+	if ev.CheckName != "" && !ours {
+		return nil // another app's check
 	}
 	c := b.client(ev.Forge)
 	can, err := c.CanWrite(ctx, ev.Repo.FullName, ev.Sender)

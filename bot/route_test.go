@@ -52,11 +52,11 @@ func TestRequests(t *testing.T) {
 	}{
 		{name: "push to tracked branch: https, scp-like and case-different URLs match",
 			file: "push-event-5.json",
-			want: []string{"branch hello/cli push@6113728", "branch hello/web push@6113728"}},
+			want: []string{"branch hello/cli:latest push@6113728", "branch hello/web:latest push@6113728"}},
 		{name: "push to another branch",
 			file: "push-event-5.json",
 			edit: func(m map[string]any) { m["ref"] = "refs/heads/next" },
-			want: []string{"branch hello/next push@6113728"}},
+			want: []string{"branch hello/next:latest push@6113728"}},
 		{name: "push to an untracked branch",
 			file: "push-event-5.json",
 			edit: func(m map[string]any) { m["ref"] = "refs/heads/feature" }},
@@ -69,11 +69,11 @@ func TestRequests(t *testing.T) {
 		{name: "tag push is refused by the parser", file: "push-event-1.json", ignored: true},
 		{name: "pull request opened",
 			file: "pull_request-opened-1.json",
-			want: []string{"pr hello/cli pull_request@ec26c3e", "pr hello/web pull_request@ec26c3e"}},
+			want: []string{"pr hello/cli:latest pull_request@ec26c3e", "pr hello/web:latest pull_request@ec26c3e"}},
 		{name: "pull request synchronize", file: "pull_request-synchronize-1.json",
-			want: []string{"pr hello/cli pull_request@ec26c3e", "pr hello/web pull_request@ec26c3e"}},
+			want: []string{"pr hello/cli:latest pull_request@ec26c3e", "pr hello/web:latest pull_request@ec26c3e"}},
 		{name: "pull request reopened", file: "pull_request-reopened-1.json",
-			want: []string{"pr hello/cli pull_request@ec26c3e", "pr hello/web pull_request@ec26c3e"}},
+			want: []string{"pr hello/cli:latest pull_request@ec26c3e", "pr hello/web:latest pull_request@ec26c3e"}},
 		{name: "pull request from a fork builds the fork (edited: head repo)",
 			file: "pull_request-opened-1.json",
 			edit: func(m map[string]any) {
@@ -82,8 +82,8 @@ func TestRequests(t *testing.T) {
 				repo["clone_url"] = "https://github.com/forker/Hello-World.git"
 				repo["id"] = 1.0
 			},
-			want: []string{"pr hello/cli pull_request@ec26c3e from https://github.com/forker/Hello-World.git",
-				"pr hello/web pull_request@ec26c3e from https://github.com/forker/Hello-World.git"}},
+			want: []string{"pr hello/cli:latest pull_request@ec26c3e from https://github.com/forker/Hello-World.git",
+				"pr hello/web:latest pull_request@ec26c3e from https://github.com/forker/Hello-World.git"}},
 		{name: "pull request against an untracked base",
 			file: "pull_request-opened-1.json",
 			edit: func(m map[string]any) { obj(m, "pull_request", "base")["ref"] = "release" }},
@@ -188,25 +188,25 @@ func TestTrustAndCommands(t *testing.T) {
 		{name: "outsider retests: refused", ev: commentEvent(t, "d3", "outsider", "/retest"),
 			wantReply: "`/retest` can only be used"},
 		{name: "maintainer approves: runs for the head", ev: commentEvent(t, "d4", "maintainer", "please\n/ok-to-test"),
-			wantRuns: []string{"pr hello/cli pull_request@1111111 from https://github.com/outsider/Hello-World.git",
-				"pr hello/web pull_request@1111111 from https://github.com/outsider/Hello-World.git"},
+			wantRuns: []string{"pr hello/cli:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git",
+				"pr hello/web:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git"},
 			wantPR: "pipelines of `1111111`"},
 		{name: "one fails, one passes; /retest re-runs the failed one",
-			finish: map[string]store.State{"hello/web": store.Failed, "hello/cli": store.Passed},
+			finish: map[string]store.State{"hello/web:latest": store.Failed, "hello/cli:latest": store.Passed},
 			ev:     commentEvent(t, "d5", "maintainer", "/retest"),
-			wantRuns: []string{"pr hello/cli pull_request@1111111 from https://github.com/outsider/Hello-World.git",
-				"pr hello/web pull_request@1111111 from https://github.com/outsider/Hello-World.git",
-				"pr hello/web pull_request@1111111 from https://github.com/outsider/Hello-World.git"}},
+			wantRuns: []string{"pr hello/cli:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git",
+				"pr hello/web:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git",
+				"pr hello/web:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git"}},
 		{name: "/retest all re-runs both",
-			finish: map[string]store.State{"hello/web": store.Passed},
+			finish: map[string]store.State{"hello/web:latest": store.Passed},
 			ev:     commentEvent(t, "d6", "maintainer", "/retest all"),
-			wantRuns: []string{"pr hello/cli pull_request@1111111 from https://github.com/outsider/Hello-World.git",
-				"pr hello/cli pull_request@1111111 from https://github.com/outsider/Hello-World.git",
-				"pr hello/web pull_request@1111111 from https://github.com/outsider/Hello-World.git",
-				"pr hello/web pull_request@1111111 from https://github.com/outsider/Hello-World.git",
-				"pr hello/web pull_request@1111111 from https://github.com/outsider/Hello-World.git"}},
+			wantRuns: []string{"pr hello/cli:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git",
+				"pr hello/cli:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git",
+				"pr hello/web:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git",
+				"pr hello/web:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git",
+				"pr hello/web:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git"}},
 		{name: "/retest with nothing failed replies",
-			finish:    map[string]store.State{"hello/web": store.Passed, "hello/cli": store.Passed},
+			finish:    map[string]store.State{"hello/web:latest": store.Passed, "hello/cli:latest": store.Passed},
 			ev:        commentEvent(t, "d7", "maintainer", "/retest"),
 			wantReply: "Nothing to retest"},
 		{name: "outsider pushes a new head: the approval does not carry over",
@@ -294,8 +294,8 @@ func TestCheckRerun(t *testing.T) {
 		want int // runs after
 	}{
 		{"another app's check (the example as published)", ghEvent(t, "check_run-rerequested-1.json", "c0", nil), 2},
-		{"by a non-writer", rerun("cccp/hello/web", "outsider"), 2},
-		{"cccp/hello/web by a writer", rerun("cccp/hello/web", "maintainer"), 3},
+		{"by a non-writer", rerun("cccp/hello/web:latest", "outsider"), 2},
+		{"cccp/hello/web:latest by a writer", rerun("cccp/hello/web:latest", "maintainer"), 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,8 +307,8 @@ func TestCheckRerun(t *testing.T) {
 			}
 		})
 	}
-	if last := tb.runs(t)[0]; last.Project != "hello/web" || last.Cause.Kind != "retest" || last.Cause.Commit != push.After {
-		t.Errorf("re-run = %s %s@%s, want hello/web retest@%s", last.Project, last.Cause.Kind, last.Cause.Commit, push.After)
+	if last := tb.runs(t)[0]; last.Project != "hello/web:latest" || last.Cause.Kind != "retest" || last.Cause.Commit != push.After {
+		t.Errorf("re-run = %s %s@%s, want hello/web:latest retest@%s", last.Project, last.Cause.Kind, last.Cause.Commit, push.After)
 	}
 }
 
@@ -319,7 +319,9 @@ func TestIndexRepo(t *testing.T) {
 	good := entry("new", "app", "https://github.com/new/app", "main")
 	bad := entry("broken", "app", "ftp://nowhere", "main")
 	var reloaded int
+	entries := helloEntries // the index as merged; the push adds good
 	tb := newTestBot(t, func(c *Config) {
+		c.Entries = func() []*index.Entry { return entries }
 		c.Index = IndexRepo{Forge: event.GitHub, FullName: "Codertocat/Hello-World"}
 		c.IndexPR = fakeIndexPR{res: &IndexCheck{
 			Changed: []IndexEntryCheck{
@@ -329,7 +331,8 @@ func TestIndexRepo(t *testing.T) {
 		}}
 		c.ReloadIndex = func(ctx context.Context, ev *event.Event) ([]string, error) {
 			reloaded++
-			return []string{"new/app"}, nil
+			entries = append(slices.Clip(helloEntries), good)
+			return []string{good.Key()}, nil
 		}
 	})
 	tb.forge.writers["Codertocat"] = true
@@ -338,7 +341,7 @@ func TestIndexRepo(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.report(t)
-	if got, want := tb.pipe.Requests(), []string{"trial new/app index@ec26c3e"}; !slices.Equal(got, want) {
+	if got, want := tb.pipe.Requests(), []string{"trial new/app:latest index@ec26c3e"}; !slices.Equal(got, want) {
 		t.Errorf("runs %q, want %q", got, want)
 	}
 	st := tb.forge.statuses["Codertocat/Hello-World ec26c3e57ca3a959ca5aad62de7213c562f8c821 cccp/index"]
@@ -350,11 +353,11 @@ func TestIndexRepo(t *testing.T) {
 	}
 	tb.report(t)
 	st = tb.forge.statuses["Codertocat/Hello-World ec26c3e57ca3a959ca5aad62de7213c562f8c821 cccp/index"]
-	if st.State != event.StateFailure || !strings.Contains(st.Summary, "`broken/app` | ❌") {
-		t.Errorf("index check = %q %q, want failure for broken/app", st.State, st.Summary)
+	if st.State != event.StateFailure || !strings.Contains(st.Summary, "`broken/app:latest` | ❌") {
+		t.Errorf("index check = %q %q, want failure for broken/app:latest", st.State, st.Summary)
 	}
 	comment := tb.forge.Comments()["Codertocat/Hello-World#2 "+prMarker]
-	for _, want := range []string{"index check of `ec26c3e`", "`new/app` | ⚠️ warnings | ✅", "`broken/app` | ❌ errors | not run", "unsupported scheme"} {
+	for _, want := range []string{"index check of `ec26c3e`", "`new/app:latest` | ⚠️ warnings | ✅", "`broken/app:latest` | ❌ errors | not run", "unsupported scheme"} {
 		if !strings.Contains(comment, want) {
 			t.Errorf("index comment lacks %q:\n%s", want, comment)
 		}
@@ -371,8 +374,8 @@ func TestIndexRepo(t *testing.T) {
 	if reloaded != 1 {
 		t.Errorf("index reloaded %d times, want 1", reloaded)
 	}
-	if got := tb.runs(t)[0]; got.Project != "new/app" || got.Kind != pipeline.KindBranch || got.Cause.Kind != "index" {
-		t.Errorf("first build = %s %s %s, want new/app branch index", got.Project, got.Kind, got.Cause.Kind)
+	if got := tb.runs(t)[0]; got.Project != "new/app:latest" || got.Kind != pipeline.KindBranch || got.Cause.Kind != "index" {
+		t.Errorf("first build = %s %s %s, want new/app:latest branch index", got.Project, got.Kind, got.Cause.Kind)
 	}
 }
 
@@ -411,3 +414,4 @@ func TestSilent(t *testing.T) {
 		})
 	}
 }
+
