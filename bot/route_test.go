@@ -415,3 +415,124 @@ func TestSilent(t *testing.T) {
 	}
 }
 
+// tagged is an entry of hello/web with another desired-tag.
+func tagged(tag, branch string) *index.Entry {
+	e := entry("hello", "web", "https://github.com/Codertocat/Hello-World", branch)
+	e.DesiredTag = tag
+	return e
+}
+
+// TestEntriesOfOneName: one name, app-id/job-id, has an entry per
+// desired-tag; routing, re-runs and reports keep them apart by key.
+func TestEntriesOfOneName(t *testing.T) {
+	ctx := context.Background()
+	t.Run("a push runs the entries of its branch only", func(t *testing.T) {
+		entries := []*index.Entry{tagged("latest", "master"), tagged("7", "v7")}
+		tests := []struct {
+			name, ref string
+			want      []string
+		}{
+			{"master", "refs/heads/master", []string{"branch hello/web:latest push@6113728"}},
+			{"v7", "refs/heads/v7", []string{"branch hello/web:7 push@6113728"}},
+			{"an untracked branch", "refs/heads/v6", nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				tb := newTestBot(t, func(c *Config) { c.Entries = func() []*index.Entry { return entries } })
+				ev := ghEvent(t, "push-event-5.json", "p-"+tt.name, func(m map[string]any) { m["ref"] = tt.ref })
+				if err := tb.route(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+				if got := tb.pipe.Requests(); !slices.Equal(got, tt.want) {
+					t.Errorf("runs %q, want %q", got, tt.want)
+				}
+				for _, r := range tb.runs(t) {
+					if r.Branch != strings.TrimPrefix(tt.ref, "refs/heads/") {
+						t.Errorf("run of %s on branch %q, want %q", r.Project, r.Branch, tt.ref)
+					}
+				}
+			})
+		}
+	})
+
+	// Both tags track master: one push builds the commit twice, and the
+	// Re-run of one tag's check runs that tag again, not the other.
+	both := []*index.Entry{tagged("latest", "master"), tagged("7", "master")}
+	rerun := func(t *testing.T, name, sha string, pr map[string]any) *event.Event {
+		return ghEvent(t, "check_run-rerequested-1.json", "c-"+name+"-"+short(sha), func(m map[string]any) {
+			m["repository"] = obj(mustJSON(t, "push-event-5.json"), "repository")
+			cr := obj(m, "check_run")
+			cr["name"], cr["head_sha"], cr["pull_requests"] = name, sha, []any{}
+			if pr != nil {
+				cr["pull_requests"] = []any{pr}
+			}
+			obj(m, "sender")["login"] = "maintainer"
+		})
+	}
+	t.Run("a branch check re-runs its own tag", func(t *testing.T) {
+		tb := newTestBot(t, func(c *Config) { c.Entries = func() []*index.Entry { return both } })
+		tb.forge.writers["maintainer"] = true
+		push := ghEvent(t, "push-event-5.json", "p1", nil)
+		if err := tb.route(ctx, push); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range tb.runs(t) {
+			tb.pipe.finish(ctx, r.ID, store.Failed)
+		}
+		tb.report(t)
+		for _, tag := range []string{"latest", "7"} {
+			key := "Codertocat/Hello-World " + push.After + " cccp/hello/web:" + tag
+			if st := tb.forge.statuses[key]; st.State != event.StateFailure {
+				t.Errorf("check cccp/hello/web:%s = %q, want its own failure", tag, st.State)
+			}
+		}
+		steps := []struct {
+			check string
+			want  []string // all requests so far
+		}{
+			{"cccp/hello/web:7", []string{"branch hello/web:7 push@6113728", "branch hello/web:7 retest@6113728 from https://github.com/Codertocat/Hello-World", "branch hello/web:latest push@6113728"}},
+			// cccp never names a check by the bare name; it is not a key.
+			{"cccp/hello/web", []string{"branch hello/web:7 push@6113728", "branch hello/web:7 retest@6113728 from https://github.com/Codertocat/Hello-World", "branch hello/web:latest push@6113728"}},
+		}
+		for _, s := range steps {
+			if err := tb.route(ctx, rerun(t, s.check, push.After, nil)); err != nil {
+				t.Fatal(err)
+			}
+			if got := tb.pipe.Requests(); !slices.Equal(got, s.want) {
+				t.Errorf("after re-run of %s: runs\n got %q\nwant %q", s.check, got, s.want)
+			}
+		}
+		if last := tb.runs(t)[0]; last.Project != "hello/web:7" || last.Kind != pipeline.KindBranch || last.Commit != push.After {
+			t.Errorf("re-run = %s %s@%s, want hello/web:7 branch@%s", last.Project, last.Kind, last.Commit, push.After)
+		}
+	})
+	t.Run("a pull request check re-runs its own tag", func(t *testing.T) {
+		tb := newTestBot(t, func(c *Config) { c.Entries = func() []*index.Entry { return both } })
+		tb.forge.writers["maintainer"] = true
+		tb.forge.writers["Codertocat"] = true
+		open := ghEvent(t, "pull_request-opened-1.json", "o1", nil)
+		tb.forge.prs[open.PR.Number] = open.PR
+		if err := tb.route(ctx, open); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range tb.runs(t) {
+			tb.pipe.finish(ctx, r.ID, store.Failed)
+		}
+		// The pull request as check runs carry it (GitHub's example).
+		pr := obj(mustJSON(t, "check_run-completed-1.json"), "check_run")["pull_requests"].([]any)[0].(map[string]any)
+		if err := tb.route(ctx, rerun(t, "cccp/hello/web:7", open.PR.HeadSHA, pr)); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"pr hello/web:7 pull_request@ec26c3e", "pr hello/web:7 pull_request@ec26c3e", "pr hello/web:latest pull_request@ec26c3e"}
+		if got := tb.pipe.Requests(); !slices.Equal(got, want) {
+			t.Errorf("runs\n got %q\nwant %q", got, want)
+		}
+		tb.report(t)
+		body := tb.forge.Comments()["Codertocat/Hello-World#2 "+prMarker]
+		for _, row := range []string{"| `hello/web:7` | 🕒 queued", "| `hello/web:latest` | ❌"} {
+			if !strings.Contains(body, row) {
+				t.Errorf("PR comment lacks %q:\n%s", row, body)
+			}
+		}
+	})
+}
