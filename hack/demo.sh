@@ -37,8 +37,11 @@ status=0
 [ "${CCCP_DEMO_SERVE:-1}" = 1 ] || exit $status
 
 listen=${CCCP_LISTEN:-127.0.0.1:8080}
+# Re-run, cancel and onboarding need a signed-in admin: a token for this demo.
+export CCCP_ADMIN_TOKENS=${CCCP_ADMIN_TOKENS:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
 echo
 echo "cccp: the web UI is at http://$listen/ (runs, logs, onboarding); Ctrl-C stops it."
+echo "cccp: sign in with the admin token $CCCP_ADMIN_TOKENS"
 echo "cccp: images stay in the registry under $data; pull them with"
 echo "      podman pull --tls-verify=false 127.0.0.1:5115/demo/hello:latest  (while cccp serves)"
 exec "$bin" serve --index "$index_dir" --data "$data" --allow-file-urls --listen "$listen"
