@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -86,8 +85,6 @@ func run(addr, dir string, discard, dispatch bool, cpuprofile string) error {
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	pend, _ := db.PendingDeliveries(context.Background(), 0, 0)
-	fmt.Printf("pending deliveries at exit: %d\n", len(pend))
 	return nil
 }
 

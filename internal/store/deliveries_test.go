@@ -40,7 +40,7 @@ func pendingIDs(t *testing.T, db *DB) []string {
 func TestDeliveries(t *testing.T) {
 	ctx := context.Background()
 	db, path := openTest(t)
-	body, err := os.ReadFile("/work/shared/bench/push25k.json")
+	body, err := os.ReadFile("../../../shared/bench/push25k.json")
 	if err != nil {
 		body = bytes.Repeat([]byte(`{"ref":"refs/heads/main","commits":[]}`), 600)
 	}
@@ -523,7 +523,7 @@ func BenchmarkAcceptDeliveryWhileFinishing(b *testing.B) {
 }
 
 func benchAccept(b *testing.B, finishers int) {
-	body, err := os.ReadFile("/work/shared/bench/push25k.json")
+	body, err := os.ReadFile("../../../shared/bench/push25k.json")
 	if err != nil {
 		b.Skip("benchmark payload missing:", err)
 	}
