@@ -87,13 +87,13 @@ direct; viacccp
 : > "$work/t.direct"; : > "$work/t.cccp"
 for i in $(seq "$rounds"); do
   t0=$(now); direct; t1=$(now); viacccp; t2=$(now)
-  echo "$t1 - $t0" | bc >> "$work/t.direct"
-  echo "$t2 - $t1" | bc >> "$work/t.cccp"
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }' >> "$work/t.direct"
+  awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.3f\n", b - a }' >> "$work/t.cccp"
 done
 d=$(median < "$work/t.direct"); c=$(median < "$work/t.cccp")
 echo "direct steps: median ${d}s over $rounds rounds ($(tr '\n' ' ' < "$work/t.direct"))"
 echo "cccp run:     median ${c}s over $rounds rounds ($(tr '\n' ' ' < "$work/t.cccp"))"
-echo "ratio cccp/direct: $(echo "scale=3; $c / $d" | bc)"
+echo "ratio cccp/direct: $(awk -v c="$c" -v d="$d" 'BEGIN { printf "%.3f", c / d }')"
 # Layer cache: the last cccp build reused every layer.
 run=$("$bin" runs --data "$work/cccp" --limit 1 | awk 'NR==2{print $1}')
 echo "layer cache hits in the last cccp build: $("$bin" logs "$run" build --data "$work/cccp" | grep -c 'Using cache' || true)"
