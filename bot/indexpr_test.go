@@ -2,29 +2,14 @@ package bot
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/testgit"
 )
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 const indexEntry = `  - id: %ID%
     app-id: %APP%
@@ -47,22 +32,14 @@ func yamlEntry(id, app, job, url string) string {
 // an unchanged entry is left out, a new one is checked, a broken one has
 // its findings, a removed one is named, a duplicate is structure.
 func TestGitIndexPR(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
 	repo := t.TempDir()
-	git(t, repo, "init", "-q", "-b", "master")
-	os.MkdirAll(filepath.Join(repo, "index.d"), 0o755)
+	testgit.Init(t, repo, "master")
 	index1 := "Projects:\n" + yamlEntry("1", "demo", "base", "https://github.com/demo/base") +
 		"\n" + yamlEntry("2", "demo", "new", "https://github.com/demo/new") +
 		"\n" + yamlEntry("3", "demo", "broken", "ftp://example.com/broken") +
 		"\n" + yamlEntry("4", "demo", "new", "https://github.com/demo/new-again")
-	if err := os.WriteFile(filepath.Join(repo, "index.d", "demo.yaml"), []byte(index1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git(t, repo, "add", ".")
-	git(t, repo, "commit", "-q", "-m", "onboard")
-	head := git(t, repo, "rev-parse", "HEAD")
+	testgit.Write(t, repo, map[string]string{"index.d/demo.yaml": index1})
+	head := testgit.Commit(t, repo, "onboard")
 
 	current := []*index.Entry{
 		{AppID: "demo", JobID: "base", GitURL: "https://github.com/demo/base", GitBranch: "master", GitPath: "/",

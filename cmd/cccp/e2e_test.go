@@ -21,6 +21,7 @@ import (
 
 	gh "github.com/cccp-project/cccp/bot/github"
 	"github.com/cccp-project/cccp/bot/github/githubtest"
+	"github.com/cccp-project/cccp/internal/testgit"
 	"github.com/cccp-project/cccp/internal/testimage"
 )
 
@@ -54,16 +55,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=cccp-test", "-c", "user.email=t@cccp.invalid"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v: %s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
 	if testing.Short() {
@@ -85,9 +76,8 @@ func newE2E(t *testing.T) *e2e {
 	}
 	testimage.CopyBusybox(t, x.repo)
 	writeFile(t, filepath.Join(x.repo, "Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"sleep\", \"3600\"]\n")
-	git(t, x.repo, "init", "-q", "-b", "master")
-	git(t, x.repo, "add", "-A")
-	git(t, x.repo, "commit", "-qm", "first")
+	testgit.Init(t, x.repo, "master")
+	testgit.Commit(t, x.repo, "first")
 	gitconfig := filepath.Join(dir, "gitconfig")
 	writeFile(t, gitconfig, fmt.Sprintf("[url \"file://%s/\"]\n\tinsteadOf = https://github.com/\n", filepath.Join(dir, "repos")))
 
@@ -251,7 +241,7 @@ func (x *e2e) runsOf(sha string) []map[string]any {
 func TestEndToEndPushToCompletedCheck(t *testing.T) {
 	x := newE2E(t)
 	x.start()
-	sha := git(t, x.repo, "rev-parse", "HEAD")
+	sha := testgit.Run(t, x.repo, "rev-parse", "HEAD")
 	if code := x.push(sha, "e2e-push-1"); code != http.StatusAccepted {
 		t.Fatalf("webhook answered %d, want 202", code)
 	}
@@ -280,9 +270,7 @@ func TestEndToEndCrashAfterAcceptRunsExactlyOnce(t *testing.T) {
 	x := newE2E(t)
 	x.start()
 	writeFile(t, filepath.Join(x.repo, "VERSION"), "2\n")
-	git(t, x.repo, "add", "-A")
-	git(t, x.repo, "commit", "-qm", "second")
-	sha := git(t, x.repo, "rev-parse", "HEAD")
+	sha := testgit.Commit(t, x.repo, "second")
 	if code := x.push(sha, "e2e-crash-1"); code != http.StatusAccepted {
 		t.Fatalf("webhook answered %d, want 202", code)
 	}

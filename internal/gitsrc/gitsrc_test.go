@@ -12,49 +12,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cccp-project/cccp/internal/testgit"
 )
-
-func needGit(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-}
-
-// git runs git in dir for test setup.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // makeRepo makes a repository with two commits on main and one on a
 // branch "dev"; it returns its folder and the commits.
 func makeRepo(t *testing.T) (dir, first, second, dev string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "repo")
-	os.MkdirAll(dir, 0o755)
-	git(t, dir, "init", "-q", "-b", "main")
-	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("one\n"), 0o644)
-	git(t, dir, "add", ".")
-	git(t, dir, "commit", "-qm", "one")
-	first = git(t, dir, "rev-parse", "HEAD")
-	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("two\n"), 0o644)
-	git(t, dir, "commit", "-qam", "two")
-	second = git(t, dir, "rev-parse", "HEAD")
-	git(t, dir, "checkout", "-qb", "dev")
-	os.WriteFile(filepath.Join(dir, "dev.txt"), []byte("dev\n"), 0o644)
-	git(t, dir, "add", ".")
-	git(t, dir, "commit", "-qm", "dev")
-	dev = git(t, dir, "rev-parse", "HEAD")
-	git(t, dir, "checkout", "-q", "main")
+	testgit.Init(t, dir, "main")
+	testgit.Write(t, dir, map[string]string{"a.txt": "one\n"})
+	first = testgit.Commit(t, dir, "one")
+	testgit.Write(t, dir, map[string]string{"a.txt": "two\n"})
+	second = testgit.Commit(t, dir, "two")
+	testgit.Run(t, dir, "checkout", "-qb", "dev")
+	testgit.Write(t, dir, map[string]string{"dev.txt": "dev\n"})
+	dev = testgit.Commit(t, dir, "dev")
+	testgit.Run(t, dir, "checkout", "-q", "main")
 	return dir, first, second, dev
 }
 
@@ -92,7 +67,7 @@ func serveDaemon(t *testing.T, repo string) string {
 }
 
 func TestCloneAndLsRemote(t *testing.T) {
-	needGit(t)
+	testgit.Require(t)
 	repo, first, second, dev := makeRepo(t)
 	urls := map[string]string{"file": "file://" + repo, "daemon": serveDaemon(t, repo)}
 	for name, url := range urls {
@@ -128,7 +103,7 @@ func TestCloneAndLsRemote(t *testing.T) {
 					if _, err := os.Stat(filepath.Join(dest, tt.file)); err != nil {
 						t.Error(err)
 					}
-					if n := git(t, dest, "rev-list", "--count", "HEAD"); n != "1" {
+					if n := testgit.Run(t, dest, "rev-list", "--count", "HEAD"); n != "1" {
 						t.Errorf("history of %s commits, want a shallow clone", n)
 					}
 				})
@@ -138,7 +113,7 @@ func TestCloneAndLsRemote(t *testing.T) {
 }
 
 func TestCloneErrors(t *testing.T) {
-	needGit(t)
+	testgit.Require(t)
 	ctx := context.Background()
 	tests := []struct {
 		name, url string
@@ -179,7 +154,7 @@ func TestCloneErrors(t *testing.T) {
 }
 
 func TestChangedFilesAndShow(t *testing.T) {
-	needGit(t)
+	testgit.Require(t)
 	repo, first, _, _ := makeRepo(t)
 	ctx := context.Background()
 	os.WriteFile(filepath.Join(repo, "new.txt"), []byte("x"), 0o644)

@@ -3,13 +3,13 @@ package index
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cccp-project/cccp/internal/gitsrc"
+	"github.com/cccp-project/cccp/internal/testgit"
 )
 
 type realGit struct{}
@@ -22,39 +22,15 @@ func (realGit) Clone(ctx context.Context, url, branch, dest string) error {
 	return gitsrc.Clone(ctx, url, dest, gitsrc.CloneOptions{Branch: branch})
 }
 
-func gitCmd(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // appRepo makes an application repository: images/web with a Dockerfile
 // and a cccp.yaml for job-id web, images/bare with only a Dockerfile.
 func appRepo(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	dir := filepath.Join(t.TempDir(), "app")
-	for f, c := range map[string]string{
+	return testgit.Repo(t, "main", map[string]string{
 		"images/web/Dockerfile":  "FROM busybox\n",
 		"images/web/cccp.yaml":   "job-id: web\ntest-skip: True\nextra: 1\n",
 		"images/bare/Dockerfile": "FROM busybox\n",
-	} {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
-		os.WriteFile(filepath.Join(dir, f), []byte(c), 0o644)
-	}
-	gitCmd(t, dir, "init", "-q", "-b", "main")
-	gitCmd(t, dir, "add", ".")
-	gitCmd(t, dir, "commit", "-qm", "app")
-	return dir
+	})
 }
 
 func TestLintRemote(t *testing.T) {
@@ -95,17 +71,13 @@ func TestLintRemote(t *testing.T) {
 }
 
 func TestChangedEntries(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	testgit.Require(t)
 	dir := writeIndex(t, map[string]string{
 		"app.yaml":   "Projects:\n" + entry("1", "a") + entry("2", "b") + entry("3", "c"),
 		"other.yaml": "Projects:\n" + entry("1", "x", "app-id: other"),
 	})
-	gitCmd(t, dir, "init", "-q", "-b", "main")
-	gitCmd(t, dir, "add", ".")
-	gitCmd(t, dir, "commit", "-qm", "index")
-	rev := gitCmd(t, dir, "rev-parse", "HEAD")
+	testgit.Init(t, dir, "main")
+	rev := testgit.Commit(t, dir, "index")
 	// b changes, a moves down (c first), d is new, other.yaml untouched.
 	os.WriteFile(filepath.Join(dir, "index.d", "app.yaml"), []byte("Projects:\n"+entry("3", "c")+entry("1", "a")+
 		entry("2", "b", "git-branch: dev")+entry("4", "d")), 0o644)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/testgit"
 	"github.com/cccp-project/cccp/internal/testimage"
 )
 
@@ -31,31 +31,12 @@ import (
 func gitRepo(t *testing.T, files map[string]string, withBusybox bool) string {
 	t.Helper()
 	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(name, ".sh") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testgit.Write(t, dir, files)
 	if withBusybox {
 		testimage.CopyBusybox(t, dir)
 	}
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "master"},
-		{"add", "-A"},
-		{"-c", "user.name=cccp-test", "-c", "user.email=test@cccp.invalid", "commit", "-qm", "app"},
-	} {
-		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v: %s", args, err, out)
-		}
-	}
+	testgit.Init(t, dir, "master")
+	testgit.Commit(t, dir, "app")
 	return "file://" + dir
 }
 
