@@ -182,7 +182,9 @@ type Config struct {
 
 	// MaxBody caps a webhook body (default 25 MiB); larger ones get 413.
 	MaxBody int64
-	// Workers is the number of dispatcher workers (default 2).
+	// Workers is the number of dispatcher workers (default 8: a worker mostly
+	// waits for its finish to be committed, and finishes of many workers share
+	// one group commit).
 	Workers int
 	// RetryBase and RetryMax bound the outbox's exponential backoff
 	// (defaults 5 s and 30 min).
@@ -267,7 +269,7 @@ func New(cfg Config) (*Bot, error) {
 		cfg.MaxBody = 25 << 20
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 2
+		cfg.Workers = 8
 	}
 	if cfg.LogLines <= 0 {
 		cfg.LogLines = 20
