@@ -85,6 +85,12 @@ func (f forgeConfig) enabled() bool { return f.WebhookSecret != "" || f.Token !=
 
 // loadServeConfig reads path ("" for none), then the environment.
 func loadServeConfig(path string, getenv func(string) string) (*serveConfig, error) {
+	return loadServeConfigWith(path, getenv, nil)
+}
+
+// loadServeConfigWith is loadServeConfig with command-line overrides
+// applied after the file and the environment, before validation.
+func loadServeConfigWith(path string, getenv func(string) string, override func(*serveConfig)) (*serveConfig, error) {
 	cfg := &serveConfig{}
 	if path != "" {
 		data, err := os.ReadFile(path)
@@ -98,6 +104,9 @@ func loadServeConfig(path string, getenv func(string) string) (*serveConfig, err
 		}
 	}
 	cfg.applyEnv(getenv)
+	if override != nil {
+		override(cfg)
+	}
 	cfg.defaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", orDash(path), err)

@@ -607,3 +607,26 @@ func TestConfigChart(t *testing.T) {
 		}
 	})
 }
+
+// TestServeRefusesBadConfig: a broken configuration file is an error even
+// when the command line gives everything else; nothing starts.
+func TestServeRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"unknown key", "index:\n  path: /x\n  pth: /y\n", "pth"},
+		{"secretless forge", "github:\n  token: t0ken\n", "CCCP_GITHUB_WEBHOOK_SECRET"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := runCaptured(t, "serve", "--config", path, "--index", dir, "--data", filepath.Join(dir, "data"))
+			if code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("serve with %q: exit %d, stderr %q; want %d naming %q", tc.name, code, stderr, exitUsage, tc.want)
+			}
+		})
+	}
+}

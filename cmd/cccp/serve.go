@@ -52,38 +52,26 @@ CCCP_GITLAB_TOKEN, CCCP_GITEA_WEBHOOK_SECRET, CCCP_GITEA_TOKEN,
 CCCP_ADMIN_TOKENS (comma-separated), CCCP_READ_TOKENS, CCCP_SESSION_KEY.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadServeConfig(configPath, os.Getenv)
-			if err != nil && indexPath == "" {
-				return usageError{err}
-			}
-			if cfg == nil {
-				// Only index.path was missing: the flag gives it.
-				cfg = &serveConfig{}
-				cfg.applyEnv(os.Getenv)
-				cfg.defaults()
-			}
-			if indexPath != "" {
-				cfg.Index.Path = indexPath
-			}
-			if listen != "" {
-				cfg.Listen = listen
-				if configPath == "" {
-					cfg.BaseURL = "http://" + listen
+			cfg, err := loadServeConfigWith(configPath, os.Getenv, func(c *serveConfig) {
+				if indexPath != "" {
+					c.Index.Path = indexPath
 				}
-			}
-			if data != "" {
-				cfg.Data = data
-			}
-			cfg.Index.AllowFileURLs = cfg.Index.AllowFileURLs || allowFile
-			if err := cfg.validate(); err != nil {
+				if listen != "" {
+					c.Listen = listen // base_url, when not set, follows it
+				}
+				if data != "" {
+					c.Data = data
+				}
+				c.Index.AllowFileURLs = c.Index.AllowFileURLs || allowFile
+			})
+			if err != nil {
 				return usageError{err}
 			}
-			log := slog.New(slog.DiscardHandler)
+			level := slog.LevelInfo
 			if verbose {
-				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-			} else {
-				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+				level = slog.LevelDebug
 			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			return serve(cmd.Context(), cmd.ErrOrStderr(), cfg, log)
 		},
 	}
