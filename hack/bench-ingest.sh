@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BENCH_DIR=${BENCH_DIR:-/work/shared/bench}
+BENCH_DIR=${BENCH_DIR:-$(pwd)/../shared/bench}
 SECONDS_=${BENCH_SECONDS:-15}
 PORT=${PORT:-18087}
 BODY_FILE=$BENCH_DIR/push25k.json
