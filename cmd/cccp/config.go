@@ -114,6 +114,11 @@ func loadServeConfigWith(path string, getenv func(string) string, override func(
 	return cfg, nil
 }
 
+// secretEnv are the environment variables that carry secrets; serve
+// removes them from its environment once read.
+var secretEnv = []string{"CCCP_GITHUB_WEBHOOK_SECRET", "CCCP_GITHUB_TOKEN", "CCCP_GITLAB_WEBHOOK_SECRET",
+	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY"}
+
 // applyEnv takes secrets (and a few settings) from the environment.
 func (c *serveConfig) applyEnv(getenv func(string) string) {
 	set := func(dst *string, name string) {

@@ -87,6 +87,11 @@ CCCP_ADMIN_TOKENS (comma-separated), CCCP_READ_TOKENS, CCCP_SESSION_KEY.`,
 // serve wires and runs the service until ctx ends.
 func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Logger) error {
 	masker := redact.NewMasker(cfg.secrets()...)
+	// Prebuild and test scripts come from the repositories being built and
+	// inherit cccp's environment: the secrets read from it leave it now.
+	for _, name := range secretEnv {
+		os.Unsetenv(name)
+	}
 	idx := &indexHolder{cfg: cfg, log: log}
 	if err := idx.prepare(ctx); err != nil {
 		return err
@@ -142,6 +147,11 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		return err
 	}
 
+	// The runner resumes unfinished runs before the bot works stored
+	// deliveries, so no run is queued twice.
+	if err := env.runner.Start(ctx); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", ui.Handler())
 	if len(forges) > 0 {
@@ -173,9 +183,6 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	}
 
-	if err := env.runner.Start(ctx); err != nil {
-		return err
-	}
 	if cfg.Pipeline.Rescan > 0 {
 		go env.runner.Periodic(ctx, cfg.Pipeline.Rescan, idx.keys)
 	}
@@ -200,7 +207,15 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	err = srv.Shutdown(shutdown)
+	// Let running stages stop their tools and remove their containers and
+	// checkouts before the store and the registry close.
+	select {
+	case <-env.runner.Stopped():
+	case <-time.After(30 * time.Second):
+		log.Warn("pipeline workers still busy at shutdown")
+	}
+	return err
 }
 
 func forgeList(forges map[string]bot.Forge) string {
@@ -394,8 +409,12 @@ type runActions struct{ runner *pipeline.Runner }
 func (a runActions) Rerun(ctx context.Context, run *store.Run, actor string) (*store.Run, error) {
 	cause := run.Cause
 	cause.Kind, cause.Actor, cause.Detail, cause.DeliveryID = "manual", actor, "re-run of run "+run.ID, ""
+	entry, err := pipeline.EntryOf(run) // a trial run re-runs what was proposed
+	if err != nil {
+		return nil, err
+	}
 	return a.runner.Enqueue(ctx, pipeline.Request{Project: run.Project, Kind: run.Kind, Cause: cause,
-		GitURL: run.GitURL, Branch: run.Branch, Commit: run.Commit})
+		GitURL: run.GitURL, Branch: run.Branch, Commit: run.Commit, Entry: entry})
 }
 
 func (a runActions) Cancel(ctx context.Context, id, actor string) error {

@@ -14,12 +14,14 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -178,6 +180,24 @@ type Request struct {
 	Entry *index.Entry
 }
 
+// backendEntry is the key in store.Run.Backend that holds the proposed
+// entry of a trial run (JSON).
+const backendEntry = "entry"
+
+// EntryOf returns the entry a run was enqueued with (a trial run's
+// proposed entry), or nil when it builds the index's entry.
+func EntryOf(run *store.Run) (*index.Entry, error) {
+	raw, ok := run.Backend[backendEntry]
+	if !ok {
+		return nil, nil
+	}
+	var e index.Entry
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return nil, fmt.Errorf("run %s: stored entry: %w", run.ID, err)
+	}
+	return &e, nil
+}
+
 // ErrUnknownProject is returned for a run of a name the index lacks.
 var ErrUnknownProject = errors.New("unknown project")
 
@@ -190,8 +210,21 @@ type Runner struct {
 	mu      sync.Mutex
 	active  map[string]context.CancelFunc // run ID -> cancel of its work
 	waiters map[string][]chan struct{}    // run ID -> closed when done
-	trials  map[string]*index.Entry       // run ID -> entry of a trial run
 	started bool
+	done    chan struct{} // closed when every worker has returned
+}
+
+// Stopped is closed once the workers have returned after Start's context
+// ended, so a caller can wait for running stages to clean up.
+func (r *Runner) Stopped() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done == nil {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return r.done
 }
 
 // New checks cfg and returns a Runner; Start begins working.
@@ -224,7 +257,6 @@ func New(cfg Config) (*Runner, error) {
 		queue:   make(chan string, 4096),
 		active:  map[string]context.CancelFunc{},
 		waiters: map[string][]chan struct{}{},
-		trials:  map[string]*index.Entry{},
 	}, nil
 }
 
@@ -245,6 +277,15 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: resume: %w", err)
 	}
+	r.mu.Lock()
+	r.done = make(chan struct{})
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := 0; i < r.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.work(ctx) }()
+	}
+	go func() { wg.Wait(); close(r.done) }()
 	sealer, _ := r.cfg.Logs.(interface {
 		Seal(runID, stage string) error
 	})
@@ -259,10 +300,13 @@ func (r *Runner) Start(ctx context.Context) error {
 				}
 			}
 		}
-		r.queue <- run.ID
-	}
-	for i := 0; i < r.cfg.Workers; i++ {
-		go r.work(ctx)
+		id := run.ID
+		go func() { // workers are running: a full queue never blocks Start
+			select {
+			case r.queue <- id:
+			case <-ctx.Done():
+			}
+		}()
 	}
 	return nil
 }
@@ -283,7 +327,18 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 	if kind == "" {
 		kind = KindBranch
 	}
+	var backend map[string]string
+	if req.Entry != nil {
+		// The proposed entry is kept with the run, so a trial run resumes
+		// after a restart and re-runs with what was proposed.
+		b, err := json.Marshal(req.Entry)
+		if err != nil {
+			return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
+		}
+		backend = map[string]string{backendEntry: string(b)}
+	}
 	run := &store.Run{
+		Backend: backend,
 		Project: entry.Key(),
 		Kind:    kind,
 		Cause:   req.Cause,
@@ -296,11 +351,6 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
 		return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
 	}
-	r.mu.Lock()
-	if req.Entry != nil {
-		r.trials[run.ID] = req.Entry
-	}
-	r.mu.Unlock()
 	r.supersede(ctx, run)
 	r.notify(run)
 	select {
@@ -327,13 +377,26 @@ func (r *Runner) supersede(ctx context.Context, run *store.Run) {
 		return
 	}
 	for _, old := range unfinished {
-		if old.ID == run.ID || !sameTarget(old, run) {
+		// Only older runs: two runs enqueued at once must not cancel each
+		// other.
+		if !olderRun(old.ID, run.ID) || !sameTarget(old, run) {
 			continue
 		}
 		if err := r.Cancel(ctx, old.ID, "superseded by run "+run.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			r.log.Warn("supersede", "run", old.ID, "err", err)
 		}
 	}
+}
+
+// olderRun tells whether run ID a was created before run ID b (IDs are
+// decimal sequence numbers).
+func olderRun(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	if errA != nil || errB != nil {
+		return a < b
+	}
+	return x < y
 }
 
 func sameTarget(a, b *store.Run) bool {
@@ -349,13 +412,8 @@ func sameTarget(a, b *store.Run) bool {
 // Cancel stops a queued or running run. Cancelling a finished run is not an
 // error and changes nothing.
 func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
-	r.mu.Lock()
-	cancel := r.active[id]
-	r.mu.Unlock()
-	if cancel != nil {
-		// The worker sees the cancellation and records it.
-		cancel()
-	}
+	// Record the cancellation first, then stop the work: a worker that
+	// loads the run after this sees it finished.
 	run, err := r.cfg.Store.UpdateRun(ctx, id, func(run *store.Run) error {
 		if run.State.Done() {
 			return nil
@@ -365,6 +423,12 @@ func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	r.mu.Lock()
+	cancel := r.active[id]
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 	r.notify(run)
 	if run.State.Done() {
@@ -415,7 +479,6 @@ func (r *Runner) release(id string) {
 	r.mu.Lock()
 	ws := r.waiters[id]
 	delete(r.waiters, id)
-	delete(r.trials, id)
 	delete(r.active, id)
 	r.mu.Unlock()
 	for _, ch := range ws {
@@ -442,21 +505,35 @@ func (r *Runner) work(ctx context.Context) {
 
 // execute works one run from the first stage that has not passed.
 func (r *Runner) execute(ctx context.Context, id string) {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Claim the run before reading it, so a Cancel that comes in between
+	// reaches this work, and a run queued twice (resumed and enqueued at
+	// start) is worked once.
+	r.mu.Lock()
+	if _, busy := r.active[id]; busy {
+		r.mu.Unlock()
+		return
+	}
+	r.active[id] = cancel
+	r.mu.Unlock()
 	run, err := r.cfg.Store.Run(ctx, id)
 	if err != nil {
 		r.log.Error("load run", "run", id, "err", err)
+		r.mu.Lock()
+		delete(r.active, id)
+		r.mu.Unlock()
 		return
 	}
 	if run.State.Done() {
 		r.release(id)
 		return
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	r.mu.Lock()
-	r.active[id] = cancel
-	entry := r.trials[id]
-	r.mu.Unlock()
+	entry, err := EntryOf(run)
+	if err != nil {
+		r.finish(ctx, id, store.Failed, err.Error())
+		return
+	}
 	if entry == nil {
 		e, ok := r.cfg.Entries(run.Project)
 		if !ok {
@@ -472,6 +549,9 @@ func (r *Runner) execute(ctx context.Context, id string) {
 	failed := ""
 	for i := range run.Stages {
 		st := run.Stages[i]
+		if runCtx.Err() != nil {
+			break
+		}
 		// Resume: stages that passed before a restart are not run again.
 		if failed != "" || st.State == store.Passed || st.State == store.Skipped || st.State == store.Cancelled {
 			continue
@@ -489,6 +569,13 @@ func (r *Runner) execute(ctx context.Context, id string) {
 			}
 			failed = st.Name
 		}
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the run resumes at the next start
+	}
+	if runCtx.Err() != nil {
+		r.release(id) // cancelled: Cancel recorded it
+		return
 	}
 	if failed != "" {
 		r.finish(ctx, id, store.Failed, "")
@@ -520,7 +607,7 @@ func (r *Runner) finish(ctx context.Context, id string, state store.State, msg s
 		r.log.Info("run finished", "run", id, "project", run.Project, "state", run.State)
 		r.notify(run)
 		if run.State == store.Passed && run.Kind == KindBranch && r.cfg.Children != nil {
-			r.triggerChildren(ctx, run)
+			go r.triggerChildren(ctx, run) // never block a worker on a full queue
 		}
 	}
 	r.release(id)

@@ -452,3 +452,49 @@ func TestNewReportsMissingConfiguration(t *testing.T) {
 		t.Fatalf("New(empty) error = %v, want the missing parts named", err)
 	}
 }
+
+func TestOlderRun(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"9", "10", true}, // numeric, not string order
+		{"10", "9", false},
+		{"7", "7", false},
+	} {
+		if got := olderRun(tc.a, tc.b); got != tc.want {
+			t.Errorf("olderRun(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestTrialRunKeepsItsProposedEntry(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	proposed := entry("demo", "proposed", "file:///git/proposed")
+	// Stored but not worked yet, as a crash would leave it: a fresh Runner
+	// must build the proposed entry, which the index does not have.
+	first, err := New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := first.Enqueue(ctx, Request{Project: proposed.Key(), Kind: KindTrial, Entry: proposed,
+		Cause: store.Cause{Kind: "index", PR: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.start(t)
+	done, err := r.Wait(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.State != store.Passed {
+		t.Fatalf("resumed trial run: %s (%s), want passed", done.State, done.Error)
+	}
+	if got, _ := EntryOf(done); got == nil || got.Key() != "demo/proposed:latest" {
+		t.Errorf("EntryOf = %+v, want the proposed entry", got)
+	}
+	if want := "push reg.test:5000/demo/proposed:run-" + run.ID; !slices.Contains(h.rec.list(), want) {
+		t.Errorf("calls %q lack %q", h.rec.list(), want)
+	}
+}

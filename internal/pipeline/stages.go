@@ -114,6 +114,9 @@ func (ex *execution) failStage(ctx context.Context, name string, err error) erro
 // is logged: the work itself goes on, and the next update tries again.
 func (ex *execution) update(ctx context.Context, fn func(*store.Run)) {
 	run, err := ex.r.cfg.Store.UpdateRun(context.WithoutCancel(ctx), ex.run.ID, func(run *store.Run) error {
+		if run.State.Done() {
+			return nil // cancelled meanwhile: its record stays as Cancel left it
+		}
 		fn(run)
 		return nil
 	})
