@@ -76,6 +76,13 @@ func newE2E(t *testing.T) *e2e {
 	}
 	testimage.CopyBusybox(t, x.repo)
 	writeFile(t, filepath.Join(x.repo, "Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"sleep\", \"3600\"]\n")
+	// The user's test script fails if any secret of cccp's environment
+	// reached it: scripts come from the repositories being built.
+	writeFile(t, filepath.Join(x.repo, "cccp.yaml"), "job-id: hello-world\ntest-skip: false\ntest-script: test.sh\n")
+	writeFile(t, filepath.Join(x.repo, "test.sh"), "#!/bin/sh\nif env | grep -q '^CCCP_'; then echo 'cccp secrets leaked into the test script' >&2; exit 1; fi\necho clean\n")
+	if err := os.Chmod(filepath.Join(x.repo, "test.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	testgit.Init(t, x.repo, "master")
 	testgit.Commit(t, x.repo, "first")
 	gitconfig := filepath.Join(dir, "gitconfig")
