@@ -154,7 +154,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		ccfg.Credentials = map[string]registry.Credentials{env.target.Host: {User: user, Password: pass}}
 	}
 	env.client = registry.NewClient(ccfg)
-	isInsecure := func(host string) bool { return local.IsLoopback(host) || slices.Contains(insecure, host) }
+	isInsecure := func(host string) bool { return registry.IsLoopback(host) || slices.Contains(insecure, host) }
 
 	var blocking map[string]bool
 	if len(opts.blocking) > 0 {

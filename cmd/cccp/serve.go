@@ -24,6 +24,7 @@ import (
 	"github.com/cccp-project/cccp/internal/onboard"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/web"
 )
@@ -140,7 +141,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	ui, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, Runs: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
 		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
-		InsecureCookie: !isLoopbackListen(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
+		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
 		Logger:         log.With("component", "web"),
 	})
 	if err != nil {
@@ -224,15 +225,6 @@ func forgeList(forges map[string]bot.Forge) string {
 		s += ", /webhooks/" + name
 	}
 	return s
-}
-
-func isLoopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // openForges builds the configured forge adapters.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,19 +60,6 @@ func hostOf(ref string) string {
 		return ref[:i]
 	}
 	return ref
-}
-
-// IsLoopback tells whether host (with or without a port) is a loopback
-// address or localhost.
-func IsLoopback(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Tester runs the predefined checks and the user's test script with podman.

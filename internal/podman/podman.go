@@ -13,10 +13,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/cccp-project/cccp/internal/registry"
 )
 
 // ErrNotFound is a container or image that does not exist.
@@ -293,15 +294,7 @@ func isLoopback(ref string) bool {
 	if !strings.ContainsAny(host, ".:") && host != "localhost" {
 		return false // a Docker Hub path such as library/busybox
 	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return registry.IsLoopback(host)
 }
 
 // tailBuffer keeps the last 4 KiB written to it.

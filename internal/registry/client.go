@@ -78,15 +78,12 @@ func (c *Client) pusher() (*remote.Pusher, error) { return remote.NewPusher(c.op
 
 // isInsecure reports whether host may be spoken to over plain HTTP.
 func (c *Client) isInsecure(host string) bool {
+	if IsLoopback(host) {
+		return true
+	}
 	h := host
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		h = hh
-	}
-	if h == "localhost" {
-		return true
-	}
-	if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil && ip.IsLoopback() {
-		return true
 	}
 	return slices.Contains(c.insecure, host) || slices.Contains(c.insecure, h)
 }
