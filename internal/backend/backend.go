@@ -1,0 +1,169 @@
+// Package backend is the stage backend seam, in the manner of
+// go-containerregistry's pkg/v1: value types and small interfaces here,
+// one implementation per sub-package (local, openshift, jenkins), and a
+// conformance suite in backendtest that every implementation passes.
+//
+// A backend does the heavy work of one stage somewhere else (buildah on
+// this machine, an OpenShift Build, a Jenkins job) and is known to the pipeline only through these interfaces, in
+// cccp's own types. The pipeline keeps the state machine, the queue and
+// every decision (which commit, which parent digests, which tag to push,
+// which checks block); a backend only carries them out.
+//
+// Lifecycle of one stage:
+//
+//	h, err := b.StartBuild(ctx, spec) // returns at once with a storable handle
+//	store h with the stage             // before waiting, so a restart can reattach
+//	go b.Log(ctx, h, offset, w)        // follow the backend's log into the stage log
+//	res, err := b.WaitBuild(ctx, h)    // until done; a failure is a *StageError
+//	b.Cancel(ctx, h)                   // on supersede, /cancel, the stage deadline
+//
+// After a restart the pipeline calls Wait and Log again with the stored
+// handle and the stage log's stored length. A backend that cannot reattach
+// (the local backend, whose processes died with cccp) returns ErrLost, and
+// the pipeline runs the stage again from its start.
+package backend
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// Handle identifies one stage's work at its backend: a plain string that is
+// stored with the stage (for example `local/17/build`,
+// `openshift/ns/cccp-app-job-42`, `jenkins/job/cccp-test/57`).
+type Handle string
+
+// ErrLost is returned by Wait and Log for a handle the backend no longer
+// knows (its work died with a previous cccp process, or was deleted).
+var ErrLost = errors.New("stage work lost")
+
+// Source names the code a stage works on: a clone URL (never with
+// credentials) and the exact commit, which the pipeline resolved before the
+// stage started. Branch is informational (logs, labels).
+type Source struct {
+	GitURL string
+	Commit string
+	Branch string
+}
+
+// ParentPin is one image of this index that the entry is built FROM, pinned
+// by the pipeline to the digest it was delivered with.
+type ParentPin struct {
+	Key        string // the parent entry's key, app-id/job-id:desired-tag
+	Repository string // the parent's repository path in the registry, app-id/job-id
+	Tag        string // the tag as written after FROM
+	DigestRef  string // the pinned reference, host/app/job@sha256:...
+}
+
+// BuildSpec is what to build: an entry's image from an exact commit, pushed
+// to Push.
+type BuildSpec struct {
+	RunID string
+	Kind  types.RunKind
+	Entry *index.Entry // git-path, target-file, build-context, prebuild-*
+	Src   Source
+	// Push is the reference the image goes to (a tag in the delivery
+	// registry: :test, :<tag>-test or :run-N).
+	Push string
+	// Parents pins the entry's FROM lines that name images of this index.
+	// A backend rewrites or overrides exactly those FROM lines; it reports
+	// every base it used in BuildResult.Bases.
+	Parents []ParentPin
+	// OwnRegistries are the registry hosts under which a FROM names an image
+	// of this index (no host at all counts too).
+	OwnRegistries []string
+}
+
+// Base is one image a build started FROM, as written and as resolved.
+type Base struct {
+	Image  string // as written after FROM
+	Digest string // the digest it resolved to, when known
+	Pinned bool   // the pipeline pinned it (a parent in this index)
+}
+
+// BuildResult is a finished build.
+type BuildResult struct {
+	Digest string // manifest digest pushed to BuildSpec.Push; required on success
+	Bases  []Base
+}
+
+// Builder runs the build stage.
+type Builder interface {
+	StartBuild(ctx context.Context, spec BuildSpec) (Handle, error)
+	WaitBuild(ctx context.Context, h Handle) (BuildResult, error)
+	Follower
+}
+
+// TestSpec is what to test: an image by digest, with the source it was built
+// from (for the Dockerfile lint and the user's test script).
+type TestSpec struct {
+	RunID string
+	Kind  types.RunKind
+	Entry *index.Entry
+	Src   Source
+	Image string // immutable reference, host/app/job@sha256:...
+}
+
+// CheckResult is one check's outcome, as a backend reports it. Blocking is
+// decided by the pipeline.
+type CheckResult struct {
+	Name     types.CheckName
+	State    CheckState
+	Summary  string
+	Findings []string
+	// Explain are the lines of the check's own output that explain a
+	// failure (what the run page highlights and the PR comment quotes).
+	Explain []string
+}
+
+// CheckState is a check's outcome.
+type CheckState string
+
+// Check outcomes.
+const (
+	CheckPassed  CheckState = "passed"
+	CheckFailed  CheckState = "failed"
+	CheckSkipped CheckState = "skipped"
+)
+
+// TestResult is a finished test stage.
+type TestResult struct {
+	Checks []CheckResult
+}
+
+// Tester runs the test stage.
+type Tester interface {
+	StartTest(ctx context.Context, spec TestSpec) (Handle, error)
+	WaitTest(ctx context.Context, h Handle) (TestResult, error)
+	Follower
+}
+
+// Follower is what every backend does with a handle besides waiting.
+type Follower interface {
+	// Log writes the stage's log from byte offset to w, following it until
+	// the work ends or ctx is done, and returns the offset reached.
+	Log(ctx context.Context, h Handle, offset int64, w io.Writer) (int64, error)
+	// Cancel stops the work. Cancelling finished or unknown work is not an
+	// error.
+	Cancel(ctx context.Context, h Handle) error
+}
+
+// StageError is a failure a backend explains: Reason is a short machine
+// word (`BuildFailed`, `DeadlineExceeded`, `OutOfMemory`, `Aborted`,
+// `PullFailed`...), Message the sentence shown on the run page and in the
+// pull-request comment.
+type StageError struct {
+	Reason  string
+	Message string
+}
+
+func (e *StageError) Error() string {
+	if e.Reason == "" {
+		return e.Message
+	}
+	return e.Reason + ": " + e.Message
+}
