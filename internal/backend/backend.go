@@ -33,9 +33,17 @@ import (
 )
 
 // Handle identifies one stage's work at its backend: a plain string that is
-// stored with the stage (for example `local/17/build`,
-// `openshift/ns/cccp-app-job-42`, `jenkins/job/cccp-test/57`).
+// stored with the stage, together with the backend's name, so that a
+// restarted cccp asks the same backend about it. Each backend chooses its
+// form: `17/build` (local), `namespace/build-name` (OpenShift),
+// `job/<name>/<number>` (Jenkins).
 type Handle string
+
+// Named is implemented by every backend: its name as configured
+// (`local`, `openshift`, `jenkins`), stored with each stage's handle.
+type Named interface {
+	Name() string
+}
 
 // ErrLost is returned by Wait and Log for a handle the backend no longer
 // knows (its work died with a previous cccp process, or was deleted).
