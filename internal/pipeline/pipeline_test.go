@@ -20,7 +20,7 @@ import (
 )
 
 // These tests drive the state machine with the real store and log folder
-// and recording stage backends; internal/local's integration tests run the
+// and recording stage backends; internal/backend/local's integration tests run the
 // same pipeline with buildah, podman and a registry.
 
 type recorder struct {

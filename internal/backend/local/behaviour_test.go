@@ -3,6 +3,7 @@ package local_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -166,5 +167,51 @@ func TestChildIsBuiltFromTheParentsDeliveredDigestNotItsNewerTestImage(t *testin
 		"cat", "/www/index.html").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "base-v1" {
 		t.Errorf("child's parent content: %v: %q, want base-v1", err, out)
+	}
+}
+
+// A cccp that dies in the middle of a stage: the local backend's work dies
+// with it, and the next start runs that stage again from its start, once
+// for the build and once for the test stage.
+func TestRestartInTheMiddleOfEachStageRerunsIt(t *testing.T) {
+	e := newEntry("acme", "restart", gitRepo(t, map[string]string{
+		"Dockerfile": strings.Replace(baseDockerfile, "RUN mkdir", "RUN sleep 3 && mkdir", 1),
+		"cccp.yaml":  "job-id: restart\ntest-script: test.sh\n",
+		"test.sh":    "#!/bin/sh\nsleep 3\necho tested\n",
+	}, true))
+	w := newWorld(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	run, err := w.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: types.KindBranch, Cause: store.Cause{Kind: types.CauseManual}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, stage := range []int{0, 1} {
+		waitFor(t, w, run.ID, "stage "+string(types.Stages[stage])+" started", func(r *store.Run) bool {
+			return r.Stages[stage].State == store.Running && r.Stages[stage].Handle != ""
+		})
+		w.stop()
+		if r, _ := w.db.Run(ctx, run.ID); r.State != store.Running || r.Stages[stage].State != store.Running {
+			t.Fatalf("after stop %d: run %s, stage %s; want both still running", i+1, r.State, r.Stages[stage].State)
+		}
+		w.startRunner(t)
+	}
+	done, err := w.runner.Wait(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.State != store.Passed || done.Resumes != 2 {
+		t.Fatalf("run %s (%s), resumes %d; want passed after 2 resumes", done.State, done.Error, done.Resumes)
+	}
+	for _, st := range []types.StageName{types.StageBuild, types.StageTest} {
+		f, err := w.logs.Open(run.ID, string(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(f)
+		f.Close()
+		if !strings.Contains(string(b), "running the "+string(st)+" stage again from its start") {
+			t.Errorf("%s log does not say it ran again:\n%s", st, b)
+		}
 	}
 }
