@@ -1,0 +1,192 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// newSandbox makes a sandbox with the real sandbox user (created by
+// hack/install-deps.sh) and small limits.
+func newSandbox(t *testing.T, l Limits) *Sandbox {
+	t.Helper()
+	s, err := New(Config{Limits: l, Dir: filepath.Join("/var/lib", DefaultUser, "boxes-test")})
+	if err != nil {
+		t.Fatalf("sandbox (run hack/install-deps.sh as root): %v", err)
+	}
+	return s
+}
+
+func openBox(t *testing.T, s *Sandbox) *Box {
+	t.Helper()
+	b, err := s.Open(context.Background(), "test-"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return b
+}
+
+// cccpFiles is a stand-in for cccp's DATA: 0700 root, with the files a
+// script must not see, and a secret in cccp's own environment.
+type cccpFiles struct {
+	data, secret string
+}
+
+func makeData(t *testing.T) cccpFiles {
+	t.Helper()
+	data := t.TempDir()
+	os.Chmod(data, 0o700)
+	secret := "s3cret-" + strings.ReplaceAll(t.Name(), "/", "-")
+	for _, f := range []string{"registry/credentials", "cccp.db", "github-app.pem", "config.yaml"} {
+		p := filepath.Join(data, f)
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("CCCP_TEST_SECRET", secret)
+	return cccpFiles{data: data, secret: secret}
+}
+
+func checkout(t *testing.T, script string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	os.Mkdir(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "test.sh"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestHostileScript: a script tries to read cccp's files, environment and
+// processes, list DATA, write outside its checkout and reach a loopback
+// listener. None of it works, and its own checkout is writable.
+func TestHostileScript(t *testing.T) {
+	s := newSandbox(t, Limits{Pids: 128})
+	b := openBox(t, s)
+	d := makeData(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	hostTmp := filepath.Join(os.TempDir(), "cccp-sandbox-escape-"+d.secret)
+	script := `#!/bin/sh
+D=` + d.data + `
+for f in $D/registry/cred""entials $D/cccp"".db $D/github-app"".pem $D/config"".yaml /proc/1/environ /proc/$PPID/environ /proc/*/environ; do
+  echo "== read"; cat "$f" 2>/dev/null; echo
+done
+echo "== ls"; ls -la $D $D/registry 2>/dev/null
+echo "== ps"; ls /proc
+echo "== env"; env
+echo "== write"; echo x > ` + hostTmp + `; echo x > $D/written 2>/dev/null; echo ok > /src/own-file
+echo "== net"; busybox nc -w 2 127.0.0.1 ` + portOf(ln) + ` </dev/null && echo CONNECTED
+busybox wget -T 2 -q -O- http://127.0.0.1:` + portOf(ln) + `/ && echo FETCHED
+echo "== id"; id
+exit 0
+`
+	var out bytes.Buffer
+	res, err := b.Run(context.Background(), Script{Checkout: checkout(t, script), Argv: []string{"test.sh"},
+		Env: []string{"IMAGE_NAME=img", "CONTAINER_NAME=ctr"}, Output: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("script output:\n%s", out.String())
+	if res.ExitCode != 0 {
+		t.Errorf("exit %d (%s)", res.ExitCode, res.Reason)
+	}
+	for _, leak := range []string{d.secret, "credentials", "cccp.db", "github-app.pem", "config.yaml", "CONNECTED", "FETCHED", "uid=0"} {
+		if strings.Contains(out.String(), leak) {
+			t.Errorf("output shows %q", leak)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("the loopback listener got %d connections", n)
+	}
+	if _, err := os.Stat(hostTmp); err == nil {
+		os.Remove(hostTmp)
+		t.Errorf("the script wrote %s on the host", hostTmp)
+	}
+	if _, err := os.Stat(filepath.Join(d.data, "written")); err == nil {
+		t.Errorf("the script wrote into DATA")
+	}
+	for _, want := range []string{"IMAGE_NAME=img", "CONTAINER_NAME=ctr", "HOME=/home/sandbox", "TMPDIR=/tmp"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("environment lacks %s", want)
+		}
+	}
+}
+
+func portOf(ln net.Listener) string {
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
+// TestLimits: a fork bomb meets the process limit, a script that sleeps
+// forever with children in the background (one in a new session) is
+// ended at the deadline with its whole tree, and nothing of it is left.
+func TestLimits(t *testing.T) {
+	s := newSandbox(t, Limits{Pids: 64, Memory: 256 << 20})
+	for _, tc := range []struct {
+		name, script string
+		timeout      time.Duration
+		reason       string
+	}{
+		{"fork bomb", "#!/bin/sh\nb() { b | b & }; b; wait; sleep 3\n", 20 * time.Second, "process limit (64) reached"},
+		{"sleep forever", "#!/bin/sh\n(sleep 100000 &)\nsetsid sleep 100000 &\nnohup sleep 100000 >/dev/null 2>&1 &\nexec sleep 100000\n", 2 * time.Second, "deadline exceeded"},
+		{"memory", "#!/bin/sh\nexec busybox sh -c 'x=a; while :; do x=$x$x; done'\n", 30 * time.Second, "memory limit (268435456 bytes) reached"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openBox(t, s)
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+			start := time.Now()
+			res, err := b.Run(ctx, Script{Checkout: checkout(t, tc.script), Argv: []string{"test.sh"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: exit %d, reason %q after %s", tc.name, res.ExitCode, res.Reason, time.Since(start).Round(time.Millisecond))
+			if res.Reason != tc.reason {
+				t.Errorf("reason %q, want %q; tail %q", res.Reason, tc.reason, res.Tail)
+			}
+			if left := b.Procs(); len(left) != 0 {
+				t.Errorf("processes left in the box after the script: %v", describe(left))
+			}
+		})
+	}
+}
+
+func describe(pids []int) []string {
+	var out []string
+	for _, p := range pids {
+		cmd, _ := os.ReadFile("/proc/" + itoa(p) + "/cmdline")
+		out = append(out, itoa(p)+":"+strings.ReplaceAll(string(cmd), "\x00", " "))
+	}
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
