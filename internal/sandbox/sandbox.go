@@ -97,7 +97,8 @@ type Config struct {
 	// subuid/subgid ranges for rootless podman. Never root.
 	User string
 	// Dir holds the boxes; default <User's home>/boxes. It must be
-	// reachable by User.
+	// reachable by User, and short: a box's runroot (Dir/<8 hex>/runroot)
+	// must stay within podman's 50 characters.
 	Dir string
 	// CgroupRoot is where the cgroup v1 controllers are mounted; default
 	// /sys/fs/cgroup.
@@ -207,12 +208,14 @@ func (b *Box) subgroups(name string) (map[string]string, error) {
 	return groups, nil
 }
 
-// Open makes a box; name is used in its folder and cgroup names
-// ("run-12-test"), with a random suffix.
+// Open makes a box; name ("run-12-test") is logged with the box's own
+// random name, which names its folder and cgroups.
 func (s *Sandbox) Open(ctx context.Context, name string) (*Box, error) {
 	b := make([]byte, 4)
 	rand.Read(b)
-	name = sanitize(name) + "-" + hex.EncodeToString(b)
+	// Short: podman refuses a runroot path of more than 50 characters.
+	s.cfg.Logger.Debug("sandbox: open box", "box", hex.EncodeToString(b), "for", name)
+	name = hex.EncodeToString(b)
 	box := &Box{s: s, name: name, dir: filepath.Join(s.dir, name), cg: map[string]string{}}
 	for _, d := range []string{"", "home", "xdg", "storage", "runroot", "tmp"} {
 		p := filepath.Join(box.dir, d)
@@ -252,15 +255,6 @@ func (s *Sandbox) Open(ctx context.Context, name string) (*Box, error) {
 		}
 	}
 	return box, nil
-}
-
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '-'
-	}, s)
 }
 
 func writeFile(dir, name, v string) error {

@@ -5,12 +5,15 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cccp-project/cccp/internal/podman"
 )
 
 // newSandbox makes a sandbox with the real sandbox user (created by
@@ -190,3 +193,128 @@ func describe(pids []int) []string {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// busyboxTar makes a busybox root file system as a tarball.
+func busyboxTar(t *testing.T) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox-static (hack/install-deps.sh): %v", err)
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "rootfs", "bin")
+	os.MkdirAll(root, 0o755)
+	data, _ := os.ReadFile(bb)
+	os.WriteFile(filepath.Join(root, "busybox"), data, 0o755)
+	for _, a := range []string{"sh", "sleep", "nc", "cat", "ls", "id"} {
+		os.Symlink("busybox", filepath.Join(root, a))
+	}
+	tar := filepath.Join(dir, "busybox.tar")
+	if out, err := exec.Command("tar", "-C", filepath.Join(dir, "rootfs"), "-cf", tar, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	os.Chmod(dir, 0o755)
+	return tar
+}
+
+// TestBoxContainers: a script reaches its own box's container with
+// podman exec, sees no other box's container, and a container it starts
+// with --network host still cannot reach a loopback listener of the host.
+// Close leaves no process and no storage.
+func TestBoxContainers(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	tar := busyboxTar(t)
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+
+	start := func(name string) (*Box, string) {
+		b, err := s.Open(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WriteRegistriesConf(nil); err != nil {
+			t.Fatal(err)
+		}
+		pod, err := b.Podman(ctx)
+		if err != nil {
+			b.Close()
+			t.Fatal(err)
+		}
+		imp := exec.Command("podman", append(pod.GlobalArgs(), "import", tar, "localhost/bb:box")...)
+		if out, err := imp.CombinedOutput(); err != nil {
+			b.Close()
+			t.Fatalf("import: %v: %s", err, out)
+		}
+		ctr := "cccp-check-test-" + name
+		if _, err := pod.Run(ctx, podmanRun(ctr)); err != nil {
+			b.Close()
+			t.Fatalf("run: %v", err)
+		}
+		return b, ctr
+	}
+	a, ctrA := start("a")
+	other, ctrB := start("b")
+	defer other.Close()
+
+	script := `#!/bin/sh
+echo "== ps"; podman ps -a --format '{{.Names}}'
+echo "== exec"; podman exec "$CONTAINER_NAME" id
+echo "== other"; podman exec ` + ctrB + ` id && echo REACHED-OTHER
+echo "== host net"; podman run --rm --network host --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 localhost/bb:box nc -w 2 127.0.0.1 ` + portOf(ln) + ` </dev/null && echo CONNECTED
+exit 0
+`
+	var out bytes.Buffer
+	res, err := a.Run(ctx, Script{Checkout: checkout(t, script), Argv: []string{"test.sh"}, Podman: true,
+		Env: []string{"CONTAINER_NAME=" + ctrA}, Output: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("exit %d; output:\n%s", res.ExitCode, out.String())
+	got := out.String()
+	if !strings.Contains(got, "== ps\n"+ctrA+"\n== exec\nuid=0 ") {
+		t.Errorf("the script did not see exactly its own container and exec into it")
+	}
+	for _, bad := range []string{"REACHED-OTHER", "CONNECTED", ctrB + "\n"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("output shows %q", bad)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("loopback listener got %d connections", n)
+	}
+	if len(a.Procs()) == 0 {
+		t.Errorf("no process in the box while its podman service runs: the cgroup does not hold it")
+	}
+	dir := a.dir
+	if err := a.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if left := a.Procs(); len(left) != 0 {
+		t.Errorf("left after close: %v", describe(left))
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("box folder %s left after close", dir)
+	}
+	if ps, _ := exec.Command("pgrep", "-f", dir).Output(); len(ps) > 0 {
+		t.Errorf("processes naming the box left: %s", ps)
+	}
+}
+
+func podmanRun(name string) podman.RunOptions {
+	return podman.RunOptions{Image: "localhost/bb:box", Name: name, Detach: true, Network: "none",
+		Entrypoint: []string{"sleep"}, Cmd: []string{"100000"}}
+}
