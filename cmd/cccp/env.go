@@ -175,7 +175,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Source: local.GitSource{},
 		Builder: &local.Builder{
 			Buildah: &buildah.Builder{Logger: log}, Username: user, Password: pass,
-			Insecure: isInsecure, InsecurePull: isInsecure(env.target.Host),
+			Insecure: isInsecure, InsecureRegistries: insecureHosts(isInsecure, env.target.Host),
 		},
 		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log}, Insecure: isInsecure},
 		Images:        env.client,
@@ -227,4 +227,14 @@ func (env *pipelineEnv) Close(ctx context.Context) error {
 	}
 	errs = append(errs, env.stateEnv.Close())
 	return errors.Join(errs...)
+}
+
+// insecureHosts is the delivery registry's host when it is reached over
+// plain HTTP (the embedded one on loopback): builds may pull base images
+// from it without TLS, and from no other.
+func insecureHosts(isInsecure func(string) bool, host string) []string {
+	if isInsecure(host) {
+		return []string{host}
+	}
+	return nil
 }

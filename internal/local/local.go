@@ -28,9 +28,10 @@ type Builder struct {
 	Username, Password string
 	// Insecure tells whether a registry host is reached over plain HTTP.
 	Insecure func(host string) bool
-	// InsecurePull lets builds pull base images (a parent pinned to its
-	// digest in the delivery registry) over plain HTTP.
-	InsecurePull bool
+	// InsecureRegistries are the registry hosts builds may pull base
+	// images from (a parent pinned to its digest in the delivery registry)
+	// over plain HTTP; TLS is verified for every other registry.
+	InsecureRegistries []string
 }
 
 var _ pipeline.Builder = (*Builder)(nil)
@@ -38,11 +39,11 @@ var _ pipeline.Builder = (*Builder)(nil)
 // Build builds spec's image.
 func (b *Builder) Build(ctx context.Context, spec pipeline.BuildSpec) error {
 	_, err := b.Buildah.Build(ctx, buildah.BuildRequest{
-		ContextDir:   spec.ContextDir,
-		Dockerfile:   spec.Dockerfile,
-		Image:        spec.Image,
-		Log:          spec.Log,
-		InsecurePull: b.InsecurePull,
+		ContextDir:         spec.ContextDir,
+		Dockerfile:         spec.Dockerfile,
+		Image:              spec.Image,
+		Log:                spec.Log,
+		InsecureRegistries: b.InsecureRegistries,
 	})
 	return err
 }

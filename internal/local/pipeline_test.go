@@ -82,7 +82,7 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 	pod := &podman.Runner{}
 	w.runner, err = pipeline.New(pipeline.Config{
 		Source:        local.GitSource{},
-		Builder:       &local.Builder{Buildah: &buildah.Builder{}, Username: user, Password: pass, Insecure: insecure, InsecurePull: true},
+		Builder:       &local.Builder{Buildah: &buildah.Builder{}, Username: user, Password: pass, Insecure: insecure, InsecureRegistries: []string{reg.Host()}},
 		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod}, Insecure: insecure, Hold: 2 * time.Second},
 		Images:        client,
 		Target:        target,
