@@ -185,6 +185,14 @@ func (s *Sandbox) Controllers() []string { return slices.Clone(s.cgroups) }
 
 // Box is one stage's box; Close it.
 type Box struct {
+	// ServiceOnHostNetwork runs the podman service in the host's network
+	// namespace, set before Podman is first called: for a cccp.yaml with
+	// test-network: true, whose container needs a network (rootless
+	// slirp4netns, host loopback off). A script can then also start a
+	// container with --network host, which shares the host's network
+	// namespace, loopback listeners included.
+	ServiceOnHostNetwork bool
+
 	s    *Sandbox
 	name string
 	dir  string
@@ -357,7 +365,9 @@ func (b *Box) startService(ctx context.Context) error {
 	cmd.SysProcAttr = b.credential()
 	// A network namespace of its own: containers run with --network host
 	// through this service see no host interface.
-	cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+	if !b.ServiceOnHostNetwork {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+	}
 	log := &tailbuf.Writer{Lines: 10}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := b.startIn(cmd, b.cg); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/internal/podman"
+	"github.com/cccp-project/cccp/internal/testimage"
 )
 
 // newSandbox makes a sandbox with the real sandbox user (created by
@@ -317,4 +318,39 @@ exit 0
 func podmanRun(name string) podman.RunOptions {
 	return podman.RunOptions{Image: "localhost/bb:box", Name: name, Detach: true, Network: "none",
 		Entrypoint: []string{"sleep"}, Cmd: []string{"100000"}}
+}
+
+// TestBoxPull: the box pulls from a plain-HTTP registry on loopback named
+// insecure in its registries.conf, and refuses it (TLS verified) when it is
+// not named.
+func TestBoxPull(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	host := testimage.Registry(t, "", "")
+	ref := testimage.PushBusybox(t, host, "", "")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		insecure []string
+		ok       bool
+	}{
+		{"named insecure", []string{host}, true},
+		{"not named", []string{"127.0.0.1:1"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openBox(t, s)
+			if err := b.WriteRegistriesConf(tc.insecure); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Podman(ctx); err != nil {
+				t.Fatal(err)
+			}
+			err := b.Puller().Pull(ctx, ref, true)
+			if (err == nil) != tc.ok {
+				t.Fatalf("pull %s: %v, want ok=%v", ref, err, tc.ok)
+			}
+			if !tc.ok && !strings.Contains(err.Error(), "http") {
+				t.Errorf("error does not say why: %v", err)
+			}
+		})
+	}
 }
