@@ -21,6 +21,7 @@ import (
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
+	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
 )
@@ -39,6 +40,7 @@ type envFlags struct {
 	aliases      []string
 	workers      int
 	logMaxBytes  int64
+	sandboxUser  string
 	verbose      bool
 }
 
@@ -54,6 +56,23 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().StringArrayVar(&f.aliases, "registry-alias", nil, "a registry host that Dockerfiles use for this index's images (their FROM is pinned to the delivered digest)")
 	cmd.Flags().IntVar(&f.workers, "workers", 1, "runs that work at once")
 	cmd.Flags().Int64Var(&f.logMaxBytes, "log-max-bytes", 16<<20, "size cap of one stage's log")
+	cmd.Flags().StringVar(&f.sandboxUser, "sandbox-user", sandbox.DefaultUser, "unprivileged user that runs repository scripts and test containers (hack/install-deps.sh creates it)")
+}
+
+// openSandbox prepares the box that repository code runs in and removes
+// what a crashed cccp left in it. Without one (cccp not root, no sandbox
+// user) the pipeline still builds and runs cccp's own checks, but never a
+// repository's test script.
+func openSandbox(ctx context.Context, f *envFlags, log *slog.Logger) *sandbox.Sandbox {
+	sb, err := sandbox.New(sandbox.Config{User: f.sandboxUser, Logger: log})
+	if err != nil {
+		log.Warn("no sandbox: repository test scripts will not run", "err", err)
+		return nil
+	}
+	if err := sb.Cleanup(ctx); err != nil {
+		log.Warn("sandbox clean-up", "err", err)
+	}
+	return sb
 }
 
 func defaultDataDir() string {
@@ -177,7 +196,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 			Buildah: &buildah.Builder{Logger: log}, Username: user, Password: pass,
 			Insecure: isInsecure, InsecureRegistries: insecureHosts(isInsecure, env.target.Host),
 		},
-		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log}, Insecure: isInsecure},
+		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log}, Insecure: isInsecure, Sandbox: openSandbox(ctx, f, log)},
 		Images:        env.client,
 		Target:        env.target,
 		Store:         st.db,

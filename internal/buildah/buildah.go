@@ -268,10 +268,16 @@ func (b *Builder) Probe() error {
 	return nil
 }
 
-// readDockerfile reads the Dockerfile as a regular file beneath the build
-// context (no symlink out of it) under maxDockerfile bytes.
+// readDockerfile reads the Dockerfile as a regular file under
+// maxDockerfile bytes, beneath the build context when it is there (no
+// symlink out of it), else beneath its own folder (a Dockerfile cccp
+// rewrote, or one beside the context).
 func readDockerfile(contextDir, path string) ([]byte, error) {
-	return safefs.ReadFile(contextDir, path, maxDockerfile)
+	root := contextDir
+	if r, err := filepath.Rel(contextDir, path); err != nil || r == ".." || strings.HasPrefix(r, "../") {
+		root = filepath.Dir(path)
+	}
+	return safefs.ReadFile(root, path, maxDockerfile)
 }
 
 // maxDockerfile bounds a Dockerfile that cccp reads.
@@ -378,4 +384,21 @@ func redact(s string, secrets []string) string {
 		s = strings.ReplaceAll(s, sec, "***")
 	}
 	return s
+}
+
+// Images lists the local images whose name starts with prefix, as
+// "name:tag" ("localhost/cccp/app/job:run-12").
+func (b *Builder) Images(ctx context.Context, prefix string) ([]string, error) {
+	args := append(b.globalArgs(), "images", "--format", "{{.Name}}:{{.Tag}}")
+	out, err := exec.CommandContext(ctx, b.binary(), args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, prefix) {
+			names = append(names, l)
+		}
+	}
+	return names, nil
 }

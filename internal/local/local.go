@@ -17,6 +17,7 @@ import (
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
+	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/store"
 )
 
@@ -71,6 +72,11 @@ type Tester struct {
 	Insecure func(host string) bool
 	// Hold is how long the smoke run must keep running (or exit 0 before).
 	Hold time.Duration
+	// Sandbox, when set, holds each test stage in a box of its own: the
+	// image is pulled into it and every container and the user's script
+	// run there as the unprivileged sandbox user (see box.go). Without
+	// it the checks run with Podman and the user's script is not run.
+	Sandbox *sandbox.Sandbox
 }
 
 var _ pipeline.Tester = (*Tester)(nil)
@@ -94,8 +100,13 @@ var Checks = []string{CheckLint, CheckCapabilities, CheckPackageUpdates, CheckRP
 // reason; Test returns an error only when the image cannot be had.
 func (t *Tester) Test(ctx context.Context, spec pipeline.TestSpec) ([]store.Check, error) {
 	log := spec.Log
+	st, err := t.stage(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
 	tlsVerify := t.Insecure == nil || !t.Insecure(hostOf(spec.Image))
-	if err := t.Podman.Pull(ctx, spec.Image, tlsVerify); err != nil {
+	if err := st.pull(ctx, spec.Image, tlsVerify); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", spec.Image, err)
 	}
 	var out []store.Check
@@ -124,16 +135,16 @@ func (t *Tester) Test(ctx context.Context, spec pipeline.TestSpec) ([]store.Chec
 	}
 
 	section(log, CheckCapabilities)
-	labels, err := t.Podman.ImageLabels(ctx, spec.Image)
+	labels, err := st.pod.ImageLabels(ctx, spec.Image)
 	add(CheckCapabilities, checks.Capabilities(labels, log), err)
 
 	for _, scan := range []struct {
 		name string
 		run  func(context.Context, string, io.Writer) (checks.Result, error)
 	}{
-		{CheckPackageUpdates, t.Suite.PackageUpdates},
-		{CheckRPMVerify, t.Suite.RPMVerify},
-		{CheckLangPackages, t.Suite.LangPackages},
+		{CheckPackageUpdates, st.suite.PackageUpdates},
+		{CheckRPMVerify, st.suite.RPMVerify},
+		{CheckLangPackages, st.suite.LangPackages},
 	} {
 		section(log, scan.name)
 		r, err := scan.run(ctx, spec.Image, log)
@@ -148,7 +159,7 @@ func (t *Tester) Test(ctx context.Context, spec pipeline.TestSpec) ([]store.Chec
 	if hold == 0 {
 		hold = checks.DefaultHold
 	}
-	r, err := t.Suite.Smoke(ctx, spec.Image, hold, log)
+	r, err := st.suite.Smoke(ctx, spec.Image, hold, log)
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
@@ -162,7 +173,7 @@ func (t *Tester) Test(ctx context.Context, spec pipeline.TestSpec) ([]store.Chec
 		add(CheckUserScript, checks.Result{Skipped: true, Summary: "test-skip is set in cccp.yaml"}, nil)
 	default:
 		script := filepath.Join(spec.RepoDir, filepath.Clean("/"+cfg.TestScript))
-		r, err := t.Suite.UserScript(ctx, script, spec.RepoDir, spec.Image, log)
+		r, err := st.suite.UserScript(ctx, script, spec.RepoDir, spec.Image, log)
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/runlog"
+	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/testgit"
 	"github.com/cccp-project/cccp/internal/testimage"
@@ -80,10 +81,14 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 	}
 	insecure := func(string) bool { return true }
 	pod := &podman.Runner{}
+	sb, err := sandbox.New(sandbox.Config{})
+	if err != nil {
+		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
+	}
 	w.runner, err = pipeline.New(pipeline.Config{
 		Source:        local.GitSource{},
 		Builder:       &local.Builder{Buildah: &buildah.Builder{}, Username: user, Password: pass, Insecure: insecure, InsecureRegistries: []string{reg.Host()}},
-		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod}, Insecure: insecure, Hold: 2 * time.Second},
+		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod}, Insecure: insecure, Hold: 2 * time.Second, Sandbox: sb},
 		Images:        client,
 		Target:        target,
 		Store:         db,

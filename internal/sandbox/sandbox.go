@@ -33,6 +33,28 @@
 // The checkout is bind-mounted (by cccp, as root) into the box folder
 // before bubblewrap binds it at /src, so the sandbox user needs no access
 // to the path above it (cccp's DATA stays 0700 root).
+//
+// What a box does not guarantee:
+//
+//   - Boxes share one sandbox user. A script sees nothing of another box
+//     (bubblewrap), but a container it starts through its podman service
+//     may bind-mount host paths the sandbox user can reach, and those
+//     include other boxes' folders (their podman storage and, while a
+//     script runs, their checkout). Runs that run at the same time are
+//     therefore not hidden from each other's containers; cccp's own files
+//     are (root-owned, 0600/0700), as is everything the sandbox user
+//     cannot read.
+//   - Such a container also sees what any local user sees of the host's
+//     file system (world-readable files under /etc, /usr).
+//   - With ServiceOnHostNetwork (test-network: true) the service, and a
+//     container started with --network host, share the host's network
+//     namespace and reach its loopback listeners.
+//   - The limits are cgroup v1 (pids, memory, cpu; freezer to kill); on a
+//     machine without them New logs which are missing and the box runs
+//     without those limits. Disk use in the checkout and the box's storage
+//     is not limited.
+//   - The kernel is shared: a kernel bug reachable from an unprivileged
+//     user namespace is reachable from a box (seccomp is not applied).
 package sandbox
 
 import (
