@@ -11,20 +11,20 @@ import (
 func TestWriter(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		w      Writer
+		w      func() *Writer
 		writes []string
 		out    string
 		tail   []string
 	}{
-		{"lines", Writer{Lines: 2}, []string{"a\nb", "\nc\n"}, "a\nb\nc\n", []string{"b", "c"}},
-		{"partial last line", Writer{}, []string{"a\nb"}, "a\nb", []string{"a", "b"}},
-		{"long line cut", Writer{LineCap: 3}, []string{"abcdef", "gh\nxy"}, "abcdefgh\nxy", []string{"abc [line cut]", "xy"}},
-		{"limit", Writer{Limit: 4}, []string{"abc", "def\n"}, "abcd\ncccp: output cut after 4 bytes; the rest is not kept\n", []string{"abcdef"}},
-		{"crlf", Writer{}, []string{"a\r\n"}, "a\r\n", []string{"a"}},
+		{"lines", func() *Writer { return &Writer{Lines: 2} }, []string{"a\nb", "\nc\n"}, "a\nb\nc\n", []string{"b", "c"}},
+		{"partial last line", func() *Writer { return &Writer{} }, []string{"a\nb"}, "a\nb", []string{"a", "b"}},
+		{"long line cut", func() *Writer { return &Writer{LineCap: 3} }, []string{"abcdef", "gh\nxy"}, "abcdefgh\nxy", []string{"abc [line cut]", "xy"}},
+		{"limit", func() *Writer { return &Writer{Limit: 4} }, []string{"abc", "def\n"}, "abcd\ncccp: output cut after 4 bytes; the rest is not kept\n", []string{"abcdef"}},
+		{"crlf", func() *Writer { return &Writer{} }, []string{"a\r\n"}, "a\r\n", []string{"a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			w := &tc.w
+			w := tc.w()
 			w.Out = &out
 			for _, s := range tc.writes {
 				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
