@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,19 +13,22 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cccp-project/cccp/internal/backend/local"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
+	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
-	"github.com/cccp-project/cccp/internal/local"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // DefaultRegistryAddr is where the embedded registry listens unless told
@@ -41,6 +46,8 @@ type envFlags struct {
 	workers      int
 	logMaxBytes  int64
 	sandboxUser  string
+	stageTimeout time.Duration
+	maxResumes   int
 	verbose      bool
 }
 
@@ -57,20 +64,32 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().IntVar(&f.workers, "workers", 1, "runs that work at once")
 	cmd.Flags().Int64Var(&f.logMaxBytes, "log-max-bytes", 16<<20, "size cap of one stage's log")
 	cmd.Flags().StringVar(&f.sandboxUser, "sandbox-user", sandbox.DefaultUser, "unprivileged user that runs repository scripts and test containers (hack/install-deps.sh creates it)")
+	cmd.Flags().DurationVar(&f.stageTimeout, "stage-timeout", pipeline.DefaultStageTimeout, "deadline of each stage; a stage that runs longer is stopped and fails")
 }
 
-// openSandbox prepares the box that repository code runs in and removes
-// what a crashed cccp left in it. Without one (cccp not root, no sandbox
-// user) the pipeline still builds and runs cccp's own checks, but never a
-// repository's test script.
-func openSandbox(ctx context.Context, f *envFlags, log *slog.Logger) *sandbox.Sandbox {
-	sb, err := sandbox.New(sandbox.Config{User: f.sandboxUser, Logger: log})
+// absData makes --data absolute once, before anything joins paths to it:
+// tools that run in another folder (buildah in the checkout) must see the
+// same files.
+func (f *envFlags) absData() error {
+	abs, err := filepath.Abs(f.data)
 	if err != nil {
-		log.Warn("no sandbox: repository test scripts will not run", "err", err)
-		return nil
+		return fmt.Errorf("data folder %q: %w", f.data, err)
 	}
-	if err := sb.Cleanup(ctx); err != nil {
-		log.Warn("sandbox clean-up", "err", err)
+	f.data = abs
+	return nil
+}
+
+// openSandbox prepares the box that repository code runs in. Without one
+// (cccp not root, no sandbox user) the pipeline still builds and runs
+// cccp's own checks, but never a repository's prebuild or test script.
+func openSandbox(f *envFlags, log *slog.Logger) *sandbox.Sandbox {
+	// Boxes are named after the data folder, so that a start clears only
+	// its own cccp's leftovers.
+	sum := sha256.Sum256([]byte(f.data))
+	sb, err := sandbox.New(sandbox.Config{User: f.sandboxUser, Scope: hex.EncodeToString(sum[:])[:6], Logger: log})
+	if err != nil {
+		log.Warn("no sandbox: repository prebuild and test scripts will not run", "err", err)
+		return nil
 	}
 	return sb
 }
@@ -102,6 +121,9 @@ type stateEnv struct {
 }
 
 func openState(f *envFlags, log *slog.Logger) (*stateEnv, error) {
+	if err := f.absData(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(f.data, 0o755); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
@@ -128,11 +150,12 @@ type pipelineOptions struct {
 // pipelineEnv is everything a pipeline needs on this machine.
 type pipelineEnv struct {
 	*stateEnv
-	reg    *registry.Embedded // nil when delivering elsewhere
-	client *registry.Client
-	target registry.Target
-	runner *pipeline.Runner
-	data   string
+	reg     *registry.Embedded // nil when delivering elsewhere
+	backend *local.Backend
+	client  *registry.Client
+	target  registry.Target
+	runner  *pipeline.Runner
+	data    string
 
 	mu      sync.RWMutex
 	entries map[string]*index.Entry
@@ -175,14 +198,18 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	env.client = registry.NewClient(ccfg)
 	isInsecure := func(host string) bool { return registry.IsLoopback(host) || slices.Contains(insecure, host) }
 
-	var blocking map[string]bool
+	var blocking map[types.CheckName]bool
 	if len(opts.blocking) > 0 {
-		blocking = map[string]bool{}
+		blocking = map[types.CheckName]bool{}
 		for _, b := range opts.blocking {
-			if !slices.Contains(local.Checks, b) {
-				return nil, usageError{fmt.Errorf("blocking: unknown check %q (known: %s)", b, strings.Join(local.Checks, ", "))}
+			if !types.KnownCheck(types.CheckName(b)) {
+				known := make([]string, len(types.Checks))
+				for i, c := range types.Checks {
+					known[i] = string(c)
+				}
+				return nil, usageError{fmt.Errorf("blocking: unknown check %q (known: %s)", b, strings.Join(known, ", "))}
 			}
-			blocking[b] = true
+			blocking[types.CheckName(b)] = true
 		}
 	}
 	var children func(string) []string
@@ -190,22 +217,32 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		children = opts.graph
 	}
 	pod := &podman.Runner{Logger: log}
+	env.backend, err = local.New(local.Config{
+		Dir:     filepath.Join(env.workDir(), "local"),
+		Buildah: &buildah.Builder{Logger: log}, Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log},
+		Username: user, Password: pass, Insecure: isInsecure, InsecureRegistries: insecureHosts(isInsecure, env.target.Host),
+		Sandbox: openSandbox(f, log), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := env.backend.Cleanup(ctx); err != nil {
+		log.Warn("clean-up of a crashed cccp's leftovers", "err", err)
+	}
 	env.runner, err = pipeline.New(pipeline.Config{
-		Source: local.GitSource{},
-		Builder: &local.Builder{
-			Buildah: &buildah.Builder{Logger: log}, Username: user, Password: pass,
-			Insecure: isInsecure, InsecureRegistries: insecureHosts(isInsecure, env.target.Host),
-		},
-		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log}, Insecure: isInsecure, Sandbox: openSandbox(ctx, f, log)},
+		Resolver:      gitsrc.Resolver{},
+		Builder:       env.backend,
+		Tester:        env.backend,
 		Images:        env.client,
 		Target:        env.target,
 		Store:         st.db,
-		Logs:          local.Logs{Logs: st.logs},
+		Logs:          runlog.StageLogs{Logs: st.logs},
 		Entries:       env.entry,
-		WorkDir:       env.workDir(),
 		Blocking:      blocking,
 		Children:      children,
 		Workers:       f.workers,
+		StageTimeout:  f.stageTimeout,
+		MaxResumes:    f.maxResumes,
 		OwnRegistries: append([]string{env.target.Host}, f.aliases...),
 		Logger:        log,
 		Observer:      obs,
@@ -241,6 +278,9 @@ func (env *stateEnv) Close() error { return env.db.Close() }
 
 func (env *pipelineEnv) Close(ctx context.Context) error {
 	var errs []error
+	if env.backend != nil {
+		errs = append(errs, env.backend.Close())
+	}
 	if env.reg != nil {
 		errs = append(errs, env.reg.Close(ctx))
 	}

@@ -118,10 +118,14 @@ type Config struct {
 	// User is the unprivileged user that runs repository code; it needs
 	// subuid/subgid ranges for rootless podman. Never root.
 	User string
-	// Dir holds the boxes; default <User's home>/boxes. It must be
-	// reachable by User, and short: a box's runroot (Dir/<8 hex>/runroot)
+	// Dir holds the boxes; default <User's home>/b. It must be reachable
+	// by User, and short: a box's runroot (Dir/<scope>-<8 hex>/runroot)
 	// must stay within podman's 50 characters.
 	Dir string
+	// Scope names this cccp's boxes (up to 6 characters of [a-z0-9]; a
+	// hash of its data folder), so that Cleanup removes only its own when
+	// several cccp processes share the sandbox user. Default "cccp".
+	Scope string
 	// CgroupRoot is where the cgroup v1 controllers are mounted; default
 	// /sys/fs/cgroup.
 	CgroupRoot string
@@ -178,9 +182,15 @@ func New(cfg Config) (*Sandbox, error) {
 	if _, err := exec.LookPath(cfg.Bwrap); err != nil {
 		return nil, fmt.Errorf("sandbox: bubblewrap: %w", err)
 	}
+	if cfg.Scope == "" {
+		cfg.Scope = "cccp"
+	}
+	if len(cfg.Scope) > 6 || strings.Trim(cfg.Scope, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
+		return nil, fmt.Errorf("sandbox scope %q: want up to 6 of [a-z0-9]", cfg.Scope)
+	}
 	s := &Sandbox{cfg: cfg, uid: uint32(uid), gid: uint32(gid), dir: cfg.Dir}
 	if s.dir == "" {
-		s.dir = filepath.Join(u.HomeDir, "boxes")
+		s.dir = filepath.Join(u.HomeDir, "b")
 	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -238,14 +248,14 @@ func (b *Box) subgroups(name string) (map[string]string, error) {
 	return groups, nil
 }
 
-// Open makes a box; name ("run-12-test") is logged with the box's own
-// random name, which names its folder and cgroups.
-func (s *Sandbox) Open(ctx context.Context, name string) (*Box, error) {
+// Open makes a box; label ("test") is logged with the box's own name
+// (<scope>-<8 random hex>), which names its folder and cgroups.
+func (s *Sandbox) Open(ctx context.Context, label string) (*Box, error) {
 	b := make([]byte, 4)
 	rand.Read(b)
 	// Short: podman refuses a runroot path of more than 50 characters.
-	s.cfg.Logger.Debug("sandbox: open box", "box", hex.EncodeToString(b), "for", name)
-	name = hex.EncodeToString(b)
+	name := s.cfg.Scope + "-" + hex.EncodeToString(b)
+	s.cfg.Logger.Debug("sandbox: open box", "box", name, "for", label)
 	box := &Box{s: s, name: name, dir: filepath.Join(s.dir, name), cg: map[string]string{}}
 	for _, d := range []string{"", "home", "xdg", "storage", "runroot", "tmp"} {
 		p := filepath.Join(box.dir, d)
@@ -768,22 +778,25 @@ func removeAll(dir string) error {
 	return nil
 }
 
-// Cleanup removes what boxes of an earlier cccp left behind (a crash):
-// every process in the sandbox's cgroups, every box folder. Call it at
-// start, before any box is opened.
+// Cleanup removes what boxes of an earlier cccp of the same Scope left
+// behind (a crash): every process in their cgroups, their folders. Call it
+// at start, before any box of this scope is opened.
 func (s *Sandbox) Cleanup(ctx context.Context) error {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("sandbox clean-up: %w", err)
 	}
 	names := map[string]bool{}
+	mine := func(n string) bool { return strings.HasPrefix(n, s.cfg.Scope+"-") }
 	for _, e := range entries {
-		names[e.Name()] = true
+		if mine(e.Name()) {
+			names[e.Name()] = true
+		}
 	}
 	for _, c := range s.cgroups {
 		groups, _ := os.ReadDir(filepath.Join(s.cfg.CgroupRoot, c, "cccp-sandbox"))
 		for _, g := range groups {
-			if g.IsDir() {
+			if g.IsDir() && mine(g.Name()) {
 				names[g.Name()] = true
 			}
 		}

@@ -21,7 +21,7 @@ import (
 // hack/install-deps.sh) and small limits.
 func newSandbox(t *testing.T, l Limits) *Sandbox {
 	t.Helper()
-	s, err := New(Config{Limits: l, Dir: filepath.Join("/var/lib", DefaultUser, "boxes-test")})
+	s, err := New(Config{Limits: l, Scope: "test"})
 	if err != nil {
 		t.Fatalf("sandbox (run hack/install-deps.sh as root): %v", err)
 	}
