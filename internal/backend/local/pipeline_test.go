@@ -55,12 +55,28 @@ type world struct {
 
 func newWorld(t *testing.T, entries ...*index.Entry) *world {
 	t.Helper()
+	return newWorldWith(t, worldOptions{}, entries...)
+}
+
+// worldOptions change a world from its defaults.
+type worldOptions struct {
+	dir          string         // cccp's DATA; default a temporary folder
+	limits       sandbox.Limits // default the sandbox's
+	stageTimeout time.Duration  // default the pipeline's
+	scope        string         // the sandbox's scope; default "cccp"
+}
+
+func newWorldWith(t *testing.T, opts worldOptions, entries ...*index.Entry) *world {
+	t.Helper()
 	testimage.Require(t)
 	if _, err := exec.LookPath("skopeo"); err != nil {
 		t.Skip("skopeo is not installed")
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := opts.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	reg, err := registry.Start(ctx, registry.Config{Dir: filepath.Join(dir, "registry")})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +98,7 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 		w.entries[e.Key()] = e
 	}
 	insecure := func(string) bool { return true }
-	sb, err := sandbox.New(sandbox.Config{})
+	sb, err := sandbox.New(sandbox.Config{Limits: opts.limits, Scope: opts.scope})
 	if err != nil {
 		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
 	}
@@ -102,6 +118,7 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 		Logs:          runlog.StageLogs{Logs: w.logs},
 		Entries:       func(n string) (*index.Entry, bool) { e, ok := w.entries[n]; return e, ok },
 		OwnRegistries: []string{reg.Host()},
+		StageTimeout:  opts.stageTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)
