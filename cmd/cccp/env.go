@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,7 @@ import (
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/runlog"
+	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
 )
@@ -42,6 +45,7 @@ type envFlags struct {
 	aliases      []string
 	workers      int
 	logMaxBytes  int64
+	sandboxUser  string
 	stageTimeout time.Duration
 	maxResumes   int
 	verbose      bool
@@ -59,6 +63,7 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().StringArrayVar(&f.aliases, "registry-alias", nil, "a registry host that Dockerfiles use for this index's images (their FROM is pinned to the delivered digest)")
 	cmd.Flags().IntVar(&f.workers, "workers", 1, "runs that work at once")
 	cmd.Flags().Int64Var(&f.logMaxBytes, "log-max-bytes", 16<<20, "size cap of one stage's log")
+	cmd.Flags().StringVar(&f.sandboxUser, "sandbox-user", sandbox.DefaultUser, "unprivileged user that runs repository scripts and test containers (hack/install-deps.sh creates it)")
 	cmd.Flags().DurationVar(&f.stageTimeout, "stage-timeout", pipeline.DefaultStageTimeout, "deadline of each stage; a stage that runs longer is stopped and fails")
 }
 
@@ -72,6 +77,21 @@ func (f *envFlags) absData() error {
 	}
 	f.data = abs
 	return nil
+}
+
+// openSandbox prepares the box that repository code runs in. Without one
+// (cccp not root, no sandbox user) the pipeline still builds and runs
+// cccp's own checks, but never a repository's prebuild or test script.
+func openSandbox(f *envFlags, log *slog.Logger) *sandbox.Sandbox {
+	// Boxes are named after the data folder, so that a start clears only
+	// its own cccp's leftovers.
+	sum := sha256.Sum256([]byte(f.data))
+	sb, err := sandbox.New(sandbox.Config{User: f.sandboxUser, Scope: hex.EncodeToString(sum[:])[:6], Logger: log})
+	if err != nil {
+		log.Warn("no sandbox: repository prebuild and test scripts will not run", "err", err)
+		return nil
+	}
+	return sb
 }
 
 func defaultDataDir() string {
@@ -200,11 +220,14 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	env.backend, err = local.New(local.Config{
 		Dir:     filepath.Join(env.workDir(), "local"),
 		Buildah: &buildah.Builder{Logger: log}, Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log},
-		Username: user, Password: pass, Insecure: isInsecure, InsecurePull: isInsecure(env.target.Host),
-		Logger: log,
+		Username: user, Password: pass, Insecure: isInsecure, InsecureRegistries: insecureHosts(isInsecure, env.target.Host),
+		Sandbox: openSandbox(f, log), Logger: log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := env.backend.Cleanup(ctx); err != nil {
+		log.Warn("clean-up of a crashed cccp's leftovers", "err", err)
 	}
 	env.runner, err = pipeline.New(pipeline.Config{
 		Resolver:      gitsrc.Resolver{},
@@ -263,4 +286,14 @@ func (env *pipelineEnv) Close(ctx context.Context) error {
 	}
 	errs = append(errs, env.stateEnv.Close())
 	return errors.Join(errs...)
+}
+
+// insecureHosts is the delivery registry's host when it is reached over
+// plain HTTP (the embedded one on loopback): builds may pull base images
+// from it without TLS, and from no other.
+func insecureHosts(isInsecure func(string) bool, host string) []string {
+	if isInsecure(host) {
+		return []string{host}
+	}
+	return nil
 }

@@ -1,10 +1,18 @@
 // Package buildah builds and pushes images with the buildah CLI.
 //
 // Builds run with OCI isolation under runc (`buildah bud --isolation oci
-// --runtime runc --layers`); when that isolation cannot start a container
-// on the machine, the build is retried once with chroot isolation. A
-// failed build is a *BuildError that names the Dockerfile line of the
-// failing instruction.
+// --runtime runc --layers`). Whether that isolation is available is probed
+// before a build, never guessed from a build's output (which a RUN step
+// controls): without it the build is refused with ErrIsolationUnavailable.
+// Chroot isolation, which shares the host's network and PID namespaces
+// with every RUN step, is only ever used when the operator sets it, and
+// then logged as a warning on every build. A failed build is a
+// *BuildError that names the Dockerfile line of the failing instruction.
+//
+// Base images are pulled with TLS verified, except from the registries a
+// request names insecure (cccp's own on loopback): those go into a
+// registries.conf of the build's own (CONTAINERS_REGISTRIES_CONF), never a
+// global --tls-verify=false.
 package buildah
 
 import (
@@ -22,6 +30,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cccp-project/cccp/internal/regconf"
+	"github.com/cccp-project/cccp/internal/safefs"
+	"github.com/cccp-project/cccp/internal/tailbuf"
 )
 
 // Isolation modes accepted by Builder.Isolation.
@@ -30,10 +42,15 @@ const (
 	IsolationChroot = "chroot"
 )
 
+// ErrIsolationUnavailable is a build refused because OCI isolation cannot
+// run here (no runtime, no buildah).
+var ErrIsolationUnavailable = errors.New("OCI isolation unavailable")
+
 // Builder runs buildah. The zero value works: OCI isolation with runc,
 // buildah's default storage, slog.Default() for logs.
 type Builder struct {
-	// Isolation is "oci" (default, run with Runtime) or "chroot".
+	// Isolation is "oci" (default, run with Runtime) or "chroot" (an
+	// operator's explicit choice; weaker, warned about on every build).
 	Isolation string
 	// Runtime is the OCI runtime for "oci" isolation; default "runc"
 	// (buildah's own default, crun, fails on cgroup v1 hybrid hosts).
@@ -42,7 +59,10 @@ type Builder struct {
 	Root, RunRoot string
 	// Binary is the buildah executable; default "buildah" from PATH.
 	Binary string
-	Logger *slog.Logger
+	// OutputLimit is how many bytes of a build's output reach its log;
+	// default tailbuf.DefaultLimit. The rest is counted, not kept.
+	OutputLimit int64
+	Logger      *slog.Logger
 }
 
 // BuildRequest describes one build.
@@ -56,9 +76,10 @@ type BuildRequest struct {
 	// NoLayers turns off the layer cache (--layers=false). The zero value
 	// builds with --layers, so a rebuild of an unchanged context reuses layers.
 	NoLayers bool
-	// InsecurePull lets the build pull base images over plain HTTP or
-	// without verifying TLS (--tls-verify=false), for a loopback registry.
-	InsecurePull bool
+	// InsecureRegistries are the registry hosts ("127.0.0.1:5000") base
+	// images may come from over plain HTTP or without a verified
+	// certificate; every other registry is verified.
+	InsecureRegistries []string
 	// Log receives buildah's stdout and stderr as they come; may be nil.
 	Log io.Writer
 	// Env is added to buildah's environment (e.g. REGISTRY_AUTH_FILE).
@@ -141,7 +162,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (*BuildResult, er
 	if !filepath.IsAbs(dfPath) {
 		dfPath = filepath.Join(req.ContextDir, dfPath)
 	}
-	content, err := os.ReadFile(dfPath)
+	content, err := readDockerfile(req.ContextDir, dfPath)
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", req.Image, err)
 	}
@@ -149,19 +170,22 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (*BuildResult, er
 	if iso == "" {
 		iso = IsolationOCI
 	}
+	switch iso {
+	case IsolationOCI:
+		if err := b.Probe(); err != nil {
+			return nil, fmt.Errorf("build %s: %w", req.Image, err)
+		}
+	case IsolationChroot:
+		b.logger().Warn("building with chroot isolation (set by the operator): RUN steps share the host's network and PID namespaces",
+			"image", req.Image)
+		if req.Log != nil {
+			fmt.Fprintln(req.Log, "cccp: warning: chroot isolation (operator setting): RUN steps share the host's network and PID namespaces")
+		}
+	default:
+		return nil, fmt.Errorf("build %s: unknown isolation %q (want %q or %q)", req.Image, iso, IsolationOCI, IsolationChroot)
+	}
 	start := time.Now()
 	id, out, err := b.bud(ctx, req, dfPath, iso)
-	if err != nil && iso == IsolationOCI && ctx.Err() == nil {
-		if reason, ok := isolationUnavailable(out); ok {
-			b.logger().Warn("OCI isolation unavailable, retrying build with chroot isolation",
-				"image", req.Image, "reason", reason)
-			if req.Log != nil {
-				fmt.Fprintf(req.Log, "cccp: OCI isolation unavailable (%s); retrying with chroot isolation\n", reason)
-			}
-			iso = IsolationChroot
-			id, out, err = b.bud(ctx, req, dfPath, iso)
-		}
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("build %s: %w", req.Image, ctx.Err())
@@ -194,9 +218,11 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 		args = append(args, "--runtime", rt)
 	}
 	args = append(args, fmt.Sprintf("--layers=%t", !req.NoLayers), "--iidfile", iid.Name(), "-f", dfPath, "-t", req.Image)
-	if req.InsecurePull {
-		args = append(args, "--tls-verify=false")
+	regConf := filepath.Join(filepath.Dir(iid.Name()), filepath.Base(iid.Name())+"-registries.conf")
+	if err := regconf.Write(regConf, "/etc/containers/registries.conf", req.InsecureRegistries); err != nil {
+		return "", nil, err
 	}
+	defer os.Remove(regConf)
 	keys := make([]string, 0, len(req.BuildArgs))
 	for k := range req.BuildArgs {
 		keys = append(keys, k)
@@ -207,9 +233,9 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 	}
 	args = append(args, req.ContextDir)
 
-	w := newWatcher(req.Log)
+	w := newWatcher(&tailbuf.Writer{Out: req.Log, Limit: b.OutputLimit})
 	cmd := exec.CommandContext(ctx, b.binary(), args...)
-	cmd.Env = append(os.Environ(), req.Env...)
+	cmd.Env = append(append(os.Environ(), req.Env...), "CONTAINERS_REGISTRIES_CONF="+regConf)
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.WaitDelay = 10 * time.Second
 	b.logger().Info("buildah", "args", strings.Join(args, " "))
@@ -226,28 +252,36 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 	return strings.TrimPrefix(strings.TrimSpace(string(id)), "sha256:"), w, nil
 }
 
-// isolationUnavailable tells a step that could not get a container (the
-// runtime is missing or cannot create one here) from a step whose own
-// command could not start or failed: runc reports the latter as "unable
-// to start container process", and a retry would not help.
-func isolationUnavailable(w *watcher) (string, bool) {
-	if w == nil {
-		return "", false
+// Probe tells whether OCI isolation can run builds here: buildah and the
+// OCI runtime are there. It looks at the machine, never at a build.
+func (b *Builder) Probe() error {
+	if _, err := exec.LookPath(b.binary()); err != nil {
+		return fmt.Errorf("%w: buildah: %v", ErrIsolationUnavailable, err)
 	}
-	for _, l := range w.lines() {
-		if strings.Contains(l, "unable to start container process") {
-			return "", false
-		}
+	rt := b.Runtime
+	if rt == "" {
+		rt = "runc"
 	}
-	for _, l := range w.lines() {
-		for _, marker := range []string{"cgroups in hybrid mode", "creating container for", "OCI runtime"} {
-			if strings.Contains(l, marker) {
-				return strings.TrimSpace(l), true
-			}
-		}
+	if _, err := exec.LookPath(rt); err != nil {
+		return fmt.Errorf("%w: runtime %s: %v (chroot isolation is an explicit operator setting, never a fallback)", ErrIsolationUnavailable, rt, err)
 	}
-	return "", false
+	return nil
 }
+
+// readDockerfile reads the Dockerfile as a regular file under
+// maxDockerfile bytes, beneath the build context when it is there (no
+// symlink out of it), else beneath its own folder (a Dockerfile cccp
+// rewrote, or one beside the context).
+func readDockerfile(contextDir, path string) ([]byte, error) {
+	root := contextDir
+	if r, err := filepath.Rel(contextDir, path); err != nil || r == ".." || strings.HasPrefix(r, "../") {
+		root = filepath.Dir(path)
+	}
+	return safefs.ReadFile(root, path, maxDockerfile)
+}
+
+// maxDockerfile bounds a Dockerfile that cccp reads.
+const maxDockerfile = 1 << 20
 
 // PushOptions are a push's options.
 type PushOptions struct {
@@ -350,4 +384,21 @@ func redact(s string, secrets []string) string {
 		s = strings.ReplaceAll(s, sec, "***")
 	}
 	return s
+}
+
+// Images lists the local images whose name starts with prefix, as
+// "name:tag" ("localhost/cccp/app/job:run-12").
+func (b *Builder) Images(ctx context.Context, prefix string) ([]string, error) {
+	args := append(b.globalArgs(), "images", "--format", "{{.Name}}:{{.Tag}}")
+	out, err := exec.CommandContext(ctx, b.binary(), args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, prefix) {
+			names = append(names, l)
+		}
+	}
+	return names, nil
 }

@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/safefs"
 	"github.com/cccp-project/cccp/internal/testimage"
 )
 
@@ -103,27 +105,66 @@ func TestBuildFailureNamesDockerfileLine(t *testing.T) {
 	}
 }
 
-// TestBuildFallsBackToChroot points OCI isolation at a runtime that does
-// not exist, the way a host without a working runtime fails.
-func TestBuildFallsBackToChroot(t *testing.T) {
+// TestOCIErrorLookalikeFails: a RUN step that prints what an OCI runtime
+// failure looks like and fails is a failed build, with OCI isolation only:
+// no retry with chroot isolation (which would share the host's network
+// and PID namespaces with the step).
+func TestOCIErrorLookalikeFails(t *testing.T) {
 	base := testimage.Busybox(t)
 	var logged bytes.Buffer
-	b := &Builder{Runtime: "/nonexistent/runc", Logger: slog.New(slog.NewTextHandler(&logged, nil))}
-	dir := newContext(t, "FROM "+base+"\nRUN echo chroot-ok > /ok\n", map[string]string{})
+	b := &Builder{Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	dir := newContext(t, "FROM "+base+"\nRUN echo 'Error: OCI runtime error: creating container for [/bin/sh]: cgroups in hybrid mode'; cat /proc/1/cmdline; exit 1\n", map[string]string{})
 	image := imageName(t)
 	cleanupImage(t, b, image)
 
 	var out bytes.Buffer
 	res, err := b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image, Log: &out, NoLayers: true})
+	var be *BuildError
+	if !errors.As(err, &be) {
+		t.Fatalf("build = %+v, %v; want a *BuildError\n%s", res, err, out.String())
+	}
+	if n := strings.Count(out.String(), "$ buildah"); n != 1 || strings.Contains(out.String(), "--isolation chroot") {
+		t.Errorf("buildah ran %d times (want once, with OCI isolation):\n%s", n, out.String())
+	}
+	if strings.Contains(logged.String(), "chroot") {
+		t.Errorf("logged a chroot retry: %s", logged.String())
+	}
+}
+
+// TestBuildWithoutRuntime: when the OCI runtime is not there, the build is
+// refused before buildah runs, saying so; it never falls back to chroot.
+func TestBuildWithoutRuntime(t *testing.T) {
+	base := testimage.Busybox(t)
+	b := &Builder{Runtime: "/nonexistent/runc"}
+	dir := newContext(t, "FROM "+base+"\nRUN true\n", map[string]string{})
+	image := imageName(t)
+	cleanupImage(t, b, image)
+	var out bytes.Buffer
+	_, err := b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image, Log: &out})
+	if !errors.Is(err, ErrIsolationUnavailable) {
+		t.Fatalf("build: %v, want ErrIsolationUnavailable\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), "$ buildah") {
+		t.Errorf("buildah ran:\n%s", out.String())
+	}
+}
+
+// TestBuildChrootByOperator: chroot isolation is there when the operator
+// asks for it, with a warning.
+func TestBuildChrootByOperator(t *testing.T) {
+	base := testimage.Busybox(t)
+	var logged bytes.Buffer
+	b := &Builder{Isolation: IsolationChroot, Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	dir := newContext(t, "FROM "+base+"\nRUN echo chroot-ok > /ok\n", map[string]string{})
+	image := imageName(t)
+	cleanupImage(t, b, image)
+	var out bytes.Buffer
+	res, err := b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image, Log: &out, NoLayers: true})
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out.String())
 	}
-	if res.Isolation != IsolationChroot {
-		t.Errorf("isolation = %q, want chroot", res.Isolation)
-	}
-	if !strings.Contains(logged.String(), "retrying build with chroot isolation") ||
-		!strings.Contains(out.String(), "retrying with chroot isolation") {
-		t.Errorf("fallback not logged:\nlogger: %s\nbuild log: %s", logged.String(), out.String())
+	if res.Isolation != IsolationChroot || !strings.Contains(logged.String(), "chroot isolation") {
+		t.Errorf("isolation %q, logged %q", res.Isolation, logged.String())
 	}
 }
 
@@ -173,4 +214,76 @@ func TestPush(t *testing.T) {
 			}
 		})
 	}
+}
+
+// heapWatch samples the heap while f runs and returns the largest
+// HeapAlloc seen above the starting one.
+func heapWatch(f func()) (grown uint64) {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base, peak := ms.HeapAlloc, ms.HeapAlloc
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapAlloc)
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	f()
+	close(stop)
+	<-done
+	return peak - base
+}
+
+// TestBoundedOutput: a RUN step writing 1 GB without a newline, and a
+// Dockerfile that is a symlink to /dev/zero, cost cccp a bounded heap.
+func TestBoundedOutput(t *testing.T) {
+	base := testimage.Busybox(t)
+	b := &Builder{OutputLimit: 1 << 20}
+	t.Run("RUN writes 1 GB without a newline", func(t *testing.T) {
+		dir := newContext(t, "FROM "+base+"\nRUN head -c 1000000000 /dev/zero | tr '\\0' x; exit 1\n", map[string]string{})
+		image := imageName(t)
+		cleanupImage(t, b, image)
+		var out bytes.Buffer
+		var err error
+		grown := heapWatch(func() {
+			_, err = b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image, Log: &out, NoLayers: true})
+		})
+		t.Logf("1 GB RUN output: heap peak +%d KiB, log %d bytes, err %v", grown>>10, out.Len(), err)
+		var be *BuildError
+		if !errors.As(err, &be) {
+			t.Fatalf("err = %v, want a *BuildError", err)
+		}
+		if grown > 64<<20 || out.Len() > 2<<20 {
+			t.Errorf("heap grew by %d bytes, log holds %d bytes", grown, out.Len())
+		}
+	})
+	t.Run("Dockerfile symlinked to /dev/zero", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Symlink("/dev/zero", filepath.Join(dir, "Dockerfile")); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		grown := heapWatch(func() {
+			_, err = b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: imageName(t)})
+		})
+		t.Logf("Dockerfile -> /dev/zero: heap peak +%d KiB, err %v", grown>>10, err)
+		if !errors.Is(err, safefs.ErrEscapes) {
+			t.Errorf("err = %v, want safefs.ErrEscapes", err)
+		}
+		if grown > 16<<20 {
+			t.Errorf("heap grew by %d bytes", grown)
+		}
+	})
 }

@@ -13,6 +13,9 @@ import (
 
 const tailLines = 40
 
+// maxLine is how much of one output line the watcher keeps.
+const maxLine = 4 << 10
+
 // watcher passes buildah's output on to a log while it keeps the last
 // STEP line and the last lines, for the error.
 type watcher struct {
@@ -41,16 +44,26 @@ func (w *watcher) Write(p []byte) (int, error) {
 	} else if _, err := w.log.Write(p); err != nil {
 		return 0, err
 	}
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
+	n := len(p)
+	// Lines are cut at maxLine: a RUN step that writes a gigabyte without
+	// a newline costs maxLine bytes here.
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i]
+		}
+		if room := maxLine - len(w.partial); room > 0 {
+			w.partial = append(w.partial, chunk[:min(room, len(chunk))]...)
+		}
 		if i < 0 {
 			break
 		}
-		w.line(string(w.partial[:i]))
-		w.partial = w.partial[i+1:]
+		w.line(string(w.partial))
+		w.partial = w.partial[:0]
+		p = p[i+1:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
 func (w *watcher) flush() {

@@ -63,45 +63,6 @@ func TestBuildErrorFromRecordedOutput(t *testing.T) {
 	}
 }
 
-func TestIsolationUnavailable(t *testing.T) {
-	tests := []struct {
-		name   string
-		output string
-		want   bool
-	}{
-		{
-			name:   "runtime missing",
-			output: "error running container: from /nonexistent creating container for [/bin/busybox true]: : fork/exec /nonexistent: no such file or directory\nError: building at STEP \"RUN /bin/busybox true\": while running runtime: exit status 1\n",
-			want:   true,
-		},
-		{
-			name:   "crun on cgroup v1 hybrid",
-			output: "crun: cgroups in hybrid mode not supported, drop all controllers from cgroupv2: OCI runtime error\n",
-			want:   true,
-		},
-		{
-			name:   "the step's own command is missing",
-			output: "error running container: from /usr/bin/runc creating container for [/nonexistent]: time=\"x\" level=error msg=\"runc create failed: unable to start container process: exec: \\\"/nonexistent\\\": stat /nonexistent: no such file or directory\"\n",
-			want:   false,
-		},
-		{
-			name:   "the step's command fails",
-			output: "Error: building at STEP \"RUN false\": while running runtime: exit status 1\n",
-			want:   false,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := newWatcher(nil)
-			w.Write([]byte(tt.output))
-			w.flush()
-			if _, got := isolationUnavailable(w); got != tt.want {
-				t.Errorf("isolationUnavailable = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestRedact(t *testing.T) {
 	secrets := nonEmpty("pw", "user:pw", "dXNlcjpwdw==")
 	got := redact("auth user:pw failed; pw again; dXNlcjpwdw==", secrets)

@@ -44,9 +44,16 @@ type Containers interface {
 // Suite runs the checks that need containers.
 type Suite struct {
 	Containers Containers
+	// Scripts runs the user's test script (a sandbox box whose podman is
+	// Containers); without it UserScript refuses to run the script.
+	Scripts ScriptRunner
 	// Network for the scans that may reach package indexes; "" is the
 	// container tool's default. Smoke runs always use "none".
 	Network string
+	// TestNetwork is the network of the container the user's script tests;
+	// default "none" (a cccp.yaml with test-network: true asks for
+	// "slirp4netns").
+	TestNetwork string
 	// Poll is how often a waiting check looks at a container; default 250ms.
 	Poll time.Duration
 	// Settle is how long UserScript waits before it decides that the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/internal/podman"
+	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/testimage"
 )
 
@@ -79,6 +80,39 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// boxSuite is a suite whose containers and scripts run in a real sandbox
+// box, with images copied into the box's storage.
+func boxSuite(t *testing.T, images ...string) *Suite {
+	t.Helper()
+	sb, err := sandbox.New(sandbox.Config{})
+	if err != nil {
+		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
+	}
+	box, err := sb.Open(context.Background(), "checks-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := box.Close(); err != nil {
+			t.Errorf("close box: %v", err)
+		}
+	})
+	pod, err := box.Podman(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range images {
+		tar := filepath.Join(t.TempDir(), "img.tar")
+		if out, err := exec.Command("podman", "save", "-o", tar, img).CombinedOutput(); err != nil {
+			t.Fatalf("save %s: %v: %s", img, err, out)
+		}
+		if out, err := exec.Command("podman", append(pod.GlobalArgs(), "load", "-i", tar)...).CombinedOutput(); err != nil {
+			t.Fatalf("load %s: %v: %s", img, err, out)
+		}
+	}
+	return &Suite{Containers: pod, Scripts: box, NamePrefix: fmt.Sprintf("cccp-test-%d", time.Now().UnixNano()), Settle: 500 * time.Millisecond}
+}
+
 func TestUserScript(t *testing.T) {
 	testimage.Require(t)
 	long := configImage(t, "--entrypoint", `["sleep","60"]`, "--cmd", "")
@@ -88,7 +122,7 @@ set -e
 echo "testing $IMAGE_NAME in $CONTAINER_NAME from $(pwd)"
 test -f marker
 podman exec "$CONTAINER_NAME" cat /etc/passwd | grep -q '^root:'
-if [ "$WANT_FAIL" = 1 ]; then echo "assertion failed: service not ready" >&2; exit 7; fi
+if [ -f want-fail ]; then echo "assertion failed: service not ready" >&2; exit 7; fi
 `
 	tests := []struct {
 		name        string
@@ -116,9 +150,9 @@ if [ "$WANT_FAIL" = 1 ]; then echo "assertion failed: service not ready" >&2; ex
 				t.Fatal(err)
 			}
 			if tt.fail {
-				t.Setenv("WANT_FAIL", "1")
+				os.WriteFile(filepath.Join(dir, "want-fail"), nil, 0o644)
 			}
-			s := newSuite(t)
+			s := boxSuite(t, tt.image)
 			var log bytes.Buffer
 			r, err := s.UserScript(context.Background(), "test.sh", dir, tt.image, &log)
 			if err != nil {
@@ -137,7 +171,7 @@ if [ "$WANT_FAIL" = 1 ]; then echo "assertion failed: service not ready" >&2; ex
 	}
 
 	t.Run("missing script fails", func(t *testing.T) {
-		s := newSuite(t)
+		s := boxSuite(t)
 		r, err := s.UserScript(context.Background(), "nope.sh", t.TempDir(), long, &bytes.Buffer{})
 		if err != nil || r.Passed || !strings.Contains(r.Summary, "nope.sh") {
 			t.Errorf("result = %+v, %v", r, err)

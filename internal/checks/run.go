@@ -2,16 +2,16 @@ package checks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cccp-project/cccp/internal/podman"
+	"github.com/cccp-project/cccp/internal/safefs"
+	"github.com/cccp-project/cccp/internal/sandbox"
 )
 
 // DefaultHold is how long Smoke wants an image to keep running.
@@ -84,10 +84,18 @@ func (s *Suite) containerLogs(ctx context.Context, name string, log io.Writer) [
 	return lastLines(out, logTail)
 }
 
-// UserScript runs the project's own test script on the host, in workdir
-// (the repository checkout), with IMAGE_NAME set to image and
-// CONTAINER_NAME to a container started from the image. A non-zero exit
-// fails the check; the container is always removed.
+// ScriptRunner runs a repository's script in a box; *sandbox.Box is one.
+type ScriptRunner interface {
+	Run(ctx context.Context, sc sandbox.Script) (sandbox.Result, error)
+}
+
+// UserScript runs the project's own test script in the suite's sandbox
+// (Scripts), never on the host: as the unprivileged sandbox user, with the
+// checkout (workdir) as its only writable folder, and IMAGE_NAME set to
+// image and CONTAINER_NAME to a container started from the image by the
+// same sandbox's podman, which the script reaches with podman exec. A
+// non-zero exit fails the check, and so does a limit or the deadline,
+// named in the summary; the container is always removed.
 //
 // The container runs the image's own entrypoint, detached. When it has
 // already exited after Settle (a one-shot entrypoint), it is replaced by
@@ -95,20 +103,37 @@ func (s *Suite) containerLogs(ctx context.Context, name string, log io.Writer) [
 // the script can still `podman exec` into it; when the image has no
 // sleep either, the script runs against the exited container.
 //
-// A relative script path is taken from workdir; a script without its
-// executable bit runs with /bin/sh.
+// script is relative to workdir (an absolute one must lie inside it); one
+// without its executable bit runs with /bin/sh.
 func (s *Suite) UserScript(ctx context.Context, script, workdir, image string, log io.Writer) (Result, error) {
 	const check = "user-script"
-	path := script
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(workdir, path)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		msg := fmt.Sprintf("test script %s: %v", script, errors.Unwrap(err))
+	if s.Scripts == nil {
+		msg := "test script not run: no sandbox to run it in (cccp never runs repository code on the host)"
 		fmt.Fprintln(log, msg)
 		return Result{Name: check, Summary: msg}, nil
 	}
+	rel := script
+	if filepath.IsAbs(rel) {
+		r, err := filepath.Rel(workdir, rel)
+		if err != nil {
+			r = ".."
+		}
+		rel = r
+	}
+	path, err := safefs.Resolve(workdir, rel)
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = os.Stat(path)
+	}
+	if err == nil && !fi.Mode().IsRegular() {
+		err = safefs.ErrNotRegular
+	}
+	if err != nil {
+		msg := fmt.Sprintf("test script %s: %v", script, err)
+		fmt.Fprintln(log, msg)
+		return Result{Name: check, Summary: msg}, nil
+	}
+	rel = filepath.Clean(rel)
 
 	name := s.containerName("test")
 	defer s.remove(name)
@@ -116,36 +141,45 @@ func (s *Suite) UserScript(ctx context.Context, script, workdir, image string, l
 		return Result{Name: check, Summary: "could not start a container: " + err.Error()}, fmt.Errorf("user script on %s: %w", image, err)
 	}
 
-	args := []string{path}
+	argv := []string{rel}
 	if fi.Mode()&0o111 == 0 {
-		args = []string{"/bin/sh", path}
+		argv = []string{"/bin/sh", filepath.Join(sandbox.Dest, rel)}
 	}
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Dir = workdir
-	cmd.Env = append(os.Environ(), "IMAGE_NAME="+image, "CONTAINER_NAME="+name)
-	cmd.WaitDelay = 10 * time.Second
-	var tail strings.Builder
-	cmd.Stdout = io.MultiWriter(log, &tail)
-	cmd.Stderr = cmd.Stdout
-	fmt.Fprintf(log, "$ IMAGE_NAME=%s CONTAINER_NAME=%s %s\n", image, name, strings.Join(args, " "))
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		return Result{Name: check, Summary: "interrupted"}, fmt.Errorf("user script on %s: %w", image, ctx.Err())
-	}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-		return Result{Name: check, Passed: true, Summary: "test script passed"}, nil
-	case errors.As(err, &exitErr):
-		return Result{Name: check, Summary: fmt.Sprintf("test script exited %d", exitErr.ExitCode()),
-			Findings: lastLines(tail.String(), logTail)}, nil
-	default:
+	fmt.Fprintf(log, "$ IMAGE_NAME=%s CONTAINER_NAME=%s %s (in the sandbox, checkout at %s)\n", image, name, strings.Join(argv, " "), sandbox.Dest)
+	res, err := s.Scripts.Run(ctx, sandbox.Script{
+		Checkout: workdir, Argv: argv, Podman: true, Output: log,
+		Env: []string{"IMAGE_NAME=" + image, "CONTAINER_NAME=" + name},
+	})
+	if err != nil {
 		return Result{Name: check, Summary: fmt.Sprintf("test script could not run: %v", err)}, nil
+	}
+	switch {
+	case res.Reason == "cancelled" && ctx.Err() != nil:
+		return Result{Name: check, Summary: "interrupted"}, fmt.Errorf("user script on %s: %w", image, ctx.Err())
+	case res.Reason != "":
+		fmt.Fprintf(log, "cccp: test script stopped: %s\n", res.Reason)
+		return Result{Name: check, Summary: "test script stopped: " + res.Reason, Findings: lastN(res.Tail, logTail)}, nil
+	case res.ExitCode == 0:
+		return Result{Name: check, Passed: true, Summary: "test script passed"}, nil
+	default:
+		return Result{Name: check, Summary: fmt.Sprintf("test script exited %d", res.ExitCode), Findings: lastN(res.Tail, logTail)}, nil
 	}
 }
 
+func lastN(l []string, n int) []string {
+	if len(l) > n {
+		return l[len(l)-n:]
+	}
+	return l
+}
+
 func (s *Suite) startForScript(ctx context.Context, image, name string, log io.Writer) error {
-	if _, err := s.Containers.Run(ctx, podman.RunOptions{Image: image, Name: name, Detach: true, Network: s.Network, Log: log}); err != nil {
+	network := s.TestNetwork
+	if network == "" {
+		network = "none"
+	}
+	fmt.Fprintf(log, "starting %s as %s (network %s)\n", image, name, network)
+	if _, err := s.Containers.Run(ctx, podman.RunOptions{Image: image, Name: name, Detach: true, Network: network, Log: log}); err != nil {
 		return err
 	}
 	select {
@@ -165,7 +199,7 @@ func (s *Suite) startForScript(ctx context.Context, image, name string, log io.W
 	if err := s.Containers.Rm(ctx, name); err != nil {
 		return err
 	}
-	sleeper := podman.RunOptions{Image: image, Name: name, Detach: true, Network: s.Network, Log: log,
+	sleeper := podman.RunOptions{Image: image, Name: name, Detach: true, Network: network, Log: log,
 		Entrypoint: []string{"sleep"}, Cmd: []string{"86400"}}
 	if _, err := s.Containers.Run(ctx, sleeper); err == nil {
 		if st, err := s.Containers.Inspect(ctx, name); err == nil && st.Running {
@@ -176,6 +210,6 @@ func (s *Suite) startForScript(ctx context.Context, image, name string, log io.W
 	if err := s.Containers.Rm(ctx, name); err != nil {
 		return err
 	}
-	_, err = s.Containers.Run(ctx, podman.RunOptions{Image: image, Name: name, Detach: true, Network: s.Network, Log: log})
+	_, err = s.Containers.Run(ctx, podman.RunOptions{Image: image, Name: name, Detach: true, Network: network, Log: log})
 	return err
 }

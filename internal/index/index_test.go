@@ -395,8 +395,10 @@ func TestRepoConfig(t *testing.T) {
 			func(c *RepoConfig) string { return fmt.Sprint(c.TestSkip) }, nil},
 		{"unknown key warns", ".cccp.yaml", "job-id: web\nfoo: bar\ntest-skip: maybe\n",
 			func(c *RepoConfig) string { return c.JobID }, []string{"unknown-field@2", "type@3"}},
+		{"test-network", "cccp.yaml", "job-id: web\ntest-network: yes\n",
+			func(c *RepoConfig) string { return fmt.Sprint(c.TestNetwork) }, nil},
 	}
-	want := []string{"true nulecule true", "false web t.sh", "false", "web"}
+	want := []string{"true nulecule true", "false web t.sh", "false", "web", "true"}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -413,6 +415,20 @@ func TestRepoConfig(t *testing.T) {
 			}
 			if got := summary(fs); !slices.Equal(got, tt.findings) {
 				t.Errorf("findings %v, want %v", got, tt.findings)
+			}
+		})
+	}
+	// A repository's cccp.yaml that points out of its folder is never read.
+	for _, target := range []string{"/dev/zero", "/etc/passwd", "../outside.yaml"} {
+		t.Run("symlink to "+target, func(t *testing.T) {
+			parent := t.TempDir()
+			os.WriteFile(filepath.Join(parent, "outside.yaml"), []byte("job-id: leaked\n"), 0o644)
+			dir := filepath.Join(parent, "repo")
+			os.Mkdir(dir, 0o755)
+			os.Symlink(target, filepath.Join(dir, "cccp.yaml"))
+			c, fs, err := LoadRepoConfig(dir)
+			if err == nil || !strings.Contains(err.Error(), "cccp.yaml") {
+				t.Fatalf("LoadRepoConfig = %+v, %v, %v; want an error naming cccp.yaml", c, fs, err)
 			}
 		})
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cccp-project/cccp/internal/safefs"
 )
 
 // RepoConfigNames are the names of the per-repository file, in the order
@@ -26,8 +28,12 @@ type RepoConfig struct {
 	// When test-skip is not written it is true unless a test-script is
 	// given: the original defaulted to true, which silently ignored test
 	// scripts whose authors forgot `test-skip: False`.
-	TestSkip       bool   `json:"test-skip"`
-	TestScript     string `json:"test-script,omitempty"`
+	TestSkip   bool   `json:"test-skip"`
+	TestScript string `json:"test-script,omitempty"`
+	// TestNetwork gives the container under test (and only it) a network
+	// of its own (rootless slirp4netns, no access to the host's loopback);
+	// without it the container runs with --network none.
+	TestNetwork    bool   `json:"test-network,omitempty"`
 	BuildScript    string `json:"build-script,omitempty"`
 	DeliveryScript string `json:"delivery-script,omitempty"`
 	DesiredTag     string `json:"desired-tag,omitempty"`
@@ -51,29 +57,29 @@ type Upstream struct {
 // LoadRepoConfig reads the first of cccp.yaml, cccp.yml, .cccp.yaml,
 // .cccp.yml in dir. A missing file is not an error: the result has File ""
 // and defaults. Findings cover YAML syntax, types and unknown keys
-// (warnings); the error is for files that cannot be read.
+// (warnings); the error is for files that cannot be read, or that are not
+// regular files beneath dir (a symlink out of it, a device).
 func LoadRepoConfig(dir string) (*RepoConfig, []Finding, error) {
 	cfg := &RepoConfig{TestSkip: true, FieldPos: map[string]Pos{}}
 	for _, n := range RepoConfigNames {
 		f := filepath.Join(dir, n)
-		st, err := os.Stat(f)
-		if errors.Is(err, fs.ErrNotExist) {
+		data, err := safefs.ReadFile(dir, n, DefaultMaxFileSize)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("read repository config: %w", err)
-		}
-		if st.IsDir() {
-			continue
-		}
-		data, ff, err := readBounded(f, DefaultMaxFileSize)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read repository config: %w", err)
+		case errors.Is(err, safefs.ErrNotRegular):
+			if st, serr := os.Stat(f); serr == nil && st.IsDir() {
+				continue
+			}
+			return nil, nil, fmt.Errorf("read repository config %s: %w", n, err)
+		case errors.Is(err, safefs.ErrTooLarge):
+			cfg.File = f
+			return cfg, []Finding{errorf(Pos{File: f}, "size", "file is larger than %d bytes; not read", int64(DefaultMaxFileSize))}, nil
+		case err != nil:
+			// A symlink out of the folder, a device: refused, never read.
+			return nil, nil, fmt.Errorf("read repository config %s: %w", n, err)
 		}
 		cfg.File = f
-		if data == nil {
-			return cfg, ff, nil
-		}
 		return cfg, parseRepoConfig(cfg, f, data), nil
 	}
 	return cfg, nil, nil
@@ -98,7 +104,7 @@ func parseRepoConfig(cfg *RepoConfig, file string, data []byte) []Finding {
 		"delivery-script": &cfg.DeliveryScript, "desired-tag": &cfg.DesiredTag, "nulecule-file": &cfg.NuleculeFile,
 	}
 	bools := map[string]*bool{
-		"test-skip": &cfg.TestSkip, "docker-index": &cfg.DockerIndex,
+		"test-skip": &cfg.TestSkip, "test-network": &cfg.TestNetwork, "docker-index": &cfg.DockerIndex,
 		"custom-delivery": &cfg.CustomDelivery, "local-delivery": &cfg.LocalDelivery,
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {

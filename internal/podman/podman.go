@@ -13,8 +13,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cccp-project/cccp/internal/registry"
@@ -26,8 +29,24 @@ var ErrNotFound = errors.New("not found")
 // Runner runs podman. The zero value uses podman from PATH with its
 // default storage and slog.Default().
 type Runner struct {
-	// Root and RunRoot, when set, select a separate storage (tests).
+	// Root and RunRoot, when set, select a separate storage (tests, and
+	// a sandbox's per-run storage).
 	Root, RunRoot string
+	// StorageDriver, when set, is passed as --storage-driver.
+	StorageDriver string
+	// Remote, when set, is the unix socket of a podman service that every
+	// command goes to (podman --remote); Root, RunRoot and StorageDriver
+	// are the service's business then.
+	Remote string
+	// Env, when non-nil, is podman's whole environment instead of cccp's.
+	Env []string
+	// SysProcAttr, when set, is given to every podman process (a sandbox
+	// runs podman as its unprivileged user).
+	SysProcAttr *syscall.SysProcAttr
+	// RegistriesConf, when set, is a registries.conf for pulls
+	// (CONTAINERS_REGISTRIES_CONF): TLS is then decided per registry there,
+	// and Pull passes no --tls-verify.
+	RegistriesConf string
 	// Binary is the podman executable; default "podman".
 	Binary string
 	Logger *slog.Logger
@@ -80,6 +99,31 @@ func (r *Runner) binary() string {
 }
 
 func (r *Runner) command(ctx context.Context, args ...string) *exec.Cmd {
+	args = append(r.GlobalArgs(), args...)
+	r.logger().Debug("podman", "args", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, r.binary(), args...)
+	cmd.WaitDelay = 10 * time.Second
+	if r.Env != nil {
+		cmd.Env = slices.Clone(r.Env)
+	}
+	if r.RegistriesConf != "" {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, "CONTAINERS_REGISTRIES_CONF="+r.RegistriesConf)
+	}
+	if r.SysProcAttr != nil {
+		attr := *r.SysProcAttr
+		cmd.SysProcAttr = &attr
+	}
+	return cmd
+}
+
+// GlobalArgs are the arguments that come before podman's command.
+func (r *Runner) GlobalArgs() []string {
+	if r.Remote != "" {
+		return []string{"--remote", "--url", "unix://" + r.Remote}
+	}
 	global := []string{"--runtime", "runc"}
 	if r.Root != "" {
 		global = append(global, "--root", r.Root)
@@ -87,11 +131,10 @@ func (r *Runner) command(ctx context.Context, args ...string) *exec.Cmd {
 	if r.RunRoot != "" {
 		global = append(global, "--runroot", r.RunRoot)
 	}
-	args = append(global, args...)
-	r.logger().Debug("podman", "args", strings.Join(args, " "))
-	cmd := exec.CommandContext(ctx, r.binary(), args...)
-	cmd.WaitDelay = 10 * time.Second
-	return cmd
+	if r.StorageDriver != "" {
+		global = append(global, "--storage-driver", r.StorageDriver)
+	}
+	return global
 }
 
 // output runs podman and returns stdout; a failure carries stderr.
@@ -254,13 +297,19 @@ func (r *Runner) Logs(ctx context.Context, name string, tail int) (string, error
 	return string(out), nil
 }
 
-// Pull pulls an image. A registry on loopback (127.0.0.1, ::1, localhost)
-// is plain HTTP, so TLS verification is off for it whatever tlsVerify says.
+// Pull pulls an image. With a RegistriesConf, TLS is decided per registry
+// there. Without one, a registry on loopback (127.0.0.1, ::1, localhost)
+// is plain HTTP, so TLS verification is off for that pull whatever
+// tlsVerify says.
 func (r *Runner) Pull(ctx context.Context, ref string, tlsVerify bool) error {
-	if isLoopback(ref) {
-		tlsVerify = false
+	args := []string{"pull", "--quiet"}
+	if r.RegistriesConf == "" {
+		if isLoopback(ref) {
+			tlsVerify = false
+		}
+		args = append(args, fmt.Sprintf("--tls-verify=%t", tlsVerify))
 	}
-	if _, err := r.output(ctx, "pull", "--quiet", fmt.Sprintf("--tls-verify=%t", tlsVerify), ref); err != nil {
+	if _, err := r.output(ctx, append(args, ref)...); err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
 	return nil

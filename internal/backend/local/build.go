@@ -5,17 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/safefs"
 )
 
 // Reasons of the local backend's failures (backend.StageError.Reason).
@@ -77,15 +77,27 @@ func (b *Backend) checkout(ctx context.Context, runID string, src backend.Source
 	return &checkout{root: dest}, nil
 }
 
-// in joins a path of the index entry to the checkout, refusing one that
-// leaves it (the linter reports these; this is the last line).
+// in joins a path of the index entry to the checkout with its symlinks
+// resolved, refusing one that leaves it (the linter reports the lexical
+// cases; a symlink the repository placed is caught here). A path that does
+// not exist is returned as joined.
 func (c *checkout) in(parts ...string) (string, error) {
-	p := filepath.Join(append([]string{c.root}, parts...)...)
+	joined := filepath.Join(parts...)
+	p := filepath.Join(c.root, joined)
 	rel, err := filepath.Rel(c.root, p)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return "", stageErr(ReasonBadPath, fmt.Errorf("path %q leaves the repository", filepath.Join(parts...)))
+		return "", stageErr(ReasonBadPath, fmt.Errorf("path %q leaves the repository", joined))
 	}
-	return p, nil
+	real, err := safefs.Resolve(c.root, rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return p, nil
+	case errors.Is(err, safefs.ErrEscapes):
+		return "", stageErr(ReasonBadPath, fmt.Errorf("path %q leaves the repository through a symlink", joined))
+	case err != nil:
+		return "", stageErr(ReasonBadPath, err)
+	}
+	return real, nil
 }
 
 // paths are the entry's folders and Dockerfile in the checkout.
@@ -122,7 +134,7 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 		return res, stageErr(ReasonBadPath, fmt.Errorf("%s/%s not found at commit %s",
 			strings.Trim(spec.Entry.GitPath, "/"), spec.Entry.TargetFile, spec.Src.Commit))
 	}
-	pinned, bases, err := pinFrom(ctx, &spec, dockerfile, filepath.Join(b.runDir(spec.RunID), "Dockerfile.pinned"), log)
+	pinned, bases, err := pinFrom(ctx, &spec, co.root, dockerfile, filepath.Join(b.runDir(spec.RunID), "Dockerfile.pinned"), log)
 	if err != nil {
 		return res, err
 	}
@@ -131,11 +143,18 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 		dockerfile = pinned
 	}
 	local := localImage(spec)
+	if err := b.noteImage(local); err != nil {
+		return res, fmt.Errorf("record run image: %w", err)
+	}
 	if _, err := b.cfg.Buildah.Build(ctx, buildah.BuildRequest{
-		ContextDir: contextDir, Dockerfile: dockerfile, Image: local, Log: log, InsecurePull: b.cfg.InsecurePull,
+		ContextDir: contextDir, Dockerfile: dockerfile, Image: local, Log: log, InsecureRegistries: b.cfg.InsecureRegistries,
 	}); err != nil {
+		b.removeImage(local)
 		return res, stageErr(ReasonBuildFailed, err)
 	}
+	// The run's image is needed only until it is pushed: the test stage
+	// pulls it by digest into its own box.
+	defer b.removeImage(local)
 	fmt.Fprintf(log, "cccp: pushing %s\n", spec.Push)
 	digest, err := b.cfg.Buildah.Push(ctx, local, spec.Push, buildah.PushOptions{
 		Username: b.cfg.Username, Password: b.cfg.Password, TLSVerify: b.tlsVerify(spec.Push), Log: log,
@@ -145,30 +164,4 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	}
 	res.Digest = digest
 	return res, nil
-}
-
-// prebuild runs the entry's prebuild-script in its prebuild-context.
-func (b *Backend) prebuild(ctx context.Context, co *checkout, spec backend.BuildSpec, log io.Writer) error {
-	e := spec.Entry
-	if e.PrebuildScript == "" {
-		return nil
-	}
-	dir, err := co.in(e.PrebuildContext)
-	if err != nil {
-		return err
-	}
-	script, err := co.in(e.PrebuildScript)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(log, "cccp: prebuild: %s in %s\n", e.PrebuildScript, e.PrebuildContext)
-	cmd := exec.CommandContext(ctx, "sh", script)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), "CCCP_APP_ID="+e.AppID, "CCCP_JOB_ID="+e.JobID, "CCCP_COMMIT="+spec.Src.Commit)
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		return stageErr(ReasonPrebuildFailed, fmt.Errorf("prebuild-script %s: %w", e.PrebuildScript, err))
-	}
-	return nil
 }

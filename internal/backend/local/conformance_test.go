@@ -13,6 +13,7 @@ import (
 	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
+	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/testimage"
 )
 
@@ -32,9 +33,14 @@ func TestConformance(t *testing.T) {
 	}
 	t.Cleanup(func() { reg.Close(context.Background()) })
 	user, pass := reg.PushCredentials()
+	sb, err := sandbox.New(sandbox.Config{})
+	if err != nil {
+		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
+	}
 	newBackend := func(t *testing.T) *local.Backend {
 		b, err := local.New(local.Config{Dir: filepath.Join(dir, "local"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
-			Username: user, Password: pass, Insecure: func(string) bool { return true }, InsecurePull: true, Hold: time.Second})
+			Username: user, Password: pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{reg.Host()},
+			Hold: time.Second, Sandbox: sb})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/podman"
+	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/types"
 )
 
@@ -53,9 +54,16 @@ type Config struct {
 	Username, Password string
 	// Insecure tells whether a registry host is reached over plain HTTP.
 	Insecure func(host string) bool
-	// InsecurePull lets builds pull base images (a parent pinned to its
-	// digest in the delivery registry) over plain HTTP.
-	InsecurePull bool
+	// InsecureRegistries are the registry hosts builds may pull base
+	// images from (a parent pinned to its digest in the delivery registry)
+	// over plain HTTP; TLS is verified for every other registry.
+	InsecureRegistries []string
+	// Sandbox holds what a repository controls: its prebuild script and,
+	// per test stage, a box in which the image is pulled and every check
+	// container and the user's test script run, as the unprivileged
+	// sandbox user (see box.go). Without it prebuild scripts and test
+	// scripts are refused, and the checks run with Podman.
+	Sandbox *sandbox.Sandbox
 	// Hold is how long the smoke run must keep running (or exit 0 before);
 	// default checks.DefaultHold.
 	Hold   time.Duration
@@ -119,9 +127,11 @@ func New(cfg Config) (*Backend, error) {
 		cfg.Suite = &checks.Suite{Containers: cfg.Podman, Logger: cfg.Logger}
 	}
 	// Leftovers of an earlier process: checkouts and logs of work that
-	// died with it.
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("local backend: clear %s: %w", dir, err)
+	// died with it. The record of its run images stays for Cleanup.
+	for _, d := range []string{"work", "logs"} {
+		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
+			return nil, fmt.Errorf("local backend: clear %s: %w", dir, err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 		return nil, fmt.Errorf("local backend: %w", err)

@@ -12,16 +12,21 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
 	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/safefs"
 )
+
+// maxDockerfile bounds a Dockerfile that cccp reads.
+const maxDockerfile = 1 << 20
 
 // pinFrom rewrites the Dockerfile's FROM lines that the pipeline pins
 // (spec.Pin: its Parents, else its Resolve) to the pinned digest reference,
 // writing the result to out. It returns out, or "" when no line changed,
 // and every base the build starts FROM. A FROM of an earlier stage of the
-// same Dockerfile is not a base.
-func pinFrom(ctx context.Context, spec *backend.BuildSpec, dockerfile, out string, log io.Writer) (string, []backend.Base, error) {
+// same Dockerfile is not a base. The Dockerfile is read only as a regular
+// file beneath root (the checkout), under maxDockerfile bytes.
+func pinFrom(ctx context.Context, spec *backend.BuildSpec, root, dockerfile, out string, log io.Writer) (string, []backend.Base, error) {
 	name := filepath.Base(dockerfile)
-	src, err := os.ReadFile(dockerfile)
+	src, err := safefs.ReadFile(root, dockerfile, maxDockerfile)
 	if err != nil {
 		return "", nil, stageErr(ReasonBadPath, fmt.Errorf("read %s: %w", name, err))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/runlog"
+	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/testgit"
 	"github.com/cccp-project/cccp/internal/testimage"
@@ -54,17 +55,34 @@ type world struct {
 
 	dir        string
 	user, pass string
+	opts       worldOptions
 	stop       func() // stops the runner and its backend, as a dying cccp would
 }
 
 func newWorld(t *testing.T, entries ...*index.Entry) *world {
+	t.Helper()
+	return newWorldWith(t, worldOptions{}, entries...)
+}
+
+// worldOptions change a world from its defaults.
+type worldOptions struct {
+	dir          string         // cccp's DATA; default a temporary folder
+	limits       sandbox.Limits // default the sandbox's
+	stageTimeout time.Duration  // default the pipeline's
+	scope        string         // the sandbox's scope; default "cccp"
+}
+
+func newWorldWith(t *testing.T, opts worldOptions, entries ...*index.Entry) *world {
 	t.Helper()
 	testimage.Require(t)
 	if _, err := exec.LookPath("skopeo"); err != nil {
 		t.Skip("skopeo is not installed")
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := opts.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	reg, err := registry.Start(ctx, registry.Config{Dir: filepath.Join(dir, "registry")})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +103,7 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 	for _, e := range entries {
 		w.entries[e.Key()] = e
 	}
-	w.dir, w.user, w.pass = dir, user, pass
+	w.dir, w.user, w.pass, w.opts = dir, user, pass, opts
 	w.startRunner(t)
 	t.Cleanup(func() { w.stop() })
 	return w
@@ -95,9 +113,12 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 // logs, as a start of cccp does.
 func (w *world) startRunner(t *testing.T) {
 	t.Helper()
-	var err error
+	sb, err := sandbox.New(sandbox.Config{Limits: w.opts.limits, Scope: w.opts.scope})
+	if err != nil {
+		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
+	}
 	w.backend, err = local.New(local.Config{Dir: filepath.Join(w.dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
-		Username: w.user, Password: w.pass, Insecure: func(string) bool { return true }, InsecurePull: true, Hold: 2 * time.Second})
+		Username: w.user, Password: w.pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{w.reg.Host()}, Hold: 2 * time.Second, Sandbox: sb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +132,7 @@ func (w *world) startRunner(t *testing.T) {
 		Logs:          runlog.StageLogs{Logs: w.logs},
 		Entries:       func(n string) (*index.Entry, bool) { e, ok := w.entries[n]; return e, ok },
 		OwnRegistries: []string{w.reg.Host()},
+		StageTimeout:  w.opts.stageTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)

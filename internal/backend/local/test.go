@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/safefs"
 	"github.com/cccp-project/cccp/internal/types"
 )
 
@@ -33,16 +33,22 @@ func (b *Backend) test(ctx context.Context, spec backend.TestSpec, log io.Writer
 	for _, f := range findings {
 		fmt.Fprintf(log, "cccp: %s\n", f)
 	}
-	if err := b.cfg.Podman.Pull(ctx, spec.Image, b.tlsVerify(spec.Image)); err != nil {
+	st, err := b.testStage(ctx, spec.Image, cfg.TestNetwork)
+	if err != nil {
+		return backend.TestResult{}, err
+	}
+	defer st.close()
+	if err := st.pull(ctx, spec.Image, b.tlsVerify(spec.Image)); err != nil {
 		return backend.TestResult{}, stageErr(ReasonPullFailed, fmt.Errorf("pull %s: %w", spec.Image, err))
 	}
-	checks, err := b.runChecks(ctx, checkSpec{image: spec.Image, dockerfile: dockerfile, repoDir: repoDir, config: cfg}, log)
+	checks, err := b.runChecks(ctx, st, checkSpec{image: spec.Image, root: co.root, dockerfile: dockerfile, repoDir: repoDir, config: cfg}, log)
 	return backend.TestResult{Checks: checks}, err
 }
 
 // checkSpec is what the checks need.
 type checkSpec struct {
 	image      string // pulled, by digest
+	root       string // the checkout
 	dockerfile string // absolute path in the checkout
 	repoDir    string // the entry's git-path in the checkout, where test scripts run
 	config     *index.RepoConfig
@@ -55,7 +61,7 @@ const explainLines = 20
 // runChecks runs the predefined checks and the user's test script. A check
 // that could not run at all (podman failed) is reported failed with the
 // reason; an error is returned only when ctx ends.
-func (b *Backend) runChecks(ctx context.Context, spec checkSpec, log io.Writer) ([]backend.CheckResult, error) {
+func (b *Backend) runChecks(ctx context.Context, st *testStage, spec checkSpec, log io.Writer) ([]backend.CheckResult, error) {
 	var out []backend.CheckResult
 	var tail *tailLines
 	section := func(name types.CheckName) io.Writer {
@@ -82,17 +88,17 @@ func (b *Backend) runChecks(ctx context.Context, spec checkSpec, log io.Writer) 
 		fmt.Fprintf(log, "cccp: check %s: %s: %s\n", name, c.State, c.Summary)
 		out = append(out, c)
 	}
-	suite := b.cfg.Suite
+	suite := st.suite
 
 	w := section(types.CheckLint)
-	if df, err := os.ReadFile(spec.dockerfile); err != nil {
+	if df, err := safefs.ReadFile(spec.root, spec.dockerfile, maxDockerfile); err != nil {
 		add(types.CheckLint, checks.Result{}, fmt.Errorf("read Dockerfile: %w", err))
 	} else {
 		add(types.CheckLint, checks.Lint(filepath.Base(spec.dockerfile), df, w), nil)
 	}
 
 	w = section(types.CheckCapabilities)
-	labels, err := b.cfg.Podman.ImageLabels(ctx, spec.image)
+	labels, err := st.pod.ImageLabels(ctx, spec.image)
 	add(types.CheckCapabilities, checks.Capabilities(labels, w), err)
 
 	for _, scan := range []struct {

@@ -1,0 +1,818 @@
+// Package sandbox runs what a repository controls (its prebuild and test
+// scripts, the containers of its image) in a box: as an unprivileged user,
+// never root, with no view of cccp's files, environment, processes,
+// listeners or other runs, under limits, and with nothing left running
+// when the box is closed.
+//
+// A Box is one stage's box. It is made of:
+//
+//   - a folder of its own under the sandbox user's home (its podman
+//     storage, a runtime folder, the podman service's socket), removed on
+//     Close;
+//   - cgroup v1 groups (pids, memory, cpu, freezer) under
+//     <CgroupRoot>/<controller>/cccp-sandbox/<box>, holding every process
+//     of the box: scripts, the podman service, conmon, the containers and
+//     rootless podman's pause process. They carry the limits, and Close
+//     freezes the group, kills every process in it and checks it is empty;
+//   - a rootless `podman system service` run as the sandbox user in a
+//     network namespace of its own (no interface but a downed loopback), so
+//     a container that a script starts through it with --network host still
+//     reaches nothing of the host. Images come in by a pull that podman,
+//     as the same user, makes from the host's network (the embedded
+//     registry is on loopback); TLS is then verified for every registry
+//     but the ones named insecure in the box's registries.conf;
+//   - scripts run by bubblewrap as the sandbox user, in new user, mount,
+//     PID, IPC, UTS, network and cgroup namespaces, with user namespaces
+//     disabled inside: read-only /usr and a handful of /etc files, a fresh
+//     /proc of its own PID namespace, a private /tmp and HOME (tmpfs), the
+//     checkout bound at /src (writable, the only writable path that
+//     outlives the script) and the podman socket at /run/podman/podman.sock.
+//     The environment is PATH, HOME, TMPDIR, CONTAINER_HOST and what the
+//     caller passes (IMAGE_NAME, CONTAINER_NAME); nothing of cccp's.
+//
+// The checkout is bind-mounted (by cccp, as root) into the box folder
+// before bubblewrap binds it at /src, so the sandbox user needs no access
+// to the path above it (cccp's DATA stays 0700 root).
+//
+// What a box does not guarantee:
+//
+//   - Boxes share one sandbox user. A script sees nothing of another box
+//     (bubblewrap), but a container it starts through its podman service
+//     may bind-mount host paths the sandbox user can reach, and those
+//     include other boxes' folders (their podman storage and, while a
+//     script runs, their checkout). Runs that run at the same time are
+//     therefore not hidden from each other's containers; cccp's own files
+//     are (root-owned, 0600/0700), as is everything the sandbox user
+//     cannot read.
+//   - Such a container also sees what any local user sees of the host's
+//     file system (world-readable files under /etc, /usr).
+//   - With ServiceOnHostNetwork (test-network: true) the service, and a
+//     container started with --network host, share the host's network
+//     namespace and reach its loopback listeners.
+//   - The limits are cgroup v1 (pids, memory, cpu; freezer to kill); on a
+//     machine without them New logs which are missing and the box runs
+//     without those limits. Disk use in the checkout and the box's storage
+//     is not limited.
+//   - The kernel is shared: a kernel bug reachable from an unprivileged
+//     user namespace is reachable from a box (seccomp is not applied).
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cccp-project/cccp/internal/podman"
+	"github.com/cccp-project/cccp/internal/regconf"
+	"github.com/cccp-project/cccp/internal/tailbuf"
+)
+
+// DefaultUser is the sandbox user hack/install-deps.sh creates.
+const DefaultUser = "cccp-sandbox"
+
+// Limits bound one box (everything in it together: scripts, podman,
+// containers).
+type Limits struct {
+	// Pids is the most processes and threads at once; default 1024.
+	Pids int
+	// Memory is the most memory in bytes (tmpfs included); default 2 GiB.
+	Memory int64
+	// CPUs is the CPU time as a number of cores; default 1.
+	CPUs float64
+	// Output is how many bytes of a script's output reach the log;
+	// default tailbuf.DefaultLimit.
+	Output int64
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.Pids <= 0 {
+		l.Pids = 1024
+	}
+	if l.Memory <= 0 {
+		l.Memory = 2 << 30
+	}
+	if l.CPUs <= 0 {
+		l.CPUs = 1
+	}
+	return l
+}
+
+// Config configures the sandbox. The zero value uses DefaultUser, its home,
+// /sys/fs/cgroup and default limits.
+type Config struct {
+	// User is the unprivileged user that runs repository code; it needs
+	// subuid/subgid ranges for rootless podman. Never root.
+	User string
+	// Dir holds the boxes; default <User's home>/b. It must be reachable
+	// by User, and short: a box's runroot (Dir/<scope>-<8 hex>/runroot)
+	// must stay within podman's 50 characters.
+	Dir string
+	// Scope names this cccp's boxes (up to 6 characters of [a-z0-9]; a
+	// hash of its data folder), so that Cleanup removes only its own when
+	// several cccp processes share the sandbox user. Default "cccp".
+	Scope string
+	// CgroupRoot is where the cgroup v1 controllers are mounted; default
+	// /sys/fs/cgroup.
+	CgroupRoot string
+	Limits     Limits
+	// Bwrap and Podman are the executables; default from PATH.
+	Bwrap, Podman string
+	Logger        *slog.Logger
+}
+
+// Sandbox makes boxes.
+type Sandbox struct {
+	cfg      Config
+	uid, gid uint32
+	dir      string
+	cgroups  []string // usable controllers
+}
+
+// controllers a box uses when the machine has them (cgroup v1).
+var controllers = []string{"pids", "memory", "cpu", "freezer"}
+
+// New checks that cccp can run boxes here: it runs as root (to switch to
+// User and to make cgroups), User exists and is not root, bubblewrap is
+// there. Which cgroup controllers work is probed; a missing one is logged
+// and its limit not enforced.
+func New(cfg Config) (*Sandbox, error) {
+	if cfg.User == "" {
+		cfg.User = DefaultUser
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = "/sys/fs/cgroup"
+	}
+	if cfg.Bwrap == "" {
+		cfg.Bwrap = "bwrap"
+	}
+	if cfg.Podman == "" {
+		cfg.Podman = "podman"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	u, err := user.Lookup(cfg.User)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox user %q: %w (hack/install-deps.sh creates it)", cfg.User, err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	if uid == 0 {
+		return nil, fmt.Errorf("sandbox user %q is root", cfg.User)
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("sandbox: cccp runs as uid %d; it must run as root to run repository code as %q", os.Geteuid(), cfg.User)
+	}
+	if _, err := exec.LookPath(cfg.Bwrap); err != nil {
+		return nil, fmt.Errorf("sandbox: bubblewrap: %w", err)
+	}
+	if cfg.Scope == "" {
+		cfg.Scope = "cccp"
+	}
+	if len(cfg.Scope) > 6 || strings.Trim(cfg.Scope, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
+		return nil, fmt.Errorf("sandbox scope %q: want up to 6 of [a-z0-9]", cfg.Scope)
+	}
+	s := &Sandbox{cfg: cfg, uid: uint32(uid), gid: uint32(gid), dir: cfg.Dir}
+	if s.dir == "" {
+		s.dir = filepath.Join(u.HomeDir, "b")
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if err := os.Chown(s.dir, int(uid), int(gid)); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	for _, c := range controllers {
+		p := filepath.Join(cfg.CgroupRoot, c, "cccp-sandbox")
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			cfg.Logger.Warn("sandbox: cgroup controller unusable; its limit is not enforced", "controller", c, "err", err)
+			continue
+		}
+		s.cgroups = append(s.cgroups, c)
+	}
+	return s, nil
+}
+
+// UID is the sandbox user's uid.
+func (s *Sandbox) UID() (uid, gid uint32) { return s.uid, s.gid }
+
+// Controllers are the cgroup controllers that bound boxes here.
+func (s *Sandbox) Controllers() []string { return slices.Clone(s.cgroups) }
+
+// Box is one stage's box; Close it.
+type Box struct {
+	// ServiceOnHostNetwork runs the podman service in the host's network
+	// namespace, set before Podman is first called: for a cccp.yaml with
+	// test-network: true, whose container needs a network (rootless
+	// slirp4netns, host loopback off). A script can then also start a
+	// container with --network host, which shares the host's network
+	// namespace, loopback listeners included.
+	ServiceOnHostNetwork bool
+
+	s    *Sandbox
+	name string
+	dir  string
+	cg   map[string]string // controller -> group folder
+
+	svc     *exec.Cmd
+	svcDone chan struct{}
+	scripts int
+}
+
+// subgroups makes cgroups named name inside the box's.
+func (b *Box) subgroups(name string) (map[string]string, error) {
+	groups := map[string]string{}
+	for c, p := range b.cg {
+		sub := filepath.Join(p, name)
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			return groups, fmt.Errorf("cgroup %s: %w", c, err)
+		}
+		groups[c] = sub
+	}
+	return groups, nil
+}
+
+// Open makes a box; label ("test") is logged with the box's own name
+// (<scope>-<8 random hex>), which names its folder and cgroups.
+func (s *Sandbox) Open(ctx context.Context, label string) (*Box, error) {
+	b := make([]byte, 4)
+	rand.Read(b)
+	// Short: podman refuses a runroot path of more than 50 characters.
+	name := s.cfg.Scope + "-" + hex.EncodeToString(b)
+	s.cfg.Logger.Debug("sandbox: open box", "box", name, "for", label)
+	box := &Box{s: s, name: name, dir: filepath.Join(s.dir, name), cg: map[string]string{}}
+	for _, d := range []string{"", "home", "xdg", "storage", "runroot", "tmp"} {
+		p := filepath.Join(box.dir, d)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			box.Close()
+			return nil, fmt.Errorf("open box %s: %w", name, err)
+		}
+		if err := os.Chown(p, int(s.uid), int(s.gid)); err != nil {
+			box.Close()
+			return nil, fmt.Errorf("open box %s: %w", name, err)
+		}
+	}
+	l := s.cfg.Limits
+	for _, c := range s.cgroups {
+		p := filepath.Join(s.cfg.CgroupRoot, c, "cccp-sandbox", name)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			box.Close()
+			return nil, fmt.Errorf("open box %s: cgroup: %w", name, err)
+		}
+		box.cg[c] = p
+		var err error
+		switch c {
+		case "pids":
+			err = writeFile(p, "pids.max", strconv.Itoa(l.Pids))
+		case "memory":
+			err = writeFile(p, "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10))
+			if err == nil {
+				// Swap counts too where the kernel accounts it.
+				writeFile(p, "memory.memsw.limit_in_bytes", strconv.FormatInt(l.Memory, 10))
+			}
+		case "cpu":
+			err = writeFile(p, "cpu.cfs_quota_us", strconv.Itoa(int(l.CPUs*100000)))
+		}
+		if err != nil {
+			box.Close()
+			return nil, fmt.Errorf("open box %s: limit %s: %w", name, c, err)
+		}
+	}
+	return box, nil
+}
+
+func writeFile(dir, name, v string) error {
+	return os.WriteFile(filepath.Join(dir, name), []byte(v), 0)
+}
+
+// Name is the box's name.
+func (b *Box) Name() string { return b.name }
+
+// startIn starts cmd (already set up to run as the sandbox user) as a
+// member of the box's cgroups before it runs anything of its own: a shell
+// waits on a pipe until cccp has moved it, then execs cmd's program.
+func (b *Box) startIn(cmd *exec.Cmd, groups map[string]string) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	argv := append([]string{"/bin/sh", "-c", `read -r _ <&3 || exit 125; exec 3<&-; exec "$@"`, "cccp-box", cmd.Path}, cmd.Args[1:]...)
+	cmd.Path, cmd.Args = "/bin/sh", argv
+	// fd 3 in the child; callers' ExtraFiles move up by one.
+	cmd.ExtraFiles = append([]*os.File{r}, cmd.ExtraFiles...)
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return err
+	}
+	for c, p := range groups {
+		if err := writeFile(p, "cgroup.procs", strconv.Itoa(cmd.Process.Pid)); err != nil {
+			w.Close()
+			cmd.Process.Kill()
+			cmd.Wait()
+			return fmt.Errorf("enter cgroup %s: %w", c, err)
+		}
+	}
+	_, err = w.Write([]byte("go\n"))
+	w.Close()
+	return err
+}
+
+func (b *Box) credential() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: b.s.uid, Gid: b.s.gid, Groups: []uint32{}},
+		Setpgid:    true,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+}
+
+// userEnv is the environment of podman run as the sandbox user.
+func (b *Box) userEnv() []string {
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + filepath.Join(b.dir, "home"),
+		"XDG_RUNTIME_DIR=" + filepath.Join(b.dir, "xdg"),
+		"TMPDIR=" + filepath.Join(b.dir, "tmp"),
+	}
+}
+
+// Socket is the path of the box's podman service socket (on the host).
+func (b *Box) Socket() string { return filepath.Join(b.dir, "xdg", "podman.sock") }
+
+// RegistriesConf is where WriteRegistriesConf writes.
+func (b *Box) RegistriesConf() string { return filepath.Join(b.dir, "registries.conf") }
+
+// Podman starts the box's podman service, once, and returns a runner that
+// talks to it: every container it runs is in the box (its cgroups, its
+// network namespace, its storage). The service runs containers with runc.
+func (b *Box) Podman(ctx context.Context) (*podman.Runner, error) {
+	if b.svc == nil {
+		if err := b.startService(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return &podman.Runner{Remote: b.Socket(), Binary: b.s.cfg.Podman, Logger: b.s.cfg.Logger}, nil
+}
+
+// Puller returns a runner that pulls into the box's storage as the sandbox
+// user from the host's network, with the box's registries.conf. Start the
+// service (Podman) first: the pull joins the service's user namespace.
+func (b *Box) Puller() *podman.Runner {
+	return &podman.Runner{
+		Root: filepath.Join(b.dir, "storage"), RunRoot: filepath.Join(b.dir, "runroot"), StorageDriver: "overlay",
+		Env: b.userEnv(), SysProcAttr: b.credential(), RegistriesConf: b.RegistriesConf(),
+		Binary: b.s.cfg.Podman, Logger: b.s.cfg.Logger,
+	}
+}
+
+// WriteRegistriesConf writes the box's registries.conf: the machine's own
+// (/etc/containers/registries.conf) with every host in insecure marked
+// `insecure = true` (plain HTTP or an unverified certificate allowed),
+// every other registry verified.
+func (b *Box) WriteRegistriesConf(insecure []string) error {
+	return regconf.Write(b.RegistriesConf(), "/etc/containers/registries.conf", insecure)
+}
+
+func (b *Box) startService(ctx context.Context) error {
+	p := b.Puller()
+	args := append(p.GlobalArgs(), "system", "service", "--time", "0", "unix://"+b.Socket())
+	cmd := exec.Command(b.s.cfg.Podman, args...)
+	cmd.Env = append(b.userEnv(), "CONTAINERS_REGISTRIES_CONF="+b.RegistriesConf())
+	cmd.SysProcAttr = b.credential()
+	// A network namespace of its own: containers run with --network host
+	// through this service see no host interface.
+	if !b.ServiceOnHostNetwork {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+	}
+	log := &tailbuf.Writer{Lines: 10}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := b.startIn(cmd, b.cg); err != nil {
+		return fmt.Errorf("box %s: start podman service: %w", b.name, err)
+	}
+	b.svc = cmd
+	b.svcDone = make(chan struct{})
+	go func() { cmd.Wait(); close(b.svcDone) }()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for {
+		if st, err := os.Stat(b.Socket()); err == nil && st.Mode().Type() == fs.ModeSocket {
+			break
+		}
+		select {
+		case <-b.svcDone:
+			return fmt.Errorf("box %s: podman service exited: %s", b.name, strings.Join(log.Tail(), " | "))
+		case <-ctx.Done():
+			return fmt.Errorf("box %s: start podman service: %w", b.name, ctx.Err())
+		case <-deadline.C:
+			return fmt.Errorf("box %s: podman service did not come up in 30s", b.name)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// The service joins (or makes) rootless podman's user namespace and its
+	// pause process lazily; one call through it makes that happen inside
+	// the box's cgroups before any pull from outside them.
+	r := &podman.Runner{Remote: b.Socket(), Binary: b.s.cfg.Podman}
+	if _, err := r.ImageLabels(ctx, "cccp-sandbox-warmup-none"); err != nil && !errors.Is(err, podman.ErrNotFound) {
+		b.s.cfg.Logger.Debug("sandbox: warm-up", "err", err)
+	}
+	return nil
+}
+
+// Script is a repository's script to run in the box.
+type Script struct {
+	// Checkout is the repository's folder on the host; it is bound at
+	// /src, writable, and owned by the sandbox user from then on.
+	Checkout string
+	// Dir is the working directory, relative to Checkout.
+	Dir string
+	// Argv is the command, its first element relative to Checkout (or a
+	// program on the sandbox's PATH, such as /bin/sh).
+	Argv []string
+	// Env are the documented variables (IMAGE_NAME=..., CONTAINER_NAME=...).
+	Env []string
+	// Podman binds the box's podman socket (start it with Podman first).
+	Podman bool
+	// Output receives the script's stdout and stderr, bounded (see
+	// Limits.Output); it may be nil.
+	Output io.Writer
+}
+
+// Result is how a script ended.
+type Result struct {
+	ExitCode int
+	// Reason says why the box ended the script, or a limit it ran into:
+	// "deadline exceeded", "process limit (1024) reached", "memory limit
+	// (2147483648 bytes) reached"; "" otherwise.
+	Reason string
+	// Tail are the last lines of output.
+	Tail []string
+}
+
+// Dest is where the checkout is seen inside the box.
+const Dest = "/src"
+
+// Run runs a script and waits for it. When ctx ends, the script's whole
+// process tree is killed (its PID namespace ends with it) and Reason says
+// so. err is for a script that could not be started.
+func (b *Box) Run(ctx context.Context, sc Script) (Result, error) {
+	if err := chownTree(sc.Checkout, int(b.s.uid), int(b.s.gid)); err != nil {
+		return Result{}, fmt.Errorf("box %s: hand the checkout to the sandbox user: %w", b.name, err)
+	}
+	// The checkout is bind-mounted into the box folder, so the sandbox user
+	// needs no way through the folders above it (cccp's DATA stays 0700).
+	src := filepath.Join(b.dir, "src")
+	if err := os.Mkdir(src, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return Result{}, fmt.Errorf("box %s: %w", b.name, err)
+	}
+	os.Chown(src, int(b.s.uid), int(b.s.gid))
+	if err := syscall.Mount(sc.Checkout, src, "", syscall.MS_BIND|syscall.MS_PRIVATE, ""); err != nil {
+		return Result{}, fmt.Errorf("box %s: bind the checkout: %w", b.name, err)
+	}
+	defer unmount(src)
+	before := b.counters()
+
+	args := b.bwrapArgs(sc, src)
+	out := &tailbuf.Writer{Out: sc.Output, Limit: b.s.cfg.Limits.Output}
+	cmd := exec.Command(b.s.cfg.Bwrap, args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = b.credential()
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 5 * time.Second
+	// The script gets cgroups of its own inside the box's (the box's
+	// limits hold for both together), so that its end can be made sure of:
+	// everything in them is killed, and waited for, before Run returns.
+	b.scripts++
+	groups, err := b.subgroups(fmt.Sprintf("script-%d", b.scripts))
+	defer func() {
+		if err := killAll(groups); err != nil {
+			b.s.cfg.Logger.Warn("sandbox: script processes survive", "box", b.name, "err", err)
+		}
+		for _, p := range groups {
+			os.Remove(p)
+		}
+	}()
+	if err != nil {
+		return Result{}, fmt.Errorf("box %s: %w", b.name, err)
+	}
+	if err := b.startIn(cmd, groups); err != nil {
+		return Result{}, fmt.Errorf("box %s: start script: %w", b.name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	var reason string
+	select {
+	case werr = <-done:
+	case <-ctx.Done():
+		// bwrap's reaper is PID 1 of the script's namespace and dies with
+		// bwrap (--die-with-parent); the kernel then kills the rest of it.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Process.Kill()
+		werr = <-done
+		reason = "deadline exceeded"
+		if errors.Is(ctx.Err(), context.Canceled) {
+			reason = "cancelled"
+		}
+	}
+	res := Result{ExitCode: -1, Tail: out.Tail()}
+	var exitErr *exec.ExitError
+	switch {
+	case werr == nil:
+		res.ExitCode = 0
+	case errors.As(werr, &exitErr):
+		res.ExitCode = exitErr.ExitCode()
+	}
+	if reason == "" {
+		reason = b.limitHit(before)
+	}
+	res.Reason = reason
+	return res, nil
+}
+
+// counters are the cgroup counters that tell a limit was hit.
+type counters struct{ pidsMax, memFail, oomKill int64 }
+
+// counters sums the counters over the box's cgroups and their subgroups:
+// cgroup v1 counts an event in the group of the process that met it.
+func (b *Box) counters() counters {
+	var c counters
+	walk := func(controller string, f func(dir string)) {
+		if p, ok := b.cg[controller]; ok {
+			filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					f(path)
+				}
+				return nil
+			})
+		}
+	}
+	walk("pids", func(dir string) { c.pidsMax += field(filepath.Join(dir, "pids.events"), "max") })
+	walk("memory", func(dir string) {
+		for _, f := range []string{"memory.failcnt", "memory.memsw.failcnt"} {
+			if dt, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+				n, _ := strconv.ParseInt(strings.TrimSpace(string(dt)), 10, 64)
+				c.memFail += n
+			}
+		}
+		c.oomKill += field(filepath.Join(dir, "memory.oom_control"), "oom_kill")
+	})
+	return c
+}
+
+func (b *Box) limitHit(before counters) string {
+	now := b.counters()
+	l := b.s.cfg.Limits
+	switch {
+	case now.pidsMax > before.pidsMax:
+		return fmt.Sprintf("process limit (%d) reached", l.Pids)
+	case now.oomKill > before.oomKill || now.memFail > before.memFail:
+		return fmt.Sprintf("memory limit (%d bytes) reached", l.Memory)
+	}
+	return ""
+}
+
+// field reads "name N" from a cgroup key-value file.
+func field(path, name string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), " "); ok && k == name {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// etcFiles are the host's /etc entries a script sees (read-only): enough
+// for a shell, name lookups of users and podman's client; nothing of cccp.
+var etcFiles = []string{"passwd", "group", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+	"alternatives", "containers", "ssl", "ca-certificates", "localtime", "mime.types"}
+
+func (b *Box) bwrapArgs(sc Script, src string) []string {
+	args := []string{
+		"--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+		"--hostname", "cccp-sandbox",
+		"--ro-bind", "/usr", "/usr",
+	}
+	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
+		p := "/" + d
+		if t, err := os.Readlink(p); err == nil {
+			args = append(args, "--symlink", t, p)
+		} else if st, err := os.Stat(p); err == nil && st.IsDir() {
+			args = append(args, "--ro-bind", p, p)
+		}
+	}
+	for _, f := range etcFiles {
+		args = append(args, "--ro-bind-try", "/etc/"+f, "/etc/"+f)
+	}
+	home := "/home/sandbox"
+	mem := strconv.FormatInt(b.s.cfg.Limits.Memory, 10)
+	args = append(args,
+		"--proc", "/proc", "--dev", "/dev",
+		"--size", mem, "--tmpfs", "/tmp",
+		"--size", mem, "--tmpfs", home,
+		"--bind", src, Dest,
+		"--chdir", filepath.Join(Dest, filepath.Clean("/"+sc.Dir)),
+		"--clearenv",
+		"--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
+		"--setenv", "HOME", home,
+		"--setenv", "TMPDIR", "/tmp",
+	)
+	if sc.Podman {
+		args = append(args, "--bind", b.Socket(), "/run/podman/podman.sock",
+			"--setenv", "CONTAINER_HOST", "unix:///run/podman/podman.sock")
+	}
+	for _, e := range sc.Env {
+		if k, v, ok := strings.Cut(e, "="); ok {
+			args = append(args, "--setenv", k, v)
+		}
+	}
+	argv := slices.Clone(sc.Argv)
+	if len(argv) > 0 && !filepath.IsAbs(argv[0]) {
+		argv[0] = filepath.Join(Dest, filepath.Clean("/"+argv[0]))
+	}
+	return append(append(args, "--"), argv...)
+}
+
+// chownTree hands a checkout to the sandbox user (without following
+// symlinks), so its scripts can write there.
+func chownTree(root string, uid, gid int) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}
+
+// Procs returns the processes in the box (from its cgroups), its
+// scripts' included.
+func (b *Box) Procs() []int { return procs(b.cg) }
+
+func procs(groups map[string]string) []int {
+	for _, c := range []string{"pids", "freezer", "memory"} {
+		if p, ok := groups[c]; ok {
+			var pids []int
+			filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					pids = append(pids, readPids(filepath.Join(path, "cgroup.procs"))...)
+				}
+				return nil
+			})
+			return pids
+		}
+	}
+	return nil
+}
+
+func readPids(path string) []int {
+	dt, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(dt)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	return pids
+}
+
+// Close ends everything in the box: it freezes its cgroup, kills every
+// process in it, and removes its folder (storage, images, containers) and
+// cgroups. It reports an error when a process survives.
+func (b *Box) Close() error {
+	var errs []error
+	if err := killAll(b.cg); err != nil {
+		errs = append(errs, fmt.Errorf("box %s: %w", b.name, err))
+	}
+	if b.svcDone != nil {
+		select {
+		case <-b.svcDone:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	for c, p := range b.cg {
+		subs, _ := os.ReadDir(p)
+		for _, d := range subs {
+			if d.IsDir() {
+				os.Remove(filepath.Join(p, d.Name()))
+			}
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", c, err))
+		}
+	}
+	if err := removeAll(b.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// killAll freezes the groups (so nothing forks while it kills), kills
+// every process in them, thaws them and waits until they are empty.
+func killAll(groups map[string]string) error {
+	freezer := groups["freezer"]
+	for i := 0; i < 100; i++ {
+		pids := procs(groups)
+		if len(pids) == 0 {
+			return nil
+		}
+		if freezer != "" {
+			writeFile(freezer, "freezer.state", "FROZEN")
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if freezer != "" {
+			writeFile(freezer, "freezer.state", "THAWED")
+		}
+		time.Sleep(10 * time.Millisecond * time.Duration(min(i+1, 10)))
+	}
+	return fmt.Errorf("processes left after kill: %v", procs(groups))
+}
+
+// unmount undoes the checkout's bind mount.
+func unmount(p string) error {
+	if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", p, err)
+	}
+	return nil
+}
+
+// removeAll removes a box folder; overlay mounts of its storage lived in
+// the killed pause process's mount namespace and are gone with it. A
+// checkout still bound in (a crash during a script) is unmounted first,
+// never removed through the mount.
+func removeAll(dir string) error {
+	if err := unmount(filepath.Join(dir, "src")); err != nil {
+		return err
+	}
+	err := os.RemoveAll(dir)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Cleanup removes what boxes of an earlier cccp of the same Scope left
+// behind (a crash): every process in their cgroups, their folders. Call it
+// at start, before any box of this scope is opened.
+func (s *Sandbox) Cleanup(ctx context.Context) error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("sandbox clean-up: %w", err)
+	}
+	names := map[string]bool{}
+	mine := func(n string) bool { return strings.HasPrefix(n, s.cfg.Scope+"-") }
+	for _, e := range entries {
+		if mine(e.Name()) {
+			names[e.Name()] = true
+		}
+	}
+	for _, c := range s.cgroups {
+		groups, _ := os.ReadDir(filepath.Join(s.cfg.CgroupRoot, c, "cccp-sandbox"))
+		for _, g := range groups {
+			if g.IsDir() && mine(g.Name()) {
+				names[g.Name()] = true
+			}
+		}
+	}
+	var errs []error
+	for n := range names {
+		box := &Box{s: s, name: n, dir: filepath.Join(s.dir, n), cg: map[string]string{}}
+		for _, c := range s.cgroups {
+			p := filepath.Join(s.cfg.CgroupRoot, c, "cccp-sandbox", n)
+			if _, err := os.Stat(p); err == nil {
+				box.cg[c] = p
+			}
+		}
+		if err := box.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
