@@ -8,8 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -88,86 +86,23 @@ const (
 // Checks are the names of every check Test runs, in order.
 var Checks = []string{CheckLint, CheckCapabilities, CheckPackageUpdates, CheckRPMVerify, CheckLangPackages, CheckSmoke, CheckUserScript}
 
-// Test pulls the image by digest and runs every check on it. A check that
-// could not run at all (podman failed) is recorded as failed with the
-// reason; Test returns an error only when the image cannot be had.
+// Test pulls the image by digest and runs every check on it (see
+// checks.Suite.RunStage). A check that could not run at all (podman
+// failed) is recorded as failed with the reason; Test returns an error
+// only when the image cannot be had or ctx ended.
 func (t *Tester) Test(ctx context.Context, spec pipeline.TestSpec) ([]store.Check, error) {
-	log := spec.Log
 	tlsVerify := t.Insecure == nil || !t.Insecure(hostOf(spec.Image))
 	if err := t.Podman.Pull(ctx, spec.Image, tlsVerify); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", spec.Image, err)
 	}
-	var out []store.Check
-	add := func(name string, r checks.Result, err error) {
-		c := store.Check{Name: name, Summary: r.Summary, Findings: r.Findings}
-		switch {
-		case err != nil:
-			c.State = store.Failed
-			c.Summary = "could not run: " + err.Error()
-		case r.Skipped:
-			c.State = store.Skipped
-		case r.Passed:
-			c.State = store.Passed
-		default:
-			c.State = store.Failed
-		}
-		fmt.Fprintf(log, "cccp: check %s: %s: %s\n", name, c.State, c.Summary)
-		out = append(out, c)
+	stage := checks.StageSpec{Image: spec.Image, Dockerfile: spec.Dockerfile, RepoDir: spec.RepoDir, Hold: t.Hold}
+	if cfg := spec.Config; cfg != nil {
+		stage.TestScript, stage.TestSkip = cfg.TestScript, cfg.TestSkip
 	}
-
-	section(log, CheckLint)
-	if df, err := os.ReadFile(spec.Dockerfile); err != nil {
-		add(CheckLint, checks.Result{}, fmt.Errorf("read Dockerfile: %w", err))
-	} else {
-		add(CheckLint, checks.Lint(filepath.Base(spec.Dockerfile), df, log), nil)
+	outcomes, err := t.Suite.RunStage(ctx, stage, spec.Log)
+	out := make([]store.Check, 0, len(outcomes))
+	for _, o := range outcomes {
+		out = append(out, store.Check{Name: string(o.Name), State: store.State(o.State), Summary: o.Summary, Findings: o.Findings})
 	}
-
-	section(log, CheckCapabilities)
-	labels, err := t.Podman.ImageLabels(ctx, spec.Image)
-	add(CheckCapabilities, checks.Capabilities(labels, log), err)
-
-	for _, scan := range []struct {
-		name string
-		run  func(context.Context, string, io.Writer) (checks.Result, error)
-	}{
-		{CheckPackageUpdates, t.Suite.PackageUpdates},
-		{CheckRPMVerify, t.Suite.RPMVerify},
-		{CheckLangPackages, t.Suite.LangPackages},
-	} {
-		section(log, scan.name)
-		r, err := scan.run(ctx, spec.Image, log)
-		if ctx.Err() != nil {
-			return out, ctx.Err()
-		}
-		add(scan.name, r, err)
-	}
-
-	section(log, CheckSmoke)
-	hold := t.Hold
-	if hold == 0 {
-		hold = checks.DefaultHold
-	}
-	r, err := t.Suite.Smoke(ctx, spec.Image, hold, log)
-	if ctx.Err() != nil {
-		return out, ctx.Err()
-	}
-	add(CheckSmoke, r, err)
-
-	section(log, CheckUserScript)
-	switch cfg := spec.Config; {
-	case cfg == nil || cfg.TestScript == "":
-		add(CheckUserScript, checks.Result{Skipped: true, Summary: "no test-script in cccp.yaml"}, nil)
-	case cfg.TestSkip:
-		add(CheckUserScript, checks.Result{Skipped: true, Summary: "test-skip is set in cccp.yaml"}, nil)
-	default:
-		script := filepath.Join(spec.RepoDir, filepath.Clean("/"+cfg.TestScript))
-		r, err := t.Suite.UserScript(ctx, script, spec.RepoDir, spec.Image, log)
-		if ctx.Err() != nil {
-			return out, ctx.Err()
-		}
-		add(CheckUserScript, r, err)
-	}
-	return out, nil
+	return out, err
 }
-
-func section(w io.Writer, name string) { fmt.Fprintf(w, "cccp: ---- %s ----\n", name) }
