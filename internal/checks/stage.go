@@ -226,41 +226,46 @@ func (b *block) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return n, nil
 	}
+	if b.tail == nil {
+		b.tail = make([]byte, 0, 2*blockTail)
+	}
 	if len(p) >= blockTail {
 		b.dropped += int64(len(b.tail) + len(p) - blockTail)
 		b.tail = append(b.tail[:0], p[len(p)-blockTail:]...)
 		return n, nil
 	}
-	b.tail = append(b.tail, p...)
-	if len(b.tail) > 2*blockTail {
-		cut := len(b.tail) - blockTail
+	if len(b.tail)+len(p) > cap(b.tail) {
+		// Keep the last blockTail-len(p) bytes, so that p fits.
+		cut := len(b.tail) - (blockTail - len(p))
 		b.dropped += int64(cut)
-		b.tail = append(b.tail[:0], b.tail[cut:]...)
+		b.tail = b.tail[:copy(b.tail, b.tail[cut:])]
 	}
+	b.tail = append(b.tail, p...)
 	return n, nil
 }
 
-// text is the kept output; a gap in it is said in one line.
+// text is the kept output; a gap in it is said in one line, between whole
+// lines.
 func (b *block) text() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	tail := b.tail
+	head, tail := string(b.head), string(b.tail)
 	dropped := b.dropped
 	if len(tail) > blockTail {
 		dropped += int64(len(tail) - blockTail)
 		tail = tail[len(tail)-blockTail:]
 	}
 	if dropped == 0 {
-		return string(b.head) + string(tail)
+		return head + tail
 	}
-	// The tail starts with the rest of a line cut in two; drop it.
-	if i := strings.IndexByte(string(tail), '\n'); i >= 0 {
+	// Cut the lines broken by the gap: the head's last, the tail's first.
+	if i := strings.LastIndexByte(head, '\n'); i >= 0 {
+		dropped += int64(len(head) - i - 1)
+		head = head[:i+1]
+	}
+	if i := strings.IndexByte(tail, '\n'); i >= 0 {
 		dropped += int64(i + 1)
 		tail = tail[i+1:]
-	}
-	head := string(b.head)
-	if !strings.HasSuffix(head, "\n") {
-		head += "\n"
 	}
 	return fmt.Sprintf("%scccp: ... %d bytes of output left out ...\n%s", head, dropped, tail)
 }

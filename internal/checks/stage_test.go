@@ -293,3 +293,94 @@ func TestProbesWithoutShellSkipEveryScan(t *testing.T) {
 		}
 	}
 }
+
+func TestBlockKeepsHeadAndTailOfEndlessOutput(t *testing.T) {
+	var all strings.Builder
+	for i := 0; all.Len() < 3<<20; i++ {
+		fmt.Fprintf(&all, "line %d\n", i)
+	}
+	text := all.String()
+	lastLines := lines(text)
+	tests := []struct {
+		name  string
+		chunk int
+	}{
+		{"byte by byte", 1},
+		{"4 KiB writes", 4 << 10},
+		{"writes larger than the tail", 1 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBlock(types.CheckUserScript)
+			for i := 0; i < len(text); i += tt.chunk {
+				b.Write([]byte(text[i:min(i+tt.chunk, len(text))]))
+				if cap(b.tail) > 2*blockTail+tt.chunk {
+					t.Fatalf("tail grew to %d bytes", cap(b.tail))
+				}
+			}
+			got := b.text()
+			if len(got) > blockHead+blockTail+100 {
+				t.Errorf("kept %d bytes, want at most head %d + tail %d", len(got), blockHead, blockTail)
+			}
+			gl := lines(got)
+			gap := slices.IndexFunc(gl, func(l string) bool { return strings.HasPrefix(l, "cccp: ... ") })
+			if gap < 0 {
+				t.Fatalf("no note of the left-out output")
+			}
+			var dropped int
+			fmt.Sscanf(gl[gap], "cccp: ... %d bytes", &dropped)
+			if kept := len(got) - len(gl[gap]) - 1; kept+dropped != len(text) {
+				t.Errorf("kept %d + left out %d != written %d", kept, dropped, len(text))
+			}
+			// Whole lines on both sides of the gap, the very first and last among them.
+			if !slices.Equal(gl[:gap], lastLines[:gap]) {
+				t.Errorf("head is not the first %d lines", gap)
+			}
+			tail := gl[gap+1:]
+			if !slices.Equal(tail, lastLines[len(lastLines)-len(tail):]) {
+				t.Errorf("tail is not the last %d lines (starts %q)", len(tail), tail[0])
+			}
+		})
+	}
+}
+
+func TestExplain(t *testing.T) {
+	const id = "0ea36da61edcd70644e9708f3173fc9b955d8ed0f03d3158fd0f10f9d1dbdfdb"
+	tests := []struct {
+		name     string
+		out      []string
+		findings []string
+		want     []string
+	}{
+		{name: "findings as printed, in output order",
+			out:      []string{"Installed:    Available:", "musl-1.2.4-r2     < 1.2.4-r3", "zlib-1     < 2"},
+			findings: []string{"zlib-1 < 2", "musl-1.2.4-r2 < 1.2.4-r3"},
+			want:     []string{"musl-1.2.4-r2     < 1.2.4-r3", "zlib-1     < 2"}},
+		{name: "no finding printed: the last own lines",
+			out:  []string{id, "$ IMAGE_NAME=x CONTAINER_NAME=y ./test.sh", "a", "", "b", "c", "d", "cccp: ... 5 bytes of output left out ..."},
+			want: []string{"b", "c", "d"}},
+		{name: "only cccp's lines: nothing",
+			out:  []string{id, "$ IMAGE_NAME=x CONTAINER_NAME=y ./test.sh"},
+			want: nil},
+		{name: "a repeated finding takes the next line",
+			out:      []string{"x", "dup", "y", "dup"},
+			findings: []string{"dup", "dup"},
+			want:     []string{"dup", "dup"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := explain(tt.out, tt.findings); !slices.Equal(got, tt.want) {
+				t.Errorf("explain = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLogProbeDropsMarkers(t *testing.T) {
+	var log bytes.Buffer
+	logProbe("@@cccp dnf\nfoo.x86_64 1.2 baseos\n@@cccp exit-dnf 100\n@@cccp apk\n@@cccp exit-apk 0\n@@cccp end\ntail without newline", &log)
+	want := "foo.x86_64 1.2 baseos\n(dnf exited 100)\ntail without newline"
+	if log.String() != want {
+		t.Errorf("log = %q, want %q", log.String(), want)
+	}
+}
