@@ -68,7 +68,7 @@ const explainMax = logTail
 //
 //	cccp: ---- NAME ----
 //	<the check's own output>
-//	cccp: check NAME: STATE: SUMMARY
+//	cccp: check NAME: STATE: SUMMARY (TIME TAKEN)
 //
 // A check that could not run at all (podman failed) is a failed outcome
 // with the reason. The error is ctx's when the stage was interrupted; the
@@ -82,6 +82,23 @@ func (s *Suite) RunStage(ctx context.Context, spec StageSpec, log io.Writer) ([]
 	}
 	fmt.Fprintf(log, "cccp: running %d checks at the same time; each check's output follows when it ends\n", len(blocks))
 
+	// The smoke run is usually the longest check: it starts first.
+	go func() {
+		b := byName[types.CheckSmoke]
+		b.finish(s.Smoke(ctx, spec.Image, spec.Hold, b))
+	}()
+	go func() {
+		b := byName[types.CheckUserScript]
+		switch {
+		case spec.TestScript == "":
+			b.finish(Result{Skipped: true, Summary: "no test-script in cccp.yaml"}, nil)
+		case spec.TestSkip:
+			b.finish(Result{Skipped: true, Summary: "test-skip is set in cccp.yaml"}, nil)
+		default:
+			script := filepath.Join(spec.RepoDir, filepath.Clean("/"+spec.TestScript))
+			b.finish(s.UserScript(ctx, script, spec.RepoDir, spec.Image, b))
+		}
+	}()
 	go func() {
 		b := byName[types.CheckLint]
 		b.finish(s.lint(spec.Dockerfile, b))
@@ -102,22 +119,6 @@ func (s *Suite) RunStage(ctx context.Context, spec StageSpec, log io.Writer) ([]
 		}
 		for i, r := range s.Probes(ctx, spec.Image, logs) {
 			byName[scans[i].name].finish(r.Result, r.err)
-		}
-	}()
-	go func() {
-		b := byName[types.CheckSmoke]
-		b.finish(s.Smoke(ctx, spec.Image, spec.Hold, b))
-	}()
-	go func() {
-		b := byName[types.CheckUserScript]
-		switch {
-		case spec.TestScript == "":
-			b.finish(Result{Skipped: true, Summary: "no test-script in cccp.yaml"}, nil)
-		case spec.TestSkip:
-			b.finish(Result{Skipped: true, Summary: "test-skip is set in cccp.yaml"}, nil)
-		default:
-			script := filepath.Join(spec.RepoDir, filepath.Clean("/"+spec.TestScript))
-			b.finish(s.UserScript(ctx, script, spec.RepoDir, spec.Image, b))
 		}
 	}()
 
@@ -199,8 +200,10 @@ const (
 // block collects one check's output while it runs (checks write to it from
 // several goroutines: a command's stdout and stderr are copied apart).
 type block struct {
-	name types.CheckName
-	done chan struct{}
+	name  types.CheckName
+	done  chan struct{}
+	start time.Time
+	took  time.Duration
 
 	mu      sync.Mutex
 	head    []byte
@@ -211,7 +214,7 @@ type block struct {
 }
 
 func newBlock(name types.CheckName) *block {
-	return &block{name: name, done: make(chan struct{})}
+	return &block{name: name, done: make(chan struct{}), start: time.Now()}
 }
 
 func (b *block) Write(p []byte) (int, error) {
@@ -272,6 +275,7 @@ func (b *block) text() string {
 
 // finish records the check's result and marks the block done.
 func (b *block) finish(r Result, err error) {
+	b.took = time.Since(b.start)
 	b.outcome = outcomeOf(b.name, r, err)
 	if b.outcome.State == Failed {
 		b.outcome.Explain = explain(lines(b.text()), b.outcome.Findings)
@@ -289,7 +293,7 @@ func (b *block) writeTo(log io.Writer) {
 	if t != "" && !strings.HasSuffix(t, "\n") {
 		w.WriteString("\n")
 	}
-	fmt.Fprintf(&w, "cccp: check %s: %s: %s\n", b.name, b.outcome.State, b.outcome.Summary)
+	fmt.Fprintf(&w, "cccp: check %s: %s: %s (%s)\n", b.name, b.outcome.State, b.outcome.Summary, b.took.Round(100*time.Millisecond))
 	io.WriteString(log, w.String())
 }
 
