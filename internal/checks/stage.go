@@ -77,7 +77,7 @@ func (s *Suite) RunStage(ctx context.Context, spec StageSpec, log io.Writer) ([]
 	blocks := make([]*block, len(types.Checks))
 	byName := map[types.CheckName]*block{}
 	for i, name := range types.Checks {
-		blocks[i] = newBlock(name)
+		blocks[i] = newBlock(ctx, name)
 		byName[name] = blocks[i]
 	}
 	fmt.Fprintf(log, "cccp: running %d checks at the same time; each check's output follows when it ends\n", len(blocks))
@@ -127,7 +127,7 @@ func (s *Suite) RunStage(ctx context.Context, spec StageSpec, log io.Writer) ([]
 	out := make([]Outcome, 0, len(blocks))
 	for _, b := range blocks {
 		<-b.done
-		if ctx.Err() != nil {
+		if b.cut {
 			// What an interrupted check says is not its result.
 			continue
 		}
@@ -200,6 +200,7 @@ const (
 // block collects one check's output while it runs (checks write to it from
 // several goroutines: a command's stdout and stderr are copied apart).
 type block struct {
+	ctx   context.Context // the stage's
 	name  types.CheckName
 	done  chan struct{}
 	start time.Time
@@ -211,10 +212,11 @@ type block struct {
 	dropped int64  // bytes between head and tail that were not kept
 
 	outcome Outcome // set by finish, read after done
+	cut     bool    // the check ended after the stage's ctx did: no result
 }
 
-func newBlock(name types.CheckName) *block {
-	return &block{name: name, done: make(chan struct{}), start: time.Now()}
+func newBlock(ctx context.Context, name types.CheckName) *block {
+	return &block{ctx: ctx, name: name, done: make(chan struct{}), start: time.Now()}
 }
 
 func (b *block) Write(p []byte) (int, error) {
@@ -275,6 +277,7 @@ func (b *block) text() string {
 
 // finish records the check's result and marks the block done.
 func (b *block) finish(r Result, err error) {
+	b.cut = b.ctx.Err() != nil
 	b.took = time.Since(b.start)
 	b.outcome = outcomeOf(b.name, r, err)
 	if b.outcome.State == Failed {

@@ -3,6 +3,7 @@ package checks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -311,7 +312,7 @@ func TestBlockKeepsHeadAndTailOfEndlessOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBlock(types.CheckUserScript)
+			b := newBlock(context.Background(), types.CheckUserScript)
 			for i := 0; i < len(text); i += tt.chunk {
 				b.Write([]byte(text[i:min(i+tt.chunk, len(text))]))
 				if cap(b.tail) > 2*blockTail+tt.chunk {
@@ -382,5 +383,34 @@ func TestLogProbeDropsMarkers(t *testing.T) {
 	want := "foo.x86_64 1.2 baseos\n(dnf exited 100)\ntail without newline"
 	if log.String() != want {
 		t.Errorf("log = %q, want %q", log.String(), want)
+	}
+}
+
+// TestRunStageInterrupted ends the stage while the smoke run holds:
+// RunStage returns ctx's error, reports the checks that had ended (the
+// skipped user script, which comes after the smoke run in the log) and no
+// result for the one it cut short, and leaves no container behind
+// (newSuite's cleanup looks).
+func TestRunStageInterrupted(t *testing.T) {
+	image := configImage(t, "--entrypoint", `["sleep","600"]`, "--cmd", "")
+	repo := stageRepo(t, "#!/bin/sh\nexit 0\n")
+	s := newSuite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var log bytes.Buffer
+	got, err := s.RunStage(ctx, StageSpec{Image: image, Dockerfile: filepath.Join(repo, "Dockerfile"),
+		RepoDir: repo, TestScript: "test.sh", TestSkip: true, Hold: 10 * time.Minute}, &log)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("RunStage = %v, want the deadline's error\n%s", err, log.String())
+	}
+	var names []types.CheckName
+	for _, o := range got {
+		names = append(names, o.Name)
+	}
+	if slices.Contains(names, types.CheckSmoke) || !slices.Contains(names, types.CheckLint) || !slices.Contains(names, types.CheckUserScript) {
+		t.Errorf("outcomes for %q, want lint and the skipped user-script but not the interrupted smoke\n%s", names, log.String())
+	}
+	if strings.Contains(log.String(), "cccp: check smoke:") {
+		t.Errorf("the log gives the interrupted smoke run a result:\n%s", log.String())
 	}
 }
