@@ -24,7 +24,7 @@ var scans = []scan{
 	{types.CheckLangPackages, langPackagesScript, parseLangPackages},
 }
 
-// scanResult is one scan's outcome from Probes; err is set when the scan
+// scanResult is one scan's outcome from probes; err is set when the scan
 // could not run at all.
 type scanResult struct {
 	Result
@@ -36,23 +36,25 @@ type scanResult struct {
 // entrypoint, or no sleep, would not keep it up).
 var probeHold = []string{"/bin/sh", "-c", "read _"}
 
-// Probes runs every scan in one container started from image: the image
+// probes runs every scan in one container started from image: the image
 // is started once, with /bin/sh waiting, and each scan's script runs in it
-// with its own `podman exec`, all at the same time. logs[i] receives scan i's output (without
-// marker lines); the results come back in the order of scans.
+// with its own `podman exec`, all at the same time. logs[i] receives scan
+// i's output (without marker lines); the results come back in the order of
+// scans.
 //
-// Each scan's output arrives on its own exec's pipes, so its attribution
-// does not depend on anything printed inside the container. Boundary lines
-// in one shared output stream could be forged: the scans run the image's
-// own tools (rpm, dnf, pip...), which run as the same user as the script
-// and can read its command line, environment and memory, and so any
-// per-run token in them. Marker lines are still used within one scan (to
-// split dnf's output from its exit code), as they were before; a tool can
-// only misreport its own scan, which it can do anyway.
+// Each scan's output arrives on its own exec's pipes, so which scan it
+// belongs to does not depend on anything printed inside the container.
+// Boundary lines in one shared output stream could be forged, even with a
+// random per-run token: the scans run the image's own tools (rpm, dnf,
+// pip...) as the same user as the shell that prints the boundaries, and
+// they can read its command line, environment and memory
+// (/proc/PID/cmdline, environ, mem), so the token too. Marker lines are
+// still used within one scan (to split dnf's output from its exit code),
+// as before: a tool can only misreport its own scan, which it can anyway.
 //
 // An image without /bin/sh skips every scan; a container that cannot be
 // started fails every scan with the reason.
-func (s *Suite) Probes(ctx context.Context, image string, logs []io.Writer) []scanResult {
+func (s *Suite) probes(ctx context.Context, image string, logs []io.Writer) []scanResult {
 	res := make([]scanResult, len(scans))
 	name := s.containerName("probe")
 	defer s.remove(name)

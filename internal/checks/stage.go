@@ -61,7 +61,7 @@ const explainMax = logTail
 
 // RunStage runs every check of the test stage on spec's image, the
 // independent ones at the same time: the lint and the capability labels
-// (no container), the scans (one container, see Probes), the smoke run and
+// (no container), the scans (one container, see probes), the smoke run and
 // the user's test script. Each check's output is kept apart and written to
 // log as one block when the check ends, the blocks in the order of
 // types.Checks:
@@ -117,7 +117,7 @@ func (s *Suite) RunStage(ctx context.Context, spec StageSpec, log io.Writer) ([]
 		for i, sc := range scans {
 			logs[i] = byName[sc.name]
 		}
-		for i, r := range s.Probes(ctx, spec.Image, logs) {
+		for i, r := range s.probes(ctx, spec.Image, logs) {
 			byName[scans[i].name].finish(r.Result, r.err)
 		}
 	}()

@@ -287,7 +287,7 @@ func TestProbesWithoutShellSkipEveryScan(t *testing.T) {
 
 	s := newSuite(t)
 	logs := []*bytes.Buffer{{}, {}, {}}
-	res := s.Probes(context.Background(), name, []io.Writer{logs[0], logs[1], logs[2]})
+	res := s.probes(context.Background(), name, []io.Writer{logs[0], logs[1], logs[2]})
 	for i, r := range res {
 		if r.err != nil || !r.Skipped || !strings.Contains(r.Summary, "no /bin/sh") {
 			t.Errorf("%s = %+v, %v\nlog: %s", scans[i].name, r.Result, r.err, logs[i])
