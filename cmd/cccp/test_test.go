@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/backend/testreport"
+	"github.com/cccp-project/cccp/internal/pipeline"
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// fakeChecks records the spec `cccp test` hands to the checks.
+type fakeChecks struct {
+	spec   pipeline.TestSpec
+	checks []store.Check
+	err    error
+}
+
+func (f *fakeChecks) Test(_ context.Context, spec pipeline.TestSpec) ([]store.Check, error) {
+	f.spec = spec
+	return f.checks, f.err
+}
+
+func TestTestCommand(t *testing.T) {
+	const img = "registry.example.com/app/job@sha256:0f1e"
+	tests := []struct {
+		name       string
+		args       []string
+		cccpYAML   string
+		checks     []store.Check
+		err        error
+		wantExit   int // 0, exitChecksFailed, or -1 for an error without results
+		wantScript string
+	}{
+		{name: "all passed, script from cccp.yaml", cccpYAML: "test-script: tests/run.sh\ntest-skip: false\n",
+			checks:   []store.Check{{Name: "smoke", State: store.Passed, Summary: "exited 0"}, {Name: "user-script", State: store.Passed}},
+			wantExit: 0, wantScript: "tests/run.sh"},
+		{name: "--script overrides cccp.yaml", args: []string{"--script", "ci/other.sh"}, cccpYAML: "test-skip: true\n",
+			checks:   []store.Check{{Name: "user-script", State: store.Failed, Summary: "test script exited 1", Findings: []string{"boom"}}},
+			wantExit: exitChecksFailed, wantScript: "ci/other.sh"},
+		{name: "the checks could not run", err: errors.New("pull: no such image"), wantExit: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.cccpYAML != "" {
+				if err := os.WriteFile(filepath.Join(dir, "cccp.yaml"), []byte(tt.cccpYAML), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			results := filepath.Join(t.TempDir(), "results.json")
+			fc := &fakeChecks{checks: tt.checks, err: tt.err}
+			cmd := newTestCommand(func(*slog.Logger, func(string) bool) imageTester { return fc })
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetArgs(append([]string{img, "--dir", dir, "--dockerfile", "../../Dockerfile.dev", "--entry", "app/job:latest", "--run", "42", "--results", results}, tt.args...))
+			err := cmd.ExecuteContext(t.Context())
+
+			var ee exitError
+			switch {
+			case tt.wantExit == -1:
+				if err == nil || errors.As(err, &ee) {
+					t.Fatalf("err = %v, want the checks' error", err)
+				}
+				if _, serr := os.Stat(results); !errors.Is(serr, os.ErrNotExist) {
+					t.Errorf("results written although the checks did not run")
+				}
+				return
+			case tt.wantExit == 0 && err != nil:
+				t.Fatal(err)
+			case tt.wantExit != 0 && (!errors.As(err, &ee) || ee.code != tt.wantExit):
+				t.Fatalf("err = %v, want exit %d", err, tt.wantExit)
+			}
+			if fc.spec.Config.TestScript != tt.wantScript || fc.spec.Config.TestSkip {
+				t.Errorf("test-script %q (skip %v), want %q", fc.spec.Config.TestScript, fc.spec.Config.TestSkip, tt.wantScript)
+			}
+			if want := filepath.Join(dir, "Dockerfile.dev"); fc.spec.Dockerfile != want {
+				t.Errorf("Dockerfile %q, want %q (kept inside --dir)", fc.spec.Dockerfile, want)
+			}
+			f, err := os.Open(results)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rep, err := testreport.Read(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Image != img || rep.Entry != "app/job:latest" || rep.RunID != "42" || len(rep.Checks) != len(tt.checks) {
+				t.Errorf("report = %+v", rep)
+			}
+			for i, c := range rep.Checks {
+				w := tt.checks[i]
+				if c.Name != types.CheckName(w.Name) || c.State != backend.CheckState(w.State) || c.Summary != w.Summary {
+					t.Errorf("check %d = %+v, want %+v", i, c, w)
+				}
+			}
+		})
+	}
+}
