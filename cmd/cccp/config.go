@@ -51,6 +51,8 @@ type serveConfig struct {
 		Rescan   time.Duration `yaml:"rescan"`
 		// LogMaxBytes caps one stage's log.
 		LogMaxBytes int64 `yaml:"log_max_bytes"`
+		// Test chooses the test stage's backend (config_backend.go).
+		Test testStageConfig `yaml:"test"`
 	} `yaml:"pipeline"`
 
 	GitHub forgeConfig `yaml:"github"`
@@ -117,7 +119,8 @@ func loadServeConfigWith(path string, getenv func(string) string, override func(
 // secretEnv are the environment variables that carry secrets; serve
 // removes them from its environment once read.
 var secretEnv = []string{"CCCP_GITHUB_WEBHOOK_SECRET", "CCCP_GITHUB_TOKEN", "CCCP_GITLAB_WEBHOOK_SECRET",
-	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY"}
+	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY",
+	"CCCP_JENKINS_TOKEN"}
 
 // applyEnv takes secrets (and a few settings) from the environment.
 func (c *serveConfig) applyEnv(getenv func(string) string) {
@@ -140,6 +143,7 @@ func (c *serveConfig) applyEnv(getenv func(string) string) {
 	if v := getenv("CCCP_READ_TOKENS"); v != "" {
 		c.Web.ReadTokens = splitList(v)
 	}
+	c.Pipeline.Test.applyEnv(getenv)
 }
 
 func splitList(s string) []string {
@@ -178,6 +182,7 @@ func (c *serveConfig) defaults() {
 	if c.CommentLogLines <= 0 {
 		c.CommentLogLines = 20
 	}
+	c.Pipeline.Test.defaults()
 }
 
 func (c *serveConfig) validate() error {
@@ -213,6 +218,9 @@ func (c *serveConfig) validate() error {
 	if c.Web.SessionKey != "" && len(c.Web.SessionKey) < 32 {
 		errs = append(errs, errors.New("web.session_key must be at least 32 bytes"))
 	}
+	if err := c.Pipeline.Test.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -224,5 +232,5 @@ func (c *serveConfig) secrets() []string {
 	}
 	s = append(s, c.Web.AdminTokens...)
 	s = append(s, c.Web.ReadTokens...)
-	return append(s, c.Web.SessionKey)
+	return append(s, c.Web.SessionKey, c.Pipeline.Test.Jenkins.Token)
 }
