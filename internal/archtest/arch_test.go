@@ -84,6 +84,12 @@ func TestImportDirection(t *testing.T) {
 				}
 				return false
 			}},
+		{"a remote stage backend does not reach into the local tools",
+			func(p string) bool { return under(p, "internal/backend/jenkins") || p == "internal/backend/testreport" },
+			func(i string) bool {
+				return under(i, "internal/local") || under(i, "internal/podman") || under(i, "internal/buildah") ||
+					under(i, "internal/checks") || under(i, "internal/pipeline") || under(i, "internal/store")
+			}},
 		{"the store depends on nothing of cccp",
 			func(p string) bool { return p == "internal/store" },
 			func(i string) bool { return i != "" }},
@@ -91,7 +97,7 @@ func TestImportDirection(t *testing.T) {
 			func(p string) bool { return !strings.HasSuffix(p, "test") },
 			func(i string) bool {
 				return i == "internal/testimage" || i == "internal/testgit" || i == "bot/forgetest" || strings.HasSuffix(i, "/githubtest") ||
-					strings.HasSuffix(i, "/gitlabtest") || strings.HasSuffix(i, "/giteatest")
+					strings.HasSuffix(i, "/gitlabtest") || strings.HasSuffix(i, "/giteatest") || strings.HasSuffix(i, "/jenkinstest")
 			}},
 	}
 	pkgs := listPackages(t)
