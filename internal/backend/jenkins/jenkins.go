@@ -55,14 +55,14 @@ const ResultsArtifact = "results.json"
 
 // The job's parameters (deploy/jenkins/Jenkinsfile declares the same).
 const (
-	ParamImage      = "IMAGE"       // the image by digest
-	ParamEntry      = "ENTRY"       // the entry's key, app-id/job-id:desired-tag
-	ParamTestScript = "TEST_SCRIPT" // overrides cccp.yaml's test-script; empty: cccp.yaml decides
-	ParamRunID      = "RUN_ID"      // cccp's run
-	ParamGitURL     = "GIT_URL"     // the repository, never with credentials
-	ParamGitCommit  = "GIT_COMMIT"  // the exact commit
-	ParamGitPath    = "GIT_PATH"    // the entry's git-path
-	ParamTargetFile = "TARGET_FILE" // the entry's target-file (the Dockerfile)
+	ParamImage        = "IMAGE"         // the image by digest
+	ParamEntry        = "ENTRY"         // the entry's key, app-id/job-id:desired-tag
+	ParamTestScript   = "TEST_SCRIPT"   // overrides cccp.yaml's test-script; empty: cccp.yaml decides
+	ParamRunID        = "RUN_ID"        // cccp's run
+	ParamSourceURL    = "SOURCE_URL"    // the repository, never with credentials
+	ParamSourceCommit = "SOURCE_COMMIT" // the exact commit
+	ParamGitPath      = "GIT_PATH"      // the entry's git-path
+	ParamTargetFile   = "TARGET_FILE"   // the entry's target-file (the Dockerfile)
 )
 
 // Config is a Jenkins tester's configuration.
@@ -222,14 +222,14 @@ func (t *Tester) StartTest(ctx context.Context, spec backend.TestSpec) (backend.
 		return "", errors.New("jenkins: test: no entry")
 	}
 	form := url.Values{
-		ParamImage:      {spec.Image},
-		ParamEntry:      {spec.Entry.Key()},
-		ParamTestScript: {""},
-		ParamRunID:      {spec.RunID},
-		ParamGitURL:     {spec.Src.GitURL},
-		ParamGitCommit:  {spec.Src.Commit},
-		ParamGitPath:    {spec.Entry.GitPath},
-		ParamTargetFile: {spec.Entry.TargetFile},
+		ParamImage:        {spec.Image},
+		ParamEntry:        {spec.Entry.Key()},
+		ParamTestScript:   {""},
+		ParamRunID:        {spec.RunID},
+		ParamSourceURL:    {spec.Src.GitURL},
+		ParamSourceCommit: {spec.Src.Commit},
+		ParamGitPath:      {spec.Entry.GitPath},
+		ParamTargetFile:   {spec.Entry.TargetFile},
 	}
 	r, err := t.c.do(ctx, request{method: http.MethodPost, path: t.job + "/buildWithParameters", form: form})
 	if err != nil {

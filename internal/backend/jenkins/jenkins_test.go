@@ -115,7 +115,7 @@ func TestStartTestQueuesWithParameters(t *testing.T) {
 			}
 			wantForm := url.Values{
 				"IMAGE": {image}, "ENTRY": {"app/job:latest"}, "TEST_SCRIPT": {""}, "RUN_ID": {"42"},
-				"GIT_URL": {"https://git.example.com/app/job.git"}, "GIT_COMMIT": {"9fceb02d0ae598e95dc970b74767f19372d61af8"},
+				"SOURCE_URL": {"https://git.example.com/app/job.git"}, "SOURCE_COMMIT": {"9fceb02d0ae598e95dc970b74767f19372d61af8"},
 				"GIT_PATH": {"/"}, "TARGET_FILE": {"Dockerfile"},
 			}
 			if got := post.Form.Encode(); got != wantForm.Encode() {
