@@ -212,6 +212,43 @@ func loadCAs(file string) (*x509.CertPool, error) {
 // Name is "jenkins".
 func (t *Tester) Name() string { return Name }
 
+// params are the parameters StartTest sends, which the job must declare.
+var params = []string{ParamImage, ParamEntry, ParamTestScript, ParamRunID, ParamSourceURL, ParamSourceCommit, ParamGitPath, ParamTargetFile}
+
+// Check asks Jenkins whether the configured user can see the job and the
+// job takes cccp's parameters, so that a wrong URL, token or job shows at
+// start and not at the first test.
+func (t *Tester) Check(ctx context.Context) error {
+	var job struct {
+		Property []struct {
+			ParameterDefinitions []struct {
+				Name string `json:"name"`
+			} `json:"parameterDefinitions"`
+		} `json:"property"`
+	}
+	q := url.Values{"tree": {"property[parameterDefinitions[name]]"}}
+	if err := t.c.getJSON(ctx, t.job+"/api/json", q, &job); err != nil {
+		return t.explain("read job "+t.job, err)
+	}
+	declared := map[string]bool{}
+	for _, p := range job.Property {
+		for _, d := range p.ParameterDefinitions {
+			declared[d.Name] = true
+		}
+	}
+	var missing []string
+	for _, p := range params {
+		if !declared[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("jenkins: job %s does not declare the parameters %s; load deploy/jenkins/config.xml, or run the Pipeline-from-SCM job once (deploy/jenkins/README.md)",
+			t.job, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // StartTest queues a build of the job with the spec as parameters and
 // returns the queue item's handle (job/<name>/queue/<id>).
 func (t *Tester) StartTest(ctx context.Context, spec backend.TestSpec) (backend.Handle, error) {

@@ -596,3 +596,49 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(*jenkinstest.Server)
+		change func(*jenkins.Config)
+		want   string // "" for no error
+	}{
+		{"a job that takes cccp's parameters", func(*jenkinstest.Server) {}, nil, ""},
+		{"a job that never ran", func(j *jenkinstest.Server) { j.Unparameterized = true }, nil, "does not declare the parameters IMAGE, ENTRY"},
+		{"no such job", func(*jenkinstest.Server) {}, func(c *jenkins.Config) { c.Job = "nope" }, "NotFound"},
+		{"a refused token", func(*jenkinstest.Server) {}, func(c *jenkins.Config) { c.Token = "0000wrong-token-0000" }, "Unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := jenkinstest.New(t)
+			tt.setup(j)
+			var ch []func(*jenkins.Config)
+			if tt.change != nil {
+				ch = append(ch, tt.change)
+			}
+			tr, _ := newTester(t, j, ch...)
+			err := tr.Check(ctx(t))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatal(err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if calls := j.Calls(); len(calls) != 1 || calls[0].Query.Get("tree") != "property[parameterDefinitions[name]]" {
+				t.Errorf("calls = %q, want one GET of the job's parameters", calls)
+			}
+		})
+	}
+}
+
+func TestUnparameterizedJobIsExplained(t *testing.T) {
+	j := jenkinstest.New(t)
+	j.Unparameterized = true
+	tr, _ := newTester(t, j)
+	_, err := tr.StartTest(ctx(t), spec())
+	var se *backend.StageError
+	if !errors.As(err, &se) || se.Reason != "BadRequest" || !strings.Contains(se.Message, "is not parameterized") {
+		t.Fatalf("err = %v, want a StageError BadRequest quoting Jenkins", err)
+	}
+}

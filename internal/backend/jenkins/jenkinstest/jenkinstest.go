@@ -89,6 +89,9 @@ type Server struct {
 	// /crumbIssuer/api/json, in the session it was issued in.
 	Crumbs bool
 	Job    string
+	// Unparameterized serves the job as Jenkins does before a declarative
+	// pipeline first ran: no parameters, buildWithParameters refused.
+	Unparameterized bool
 
 	t    testing.TB
 	addr string
@@ -299,6 +302,12 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if m[2] == "buildWithParameters" && r.Method == http.MethodPost {
+			if s.Unparameterized {
+				w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, "%s is not parameterized\n", s.Job)
+				return
+			}
 			s.enqueue(w, r.PostForm)
 			return
 		}
@@ -397,7 +406,11 @@ func (s *Server) jobBuilds(w http.ResponseWriter) {
 	if bs == nil {
 		bs = []any{}
 	}
-	s.replyJSON(w, "job-builds.http", map[string]any{"builds": bs})
+	set := map[string]any{"builds": bs, "name": s.Job, "fullName": s.Job, "displayName": s.Job, "url": s.URL + "job/" + s.Job + "/"}
+	if s.Unparameterized {
+		set["property"] = []any{}
+	}
+	s.replyJSON(w, "job.http", set)
 }
 
 // advance moves b one step on; at its last step it ends with its result.
