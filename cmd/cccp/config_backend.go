@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/backend/jenkins"
 	"github.com/cccp-project/cccp/internal/redact"
 )
@@ -98,4 +101,26 @@ func (t *testStageConfig) validate() error {
 func (t *testStageConfig) jenkinsTesterConfig() jenkins.Config {
 	j := t.Jenkins
 	return jenkins.Config{URL: j.URL, User: j.User, Token: j.Token, Job: j.Job, Poll: j.Poll, CAFile: j.CAFile}
+}
+
+// openTestBackend returns the configured test stage backend, nil for the
+// local one (the pipeline's own local.Tester). A Jenkins tester is checked
+// against Jenkins first, so that a wrong URL, token or job fails at start
+// with what to fix rather than at the first test.
+func openTestBackend(ctx context.Context, t *testStageConfig, log *slog.Logger) (backend.Tester, error) {
+	if t.Backend != backendJenkins {
+		return nil, nil
+	}
+	cfg := t.jenkinsTesterConfig()
+	cfg.Logger = log
+	tr, err := jenkins.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := tr.Check(cctx); err != nil {
+		return nil, fmt.Errorf("pipeline.test.jenkins: %w", err)
+	}
+	return tr, nil
 }

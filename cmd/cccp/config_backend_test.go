@@ -1,11 +1,14 @@
 package main
 
 import (
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cccp-project/cccp/internal/backend/jenkins"
+	"github.com/cccp-project/cccp/internal/backend/jenkins/jenkinstest"
 )
 
 func TestTestBackendConfig(t *testing.T) {
@@ -92,5 +95,45 @@ func TestTestBackendConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestOpenTestBackend(t *testing.T) {
+	j := jenkinstest.New(t)
+	good := testStageConfig{Backend: "jenkins", Jenkins: jenkinsConfig{URL: j.URL, User: j.User, Token: j.Token, Job: jenkinstest.Job, Poll: time.Second}}
+
+	if tr, err := openTestBackend(t.Context(), &testStageConfig{Backend: "local"}, slog.New(slog.DiscardHandler)); tr != nil || err != nil {
+		t.Errorf("local = %v, %v; want nil, nil", tr, err)
+	}
+	tr, err := openTestBackend(t.Context(), &good, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := tr.(interface{ Name() string }); !ok || n.Name() != "jenkins" {
+		t.Errorf("backend %T is not named jenkins", tr)
+	}
+	bad := good
+	bad.Jenkins.Token = "0000wrong-token-0000"
+	_, err = openTestBackend(t.Context(), &bad, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "Unauthorized") || strings.Contains(err.Error(), "0000wrong-token-0000") {
+		t.Errorf("err = %v, want Unauthorized without the token", err)
+	}
+}
+
+// Until the pipeline runs its test stage through a backend, serve says so
+// instead of testing locally behind the configuration's back.
+func TestServeWithJenkinsBeforeWiring(t *testing.T) {
+	j := jenkinstest.New(t)
+	dir := t.TempDir()
+	path := writeConfig(t, "index: {path: "+dir+"}\npipeline: {test: {backend: jenkins, jenkins: {url: '"+j.URL+"', user: cccp, token: '"+j.Token+"', job: cccp-test}}}\n")
+	code, _, stderr := runCaptured(t, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
+	if code != exitFailure || !strings.Contains(stderr, `pipeline.test.backend "jenkins"`) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if strings.Contains(stderr, j.Token) {
+		t.Errorf("the token is in the output")
+	}
+	if len(j.Calls()) != 1 {
+		t.Errorf("calls = %q, want the one check of the job", j.Calls())
 	}
 }

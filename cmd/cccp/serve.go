@@ -93,6 +93,16 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	for _, name := range secretEnv {
 		os.Unsetenv(name)
 	}
+	tester, err := openTestBackend(ctx, &cfg.Pipeline.Test, log)
+	if err != nil {
+		return err
+	}
+	if tester != nil {
+		// TODO(wiring): hand tester to the pipeline once it runs the test
+		// stage through internal/backend (issue 9); until then say so
+		// rather than test locally behind the configuration's back.
+		return fmt.Errorf("pipeline.test.backend %q: this cccp's pipeline does not run the test stage through a backend yet; use %q", cfg.Pipeline.Test.Backend, backendLocal)
+	}
 	idx := &indexHolder{cfg: cfg, log: log}
 	if err := idx.prepare(ctx); err != nil {
 		return err
