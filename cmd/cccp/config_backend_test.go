@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,23 +116,5 @@ func TestOpenTestBackend(t *testing.T) {
 	_, err = openTestBackend(t.Context(), &bad, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "Unauthorized") || strings.Contains(err.Error(), "0000wrong-token-0000") {
 		t.Errorf("err = %v, want Unauthorized without the token", err)
-	}
-}
-
-// Until the pipeline runs its test stage through a backend, serve says so
-// instead of testing locally behind the configuration's back.
-func TestServeWithJenkinsBeforeWiring(t *testing.T) {
-	j := jenkinstest.New(t)
-	dir := t.TempDir()
-	path := writeConfig(t, "index: {path: "+dir+"}\npipeline: {test: {backend: jenkins, jenkins: {url: '"+j.URL+"', user: cccp, token: '"+j.Token+"', job: cccp-test}}}\n")
-	code, _, stderr := runCaptured(t, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
-	if code != exitFailure || !strings.Contains(stderr, `pipeline.test.backend "jenkins"`) {
-		t.Errorf("exit %d, stderr %q", code, stderr)
-	}
-	if strings.Contains(stderr, j.Token) {
-		t.Errorf("the token is in the output")
-	}
-	if len(j.Calls()) != 1 {
-		t.Errorf("calls = %q, want the one check of the job", j.Calls())
 	}
 }

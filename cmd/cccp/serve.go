@@ -26,6 +26,7 @@ import (
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 	"github.com/cccp-project/cccp/internal/web"
 )
 
@@ -97,12 +98,6 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	if tester != nil {
-		// TODO(wiring): hand tester to the pipeline once it runs the test
-		// stage through internal/backend (issue 9); until then say so
-		// rather than test locally behind the configuration's back.
-		return fmt.Errorf("pipeline.test.backend %q: this cccp's pipeline does not run the test stage through a backend yet; use %q", cfg.Pipeline.Test.Backend, backendLocal)
-	}
 	idx := &indexHolder{cfg: cfg, log: log}
 	if err := idx.prepare(ctx); err != nil {
 		return err
@@ -119,8 +114,9 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		}
 	}
 	f := &envFlags{data: cfg.Data, registry: cfg.Registry.External, registryAddr: cfg.Registry.Address,
-		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes}
-	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children})
+		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
+		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes}
+	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children, tester: tester})
 	if err != nil {
 		return err
 	}
@@ -433,8 +429,8 @@ func (q firstBuild) QueueFirst(ctx context.Context, e index.Entry, actor string)
 	if _, err := q.idx.reload(ctx); err != nil {
 		return "", err
 	}
-	run, err := q.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: pipeline.KindBranch,
-		Cause: store.Cause{Kind: "index", Actor: actor, Detail: "onboarded"}})
+	run, err := q.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: types.KindBranch,
+		Cause: store.Cause{Kind: types.CauseIndex, Actor: actor, Detail: "onboarded"}})
 	if err != nil {
 		return "", err
 	}

@@ -13,15 +13,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/backend/local"
 	"github.com/cccp-project/cccp/internal/backend/testreport"
-	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/index"
-	"github.com/cccp-project/cccp/internal/local"
-	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
-	"github.com/cccp-project/cccp/internal/store"
-	"github.com/cccp-project/cccp/internal/types"
 )
 
 // exitChecksFailed is `cccp test`'s exit code when every check ran and at
@@ -29,17 +25,18 @@ import (
 // the build UNSTABLE rather than FAILURE.
 const exitChecksFailed = 3
 
-// imageTester runs cccp's checks on one image (local.Tester).
-type imageTester interface {
-	Test(ctx context.Context, spec pipeline.TestSpec) ([]store.Check, error)
-}
+// imageChecker runs cccp's checks on one image in a checkout
+// (local.CheckImage, the local backend's test stage without its clone).
+type imageChecker func(ctx context.Context, c local.ImageCheck, log io.Writer) ([]backend.CheckResult, error)
 
-// newImageTester builds the checks runner `cccp test` uses.
-type newImageTester func(log *slog.Logger, insecure func(host string) bool) imageTester
+// newImageChecker builds the checks runner `cccp test` uses.
+type newImageChecker func(log *slog.Logger, insecure func(host string) bool) imageChecker
 
-func localImageTester(log *slog.Logger, insecure func(string) bool) imageTester {
-	pod := &podman.Runner{Logger: log}
-	return &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log}, Insecure: insecure}
+func localImageChecker(log *slog.Logger, insecure func(string) bool) imageChecker {
+	cfg := local.Config{Podman: &podman.Runner{Logger: log}, Insecure: insecure, Logger: log}
+	return func(ctx context.Context, c local.ImageCheck, w io.Writer) ([]backend.CheckResult, error) {
+		return local.CheckImage(ctx, cfg, c, w)
+	}
 }
 
 type testOptions struct {
@@ -54,7 +51,7 @@ type testOptions struct {
 	verbose    bool
 }
 
-func newTestCommand(newTester newImageTester) *cobra.Command {
+func newTestCommand(newChecker newImageChecker) *cobra.Command {
 	var o testOptions
 	cmd := &cobra.Command{
 		Use:   "test IMAGE --results FILE [--dir DIR] [--script PATH] [--entry KEY]",
@@ -88,7 +85,7 @@ and one failed (the results are written), 1 when the checks could not run
 				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
 			insecure := func(host string) bool { return registry.IsLoopback(host) || slices.Contains(o.insecure, host) }
-			return runTest(cmd.Context(), cmd.OutOrStdout(), o, newTester(log, insecure))
+			return runTest(cmd.Context(), cmd.OutOrStdout(), o, newChecker(log, insecure))
 		},
 	}
 	f := cmd.Flags()
@@ -103,7 +100,7 @@ and one failed (the results are written), 1 when the checks could not run
 	return cmd
 }
 
-func runTest(ctx context.Context, out io.Writer, o testOptions, t imageTester) error {
+func runTest(ctx context.Context, out io.Writer, o testOptions, check imageChecker) error {
 	dir, err := filepath.Abs(o.dir)
 	if err != nil {
 		return err
@@ -118,30 +115,19 @@ func runTest(ctx context.Context, out io.Writer, o testOptions, t imageTester) e
 	if o.script != "" {
 		cfg.TestScript, cfg.TestSkip = o.script, false
 	}
-	spec := pipeline.TestSpec{
+	c := local.ImageCheck{
 		Image:      o.image,
 		Dockerfile: filepath.Join(dir, filepath.Clean("/"+o.dockerfile)),
 		RepoDir:    dir,
 		Config:     cfg,
-		Log:        out,
 	}
 	fmt.Fprintf(out, "cccp: testing %s\n", o.image)
-	got, err := t.Test(ctx, spec)
+	got, err := check(ctx, c, out)
 	if err != nil {
 		return fmt.Errorf("test %s: %w", o.image, err)
 	}
-	rep := testreport.Report{Image: o.image, Entry: o.entry, RunID: o.runID}
-	failed := false
-	for _, c := range got {
-		st := backend.CheckState(c.State)
-		switch c.State {
-		case store.Passed, store.Failed, store.Skipped:
-		default:
-			st = backend.CheckFailed
-		}
-		failed = failed || st == backend.CheckFailed
-		rep.Checks = append(rep.Checks, testreport.Check{Name: types.CheckName(c.Name), State: st, Summary: c.Summary, Findings: c.Findings})
-	}
+	rep := testreport.Report{Image: o.image, Entry: o.entry, RunID: o.runID, Checks: testreport.FromCheckResults(got)}
+	failed := slices.ContainsFunc(got, func(c backend.CheckResult) bool { return c.State == backend.CheckFailed })
 	if err := writeResults(o.results, rep); err != nil {
 		return err
 	}

@@ -4,27 +4,28 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/backend/local"
 	"github.com/cccp-project/cccp/internal/backend/testreport"
-	"github.com/cccp-project/cccp/internal/pipeline"
-	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
 )
 
-// fakeChecks records the spec `cccp test` hands to the checks.
+// fakeChecks records what `cccp test` hands to the checks.
 type fakeChecks struct {
-	spec   pipeline.TestSpec
-	checks []store.Check
+	spec   local.ImageCheck
+	checks []backend.CheckResult
 	err    error
 }
 
-func (f *fakeChecks) Test(_ context.Context, spec pipeline.TestSpec) ([]store.Check, error) {
-	f.spec = spec
+func (f *fakeChecks) check(_ context.Context, c local.ImageCheck, _ io.Writer) ([]backend.CheckResult, error) {
+	f.spec = c
 	return f.checks, f.err
 }
 
@@ -34,16 +35,16 @@ func TestTestCommand(t *testing.T) {
 		name       string
 		args       []string
 		cccpYAML   string
-		checks     []store.Check
+		checks     []backend.CheckResult
 		err        error
 		wantExit   int // 0, exitChecksFailed, or -1 for an error without results
 		wantScript string
 	}{
 		{name: "all passed, script from cccp.yaml", cccpYAML: "test-script: tests/run.sh\ntest-skip: false\n",
-			checks:   []store.Check{{Name: "smoke", State: store.Passed, Summary: "exited 0"}, {Name: "user-script", State: store.Passed}},
+			checks:   []backend.CheckResult{{Name: types.CheckSmoke, State: backend.CheckPassed, Summary: "exited 0"}, {Name: types.CheckUserScript, State: backend.CheckPassed}},
 			wantExit: 0, wantScript: "tests/run.sh"},
 		{name: "--script overrides cccp.yaml", args: []string{"--script", "ci/other.sh"}, cccpYAML: "test-skip: true\n",
-			checks:   []store.Check{{Name: "user-script", State: store.Failed, Summary: "test script exited 1", Findings: []string{"boom"}}},
+			checks:   []backend.CheckResult{{Name: types.CheckUserScript, State: backend.CheckFailed, Summary: "test script exited 1", Findings: []string{"boom"}, Explain: []string{"+ run", "boom"}}},
 			wantExit: exitChecksFailed, wantScript: "ci/other.sh"},
 		{name: "the checks could not run", err: errors.New("pull: no such image"), wantExit: -1},
 	}
@@ -57,7 +58,7 @@ func TestTestCommand(t *testing.T) {
 			}
 			results := filepath.Join(t.TempDir(), "results.json")
 			fc := &fakeChecks{checks: tt.checks, err: tt.err}
-			cmd := newTestCommand(func(*slog.Logger, func(string) bool) imageTester { return fc })
+			cmd := newTestCommand(func(*slog.Logger, func(string) bool) imageChecker { return fc.check })
 			var out bytes.Buffer
 			cmd.SetOut(&out)
 			cmd.SetArgs(append([]string{img, "--dir", dir, "--dockerfile", "../../Dockerfile.dev", "--entry", "app/job:latest", "--run", "42", "--results", results}, tt.args...))
@@ -96,11 +97,8 @@ func TestTestCommand(t *testing.T) {
 			if rep.Image != img || rep.Entry != "app/job:latest" || rep.RunID != "42" || len(rep.Checks) != len(tt.checks) {
 				t.Errorf("report = %+v", rep)
 			}
-			for i, c := range rep.Checks {
-				w := tt.checks[i]
-				if c.Name != types.CheckName(w.Name) || c.State != backend.CheckState(w.State) || c.Summary != w.Summary {
-					t.Errorf("check %d = %+v, want %+v", i, c, w)
-				}
+			if got := rep.CheckResults(); !reflect.DeepEqual(got, tt.checks) {
+				t.Errorf("checks =\n%+v\nwant\n%+v", got, tt.checks)
 			}
 		})
 	}
