@@ -9,11 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/backend/local"
 	"github.com/cccp-project/cccp/internal/backend/testreport"
+	"github.com/cccp-project/cccp/internal/registry"
+	"github.com/cccp-project/cccp/internal/testgit"
+	"github.com/cccp-project/cccp/internal/testimage"
 	"github.com/cccp-project/cccp/internal/types"
 )
 
@@ -101,5 +106,64 @@ func TestTestCommand(t *testing.T) {
 				t.Errorf("checks =\n%+v\nwant\n%+v", got, tt.checks)
 			}
 		})
+	}
+}
+
+// cccp test for real: podman runs every check on an image pulled by
+// digest from a registry, the repository's test script fails, and the
+// results file says so in the form the Jenkins tester reads.
+func TestTestCommandWithPodman(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs podman; not in -short")
+	}
+	host := testimage.Registry(t, "", "")
+	ref := testimage.PushBusybox(t, host, "", "")
+	digest, err := registry.NewClient(registry.ClientConfig{}).Digest(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := host + "/busybox@" + digest
+
+	dir := t.TempDir()
+	testgit.Write(t, dir, map[string]string{
+		"Dockerfile": "FROM " + ref + "\n",
+		"cccp.yaml":  "test-script: tests/check.sh\ntest-skip: false\n",
+		"tests/check.sh": "#!/bin/sh\necho \"checking $IMAGE_NAME in $CONTAINER_NAME\"\n" +
+			"podman --runtime runc exec \"$CONTAINER_NAME\" test -x /bin/busybox || { echo 'cannot exec into the container'; exit 2; }\n" +
+			"podman --runtime runc exec \"$CONTAINER_NAME\" test -f /www/index.html || { echo 'no /www/index.html in the image'; exit 1; }\n",
+	})
+	if err := os.Chmod(filepath.Join(dir, "tests", "check.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	results := filepath.Join(t.TempDir(), "results.json")
+	code, stdout, stderr := runCaptured(t, "test", image, "--dir", dir, "--entry", "demo/busybox:latest", "--run", "7", "--results", results)
+	if code != exitChecksFailed {
+		t.Fatalf("exit %d, want %d (a check failed)\nstdout:\n%s\nstderr:\n%s", code, exitChecksFailed, stdout, stderr)
+	}
+	f, err := os.Open(results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := testreport.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[types.CheckName]testreport.Check{}
+	for _, c := range rep.Checks {
+		byName[c.Name] = c
+	}
+	if len(byName) != len(types.Checks) {
+		t.Errorf("checks %v, want one of each of %v", rep.Checks, types.Checks)
+	}
+	if c := byName[types.CheckSmoke]; c.State != backend.CheckPassed {
+		t.Errorf("smoke = %+v, want passed", c)
+	}
+	us := byName[types.CheckUserScript]
+	if us.State != backend.CheckFailed || us.Summary != "test script exited 1" || !slices.Contains(us.Explain, "no /www/index.html in the image") {
+		t.Errorf("user-script = %+v, want failed, explained by the script's own line", us)
+	}
+	if !strings.Contains(stdout, "checking "+image) {
+		t.Errorf("the script's output is not in the log:\n%s", stdout)
 	}
 }
