@@ -200,6 +200,12 @@ func (c *client) once(ctx context.Context, r request) (*response, error) {
 	if resp.StatusCode >= 400 {
 		return nil, &StatusError{Method: r.method, URL: redact.URL(u), Code: resp.StatusCode, Text: c.errorText(resp.Header, data)}
 	}
+	if resp.StatusCode >= 300 && r.method == http.MethodGet {
+		// Nothing cccp reads redirects; a proxy that does (http to https,
+		// a login page) means the configured URL is not Jenkins' root.
+		return nil, fmt.Errorf("GET %s: redirected (%d) to %s; is url Jenkins' root URL?",
+			redact.URL(u), resp.StatusCode, redact.URL(resp.Header.Get("Location")))
+	}
 	if int64(len(data)) > limit {
 		return nil, fmt.Errorf("%s %s: answer larger than %d bytes", r.method, redact.URL(u), limit)
 	}

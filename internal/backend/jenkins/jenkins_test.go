@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -640,5 +642,20 @@ func TestUnparameterizedJobIsExplained(t *testing.T) {
 	var se *backend.StageError
 	if !errors.As(err, &se) || se.Reason != "BadRequest" || !strings.Contains(se.Message, "is not parameterized") {
 		t.Fatalf("err = %v, want a StageError BadRequest quoting Jenkins", err)
+	}
+}
+
+func TestARedirectingProxyIsExplained(t *testing.T) {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://jenkins.example.com"+r.URL.Path, http.StatusMovedPermanently)
+	}))
+	t.Cleanup(proxy.Close)
+	tr, err := jenkins.New(jenkins.Config{URL: proxy.URL, User: "cccp", Token: "tok-en-1234", Job: "cccp-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tr.Check(ctx(t))
+	if err == nil || !strings.Contains(err.Error(), "redirected (301) to https://jenkins.example.com/job/cccp-test/api/json") {
+		t.Fatalf("err = %v, want the redirect named", err)
 	}
 }
