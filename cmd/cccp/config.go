@@ -58,6 +58,8 @@ type serveConfig struct {
 		// MaxResumes is how often a run is resumed after cccp stopped in
 		// the middle of it before it fails instead (default 3).
 		MaxResumes int `yaml:"max_resumes"`
+		// Test chooses the test stage's backend (config_backend.go).
+		Test testStageConfig `yaml:"test"`
 	} `yaml:"pipeline"`
 
 	GitHub forgeConfig `yaml:"github"`
@@ -124,7 +126,8 @@ func loadServeConfigWith(path string, getenv func(string) string, override func(
 // secretEnv are the environment variables that carry secrets; serve
 // removes them from its environment once read.
 var secretEnv = []string{"CCCP_GITHUB_WEBHOOK_SECRET", "CCCP_GITHUB_TOKEN", "CCCP_GITLAB_WEBHOOK_SECRET",
-	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY"}
+	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY",
+	"CCCP_JENKINS_TOKEN"}
 
 // applyEnv takes secrets (and a few settings) from the environment.
 func (c *serveConfig) applyEnv(getenv func(string) string) {
@@ -147,6 +150,7 @@ func (c *serveConfig) applyEnv(getenv func(string) string) {
 	if v := getenv("CCCP_READ_TOKENS"); v != "" {
 		c.Web.ReadTokens = splitList(v)
 	}
+	c.Pipeline.Test.applyEnv(getenv)
 }
 
 func splitList(s string) []string {
@@ -191,6 +195,7 @@ func (c *serveConfig) defaults() {
 	if c.CommentLogLines <= 0 {
 		c.CommentLogLines = 20
 	}
+	c.Pipeline.Test.defaults()
 }
 
 func (c *serveConfig) validate() error {
@@ -226,6 +231,9 @@ func (c *serveConfig) validate() error {
 	if c.Web.SessionKey != "" && len(c.Web.SessionKey) < 32 {
 		errs = append(errs, errors.New("web.session_key must be at least 32 bytes"))
 	}
+	if err := c.Pipeline.Test.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -237,5 +245,5 @@ func (c *serveConfig) secrets() []string {
 	}
 	s = append(s, c.Web.AdminTokens...)
 	s = append(s, c.Web.ReadTokens...)
-	return append(s, c.Web.SessionKey)
+	return append(s, c.Web.SessionKey, c.Pipeline.Test.Jenkins.Token)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/backend/local"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
@@ -145,6 +146,9 @@ type pipelineOptions struct {
 	// gives them.
 	chainChildren bool
 	graph         func(key string) []string
+	// tester runs the test stage instead of the local backend
+	// (pipeline.test.backend, openTestBackend); nil: the local backend.
+	tester backend.Tester
 }
 
 // pipelineEnv is everything a pipeline needs on this machine.
@@ -229,10 +233,14 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if err := env.backend.Cleanup(ctx); err != nil {
 		log.Warn("clean-up of a crashed cccp's leftovers", "err", err)
 	}
+	var tester backend.Tester = env.backend
+	if opts.tester != nil {
+		tester = opts.tester
+	}
 	env.runner, err = pipeline.New(pipeline.Config{
 		Resolver:      gitsrc.Resolver{},
 		Builder:       env.backend,
-		Tester:        env.backend,
+		Tester:        tester,
 		Images:        env.client,
 		Target:        env.target,
 		Store:         st.db,

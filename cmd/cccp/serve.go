@@ -94,6 +94,10 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	for _, name := range secretEnv {
 		os.Unsetenv(name)
 	}
+	tester, err := openTestBackend(ctx, &cfg.Pipeline.Test, log)
+	if err != nil {
+		return err
+	}
 	idx := &indexHolder{cfg: cfg, log: log}
 	if err := idx.prepare(ctx); err != nil {
 		return err
@@ -112,7 +116,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	f := &envFlags{data: cfg.Data, registry: cfg.Registry.External, registryAddr: cfg.Registry.Address,
 		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
 		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes}
-	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children})
+	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children, tester: tester})
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,10 @@ var allowed = map[string][]string{
 	"internal/backend":  {"internal/index", "internal/types"},
 	"internal/backend/local": {"internal/backend", "internal/buildah", "internal/checks", "internal/gitsrc",
 		"internal/index", "internal/podman", "internal/redact", "internal/safefs", "internal/sandbox", "internal/types"},
+	// a remote backend speaks only HTTP and cccp's own formats: no local tools
+	"internal/backend/jenkins":             {"internal/backend", "internal/backend/testreport", "internal/redact"},
+	"internal/backend/jenkins/jenkinstest": nil,
+	"internal/backend/testreport":          {"internal/backend", "internal/types"},
 
 	// tools the local backend drives
 	"internal/buildah": {"internal/redact", "internal/regconf", "internal/registry", "internal/safefs", "internal/sandbox", "internal/tailbuf"},
