@@ -58,11 +58,11 @@
 // field selector on its name from that resourceVersion, with a server-side
 // timeout (5 minutes by default); a watch that closes is re-established from
 // the last resourceVersion seen (after a 410 Gone, from a fresh read). A
-// watch that ends without news is retried with a growing pause, and two
-// watches are never opened less than a second apart, so a Build costs at most
-// one request per second even against a server that closes every watch at
-// once, and one request per watch timeout at steady state
-// (BenchmarkFollow reports both).
+// watch that ends without news is retried with a growing pause (up to 30 s),
+// and no two requests of one follower are less than two seconds apart, so
+// Wait and Log together cost at most one request a second even against a
+// server that closes every watch at once, and one request per watch timeout
+// at steady state (BenchmarkFollow reports both).
 //
 // The log is read from builds/log with follow=true once the Build runs.
 // Log(offset) skips the first offset bytes (the subresource has no byte

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
+	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -39,35 +40,43 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 
 // Pacing of re-established watches and log streams.
 const (
-	minInterval = time.Second      // never two watches sooner than this
+	// minInterval is the least time between two requests of one follower.
+	// Wait and Log follow a Build at once, so together they stay at or
+	// below one request a second whatever the server does.
+	minInterval = 2 * time.Second
 	maxBackoff  = 30 * time.Second // the longest pause after watches without news
 )
 
-// pacer spaces out the requests of one follower: at least minInterval
-// between two, and a doubling pause (up to maxBackoff) while they bring no
-// news.
+// pacer spaces out the requests of one follower: a token bucket of two
+// (so a read and a watch, or a read and a log stream, go out together)
+// refilled every minInterval, and a doubling pause (up to maxBackoff) after
+// requests that brought no news.
 type pacer struct {
 	clock   clock
-	last    time.Time
+	limit   *rate.Limiter
 	backoff time.Duration
+}
+
+func newPacer(c clock) *pacer {
+	return &pacer{clock: c, limit: rate.NewLimiter(rate.Every(minInterval), 2)}
 }
 
 // wait returns when the next request may go out.
 func (p *pacer) wait(ctx context.Context, news bool) error {
-	if news {
+	switch {
+	case news:
 		p.backoff = 0
-	} else if p.backoff == 0 {
+	case p.backoff == 0:
 		p.backoff = minInterval
-	} else {
+	default:
 		p.backoff = min(2*p.backoff, maxBackoff)
 	}
-	d := max(p.backoff, minInterval-p.clock.Now().Sub(p.last))
-	if !p.last.IsZero() && d > 0 {
-		if err := p.clock.Sleep(ctx, d); err != nil {
-			return err
-		}
+	now := p.clock.Now()
+	d := p.limit.ReserveN(now, 1).DelayFrom(now)
+	d = max(d, p.backoff)
+	if d > 0 {
+		return p.clock.Sleep(ctx, d)
 	}
-	p.last = p.clock.Now()
 	return nil
 }
 
@@ -98,9 +107,9 @@ func isStatus(err error) bool {
 // follow reads Build ns/name once and then watches it until until(build)
 // holds, re-establishing the watch when it closes. A deleted Build is
 // backend.ErrLost.
-func (b *Builder) follow(ctx context.Context, ns, name string, until func(*buildv1.Build) bool) (*buildv1.Build, error) {
+// Its requests are spaced by p.
+func (b *Builder) follow(ctx context.Context, p *pacer, ns, name string, until func(*buildv1.Build) bool) (*buildv1.Build, error) {
 	builds := b.api.Builds(ns)
-	p := &pacer{clock: b.clock}
 	rv, news := "", true
 	timeout := int64(b.cfg.WatchTimeout / time.Second)
 	for {
@@ -200,7 +209,7 @@ func (b *Builder) WaitBuild(ctx context.Context, h backend.Handle) (backend.Buil
 	if err != nil {
 		return backend.BuildResult{}, err
 	}
-	build, err := b.follow(ctx, ns, name, finished)
+	build, err := b.follow(ctx, newPacer(b.clock), ns, name, finished)
 	if err != nil {
 		return backend.BuildResult{}, err
 	}

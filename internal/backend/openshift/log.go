@@ -21,12 +21,12 @@ func (b *Builder) Log(ctx context.Context, h backend.Handle, offset int64, w io.
 	if err != nil {
 		return offset, err
 	}
-	p := &pacer{clock: b.clock}
+	p := newPacer(b.clock)
 	news := true
 	var build *buildv1.Build
 	for {
 		if build == nil || !started(build) {
-			if build, err = b.follow(ctx, ns, name, started); err != nil {
+			if build, err = b.follow(ctx, p, ns, name, started); err != nil {
 				return offset, err
 			}
 		}
@@ -55,7 +55,7 @@ func (b *Builder) Log(ctx context.Context, h backend.Handle, offset int64, w io.
 		// The stream ended or broke while the Build was running: read it
 		// again and go on if it still runs.
 		serr := err
-		if build, err = b.follow(ctx, ns, name, func(*buildv1.Build) bool { return true }); err != nil {
+		if build, err = b.follow(ctx, p, ns, name, func(*buildv1.Build) bool { return true }); err != nil {
 			return offset, err
 		}
 		if serr == nil && finished(build) {
