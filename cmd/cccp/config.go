@@ -51,6 +51,8 @@ type serveConfig struct {
 		Rescan   time.Duration `yaml:"rescan"`
 		// LogMaxBytes caps one stage's log.
 		LogMaxBytes int64 `yaml:"log_max_bytes"`
+		// Build chooses the build stage's backend (config_build.go).
+		Build buildStageConfig `yaml:"build"`
 	} `yaml:"pipeline"`
 
 	GitHub forgeConfig `yaml:"github"`
@@ -178,6 +180,7 @@ func (c *serveConfig) defaults() {
 	if c.CommentLogLines <= 0 {
 		c.CommentLogLines = 20
 	}
+	c.Pipeline.Build.defaults()
 }
 
 func (c *serveConfig) validate() error {
@@ -212,6 +215,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Web.SessionKey != "" && len(c.Web.SessionKey) < 32 {
 		errs = append(errs, errors.New("web.session_key must be at least 32 bytes"))
+	}
+	if err := c.Pipeline.Build.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
