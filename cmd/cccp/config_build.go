@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/internal/backend/openshift"
+	"github.com/cccp-project/cccp/internal/index"
 )
 
 // buildStageConfig is `pipeline.build`: which backend runs the build stage,
@@ -68,4 +69,14 @@ func (b *buildStageConfig) openShift() openshift.Config {
 		Registry: o.Registry, Requests: o.Resources.Requests, Limits: o.Resources.Limits,
 		NodeSelector: o.NodeSelector, WatchTimeout: o.WatchTimeout,
 	}
+}
+
+// lintOptions are the index lint options of this configuration: an entry
+// the configured build backend cannot build is an error.
+func (c *serveConfig) lintOptions() index.LintOptions {
+	o := index.LintOptions{AllowFile: c.Index.AllowFileURLs, Registries: c.Registry.Aliases}
+	if c.Pipeline.Build.Backend == buildBackendOpenShift {
+		o.PrebuildUnsupported = buildBackendOpenShift
+	}
+	return o
 }

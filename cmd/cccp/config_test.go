@@ -165,6 +165,9 @@ pipeline:
 					o.PushSecret != "cccp-push" || o.Requests["cpu"] != "500m" || o.Limits["memory"] != "4Gi" || len(o.NodeSelector) != 1 {
 					t.Errorf("openshift config %+v", o)
 				}
+				if c.lintOptions().PrebuildUnsupported != "openshift" {
+					t.Errorf("lint options %+v: an entry with prebuild-script must be an error with the openshift backend", c.lintOptions())
+				}
 			},
 		},
 		{

@@ -160,7 +160,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 			Store: env.db, Pipeline: env.runner, Forges: forges, Entries: idx.entries,
 			Index: bot.IndexRepo{Forge: cfg.Index.Forge, FullName: cfg.Index.Repo},
 			IndexPR: &bot.GitIndexPR{WorkDir: env.workDir(), Current: idx.entries,
-				Lint: index.LintOptions{AllowFile: cfg.Index.AllowFileURLs, Registries: cfg.Registry.Aliases}},
+				Lint: cfg.lintOptions()},
 			ReloadIndex: idx.reloadOnPush,
 			BaseURL:     cfg.BaseURL, LogTail: env.logs.Tail, LogLines: cfg.CommentLogLines, Masker: masker,
 			Logger: log.With("component", "bot"),
@@ -311,7 +311,7 @@ func (h *indexHolder) reload(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load index: %w", err)
 	}
-	findings = append(findings, index.Lint(idx, index.LintOptions{AllowFile: h.cfg.Index.AllowFileURLs, Registries: h.cfg.Registry.Aliases})...)
+	findings = append(findings, index.Lint(idx, h.cfg.lintOptions())...)
 	for _, f := range findings {
 		if f.Severity == index.Error {
 			h.log.Warn("index", "finding", f.String())
