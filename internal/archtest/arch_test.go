@@ -84,6 +84,16 @@ func TestImportDirection(t *testing.T) {
 				}
 				return false
 			}},
+		{"the OpenShift backend knows only the seam and the index, not the local tools or the pipeline",
+			func(p string) bool { return under(p, "internal/backend/openshift") },
+			func(i string) bool {
+				for _, b := range []string{"internal/pipeline", "internal/local", "internal/buildah", "internal/podman", "internal/checks", "internal/registry", "internal/store", "internal/web", "internal/runlog"} {
+					if under(i, b) {
+						return true
+					}
+				}
+				return false
+			}},
 		{"the store depends on nothing of cccp",
 			func(p string) bool { return p == "internal/store" },
 			func(i string) bool { return i != "" }},
