@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cccp-project/cccp/internal/pipeline"
 )
 
 // serveConfig is `cccp serve`'s configuration file. Secrets may be left out
@@ -51,6 +53,11 @@ type serveConfig struct {
 		Rescan   time.Duration `yaml:"rescan"`
 		// LogMaxBytes caps one stage's log.
 		LogMaxBytes int64 `yaml:"log_max_bytes"`
+		// StageTimeout is each stage's deadline (default 30m).
+		StageTimeout time.Duration `yaml:"stage_timeout"`
+		// MaxResumes is how often a run is resumed after cccp stopped in
+		// the middle of it before it fails instead (default 3).
+		MaxResumes int `yaml:"max_resumes"`
 		// Build chooses the build stage's backend (config_build.go).
 		Build buildStageConfig `yaml:"build"`
 	} `yaml:"pipeline"`
@@ -173,6 +180,12 @@ func (c *serveConfig) defaults() {
 	}
 	if c.Pipeline.Workers <= 0 {
 		c.Pipeline.Workers = 1
+	}
+	if c.Pipeline.StageTimeout <= 0 {
+		c.Pipeline.StageTimeout = pipeline.DefaultStageTimeout
+	}
+	if c.Pipeline.MaxResumes <= 0 {
+		c.Pipeline.MaxResumes = pipeline.DefaultMaxResumes
 	}
 	if c.Pipeline.LogMaxBytes <= 0 {
 		c.Pipeline.LogMaxBytes = 16 << 20

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/backend/local"
 	"github.com/cccp-project/cccp/internal/buildah"
-	"github.com/cccp-project/cccp/internal/checks"
+	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
-	"github.com/cccp-project/cccp/internal/local"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
@@ -21,6 +21,7 @@ import (
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/testgit"
 	"github.com/cccp-project/cccp/internal/testimage"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // The whole local pipeline with real git repositories, buildah, podman,
@@ -47,6 +48,7 @@ type world struct {
 	db      *store.DB
 	logs    *runlog.Logs
 	runner  *pipeline.Runner
+	backend *local.Backend
 	entries map[string]*index.Entry
 }
 
@@ -79,17 +81,21 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 		w.entries[e.Key()] = e
 	}
 	insecure := func(string) bool { return true }
-	pod := &podman.Runner{}
+	w.backend, err = local.New(local.Config{Dir: filepath.Join(dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
+		Username: user, Password: pass, Insecure: insecure, InsecurePull: true, Hold: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.backend.Close() })
 	w.runner, err = pipeline.New(pipeline.Config{
-		Source:        local.GitSource{},
-		Builder:       &local.Builder{Buildah: &buildah.Builder{}, Username: user, Password: pass, Insecure: insecure, InsecurePull: true},
-		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod}, Insecure: insecure, Hold: 2 * time.Second},
+		Resolver:      gitsrc.Resolver{},
+		Builder:       w.backend,
+		Tester:        w.backend,
 		Images:        client,
 		Target:        target,
 		Store:         db,
-		Logs:          local.Logs{Logs: w.logs},
+		Logs:          runlog.StageLogs{Logs: w.logs},
 		Entries:       func(n string) (*index.Entry, bool) { e, ok := w.entries[n]; return e, ok },
-		WorkDir:       filepath.Join(dir, "work"),
 		OwnRegistries: []string{reg.Host()},
 	})
 	if err != nil {
@@ -107,7 +113,7 @@ func (w *world) run(t *testing.T, name string) *store.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	run, err := w.runner.Enqueue(ctx, pipeline.Request{Project: name, Kind: pipeline.KindBranch, Cause: store.Cause{Kind: "manual"}})
+	run, err := w.runner.Enqueue(ctx, pipeline.Request{Project: name, Kind: types.KindBranch, Cause: store.Cause{Kind: types.CauseManual}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +160,7 @@ func TestPipelinePassingAppDeliversAllTags(t *testing.T) {
 	w := newWorld(t, e)
 	run := w.run(t, "acme/web:latest")
 	if run.State != store.Passed {
-		tail, _ := w.logs.Tail(run.ID, pipeline.StageTest, 30)
+		tail, _ := w.logs.Tail(run.ID, string(types.StageTest), 30)
 		t.Fatalf("run %s: %s (%s)\n%s", run.ID, run.State, run.Error, strings.Join(tail, "\n"))
 	}
 	digest := run.Stages[0].Digest
@@ -167,7 +173,7 @@ func TestPipelinePassingAppDeliversAllTags(t *testing.T) {
 	}
 	var userScript *store.Check
 	for i, c := range run.Stages[1].Checks {
-		if c.Name == local.CheckUserScript {
+		if c.Name == types.CheckUserScript {
 			userScript = &run.Stages[1].Checks[i]
 		}
 	}
@@ -202,7 +208,7 @@ func TestPipelineFailingUserTestStopsBeforeRC(t *testing.T) {
 			t.Errorf(":%s exists (%s) after a failed test", tag, d)
 		}
 	}
-	f, err := w.logs.Open(run.ID, pipeline.StageTest)
+	f, err := w.logs.Open(run.ID, string(types.StageTest))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +251,7 @@ func TestPipelineChildBuildsFromParentsDeliveredDigest(t *testing.T) {
 	if c.State != store.Passed {
 		t.Fatalf("child: %s (%s)", c.State, c.Error)
 	}
-	f, err := w.logs.Open(c.ID, pipeline.StageBuild)
+	f, err := w.logs.Open(c.ID, string(types.StageBuild))
 	if err != nil {
 		t.Fatal(err)
 	}
