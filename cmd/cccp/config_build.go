@@ -80,3 +80,13 @@ func (c *serveConfig) lintOptions() index.LintOptions {
 	}
 	return o
 }
+
+// openShiftBackend is the OpenShift builder's configuration when it is the
+// configured build backend, else nil (the local one).
+func (b *buildStageConfig) openShiftBackend() *openshift.Config {
+	if b.Backend != buildBackendOpenShift {
+		return nil
+	}
+	c := b.openShift()
+	return &c
+}

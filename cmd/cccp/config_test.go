@@ -677,3 +677,20 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestServeBuildsOnOpenShiftWhenConfigured: pipeline.build.backend
+// openshift reaches the OpenShift backend, which reads its kubeconfig when
+// serve starts (here a missing one, so serve stops naming it).
+func TestServeBuildsOnOpenShiftWhenConfigured(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "no-such-kubeconfig")
+	path := filepath.Join(dir, "config.yaml")
+	cfg := "registry: {external: 127.0.0.1:1/openshift-wiring}\npipeline:\n  build:\n    backend: openshift\n    openshift: {namespace: cccp-builds, kubeconfig: " + kubeconfig + "}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCaptured(t, "serve", "--config", path, "--index", dir, "--data", filepath.Join(dir, "data"))
+	if code == 0 || !strings.Contains(stderr, "openshift backend: kubeconfig "+kubeconfig) {
+		t.Errorf("serve: exit %d, stderr %q; want it to fail reading the OpenShift kubeconfig", code, stderr)
+	}
+}

@@ -15,7 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/backend/local"
+	"github.com/cccp-project/cccp/internal/backend/openshift"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/gitsrc"
@@ -125,6 +127,9 @@ type pipelineOptions struct {
 	// gives them.
 	chainChildren bool
 	graph         func(key string) []string
+	// openshift, when set, builds on OpenShift instead of with buildah
+	// here (pipeline.build.backend: openshift); tests stay local.
+	openshift *openshift.Config
 }
 
 // pipelineEnv is everything a pipeline needs on this machine.
@@ -206,9 +211,17 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if err != nil {
 		return nil, err
 	}
+	var builder backend.Builder = env.backend
+	if opts.openshift != nil {
+		cfg := *opts.openshift
+		cfg.Logger = log.With("backend", openshift.Name)
+		if builder, err = openshift.New(cfg); err != nil {
+			return nil, err
+		}
+	}
 	env.runner, err = pipeline.New(pipeline.Config{
 		Resolver:      gitsrc.Resolver{},
-		Builder:       env.backend,
+		Builder:       builder,
 		Tester:        env.backend,
 		Images:        env.client,
 		Target:        env.target,
