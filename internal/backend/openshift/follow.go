@@ -213,7 +213,16 @@ func (b *Builder) WaitBuild(ctx context.Context, h backend.Handle) (backend.Buil
 	if err != nil {
 		return backend.BuildResult{}, err
 	}
-	return result(build)
+	res, err := result(build)
+	if err != nil {
+		return res, err
+	}
+	if bases, err := b.bases(ctx, ns, name); err != nil {
+		b.log.Warn("read the bases from the build log", "build", h, "err", err)
+	} else if len(bases) > 0 {
+		res.Bases = markPinned(bases, res.Bases)
+	}
+	return res, nil
 }
 
 // result maps a finished Build to cccp's result.

@@ -1,10 +1,13 @@
 package openshift
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strings"
 
 	buildv1 "github.com/openshift/api/build/v1"
 	"github.com/openshift/client-go/build/clientset/versioned/scheme"
@@ -106,4 +109,53 @@ func (b *Builder) stream(ctx context.Context, ns, name string, skip int64, w io.
 			return written, rerr
 		}
 	}
+}
+
+// fromLine matches the FROM steps buildah (`STEP 1/5: FROM image AS name`)
+// and docker (`Step 1/5 : FROM image`) print in an OpenShift build log.
+var fromLine = regexp.MustCompile(`^(?i:step) \d+(?:/\d+)? ?: (?i:from) +(\S+)(?: +(?i:as) +(\S+))?`)
+
+// bases reads the images the build started FROM from its finished log: the
+// Build object does not list them. Stage names used as images are skipped.
+func (b *Builder) bases(ctx context.Context, ns, name string) ([]backend.Base, error) {
+	rc, err := b.logs.Get().Namespace(ns).Resource("builds").Name(name).SubResource("log").
+		VersionedParams(&buildv1.BuildLogOptions{}, scheme.ParameterCodec).Stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var bases []backend.Base
+	stages := map[string]bool{}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		m := fromLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		img := m[1]
+		fromStage := stages[strings.ToLower(img)]
+		if m[2] != "" {
+			stages[strings.ToLower(m[2])] = true
+		}
+		if fromStage || seen[img] {
+			continue
+		}
+		seen[img] = true
+		bases = append(bases, backend.Base{Image: img, Digest: digestOf(img)})
+	}
+	return bases, sc.Err()
+}
+
+// markPinned marks the bases that are the pinned parents.
+func markPinned(bases, pinned []backend.Base) []backend.Base {
+	for i := range bases {
+		for _, p := range pinned {
+			if bases[i].Image == p.Image {
+				bases[i].Pinned = true
+			}
+		}
+	}
+	return bases
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -563,5 +564,32 @@ func TestConfigValidate(t *testing.T) {
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
 		}
+	}
+}
+
+func TestWaitReportsBases(t *testing.T) {
+	pinned := "registry.example.org/acme/base@sha256:" + strings.Repeat("ab", 32)
+	complete := build("web-1", buildv1.BuildPhaseComplete, "9", func(b *buildv1.Build) {
+		b.Status.Output.To = &buildv1.BuildStatusOutputTo{ImageDigest: "sha256:" + strings.Repeat("1", 64)}
+		b.Spec.Strategy.DockerStrategy = &buildv1.DockerBuildStrategy{From: &corev1.ObjectReference{Kind: "DockerImage", Name: pinned}}
+	})
+	h := newHarness(t, Config{}, complete)
+	h.scriptLog(logText("Cloning \"https://git.example.org/acme/web.git\" ...\n" +
+		"STEP 1/6: FROM golang:1.26 AS build\n" +
+		"STEP 2/6: RUN go build ./...\n" +
+		"STEP 3/6: FROM build AS test\n" +
+		"Step 4/6 : FROM golang:1.26\n" +
+		"STEP 5/6: FROM " + pinned + "\n" +
+		"STEP 6/6: COPY --from=build /out /\n"))
+	res, err := h.b.WaitBuild(ctxT(t), "cccp/web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []backend.Base{{Image: "golang:1.26"}, {Image: pinned, Digest: "sha256:" + strings.Repeat("ab", 32), Pinned: true}}
+	if !slices.Equal(res.Bases, want) {
+		t.Errorf("bases %+v, want %+v", res.Bases, want)
+	}
+	if len(h.logURLs) != 1 || strings.Contains(h.logURLs[0], "follow") {
+		t.Errorf("log requests %v: want one, without follow", h.logURLs)
 	}
 }
