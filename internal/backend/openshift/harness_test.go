@@ -121,6 +121,10 @@ type harness struct {
 	watches  []k8stesting.WatchActionImpl
 	logs     []func() (io.ReadCloser, error) // one per builds/log request
 	logURLs  []string
+
+	// cluster, when set, answers watches from the fake's object tracker
+	// and builds/log by build name, instead of the scripts.
+	cluster func(name string) (io.ReadCloser, error)
 }
 
 func newHarness(t testing.TB, cfg Config, objs ...runtime.Object) *harness {
@@ -241,6 +245,13 @@ func (h *harness) buildLog(action k8stesting.Action) (bool, runtime.Object, erro
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.cluster != nil {
+		body, err := h.cluster(action.(k8stesting.GetAction).GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		return true, &logBody{body: body}, nil
+	}
 	if len(h.logs) == 0 {
 		return true, nil, apierrors.NewBadRequest("no log scripted")
 	}
@@ -288,6 +299,9 @@ func (h *harness) watch(action k8stesting.Action) (bool, watch.Interface, error)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.watches = append(h.watches, action.(k8stesting.WatchActionImpl))
+	if h.cluster != nil {
+		return false, nil, nil // the tracker's own watch
+	}
 	if len(h.sessions) == 0 {
 		return true, nil, apierrors.NewServiceUnavailable("no watch scripted")
 	}
