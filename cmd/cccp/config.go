@@ -60,6 +60,8 @@ type serveConfig struct {
 		MaxResumes int `yaml:"max_resumes"`
 		// Test chooses the test stage's backend (config_backend.go).
 		Test testStageConfig `yaml:"test"`
+		// Build chooses the build stage's backend (config_build.go).
+		Build buildStageConfig `yaml:"build"`
 	} `yaml:"pipeline"`
 
 	GitHub forgeConfig `yaml:"github"`
@@ -196,6 +198,7 @@ func (c *serveConfig) defaults() {
 		c.CommentLogLines = 20
 	}
 	c.Pipeline.Test.defaults()
+	c.Pipeline.Build.defaults()
 }
 
 func (c *serveConfig) validate() error {
@@ -232,6 +235,9 @@ func (c *serveConfig) validate() error {
 		errs = append(errs, errors.New("web.session_key must be at least 32 bytes"))
 	}
 	if err := c.Pipeline.Test.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Pipeline.Build.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -147,6 +147,53 @@ web: {admin_tokens: [file-admin], read_tokens: [file-reader], session_key: file-
 			wantErr: []string{"CCCP_GITLAB_TOKEN"},
 		},
 		{
+			name: "openshift build backend",
+			content: `index: {path: /srv/index}
+pipeline:
+  build:
+    backend: openshift
+    openshift:
+      namespace: cccp-builds
+      kubeconfig: /etc/cccp/kubeconfig
+      push_secret: cccp-push
+      resources: {requests: {cpu: 500m}, limits: {memory: 4Gi}}
+      node_selector: {node-role.kubernetes.io/builder: ""}
+`,
+			check: func(t *testing.T, c *serveConfig) {
+				o := c.Pipeline.Build.openShift()
+				if c.Pipeline.Build.Backend != "openshift" || o.Namespace != "cccp-builds" || o.Kubeconfig != "/etc/cccp/kubeconfig" ||
+					o.PushSecret != "cccp-push" || o.Requests["cpu"] != "500m" || o.Limits["memory"] != "4Gi" || len(o.NodeSelector) != 1 {
+					t.Errorf("openshift config %+v", o)
+				}
+				if c.lintOptions().PrebuildUnsupported != "openshift" {
+					t.Errorf("lint options %+v: an entry with prebuild-script must be an error with the openshift backend", c.lintOptions())
+				}
+			},
+		},
+		{
+			name:    "build backend defaults to local",
+			content: "index: {path: /srv/index}\n",
+			check: func(t *testing.T, c *serveConfig) {
+				if c.Pipeline.Build.Backend != "local" {
+					t.Errorf("pipeline.build.backend = %q", c.Pipeline.Build.Backend)
+				}
+			},
+		},
+		{
+			name:    "unknown build backend",
+			content: "index: {path: /srv/index}\npipeline: {build: {backend: kubernetes}}\n",
+			wantErr: []string{`pipeline.build.backend must be "local" or "openshift", not "kubernetes"`},
+		},
+		{
+			name:    "openshift backend without a namespace, with a bad quantity",
+			content: "index: {path: /srv/index}\npipeline: {build: {backend: openshift, openshift: {resources: {limits: {memory: lots}}}}}\n",
+			wantErr: []string{"pipeline.build.openshift: namespace is required", "resources.limits.memory"},
+		},
+		{
+			name:    "openshift block is checked only with its backend",
+			content: "index: {path: /srv/index}\npipeline: {build: {backend: local, openshift: {namespace: Bad_NS}}}\n",
+		},
+		{
 			name:    "unknown top-level key",
 			content: "index: {path: /srv/index}\nlisten_address: 0.0.0.0:80\n",
 			wantErr: []string{"listen_address"},
@@ -628,5 +675,22 @@ func TestServeRefusesBadConfig(t *testing.T) {
 				t.Errorf("serve with %q: exit %d, stderr %q; want %d naming %q", tc.name, code, stderr, exitUsage, tc.want)
 			}
 		})
+	}
+}
+
+// TestServeBuildsOnOpenShiftWhenConfigured: pipeline.build.backend
+// openshift reaches the OpenShift backend, which reads its kubeconfig when
+// serve starts (here a missing one, so serve stops naming it).
+func TestServeBuildsOnOpenShiftWhenConfigured(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "no-such-kubeconfig")
+	path := filepath.Join(dir, "config.yaml")
+	cfg := "registry: {external: 127.0.0.1:1/openshift-wiring}\npipeline:\n  build:\n    backend: openshift\n    openshift: {namespace: cccp-builds, kubeconfig: " + kubeconfig + "}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCaptured(t, "serve", "--config", path, "--index", dir, "--data", filepath.Join(dir, "data"))
+	if code == 0 || !strings.Contains(stderr, "openshift backend: kubeconfig "+kubeconfig) {
+		t.Errorf("serve: exit %d, stderr %q; want it to fail reading the OpenShift kubeconfig", code, stderr)
 	}
 }

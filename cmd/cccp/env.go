@@ -19,6 +19,7 @@ import (
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/backend/local"
+	"github.com/cccp-project/cccp/internal/backend/openshift"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/gitsrc"
@@ -149,6 +150,9 @@ type pipelineOptions struct {
 	// tester runs the test stage instead of the local backend
 	// (pipeline.test.backend, openTestBackend); nil: the local backend.
 	tester backend.Tester
+	// openshift, when set, builds on OpenShift instead of with buildah
+	// here (pipeline.build.backend: openshift).
+	openshift *openshift.Config
 }
 
 // pipelineEnv is everything a pipeline needs on this machine.
@@ -237,9 +241,17 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if opts.tester != nil {
 		tester = opts.tester
 	}
+	var builder backend.Builder = env.backend
+	if opts.openshift != nil {
+		cfg := *opts.openshift
+		cfg.Logger = log.With("backend", openshift.Name)
+		if builder, err = openshift.New(cfg); err != nil {
+			return nil, err
+		}
+	}
 	env.runner, err = pipeline.New(pipeline.Config{
 		Resolver:      gitsrc.Resolver{},
-		Builder:       env.backend,
+		Builder:       builder,
 		Tester:        tester,
 		Images:        env.client,
 		Target:        env.target,

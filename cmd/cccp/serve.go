@@ -116,7 +116,8 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	f := &envFlags{data: cfg.Data, registry: cfg.Registry.External, registryAddr: cfg.Registry.Address,
 		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
 		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes}
-	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children, tester: tester})
+	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children,
+		tester: tester, openshift: cfg.Pipeline.Build.openShiftBackend()})
 	if err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 			Store: env.db, Pipeline: env.runner, Forges: forges, Entries: idx.entries,
 			Index: bot.IndexRepo{Forge: cfg.Index.Forge, FullName: cfg.Index.Repo},
 			IndexPR: &bot.GitIndexPR{WorkDir: env.workDir(), Current: idx.entries,
-				Lint: index.LintOptions{AllowFile: cfg.Index.AllowFileURLs, Registries: cfg.Registry.Aliases}},
+				Lint: cfg.lintOptions()},
 			ReloadIndex: idx.reloadOnPush,
 			BaseURL:     cfg.BaseURL, LogTail: env.logs.Tail, LogLines: cfg.CommentLogLines, Masker: masker,
 			Logger: log.With("component", "bot"),
@@ -317,7 +318,7 @@ func (h *indexHolder) reload(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load index: %w", err)
 	}
-	findings = append(findings, index.Lint(idx, index.LintOptions{AllowFile: h.cfg.Index.AllowFileURLs, Registries: h.cfg.Registry.Aliases})...)
+	findings = append(findings, index.Lint(idx, h.cfg.lintOptions())...)
 	for _, f := range findings {
 		if f.Severity == index.Error {
 			h.log.Warn("index", "finding", f.String())

@@ -55,6 +55,8 @@ var allowed = map[string][]string{
 	// runs and stages
 	"internal/pipeline": {"internal/backend", "internal/index", "internal/redact", "internal/store", "internal/types"},
 	"internal/backend":  {"internal/index", "internal/types"},
+	// the OpenShift build backend: the seam and the index, never the local tools
+	"internal/backend/openshift": {"internal/backend", "internal/index", "internal/types"},
 	"internal/backend/local": {"internal/backend", "internal/buildah", "internal/checks", "internal/gitsrc",
 		"internal/index", "internal/podman", "internal/redact", "internal/safefs", "internal/sandbox", "internal/types"},
 	// a remote backend speaks only HTTP and cccp's own formats: no local tools

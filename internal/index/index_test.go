@@ -115,6 +115,8 @@ func TestLintRules(t *testing.T) {
 		{"numeric tag kept as written", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "desired-tag: 3.10")}, LintOptions{}, nil},
 		{"email", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "notify-email: [a@b.org, nobody]")}, LintOptions{}, []string{"email@7"}},
 		{"email without dot", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "notify-email: a@localhost")}, LintOptions{}, []string{"email@7"}},
+		{"prebuild on a backend without it", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "prebuild-script: x.sh", "prebuild-context: .")}, LintOptions{PrebuildUnsupported: "openshift"}, []string{"prebuild-unsupported@8"}},
+		{"prebuild on the local backend", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "prebuild-script: x.sh", "prebuild-context: .")}, LintOptions{}, nil},
 		{"prebuild without context", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "prebuild-script: x.sh")}, LintOptions{}, []string{"prebuild@8"}},
 		{"depends-on bad ref", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "depends-on: [app/Bad]")}, LintOptions{}, []string{"depends-on@8"}},
 		{"depends-on external", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "depends-on: quay.io/app/x:1, other/x, busybox")}, LintOptions{}, nil},

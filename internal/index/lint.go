@@ -19,6 +19,10 @@ type LintOptions struct {
 	// registry in depends-on (e.g. "registry.centos.org"); references with
 	// these hosts must resolve like host-less ones.
 	Registries []string
+	// PrebuildUnsupported, when set, names the configured build backend
+	// that cannot run prebuild-script (OpenShift), so an entry with one is
+	// an error at lint time rather than a failed build.
+	PrebuildUnsupported string
 }
 
 // Lint checks idx without the network: required fields, names, tags,
@@ -158,6 +162,9 @@ func lintEntry(idx *Index, e *Entry, opts LintOptions) []Finding {
 		fs = append(fs, errorf(e.PosOf("prebuild-script"), "prebuild", "prebuild-script needs prebuild-context (the folder it runs in)"))
 	case e.PrebuildScript == "" && e.PrebuildContext != "":
 		fs = append(fs, warnf(e.PosOf("prebuild-context"), "prebuild", "prebuild-context without prebuild-script has no effect"))
+	}
+	if e.PrebuildScript != "" && opts.PrebuildUnsupported != "" {
+		fs = append(fs, errorf(e.PosOf("prebuild-script"), "prebuild-unsupported", "prebuild-script is not supported by the %s build backend this cccp uses", opts.PrebuildUnsupported))
 	}
 
 	// Mail.

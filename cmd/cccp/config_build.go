@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cccp-project/cccp/internal/backend/openshift"
+	"github.com/cccp-project/cccp/internal/index"
+)
+
+// buildStageConfig is `pipeline.build`: which backend runs the build stage,
+// and its settings.
+type buildStageConfig struct {
+	// Backend is local (buildah on this machine, the default) or openshift.
+	Backend   string          `yaml:"backend"`
+	OpenShift openShiftConfig `yaml:"openshift"`
+}
+
+// openShiftConfig is `pipeline.build.openshift`, read only with backend
+// openshift.
+type openShiftConfig struct {
+	Namespace    string `yaml:"namespace"`
+	Kubeconfig   string `yaml:"kubeconfig"`
+	Context      string `yaml:"context"`
+	PushSecret   string `yaml:"push_secret"`
+	PullSecret   string `yaml:"pull_secret"`
+	SourceSecret string `yaml:"source_secret"`
+	Registry     string `yaml:"registry"`
+	Resources    struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+	NodeSelector map[string]string `yaml:"node_selector"`
+	WatchTimeout time.Duration     `yaml:"watch_timeout"`
+}
+
+// Build backends.
+const (
+	buildBackendLocal     = "local"
+	buildBackendOpenShift = openshift.Name
+)
+
+func (b *buildStageConfig) defaults() {
+	if b.Backend == "" {
+		b.Backend = buildBackendLocal
+	}
+}
+
+func (b *buildStageConfig) validate() error {
+	switch b.Backend {
+	case buildBackendLocal:
+		return nil
+	case buildBackendOpenShift:
+	default:
+		return fmt.Errorf("pipeline.build.backend must be %q or %q, not %q", buildBackendLocal, buildBackendOpenShift, b.Backend)
+	}
+	if err := b.openShift().Validate(); err != nil {
+		return fmt.Errorf("pipeline.build.openshift: %w", err)
+	}
+	return nil
+}
+
+// openShift is the backend's own configuration.
+func (b *buildStageConfig) openShift() openshift.Config {
+	o := b.OpenShift
+	return openshift.Config{
+		Namespace: o.Namespace, Kubeconfig: o.Kubeconfig, Context: o.Context,
+		PushSecret: o.PushSecret, PullSecret: o.PullSecret, SourceSecret: o.SourceSecret,
+		Registry: o.Registry, Requests: o.Resources.Requests, Limits: o.Resources.Limits,
+		NodeSelector: o.NodeSelector, WatchTimeout: o.WatchTimeout,
+	}
+}
+
+// lintOptions are the index lint options of this configuration: an entry
+// the configured build backend cannot build is an error.
+func (c *serveConfig) lintOptions() index.LintOptions {
+	o := index.LintOptions{AllowFile: c.Index.AllowFileURLs, Registries: c.Registry.Aliases}
+	if c.Pipeline.Build.Backend == buildBackendOpenShift {
+		o.PrebuildUnsupported = buildBackendOpenShift
+	}
+	return o
+}
+
+// openShiftBackend is the OpenShift builder's configuration when it is the
+// configured build backend, else nil (the local one).
+func (b *buildStageConfig) openShiftBackend() *openshift.Config {
+	if b.Backend != buildBackendOpenShift {
+		return nil
+	}
+	c := b.openShift()
+	return &c
+}
