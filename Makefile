@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 DATA      ?= $(CURDIR)/.cccp-data
 
-.PHONY: all build deps demo test test-short bench fuzz lint clean
+.PHONY: all build deps tools demo test test-short bench fuzz lint clean
 
 all: build
 
@@ -20,10 +20,14 @@ build:
 deps:
 	./hack/install-deps.sh
 
+# tools installs the Go tools the tests drive (cosign) into bin/tools.
+tools:
+	./hack/tools.sh
+
 demo: deps build
 	./hack/demo.sh $(BIN) $(DATA)
 
-test: deps
+test: deps tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 

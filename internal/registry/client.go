@@ -275,3 +275,16 @@ func (c *Client) Delete(ctx context.Context, ref string) error {
 	}
 	return nil
 }
+
+// Reference parses an image reference the way every Client call does:
+// it must name its registry and a :tag or @digest, and loopback or
+// configured insecure registries are spoken to over plain HTTP. Packages
+// that write their own artifacts (signatures, SBOMs) use it with
+// RemoteOptions so they reach registries exactly as the Client does.
+func (c *Client) Reference(s string) (name.Reference, error) { return c.parseRef(s) }
+
+// RemoteOptions are the go-containerregistry options of the Client's own
+// calls (credentials, transport, user agent) with ctx.
+func (c *Client) RemoteOptions(ctx context.Context) []remote.Option {
+	return append(c.options(), remote.WithContext(ctx))
+}

@@ -1,0 +1,219 @@
+package sbom
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"debug/buildinfo"
+	"io"
+	"path"
+	"regexp"
+	"strings"
+)
+
+// The catalogers read an image's squashed file system as one tar stream
+// (whiteouts already applied) and never write it anywhere, so a hostile
+// path or link in an image cannot reach cccp's files. What they know:
+//
+//	apk     /lib/apk/db/installed
+//	dpkg    /var/lib/dpkg/status and /var/lib/dpkg/status.d/* (distroless)
+//	go      module and dependency versions of Go binaries (debug/buildinfo)
+//	busybox the BusyBox version string of a busybox binary
+//
+// RPM databases (sqlite or Berkeley DB) are not read: the rpm -qa check of
+// the test stage covers RPM-based images until they are.
+
+// maxScan bounds what is read of one file: a package database or an
+// executable larger than this is not a package cccp can describe.
+const maxScan = 128 << 20
+
+// found is one package a cataloger found, with where.
+type found struct {
+	Package
+	Namespace string // purl namespace (distribution, module path)
+	Arch      string
+	Location  string
+	PURL      string
+}
+
+var busyboxVersion = regexp.MustCompile(`BusyBox v([0-9]+(?:\.[0-9]+)+)`)
+
+// catalog reads the squashed file system tr and returns its packages and
+// the distribution's /etc/os-release ID ("" when there is none).
+func catalog(tr *tar.Reader) ([]found, string, error) {
+	var out []found
+	var osID string
+	var apk, dpkg [][]byte
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if h.Typeflag != tar.TypeReg || h.Size > maxScan {
+			continue
+		}
+		p := path.Clean("/" + h.Name)
+		switch {
+		case p == "/etc/os-release" || p == "/usr/lib/os-release":
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				return nil, "", err
+			}
+			if id := osReleaseID(data); id != "" && (osID == "" || p == "/etc/os-release") {
+				osID = id
+			}
+		case p == "/lib/apk/db/installed":
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				return nil, "", err
+			}
+			apk = append(apk, data)
+		case p == "/var/lib/dpkg/status" || strings.HasPrefix(p, "/var/lib/dpkg/status.d/") && !strings.HasSuffix(p, ".md5sums"):
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				return nil, "", err
+			}
+			dpkg = append(dpkg, data)
+		case h.Mode&0o111 != 0:
+			var magic [4]byte
+			n, _ := io.ReadFull(tr, magic[:])
+			if n < 4 || string(magic[:]) != "\x7fELF" {
+				continue
+			}
+			rest, err := io.ReadAll(tr)
+			if err != nil {
+				return nil, "", err
+			}
+			out = append(out, binaryPackages(p, append(magic[:], rest...))...)
+		}
+	}
+	for _, data := range apk {
+		out = append(out, apkPackages(data, osID)...)
+	}
+	for _, data := range dpkg {
+		out = append(out, dpkgPackages(data, osID)...)
+	}
+	return out, osID, nil
+}
+
+func osReleaseID(data []byte) string {
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "ID="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return ""
+}
+
+// binaryPackages finds a Go binary's modules or a busybox.
+func binaryPackages(p string, data []byte) []found {
+	if bi, err := buildinfo.Read(bytes.NewReader(data)); err == nil {
+		var out []found
+		if bi.Main.Path != "" {
+			out = append(out, goModule(p, bi.Main.Path, bi.Main.Version))
+		}
+		for _, d := range bi.Deps {
+			if d.Replace != nil {
+				d = d.Replace
+			}
+			out = append(out, goModule(p, d.Path, d.Version))
+		}
+		out = append(out, found{Package: Package{Name: "stdlib", Version: bi.GoVersion, Type: "golang"}, Location: p,
+			PURL: "pkg:golang/stdlib@" + bi.GoVersion})
+		return out
+	}
+	if m := busyboxVersion.FindSubmatch(data); m != nil {
+		v := string(m[1])
+		return []found{{Package: Package{Name: "busybox", Version: v, Type: "generic"}, Location: p, PURL: "pkg:generic/busybox@" + v}}
+	}
+	return nil
+}
+
+func goModule(p, mod, version string) found {
+	purl := "pkg:golang/" + mod
+	if version != "" && version != "(devel)" {
+		purl += "@" + version
+	}
+	return found{Package: Package{Name: mod, Version: version, Type: "golang"}, Location: p, PURL: purl}
+}
+
+// paragraphs splits a control-file database into its records: lists of
+// "Key: value" lines (apk's "K:value" too), blank-line separated.
+func paragraphs(data []byte, sep string) []map[string]string {
+	var out []map[string]string
+	cur := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
+			if len(cur) > 0 {
+				out = append(out, cur)
+				cur = map[string]string{}
+			}
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // a continuation line (descriptions)
+		}
+		k, v, ok := strings.Cut(line, sep)
+		if !ok {
+			continue
+		}
+		if _, dup := cur[k]; !dup {
+			cur[k] = strings.TrimSpace(v)
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+func apkPackages(data []byte, osID string) []found {
+	ns := osID
+	if ns == "" {
+		ns = "alpine"
+	}
+	var out []found
+	for _, r := range paragraphs(data, ":") {
+		if r["P"] == "" {
+			continue
+		}
+		purl := "pkg:apk/" + ns + "/" + r["P"] + "@" + r["V"]
+		if r["A"] != "" {
+			purl += "?arch=" + r["A"]
+		}
+		out = append(out, found{Package: Package{Name: r["P"], Version: r["V"], Type: "apk"}, Namespace: ns, Arch: r["A"],
+			Location: "/lib/apk/db/installed", PURL: purl})
+	}
+	return out
+}
+
+func dpkgPackages(data []byte, osID string) []found {
+	ns := osID
+	if ns == "" {
+		ns = "debian"
+	}
+	var out []found
+	for _, r := range paragraphs(data, ": ") {
+		if r["Package"] == "" {
+			continue
+		}
+		// A package removed but not purged stays listed; it is not
+		// installed.
+		if st := r["Status"]; st != "" && !strings.HasSuffix(st, " installed") {
+			continue
+		}
+		purl := "pkg:deb/" + ns + "/" + r["Package"] + "@" + r["Version"]
+		if r["Architecture"] != "" {
+			purl += "?arch=" + r["Architecture"]
+		}
+		out = append(out, found{Package: Package{Name: r["Package"], Version: r["Version"], Type: "deb"}, Namespace: ns,
+			Arch: r["Architecture"], Location: "/var/lib/dpkg/status", PURL: purl})
+	}
+	return out
+}
