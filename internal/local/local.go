@@ -102,7 +102,8 @@ func (t *Tester) Test(ctx context.Context, spec pipeline.TestSpec) ([]store.Chec
 	outcomes, err := t.Suite.RunStage(ctx, stage, spec.Log)
 	out := make([]store.Check, 0, len(outcomes))
 	for _, o := range outcomes {
-		out = append(out, store.Check{Name: string(o.Name), State: store.State(o.State), Summary: o.Summary, Findings: o.Findings})
+		out = append(out, store.Check{Name: string(o.Name), State: store.State(o.State), Summary: o.Summary,
+			Findings: o.Findings, Explain: o.Explain})
 	}
 	return out, err
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +211,18 @@ func TestPipelineFailingUserTestStopsBeforeRC(t *testing.T) {
 	log, _ := io.ReadAll(f)
 	if !strings.Contains(string(log), "expected 42, got 41") {
 		t.Errorf("test log lacks the script's output:\n%s", log)
+	}
+	// The stored check carries the script's own lines that explain it.
+	stored, err := w.db.Run(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(stored.Stages[1].Checks, func(c store.Check) bool { return c.Name == local.CheckUserScript })
+	if i < 0 {
+		t.Fatalf("no user-script check stored: %+v", stored.Stages[1].Checks)
+	}
+	if c := stored.Stages[1].Checks[i]; !slices.Equal(c.Explain, []string{"checking the answer", "expected 42, got 41"}) {
+		t.Errorf("user-script explain = %q, want the script's two lines", c.Explain)
 	}
 }
 

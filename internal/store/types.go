@@ -52,6 +52,9 @@ type Check struct {
 	Blocking bool
 	Summary  string
 	Findings []string
+	// Explain are the lines of the check's own output that explain its
+	// failure (what the run page highlights and the PR comment quotes).
+	Explain []string `json:",omitempty"`
 }
 
 // Stage is one step of a run.
