@@ -169,6 +169,11 @@ type Config struct {
 	// (index.Entry.Key) of new entries, which get their first build.
 	ReloadIndex func(ctx context.Context, ev *event.Event) (added []string, err error)
 
+	// ResolveCommit returns the commit branch of gitURL points at; an index
+	// pull request's trial builds are pinned to it when they are approved
+	// (default: git ls-remote).
+	ResolveCommit func(ctx context.Context, gitURL, branch string) (string, error)
+
 	// BaseURL is cccp's web UI root; DetailsURL = BaseURL + "/runs/" + id.
 	BaseURL string
 	// LogTail returns the last n lines of a stage's log (runlog.Logs.Tail).
@@ -222,9 +227,10 @@ type Bot struct {
 	ready    chan struct{} // closed once Run started its workers
 	started  atomic.Bool
 
-	rep  *reporter
-	prs  *keyedMutex
-	hold map[string]time.Time // forge -> no reports before; outbox goroutine only
+	rep   *reporter
+	prs   *keyedMutex
+	trust trustState           // permission cache, reply rate limit (trust.go)
+	hold  map[string]time.Time // forge -> no reports before; outbox goroutine only
 }
 
 // New checks cfg and returns a Bot.

@@ -49,9 +49,13 @@ type PullRequest struct {
 	HeadRef      string `json:"head_ref"`
 	BaseRef      string `json:"base_ref"`
 	HeadCloneURL string `json:"head_clone_url"`
-	Author       string `json:"author"`
-	Fork         bool   `json:"fork"` // head lives in another repository
-	Title        string `json:"title"`
+	// Author is the pull request's author, the one whose code runs. ""
+	// when the payload does not name it (GitLab names only AuthorID): the
+	// bot then asks the forge's API, never the event's sender.
+	Author   string `json:"author"`
+	AuthorID int64  `json:"author_id,omitempty"`
+	Fork     bool   `json:"fork"` // head lives in another repository
+	Title    string `json:"title"`
 }
 
 // Comment is a comment on a pull request.
