@@ -61,6 +61,8 @@ type serveConfig struct {
 		AdminTokens []string `yaml:"admin_tokens"`
 		ReadTokens  []string `yaml:"read_tokens"`
 		SessionKey  string   `yaml:"session_key"`
+		// MetricsToken, when set, is the bearer token /metrics requires.
+		MetricsToken string `yaml:"metrics_token"`
 	} `yaml:"web"`
 
 	// CommentLogLines is how many lines of a failed stage's log the PR
@@ -117,7 +119,8 @@ func loadServeConfigWith(path string, getenv func(string) string, override func(
 // secretEnv are the environment variables that carry secrets; serve
 // removes them from its environment once read.
 var secretEnv = []string{"CCCP_GITHUB_WEBHOOK_SECRET", "CCCP_GITHUB_TOKEN", "CCCP_GITLAB_WEBHOOK_SECRET",
-	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY"}
+	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY",
+	"CCCP_METRICS_TOKEN"}
 
 // applyEnv takes secrets (and a few settings) from the environment.
 func (c *serveConfig) applyEnv(getenv func(string) string) {
@@ -133,6 +136,7 @@ func (c *serveConfig) applyEnv(getenv func(string) string) {
 	set(&c.Gitea.WebhookSecret, "CCCP_GITEA_WEBHOOK_SECRET")
 	set(&c.Gitea.Token, "CCCP_GITEA_TOKEN")
 	set(&c.Web.SessionKey, "CCCP_SESSION_KEY")
+	set(&c.Web.MetricsToken, "CCCP_METRICS_TOKEN")
 	set(&c.Data, "CCCP_DATA")
 	if v := getenv("CCCP_ADMIN_TOKENS"); v != "" {
 		c.Web.AdminTokens = splitList(v)
@@ -224,5 +228,5 @@ func (c *serveConfig) secrets() []string {
 	}
 	s = append(s, c.Web.AdminTokens...)
 	s = append(s, c.Web.ReadTokens...)
-	return append(s, c.Web.SessionKey)
+	return append(s, c.Web.SessionKey, c.Web.MetricsToken)
 }
