@@ -40,7 +40,9 @@
 //
 // Bot state in the store's meta buckets: "bot-pr" (per pull request: head
 // SHA, its runs, the index lint), "bot-ok-to-test" (approved head SHA per
-// pull request), "bot-sent" (hash of the last report sent per target).
+// pull request), "bot-sent" (hash of the last report sent per target),
+// "bot-command" (comments already acted on, by forge, repository and
+// comment ID) and "bot-refused" (who got a refusal on which pull request).
 package bot
 
 import (
