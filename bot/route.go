@@ -354,7 +354,7 @@ func (b *Bot) trusted(ctx context.Context, ev *event.Event) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return string(v) == ev.PR.HeadSHA, nil
+	return approved(v, ev.PR.HeadSHA), nil
 }
 
 // ---- the index repository

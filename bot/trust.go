@@ -199,7 +199,11 @@ func (b *Bot) approve(ctx context.Context, ev *event.Event, sha string) error {
 			ev.PR.HeadSHA+"` after reviewing that commit.")
 	}
 	key := prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number)
-	if err := b.cfg.Store.PutMeta(ctx, nsOkToTest, key, []byte(sha)); err != nil {
+	prev, err := b.cfg.Store.GetMeta(ctx, nsOkToTest, key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := b.cfg.Store.PutMeta(ctx, nsOkToTest, key, addApproval(prev, sha)); err != nil {
 		return fmt.Errorf("store approval of %s: %w", key, err)
 	}
 	if !strings.EqualFold(sha, ev.PR.HeadSHA) {
@@ -207,4 +211,30 @@ func (b *Bot) approve(ctx context.Context, ev *event.Event, sha string) error {
 			"Review it and comment `/ok-to-test %s`.", short(sha), short(ev.PR.HeadSHA), ev.PR.HeadSHA))
 	}
 	return b.pullRequest(ctx, ev, nil)
+}
+
+// maxApprovals is how many approved commits a pull request keeps: approving
+// an older commit by name does not withdraw the approval of the head.
+const maxApprovals = 5
+
+// addApproval puts sha first in a stored list of approved commits (one per
+// line; before lists, the value was one SHA, which reads the same).
+func addApproval(stored []byte, sha string) []byte {
+	list := []string{sha}
+	for _, s := range strings.Split(string(stored), "\n") {
+		if s != "" && !strings.EqualFold(s, sha) && len(list) < maxApprovals {
+			list = append(list, s)
+		}
+	}
+	return []byte(strings.Join(list, "\n"))
+}
+
+// approved reports whether head is among the stored approved commits.
+func approved(stored []byte, head string) bool {
+	for _, s := range strings.Split(string(stored), "\n") {
+		if s != "" && strings.EqualFold(s, head) {
+			return true
+		}
+	}
+	return false
 }

@@ -165,6 +165,16 @@ func TestApprovalBoundToReview(t *testing.T) {
 	if got := tb.pipe.Requests(); !slices.Equal(got, want) {
 		t.Errorf("runs %q, want %q", got, want)
 	}
+	// Approving the older commit by name does not withdraw sha2's.
+	route(commentEvent(t, "a5", "maintainer", "/ok-to-test "+sha1))
+	tb.now = tb.now.Add(permTTL + 1)
+	route(prEvent(t, "a6", "outsider", sha2))
+	if got := tb.pipe.Requests(); len(got) != 4 {
+		t.Errorf("runs %q, want sha2's two again: still approved", got)
+	}
+	if v, _ := tb.db.GetMeta(ctx, nsOkToTest, prKey(event.GitHub, "Codertocat/Hello-World", 1)); string(v) != sha1+"\n"+sha2 {
+		t.Errorf("approvals %q, want sha1 then sha2", v)
+	}
 }
 
 // TestWaitingShowsPendingStatus: a pull request waiting for /ok-to-test

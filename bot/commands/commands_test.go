@@ -81,13 +81,17 @@ func TestReplyQuotesArgumentSafely(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"/retest", "/retest all", "> /cancel", "```\n/retest\n```", "/ok-to-test x", "/retest \xff", "    /cancel"} {
+	for _, s := range []string{"/retest", "/retest all", "> /cancel", "```\n/retest\n```", "/ok-to-test x", "/retest \xff", "    /cancel",
+		"/ok-to-test 2222222222222222222222222222222222222222"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		a, b := Parse(body), Parse(body)
 		if a != b {
 			t.Fatalf("not deterministic: %+v vs %+v", a, b)
+		}
+		if a.SHA != "" && (a.Command != OkToTest || !isFullSHA(a.SHA) || a.SHA != strings.ToLower(a.SHA)) {
+			t.Fatalf("SHA %q with command %q", a.SHA, a.Command)
 		}
 		outcomes := 0
 		if a.Command != None {
