@@ -327,3 +327,45 @@ func TestCommentEscapesStrangerText(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayedCommentActsOnce: the same signed comment body posted to the
+// webhook endpoint again under a new delivery ID (a replay) is accepted and
+// does nothing: commands act once per forge, repository and comment.
+func TestReplayedCommentActsOnce(t *testing.T) {
+	ctx := context.Background()
+	tb := newTestBot(t, nil)
+	tb.forge.writers["maintainer"] = true
+	tb.forge.prs[1] = &event.PullRequest{Number: 1, HeadSHA: sha1, HeadRef: "changes", BaseRef: "master", Author: "outsider"}
+	if err := tb.route(ctx, prEvent(t, "p1", "outsider", sha1)); err != nil {
+		t.Fatal(err)
+	}
+	hdr, body := ghPayload(t, "issue_comment-created-1.json", func(m map[string]any) {
+		obj(m, "issue")["pull_request"] = map[string]any{"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"}
+		obj(m, "comment")["body"] = "/ok-to-test"
+		obj(m, "comment", "user")["login"] = "maintainer"
+		obj(m, "sender")["login"] = "maintainer"
+	})
+	hdr.Set("X-GitHub-Delivery", "c-1")
+	if code, msg := post(t, tb, "/webhooks/github", hdr, body); code != 202 {
+		t.Fatalf("comment: %d %s", code, msg)
+	}
+	runBot(t, tb)
+	if got := len(tb.pipe.Requests()); got != 2 {
+		t.Fatalf("%d runs after the approval, want 2", got)
+	}
+	// The outsider pushes; then the signed body comes again, to the bot
+	// restarted over the same file.
+	tb2 := newTestBotOn(t, tb.db, tb.path, tb.forge, nil)
+	tb.forge.prs[1].HeadSHA = sha2
+	if err := tb2.route(ctx, prEvent(t, "p2", "outsider", sha2)); err != nil {
+		t.Fatal(err)
+	}
+	hdr.Set("X-GitHub-Delivery", "c-1-replayed")
+	if code, msg := post(t, tb2, "/webhooks/github", hdr, body); code != 202 {
+		t.Fatalf("replay: %d %s", code, msg)
+	}
+	runBot(t, tb2)
+	if got := len(tb.runs(t)); got != 2 {
+		t.Errorf("%d runs after the replay, want the first approval's 2 only", got)
+	}
+}
