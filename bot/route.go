@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cccp-project/cccp/bot/commands"
 	"github.com/cccp-project/cccp/bot/event"
@@ -200,6 +201,10 @@ type prRecord struct {
 	Waiting bool         `json:"waiting,omitempty"`
 	Author  string       `json:"author,omitempty"`
 	Lint    *indexResult `json:"lint,omitempty"`
+	// HeadAt is when the forge changed the pull request as it moved to
+	// HeadSHA (zero when the event did not say): an /ok-to-test written
+	// before it did not see HeadSHA.
+	HeadAt time.Time `json:"head_at,omitzero"`
 	// WaitingFor are the projects (entry keys) a waiting pull request
 	// would run, each shown as a pending status.
 	WaitingFor []string `json:"waiting_for,omitempty"`
@@ -283,7 +288,7 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 	if !ok {
 		_, err := b.updatePR(ctx, ev, func(rec *prRecord) error {
 			if rec.HeadSHA != ev.PR.HeadSHA {
-				rec.Runs, rec.Lint = nil, nil
+				rec.Runs, rec.Lint, rec.HeadAt = nil, nil, ev.PR.Updated
 			}
 			rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, true, ev.PR.Author
 			rec.WaitingFor = nil
@@ -314,7 +319,7 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 	}
 	_, err = b.updatePR(ctx, ev, func(rec *prRecord) error {
 		if rec.HeadSHA != ev.PR.HeadSHA {
-			rec.Runs, rec.Lint = nil, nil
+			rec.Runs, rec.Lint, rec.HeadAt = nil, nil, ev.PR.Updated
 		}
 		rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, false, ev.PR.Author
 		rec.WaitingFor = nil

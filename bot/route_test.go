@@ -131,13 +131,15 @@ func TestRequests(t *testing.T) {
 
 // commentEvent is the issue_comment example edited to be a comment on a
 // pull request (the examples only comment on issues) with body. Each
-// delivery is its own comment (its ID derives from the delivery's).
+// delivery is its own comment (its ID derives from the delivery's), written
+// at 15:30, after the pull request examples' last update (15:20:33).
 func commentEvent(t *testing.T, delivery, user, body string) *event.Event {
 	return ghEvent(t, "issue_comment-created-1.json", delivery, func(m map[string]any) {
 		obj(m, "issue")["pull_request"] = map[string]any{"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"}
 		c := obj(m, "comment")
 		c["body"] = body
 		c["id"] = float64(commentIDOf(delivery))
+		c["created_at"] = "2019-05-15T15:30:00Z"
 		obj(c, "user")["login"] = user
 		obj(m, "sender")["login"] = user
 	})
@@ -168,6 +170,7 @@ func commentIDOf(delivery string) int64 {
 const (
 	sha1 = "1111111111111111111111111111111111111111"
 	sha2 = "2222222222222222222222222222222222222222"
+	sha3 = "3333333333333333333333333333333333333333"
 )
 
 // TestTrustAndCommands walks one pull request from an outside contributor

@@ -174,7 +174,8 @@ func (b *Bot) prAuthor(ctx context.Context, ev *event.Event) error {
 
 // approvedSHA is the commit an /ok-to-test approves: the one it names, else
 // the head the comment was written on (GitLab and Gitea send it with the
-// comment), else the head cccp announced as waiting. Never the head the API
+// comment), else the head cccp announced as waiting, unless that head came
+// after the comment was written. Never the head the API
 // returns later: a push after the comment is not what was reviewed. ""
 // when none is known.
 func (b *Bot) approvedSHA(ctx context.Context, ev *event.Event, named, commentHead string) (string, error) {
@@ -187,6 +188,11 @@ func (b *Bot) approvedSHA(ctx context.Context, ev *event.Event, named, commentHe
 	rec, err := b.loadPR(ctx, prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number))
 	if err != nil || rec == nil {
 		return "", err
+	}
+	if ev.Comment != nil && !ev.Comment.Created.IsZero() && rec.HeadAt.After(ev.Comment.Created) {
+		// The head moved after the comment was written (its event was
+		// worked first): the comment did not approve it.
+		return "", nil
 	}
 	return rec.HeadSHA, nil
 }

@@ -158,6 +158,27 @@ func TestApprovalBoundToReview(t *testing.T) {
 	if got := tb.pipe.Requests(); len(got) != 0 {
 		t.Fatalf("runs %q after a replayed comment, want none", got)
 	}
+	// A comment written before the head moved, worked after the push's
+	// event: it approves neither the head it did not see nor the one
+	// replaced, and says how to approve.
+	tb.forge.prs[1].HeadSHA = sha3
+	route(ghEvent(t, "pull_request-synchronize-1.json", "a3b", func(m map[string]any) {
+		m["number"] = 1.0
+		pr := obj(m, "pull_request")
+		pr["number"], pr["updated_at"] = 1.0, "2019-05-15T15:40:00Z"
+		obj(pr, "user")["login"] = "outsider"
+		obj(pr, "head")["sha"] = sha3
+	}))
+	early := commentEvent(t, "a3c", "maintainer", "/ok-to-test") // written 15:30
+	route(early)
+	if got := tb.pipe.Requests(); len(got) != 0 {
+		t.Fatalf("runs %q, want none: the comment was written before %s", got, short(sha3))
+	}
+	if reply := tb.forge.Comments()["Codertocat/Hello-World#1 "+replyMarker(early.Comment.ID)]; !strings.Contains(reply, "/ok-to-test "+sha3) {
+		t.Errorf("reply = %q, want it to ask for the commit", reply)
+	}
+	tb.forge.prs[1].HeadSHA = sha2
+	route(prEvent(t, "a3d", "outsider", sha2))
 	// Naming the commit approves exactly it.
 	route(commentEvent(t, "a4", "maintainer", "/ok-to-test "+sha2))
 	want := []string{"pr hello/cli:latest pull_request@2222222 from https://github.com/outsider/Hello-World.git",
@@ -342,6 +363,7 @@ func TestReplayedCommentActsOnce(t *testing.T) {
 	hdr, body := ghPayload(t, "issue_comment-created-1.json", func(m map[string]any) {
 		obj(m, "issue")["pull_request"] = map[string]any{"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"}
 		obj(m, "comment")["body"] = "/ok-to-test"
+		obj(m, "comment")["created_at"] = "2019-05-15T15:30:00Z"
 		obj(m, "comment", "user")["login"] = "maintainer"
 		obj(m, "sender")["login"] = "maintainer"
 	})

@@ -55,7 +55,10 @@ type PullRequest struct {
 	Author   string `json:"author"`
 	AuthorID int64  `json:"author_id,omitempty"`
 	Fork     bool   `json:"fork"` // head lives in another repository
-	Title    string `json:"title"`
+	// Updated is when the forge last changed the pull request (its head
+	// among others), when the payload says; zero otherwise.
+	Updated time.Time `json:"updated,omitzero"`
+	Title   string    `json:"title"`
 }
 
 // Comment is a comment on a pull request.
@@ -63,6 +66,8 @@ type Comment struct {
 	ID     int64  `json:"id"`
 	Body   string `json:"body"`
 	Author string `json:"author"`
+	// Created is when the comment was written, when the payload says.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Event is one webhook delivery turned into cccp's terms.
