@@ -40,7 +40,9 @@
 //
 // Bot state in the store's meta buckets: "bot-pr" (per pull request: head
 // SHA, its runs, the index lint), "bot-ok-to-test" (approved head SHA per
-// pull request), "bot-sent" (hash of the last report sent per target).
+// pull request), "bot-sent" (hash of the last report sent per target),
+// "bot-command" (comments already acted on, by forge, repository and
+// comment ID) and "bot-refused" (who got a refusal on which pull request).
 package bot
 
 import (
@@ -169,6 +171,11 @@ type Config struct {
 	// (index.Entry.Key) of new entries, which get their first build.
 	ReloadIndex func(ctx context.Context, ev *event.Event) (added []string, err error)
 
+	// ResolveCommit returns the commit branch of gitURL points at; an index
+	// pull request's trial builds are pinned to it when they are approved
+	// (default: git ls-remote).
+	ResolveCommit func(ctx context.Context, gitURL, branch string) (string, error)
+
 	// BaseURL is cccp's web UI root; DetailsURL = BaseURL + "/runs/" + id.
 	BaseURL string
 	// LogTail returns the last n lines of a stage's log (runlog.Logs.Tail).
@@ -222,9 +229,10 @@ type Bot struct {
 	ready    chan struct{} // closed once Run started its workers
 	started  atomic.Bool
 
-	rep  *reporter
-	prs  *keyedMutex
-	hold map[string]time.Time // forge -> no reports before; outbox goroutine only
+	rep   *reporter
+	prs   *keyedMutex
+	trust trustState           // permission cache, reply rate limit (trust.go)
+	hold  map[string]time.Time // forge -> no reports before; outbox goroutine only
 }
 
 // New checks cfg and returns a Bot.

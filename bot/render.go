@@ -311,7 +311,7 @@ func (b *Bot) failureSection(r *store.Run) (logSection, bool) {
 		}
 	}
 	return logSection{
-		head:  fmt.Sprintf("\n#### ❌ `%s` failed at `%s`: last lines\n\n", r.Project, st),
+		head:  fmt.Sprintf("\n#### ❌ %s failed at %s: last lines\n\n", codeSpan(r.Project), codeSpan(st)),
 		log:   log,
 		fence: fenceFor(log),
 		tail:  fmt.Sprintf("\n[Full log](%s)\n", b.runURL(r.ID)),
@@ -329,7 +329,7 @@ func (b *Bot) runStatus(r *store.Run, limit int) event.Status {
 		StartedAt:   r.Started,
 		CompletedAt: r.Finished,
 	}
-	summary := fmt.Sprintf("%s run [%s](%s) of `%s`", r.Kind, r.ID, st.DetailsURL, r.Project)
+	summary := fmt.Sprintf("%s run [%s](%s) of %s", r.Kind, r.ID, st.DetailsURL, codeSpan(r.Project))
 	if r.Error != "" {
 		summary += ": " + b.cfg.Masker.String(r.Error)
 	}
@@ -350,8 +350,9 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 		fmt.Fprintf(&head, "### cccp: pipelines of `%s`\n\n", short(rec.HeadSHA))
 	}
 	if rec.Waiting {
-		fmt.Fprintf(&head, "⏸️ Pipelines wait for approval: @%s does not have write access here. "+
-			"Someone with write access can comment `/ok-to-test` to run them for `%s`.\n", rec.Author, short(rec.HeadSHA))
+		fmt.Fprintf(&head, "⏸️ Pipelines wait for approval: %s does not have write access here. "+
+			"Someone with write access can comment `/ok-to-test` to run them for `%s` "+
+			"(or `/ok-to-test %s`, which approves that commit only).\n", mdText("@"+rec.Author), short(rec.HeadSHA), rec.HeadSHA)
 		return assemble(limit, head.String(), nil, "", nil)
 	}
 	byKey := newestRuns(runs)
@@ -360,7 +361,7 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 	if l := rec.Lint; rec.Index && l != nil {
 		switch {
 		case l.Error != "":
-			fmt.Fprintf(&head, "❌ The index could not be checked: %s\n", l.Error)
+			fmt.Fprintf(&head, "❌ The index could not be checked: %s\n", codeSpan(l.Error))
 		case l.StructErr:
 			head.WriteString("❌ Index structure:\n")
 		case len(l.Structure) > 0:
@@ -369,10 +370,14 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 			head.WriteString("✅ Index structure: no duplicates, no cycles.\n")
 		}
 		for _, f := range l.Structure {
-			fmt.Fprintf(&head, "- `%s`\n", strings.ReplaceAll(f, "`", "'"))
+			fmt.Fprintf(&head, "- %s\n", codeSpan(f))
 		}
 		if len(l.Removed) > 0 {
-			fmt.Fprintf(&head, "\nRemoved entries: `%s`\n", strings.Join(l.Removed, "`, `"))
+			removed := make([]string, len(l.Removed))
+			for i, k := range l.Removed {
+				removed[i] = codeSpan(k)
+			}
+			fmt.Fprintf(&head, "\nRemoved entries: %s\n", strings.Join(removed, ", "))
 		}
 		head.WriteString("\n| entry | lint | trial build | stages |\n| --- | --- | --- | --- |\n")
 		for _, e := range l.Entries {
@@ -390,9 +395,9 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 					sections = append(sections, sec)
 				}
 			}
-			row := fmt.Sprintf("| `%s` | %s | %s | %s |\n", e.Key, lint, trial, stages)
+			row := fmt.Sprintf("| %s | %s | %s | %s |\n", codeSpan(e.Key), lint, trial, stages)
 			for _, f := range e.Findings {
-				row += fmt.Sprintf("| | `%s` | | |\n", strings.ReplaceAll(f, "`", "'"))
+				row += fmt.Sprintf("| | %s | | |\n", codeSpan(f))
 			}
 			rows = append(rows, row)
 		}
@@ -405,8 +410,8 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 		sort.Strings(keys)
 		for _, k := range keys {
 			r := byKey[k]
-			rows = append(rows, fmt.Sprintf("| `%s` | %s %s | %s | [%s](%s) |\n",
-				k, stateIcon(r.State), runTitle(r), stageLine(r), r.ID, b.runURL(r.ID)))
+			rows = append(rows, fmt.Sprintf("| %s | %s %s | %s | [%s](%s) |\n",
+				codeSpan(k), stateIcon(r.State), runTitle(r), stageLine(r), r.ID, b.runURL(r.ID)))
 			if sec, ok := b.failureSection(r); ok {
 				sections = append(sections, sec)
 			}
@@ -422,7 +427,11 @@ func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
 	l := rec.Lint
 	byKey := newestRuns(runs)
 	running, failed := false, false
-	if l == nil || rec.Waiting {
+	if rec.Waiting {
+		st.State, st.Title, st.Summary = event.StateQueued, waitingTitle, waitingSummary(rec)
+		return st
+	}
+	if l == nil {
 		st.State, st.Title = event.StateQueued, "waiting"
 		return st
 	}
@@ -449,7 +458,7 @@ func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
 		if e.Failed {
 			lint = "❌"
 		}
-		fmt.Fprintf(&summary, "| `%s` | %s | %s |\n", e.Key, lint, res)
+		fmt.Fprintf(&summary, "| %s | %s | %s |\n", codeSpan(e.Key), lint, res)
 	}
 	st.Summary = summary.String()
 	switch {

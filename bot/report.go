@@ -144,6 +144,9 @@ func (b *Bot) reportPR(ctx context.Context, key string) error {
 		Forge: rec.Forge, Repo: rec.Repo, Number: rec.Number, Marker: prMarker, Body: body}); err != nil {
 		return err
 	}
+	if err := b.reportWaiting(ctx, rec); err != nil {
+		return err
+	}
 	if rec.Index {
 		st := b.indexStatus(rec, runs)
 		return b.putReport(ctx, reportStatus, statusKey(rec.Forge, rec.Repo, st), payload{Forge: rec.Forge, Repo: rec.Repo, Status: &st})

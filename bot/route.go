@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cccp-project/cccp/bot/commands"
 	"github.com/cccp-project/cccp/bot/event"
@@ -44,7 +45,7 @@ func (b *Bot) route(ctx context.Context, ev *event.Event) error {
 		}
 		return b.pullRequest(ctx, ev, nil)
 	case event.KindComment:
-		return b.comment(ctx, ev)
+		return b.commandOnce(ctx, ev)
 	case event.KindCheckRerun:
 		return b.checkRerun(ctx, ev)
 	}
@@ -201,6 +202,13 @@ type prRecord struct {
 	Waiting bool         `json:"waiting,omitempty"`
 	Author  string       `json:"author,omitempty"`
 	Lint    *indexResult `json:"lint,omitempty"`
+	// HeadAt is when the forge changed the pull request as it moved to
+	// HeadSHA (zero when the event did not say): an /ok-to-test written
+	// before it did not see HeadSHA.
+	HeadAt time.Time `json:"head_at,omitzero"`
+	// WaitingFor are the projects (entry keys) a waiting pull request
+	// would run, each shown as a pending status.
+	WaitingFor []string `json:"waiting_for,omitempty"`
 }
 
 // indexResult is the stored outcome of an index pull request's lint.
@@ -281,9 +289,13 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 	if !ok {
 		_, err := b.updatePR(ctx, ev, func(rec *prRecord) error {
 			if rec.HeadSHA != ev.PR.HeadSHA {
-				rec.Runs, rec.Lint = nil, nil
+				rec.Runs, rec.Lint, rec.HeadAt = nil, nil, ev.PR.Updated
 			}
 			rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, true, ev.PR.Author
+			rec.WaitingFor = nil
+			for _, req := range prRequests(ev, b.cfg.Entries()) {
+				rec.WaitingFor = append(rec.WaitingFor, req.Project)
+			}
 			return nil
 		})
 		return err
@@ -308,9 +320,10 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 	}
 	_, err = b.updatePR(ctx, ev, func(rec *prRecord) error {
 		if rec.HeadSHA != ev.PR.HeadSHA {
-			rec.Runs, rec.Lint = nil, nil
+			rec.Runs, rec.Lint, rec.HeadAt = nil, nil, ev.PR.Updated
 		}
 		rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, false, ev.PR.Author
+		rec.WaitingFor = nil
 		for _, id := range ids {
 			if !slices.Contains(rec.Runs, id) {
 				rec.Runs = append(rec.Runs, id)
@@ -327,13 +340,12 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 // trusted: the author may write to the repository, or a writer approved
 // this head commit with /ok-to-test.
 func (b *Bot) trusted(ctx context.Context, ev *event.Event) (bool, error) {
-	c := b.client(ev.Forge)
-	if c == nil {
-		return false, fmt.Errorf("forge %s not configured", ev.Forge)
+	if err := b.prAuthor(ctx, ev); err != nil {
+		return false, err
 	}
 	author := ev.PR.Author
 	if author != "" {
-		ok, err := c.CanWrite(ctx, ev.Repo.FullName, author)
+		ok, err := b.canWrite(ctx, ev.Forge, ev.Repo.FullName, author)
 		if err != nil {
 			return false, fmt.Errorf("permission of %s on %s: %w", author, ev.Repo.FullName, err)
 		}
@@ -348,7 +360,7 @@ func (b *Bot) trusted(ctx context.Context, ev *event.Event) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return string(v) == ev.PR.HeadSHA, nil
+	return approved(v, ev.PR.HeadSHA), nil
 }
 
 // ---- the index repository
@@ -407,7 +419,7 @@ func (b *Bot) indexPR(ctx context.Context, ev *event.Event) ([]pipeline.Request,
 				Actor: ev.Sender, Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
 		})
 	}
-	return reqs, res
+	return b.pinTrials(ctx, ev, reqs, res), res
 }
 
 // ---- comments
@@ -418,6 +430,10 @@ func replyMarker(commentID int64) string {
 
 // reply answers a comment; keyed by the comment, so answering twice edits.
 func (b *Bot) reply(ctx context.Context, ev *event.Event, body string) error {
+	if !b.trust.allowReply(ev.Forge, b.cfg.Now()) {
+		b.log.Warn("reply dropped: too many replies", "forge", ev.Forge, "repo", ev.Repo.FullName, "pr", ev.PR.Number)
+		return nil
+	}
 	c := b.client(ev.Forge)
 	marker := replyMarker(ev.Comment.ID)
 	body = marker + "\n" + body
@@ -436,24 +452,27 @@ func (b *Bot) comment(ctx context.Context, ev *event.Event) error {
 		return nil // one of cccp's own comments
 	}
 	res := commands.Parse(ev.Comment.Body)
-	switch {
-	case res.Ignore:
+	if res.Ignore {
 		return nil
-	case res.Reply != "":
-		return b.reply(ctx, ev, res.Reply)
 	}
 	c := b.client(ev.Forge)
 	who := ev.Comment.Author
 	if who == "" {
 		who = ev.Sender
 	}
-	can, err := c.CanWrite(ctx, ev.Repo.FullName, who)
+	can, err := b.canWrite(ctx, ev.Forge, ev.Repo.FullName, who)
 	if err != nil {
 		return fmt.Errorf("permission of %s on %s: %w", who, ev.Repo.FullName, err)
 	}
-	if !can {
-		return b.reply(ctx, ev, refusal(who, res.Command))
+	switch {
+	case res.Reply != "" && can:
+		return b.reply(ctx, ev, res.Reply)
+	case res.Reply != "":
+		return b.refuse(ctx, ev, who, res.Reply)
+	case !can:
+		return b.refuse(ctx, ev, who, refusal(who, res.Command))
 	}
+	commentHead := ev.PR.HeadSHA // the head the comment was written on, when the forge says
 	pr, err := c.PullRequest(ctx, ev.Repo.FullName, ev.PR.Number)
 	if err != nil {
 		return fmt.Errorf("look up %s#%d: %w", ev.Repo.FullName, ev.PR.Number, err)
@@ -464,11 +483,11 @@ func (b *Bot) comment(ctx context.Context, ev *event.Event) error {
 	ev.PR = pr
 	switch res.Command {
 	case commands.OkToTest:
-		key := prKey(ev.Forge, ev.Repo.FullName, pr.Number)
-		if err := b.cfg.Store.PutMeta(ctx, nsOkToTest, key, []byte(pr.HeadSHA)); err != nil {
-			return fmt.Errorf("store approval of %s: %w", key, err)
+		sha, err := b.approvedSHA(ctx, ev, res.SHA, commentHead)
+		if err != nil {
+			return err
 		}
-		return b.pullRequest(ctx, ev, nil)
+		return b.approve(ctx, ev, sha)
 	case commands.Retest, commands.RetestAll:
 		return b.retest(ctx, ev, res.Command == commands.RetestAll, "")
 	case commands.Cancel:
@@ -552,7 +571,7 @@ func (b *Bot) checkRerun(ctx context.Context, ev *event.Event) error {
 		return nil // another app's check
 	}
 	c := b.client(ev.Forge)
-	can, err := c.CanWrite(ctx, ev.Repo.FullName, ev.Sender)
+	can, err := b.canWrite(ctx, ev.Forge, ev.Repo.FullName, ev.Sender)
 	if err != nil {
 		return fmt.Errorf("permission of %s on %s: %w", ev.Sender, ev.Repo.FullName, err)
 	}

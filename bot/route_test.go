@@ -131,12 +131,16 @@ func TestRequests(t *testing.T) {
 }
 
 // commentEvent is the issue_comment example edited to be a comment on a
-// pull request (the examples only comment on issues) with body.
+// pull request (the examples only comment on issues) with body. Each
+// delivery is its own comment (its ID derives from the delivery's), written
+// at 15:30, after the pull request examples' last update (15:20:33).
 func commentEvent(t *testing.T, delivery, user, body string) *event.Event {
 	return ghEvent(t, "issue_comment-created-1.json", delivery, func(m map[string]any) {
 		obj(m, "issue")["pull_request"] = map[string]any{"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"}
 		c := obj(m, "comment")
 		c["body"] = body
+		c["id"] = float64(commentIDOf(delivery))
+		c["created_at"] = "2019-05-15T15:30:00Z"
 		obj(c, "user")["login"] = user
 		obj(m, "sender")["login"] = user
 	})
@@ -155,9 +159,19 @@ func prEvent(t *testing.T, delivery, author, sha string) *event.Event {
 	})
 }
 
+// commentIDOf derives a comment ID from a delivery ID.
+func commentIDOf(delivery string) int64 {
+	var h int64 = 492700400
+	for _, c := range delivery {
+		h = h*31 + int64(c)
+	}
+	return h & (1<<40 - 1)
+}
+
 const (
 	sha1 = "1111111111111111111111111111111111111111"
 	sha2 = "2222222222222222222222222222222222222222"
+	sha3 = "3333333333333333333333333333333333333333"
 )
 
 // TestTrustAndCommands walks one pull request from an outside contributor
@@ -171,7 +185,6 @@ func TestTrustAndCommands(t *testing.T) {
 	replyKey := func(commentID int64) string {
 		return "Codertocat/Hello-World#1 " + replyMarker(commentID)
 	}
-	commentID := commentEvent(t, "x", "x", "x").Comment.ID
 
 	steps := []struct {
 		name      string
@@ -180,14 +193,15 @@ func TestTrustAndCommands(t *testing.T) {
 		finish    map[string]store.State
 		wantRuns  []string // all requests so far
 		wantReply string   // substring of the reply to the comment
+		noReply   bool     // the comment gets no reply
 		wantPR    string   // substring of the PR comment
 	}{
 		{name: "outsider opens: nothing runs", ev: prEvent(t, "d1", "outsider", sha1),
 			wantPR: "comment `/ok-to-test`"},
 		{name: "outsider approves himself: refused", ev: commentEvent(t, "d2", "outsider", "/ok-to-test"),
 			wantReply: "only be used by people with write access"},
-		{name: "outsider retests: refused", ev: commentEvent(t, "d3", "outsider", "/retest"),
-			wantReply: "`/retest` can only be used"},
+		{name: "outsider retests: answered once per person and pull request, so silent now", ev: commentEvent(t, "d3", "outsider", "/retest"),
+			noReply: true},
 		{name: "maintainer approves: runs for the head", ev: commentEvent(t, "d4", "maintainer", "please\n/ok-to-test"),
 			wantRuns: []string{"pr hello/cli:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git",
 				"pr hello/web:latest pull_request@1111111 from https://github.com/outsider/Hello-World.git"},
@@ -238,8 +252,15 @@ func TestTrustAndCommands(t *testing.T) {
 				t.Errorf("runs:\n got %q\nwant %q", got, all)
 			}
 			comments := tb.forge.Comments()
-			if s.wantReply != "" && !strings.Contains(comments[replyKey(commentID)], s.wantReply) {
-				t.Errorf("reply = %q, want it to contain %q", comments[replyKey(commentID)], s.wantReply)
+			reply, replied := "", false
+			if s.ev.Comment != nil {
+				reply, replied = comments[replyKey(s.ev.Comment.ID)]
+			}
+			if s.wantReply != "" && !strings.Contains(reply, s.wantReply) {
+				t.Errorf("reply = %q, want it to contain %q", reply, s.wantReply)
+			}
+			if s.noReply && replied {
+				t.Errorf("reply %q, want none", reply)
 			}
 			pr := comments["Codertocat/Hello-World#1 "+prMarker]
 			if s.wantPR != "" && !strings.Contains(pr, s.wantPR) {
@@ -249,7 +270,7 @@ func TestTrustAndCommands(t *testing.T) {
 	}
 	t.Run("cancel cancels the unfinished runs", func(t *testing.T) {
 		tb.forge.prs[1].HeadSHA = sha1
-		if err := tb.route(ctx, commentEvent(t, "d10", "maintainer", "/ok-to-test")); err != nil {
+		if err := tb.route(ctx, commentEvent(t, "d10", "maintainer", "/ok-to-test "+sha1)); err != nil {
 			t.Fatal(err)
 		}
 		if err := tb.route(ctx, commentEvent(t, "d11", "maintainer", "/cancel")); err != nil {
@@ -330,6 +351,9 @@ func TestIndexRepo(t *testing.T) {
 				{Entry: bad, Findings: []index.Finding{{Severity: index.Error, Rule: "git-url", Message: "unsupported scheme"}}},
 			},
 		}}
+		c.ResolveCommit = func(ctx context.Context, gitURL, branch string) (string, error) {
+			return "c0ffee0000000000000000000000000000000000", nil // github.com cannot be reached here
+		}
 		c.ReloadIndex = func(ctx context.Context, ev *event.Event) ([]string, error) {
 			reloaded++
 			entries = append(slices.Clip(helloEntries), good)

@@ -20,15 +20,18 @@ const (
 	Retest    Command = "retest"     // re-run the failed pipelines of the head commit
 	RetestAll Command = "retest all" // re-run every pipeline of the head commit
 	Cancel    Command = "cancel"     // cancel the running pipelines of the pull request
-	OkToTest  Command = "ok-to-test" // approve an outside contributor's head commit
+	OkToTest  Command = "ok-to-test" // approve an outside contributor's head commit (or the commit named)
 )
 
 // Result is the outcome of parsing one comment. Exactly one of these holds:
 // Command != None; Reply != ""; Ignore.
 type Result struct {
 	Command Command
-	Reply   string // markdown to post back, e.g. a usage message
-	Ignore  bool
+	// SHA is the commit /ok-to-test names, lower-case, full length; "" when
+	// none is named (the approval is then for the head commented on).
+	SHA    string
+	Reply  string // markdown to post back, e.g. a usage message
+	Ignore bool
 }
 
 // Usage is the help text used in replies.
@@ -36,7 +39,8 @@ const Usage = "cccp understands these commands, each on its own line:\n\n" +
 	"- `/retest`: re-run the failed pipelines of the head commit\n" +
 	"- `/retest all`: re-run every pipeline of the head commit\n" +
 	"- `/cancel`: cancel the running pipelines of this pull request\n" +
-	"- `/ok-to-test`: allow pipelines to run for this head commit (needs write access)\n"
+	"- `/ok-to-test`: allow pipelines to run for this head commit (needs write access)\n" +
+	"- `/ok-to-test SHA`: allow them for that commit only, given in full (needs write access)\n"
 
 // Parse reads a comment body. A command is a line starting with '/', outside
 // fenced or indented code blocks and quotes; the command word is
@@ -104,8 +108,11 @@ func parseLine(line string) (Result, bool) {
 		}
 		return usage(word, args), true
 	case "/ok-to-test":
-		if len(args) == 0 {
+		switch {
+		case len(args) == 0:
 			return Result{Command: OkToTest}, true
+		case len(args) == 1 && isFullSHA(args[0]):
+			return Result{Command: OkToTest, SHA: strings.ToLower(args[0])}, true
 		}
 		return usage(word, args), true
 	}
@@ -120,4 +127,20 @@ func usage(word string, args []string) Result {
 	}
 	arg = strings.ReplaceAll(arg, "`", "'")
 	return Result{Reply: fmt.Sprintf("`%s` does not take `%s`.\n\n%s", word, arg, Usage)}
+}
+
+// isFullSHA reports whether s is a whole commit ID: 40 (SHA-1) or 64
+// (SHA-256) hex digits. An abbreviation is refused: a stranger can grind a
+// commit whose ID starts like the one a maintainer reviewed.
+func isFullSHA(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

@@ -10,6 +10,7 @@ func TestParse(t *testing.T) {
 		name  string
 		body  string
 		want  Command
+		sha   string
 		reply bool // a usage reply is expected
 	}{
 		{name: "retest", body: "/retest", want: Retest},
@@ -40,7 +41,12 @@ func TestParse(t *testing.T) {
 		{name: "retest unknown arg", body: "/retest foo", reply: true},
 		{name: "retest all extra", body: "/retest all now", reply: true},
 		{name: "cancel arg", body: "/cancel everything", reply: true},
-		{name: "ok-to-test arg", body: "/ok-to-test abc123", reply: true},
+		{name: "ok-to-test abbreviated sha", body: "/ok-to-test abc123", reply: true},
+		{name: "ok-to-test sha", body: "/ok-to-test 2222222222222222222222222222222222222222", want: OkToTest, sha: "2222222222222222222222222222222222222222"},
+		{name: "ok-to-test upper-case sha", body: "/OK-TO-TEST DA1560886D4F094C3E6C9EF40349F7D38B5D27D7\n", want: OkToTest, sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"},
+		{name: "ok-to-test sha256", body: "/ok-to-test " + strings.Repeat("ab", 32), want: OkToTest, sha: strings.Repeat("ab", 32)},
+		{name: "ok-to-test not hex", body: "/ok-to-test " + strings.Repeat("g", 40), reply: true},
+		{name: "ok-to-test two shas", body: "/ok-to-test " + strings.Repeat("a", 40) + " " + strings.Repeat("b", 40), reply: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +60,7 @@ func TestParse(t *testing.T) {
 				}
 				return
 			}
-			if got.Command != tt.want || got.Reply != "" {
+			if got.Command != tt.want || got.SHA != tt.sha || got.Reply != "" {
 				t.Fatalf("Parse(%q) = %+v, want command %q", tt.body, got, tt.want)
 			}
 			if got.Ignore != (tt.want == None) {
@@ -75,13 +81,17 @@ func TestReplyQuotesArgumentSafely(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"/retest", "/retest all", "> /cancel", "```\n/retest\n```", "/ok-to-test x", "/retest \xff", "    /cancel"} {
+	for _, s := range []string{"/retest", "/retest all", "> /cancel", "```\n/retest\n```", "/ok-to-test x", "/retest \xff", "    /cancel",
+		"/ok-to-test 2222222222222222222222222222222222222222"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		a, b := Parse(body), Parse(body)
 		if a != b {
 			t.Fatalf("not deterministic: %+v vs %+v", a, b)
+		}
+		if a.SHA != "" && (a.Command != OkToTest || !isFullSHA(a.SHA) || a.SHA != strings.ToLower(a.SHA)) {
+			t.Fatalf("SHA %q with command %q", a.SHA, a.Command)
 		}
 		outcomes := 0
 		if a.Command != None {

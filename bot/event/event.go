@@ -49,9 +49,16 @@ type PullRequest struct {
 	HeadRef      string `json:"head_ref"`
 	BaseRef      string `json:"base_ref"`
 	HeadCloneURL string `json:"head_clone_url"`
-	Author       string `json:"author"`
-	Fork         bool   `json:"fork"` // head lives in another repository
-	Title        string `json:"title"`
+	// Author is the pull request's author, the one whose code runs. ""
+	// when the payload does not name it (GitLab names only AuthorID): the
+	// bot then asks the forge's API, never the event's sender.
+	Author   string `json:"author"`
+	AuthorID int64  `json:"author_id,omitempty"`
+	Fork     bool   `json:"fork"` // head lives in another repository
+	// Updated is when the forge last changed the pull request (its head
+	// among others), when the payload says; zero otherwise.
+	Updated time.Time `json:"updated,omitzero"`
+	Title   string    `json:"title"`
 }
 
 // Comment is a comment on a pull request.
@@ -59,6 +66,8 @@ type Comment struct {
 	ID     int64  `json:"id"`
 	Body   string `json:"body"`
 	Author string `json:"author"`
+	// Created is when the comment was written, when the payload says.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Event is one webhook delivery turned into cccp's terms.

@@ -17,6 +17,7 @@ import (
 	sdk "code.gitea.io/sdk/gitea"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/whoami"
 )
 
 // CommentLimit is the size cccp allows a comment. Gitea stores comments as
@@ -40,6 +41,7 @@ type Client struct {
 	url   string
 	token string
 	hc    *http.Client
+	self  whoami.Cache // the token's user, author of the bot's comments
 }
 
 // NewClient returns a Client. It makes no request: the SDK's server-version

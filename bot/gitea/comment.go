@@ -11,7 +11,8 @@ import (
 )
 
 // UpsertComment keeps one bot comment on pull request number of repo: the
-// first comment containing marker is edited in place, else one is created.
+// first comment of the token's user containing marker is edited in place
+// (anyone can write the marker), else one is created.
 // body gets the marker prepended when it lacks it. Every page is read
 // before deciding to create; a failed listing is an error, never a second
 // comment.
@@ -31,7 +32,17 @@ func (c *Client) UpsertComment(ctx context.Context, repo string, number int, mar
 	if err != nil {
 		return 0, err
 	}
-	id, err := findComment(api, owner, name, int64(number), marker)
+	self, err := c.self.Get(ctx, func(context.Context) (string, error) {
+		u, resp, err := api.GetMyUserInfo()
+		if err != nil {
+			return "", apiError("look up the token's user", resp, err)
+		}
+		return u.UserName, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	id, err := findComment(api, owner, name, int64(number), self, marker)
 	if err != nil {
 		return 0, err
 	}
@@ -48,7 +59,7 @@ func (c *Client) UpsertComment(ctx context.Context, repo string, number int, mar
 	return cm.ID, nil
 }
 
-func findComment(api *sdk.Client, owner, name string, number int64, marker string) (int64, error) {
+func findComment(api *sdk.Client, owner, name string, number int64, self, marker string) (int64, error) {
 	opts := sdk.ListIssueCommentOptions{ListOptions: sdk.ListOptions{Page: 1, PageSize: 50}}
 	for {
 		comments, resp, err := api.ListIssueComments(owner, name, number, opts)
@@ -56,7 +67,7 @@ func findComment(api *sdk.Client, owner, name string, number int64, marker strin
 			return 0, apiError(fmt.Sprintf("list comments of %s/%s#%d", owner, name, number), resp, err)
 		}
 		for _, cm := range comments {
-			if strings.Contains(cm.Body, marker) {
+			if cm.Poster != nil && cm.Poster.UserName == self && strings.Contains(cm.Body, marker) {
 				return cm.ID, nil
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/internal/hmacsig"
@@ -127,12 +128,22 @@ type pullRequest struct {
 	User   user      `json:"user"`
 	Head   branchRef `json:"head"`
 	Base   branchRef `json:"base"`
+	// UpdatedAt is RFC 3339; anything else reads as zero.
+	UpdatedAt string `json:"updated_at"`
+}
+
+func rfc3339(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 func (pr *pullRequest) event(base repository) *event.PullRequest {
 	out := &event.PullRequest{
 		Number: pr.Number, HeadSHA: pr.Head.SHA, HeadRef: pr.Head.Ref, BaseRef: pr.Base.Ref,
-		Author: pr.User.Login, Title: pr.Title,
+		Author: pr.User.Login, Title: pr.Title, Updated: rfc3339(pr.UpdatedAt),
 	}
 	if pr.Head.Repo != nil {
 		out.HeadCloneURL = pr.Head.Repo.CloneURL
@@ -173,9 +184,10 @@ type payload struct {
 		PullRequest json.RawMessage `json:"pull_request"`
 	} `json:"issue"`
 	Comment *struct {
-		ID   int64  `json:"id"`
-		Body string `json:"body"`
-		User user   `json:"user"`
+		ID        int64  `json:"id"`
+		Body      string `json:"body"`
+		User      user   `json:"user"`
+		CreatedAt string `json:"created_at"`
 	} `json:"comment"`
 }
 
@@ -226,6 +238,7 @@ func parseComment(ev *event.Event, p *payload) (*event.Event, error) {
 	}
 	ev.Kind = event.KindComment
 	ev.PR = &event.PullRequest{Number: p.Issue.Number, Author: p.Issue.User.Login, Title: p.Issue.Title}
-	ev.Comment = &event.Comment{ID: p.Comment.ID, Body: p.Comment.Body, Author: p.Comment.User.Login}
+	ev.Comment = &event.Comment{ID: p.Comment.ID, Body: p.Comment.Body, Author: p.Comment.User.Login,
+		Created: rfc3339(p.Comment.CreatedAt)}
 	return ev, nil
 }

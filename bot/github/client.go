@@ -21,6 +21,7 @@ import (
 	gh "github.com/google/go-github/v92/github"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/whoami"
 )
 
 // CommentLimit is the size limit of an issue comment body on GitHub.
@@ -58,6 +59,8 @@ type App struct {
 	apps    *ghinstallation.AppsTransport
 	base    *http.Client
 	appAPI  *gh.Client // authenticated as the App (JWT)
+
+	login whoami.Cache // the App's bot login, slug + "[bot]"
 
 	mu      sync.Mutex
 	clients map[int64]*Client // by installation ID
@@ -104,6 +107,7 @@ func (a *App) Installation(id int64) (*Client, error) {
 		return nil, err
 	}
 	c := newClient(api, true)
+	c.whoami = a.botLogin // an installation token cannot ask GET /user
 	a.clients[id] = c
 	return c, nil
 }
@@ -183,6 +187,9 @@ func (a *App) Limit() int { return CommentLimit }
 type Client struct {
 	api       *gh.Client
 	checkRuns bool // App installations report check runs; tokens commit statuses
+	// whoami returns the login the client comments as.
+	whoami func(context.Context) (string, error)
+	self   whoami.Cache
 
 	mu     sync.Mutex
 	runIDs map[string]int64 // check-run ID by repo@sha@name
@@ -214,7 +221,9 @@ func NewTokenClient(cfg TokenConfig) (*Client, error) {
 }
 
 func newClient(api *gh.Client, checkRuns bool) *Client {
-	return &Client{api: api, checkRuns: checkRuns, runIDs: map[string]int64{}}
+	c := &Client{api: api, checkRuns: checkRuns, runIDs: map[string]int64{}}
+	c.whoami = c.tokenUser
+	return c
 }
 
 // Limit is GitHub's comment size limit in bytes.

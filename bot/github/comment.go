@@ -11,8 +11,8 @@ import (
 )
 
 // UpsertComment keeps one bot comment on pull request number of repo: the
-// first comment containing marker (a hidden "<!-- cccp:... -->" line) is
-// edited in place; if there is none, one is created. body gets the marker
+// first comment of the bot's own login containing marker (a hidden
+// "<!-- cccp:... -->" line, which anyone can write) is edited in place; if there is none, one is created. body gets the marker
 // prepended when it lacks it, so the next call finds it. Every page of
 // comments is read before deciding to create, and a failed listing is an
 // error rather than a second comment.
@@ -28,7 +28,11 @@ func (c *Client) UpsertComment(ctx context.Context, repo string, number int, mar
 		body = marker + "\n" + body
 	}
 	body = textcut.Bytes(body, CommentLimit)
-	id, err := c.findComment(ctx, owner, name, number, marker)
+	self, err := c.self.Get(ctx, c.whoami)
+	if err != nil {
+		return 0, err
+	}
+	id, err := c.findComment(ctx, owner, name, number, self, marker)
 	if err != nil {
 		return 0, err
 	}
@@ -46,7 +50,7 @@ func (c *Client) UpsertComment(ctx context.Context, repo string, number int, mar
 	return created.GetID(), nil
 }
 
-func (c *Client) findComment(ctx context.Context, owner, name string, number int, marker string) (int64, error) {
+func (c *Client) findComment(ctx context.Context, owner, name string, number int, self, marker string) (int64, error) {
 	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
 	for {
 		comments, resp, err := c.api.Issues.ListComments(ctx, owner, name, number, opts)
@@ -54,7 +58,7 @@ func (c *Client) findComment(ctx context.Context, owner, name string, number int
 			return 0, apiError(fmt.Sprintf("list comments of %s/%s#%d", owner, name, number), err)
 		}
 		for _, cm := range comments {
-			if strings.Contains(cm.GetBody(), marker) {
+			if strings.EqualFold(cm.GetUser().GetLogin(), self) && strings.Contains(cm.GetBody(), marker) {
 				return cm.GetID(), nil
 			}
 		}
@@ -63,4 +67,28 @@ func (c *Client) findComment(ctx context.Context, owner, name string, number int
 		}
 		opts.Page = resp.NextPage
 	}
+}
+
+// tokenUser is the login of a token client's user.
+func (c *Client) tokenUser(ctx context.Context) (string, error) {
+	u, _, err := c.api.Users.Get(ctx, "")
+	if err != nil {
+		return "", apiError("look up the token's user", err)
+	}
+	return u.GetLogin(), nil
+}
+
+// botLogin is the App's bot account, slug + "[bot]", the author of the
+// comments its installations write.
+func (a *App) botLogin(ctx context.Context) (string, error) {
+	return a.login.Get(ctx, func(ctx context.Context) (string, error) {
+		app, _, err := a.appAPI.Apps.Get(ctx, "")
+		if err != nil {
+			return "", apiError("look up the App", err)
+		}
+		if app.GetSlug() == "" {
+			return "", nil
+		}
+		return app.GetSlug() + "[bot]", nil
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/internal/hmacsig"
@@ -133,9 +134,10 @@ type payload struct {
 		PullRequest json.RawMessage `json:"pull_request"`
 	} `json:"issue"`
 	Comment *struct {
-		ID   int64  `json:"id"`
-		Body string `json:"body"`
-		User user   `json:"user"`
+		ID        int64  `json:"id"`
+		Body      string `json:"body"`
+		User      user   `json:"user"`
+		CreatedAt string `json:"created_at"`
 	} `json:"comment"`
 
 	CheckRun *struct {
@@ -186,12 +188,26 @@ type pullRequestPayload struct {
 	User   user      `json:"user"`
 	Head   branchRef `json:"head"`
 	Base   branchRef `json:"base"`
+	// UpdatedAt is a string: the published examples use more than one
+	// format (timestamp).
+	UpdatedAt string `json:"updated_at"`
+}
+
+// timestamp reads GitHub's timestamps: RFC 3339, or "2006-01-02 15:04:05"
+// (UTC) in some published examples; anything else is zero.
+func timestamp(s string) time.Time {
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
 }
 
 func (pr *pullRequestPayload) event() *event.PullRequest {
 	out := &event.PullRequest{
 		Number: pr.Number, HeadSHA: pr.Head.SHA, HeadRef: pr.Head.Ref, BaseRef: pr.Base.Ref,
-		Author: pr.User.Login, Title: pr.Title,
+		Author: pr.User.Login, Title: pr.Title, Updated: timestamp(pr.UpdatedAt),
 		// A deleted head repository counts as a fork: it is not the base.
 		Fork: pr.Head.Repo == nil || pr.Base.Repo == nil || pr.Head.Repo.ID != pr.Base.Repo.ID,
 	}
@@ -246,7 +262,8 @@ func parseIssueComment(ev *event.Event, p *payload) (*event.Event, error) {
 	// The head commit is not in the payload: the caller looks it up
 	// (Client.PullRequest) when the comment is a command.
 	ev.PR = &event.PullRequest{Number: p.Issue.Number, Author: p.Issue.User.Login, Title: p.Issue.Title}
-	ev.Comment = &event.Comment{ID: p.Comment.ID, Body: p.Comment.Body, Author: p.Comment.User.Login}
+	ev.Comment = &event.Comment{ID: p.Comment.ID, Body: p.Comment.Body, Author: p.Comment.User.Login,
+		Created: timestamp(p.Comment.CreatedAt)}
 	return ev, nil
 }
 

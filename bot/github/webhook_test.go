@@ -77,10 +77,16 @@ func FuzzVerify(f *testing.F) {
 	}
 	f.Add("sha256=00", []byte("{}"))
 	f.Add(Sign(secret, []byte(`{"zen":"x"}`)), []byte(`{"zen":"x"}`))
+	// GitHub's prefix is lower-case; Verify requires it as sent, while the
+	// hex digits may be either case (hex.DecodeString).
+	f.Add("SHA256="+strings.TrimPrefix(Sign(secret, []byte(`{}`)), "sha256="), []byte(`{}`))
+	f.Add(strings.ToUpper(Sign(secret, []byte(`{}`))), []byte(`{}`))
+	f.Add("sha256="+strings.ToUpper(strings.TrimPrefix(Sign(secret, []byte(`{}`)), "sha256=")), []byte(`{}`))
 	f.Fuzz(func(t *testing.T, header string, body []byte) {
 		h := http.Header{"X-Hub-Signature-256": {header}}
 		err := w.Verify(h, body)
-		want := strings.EqualFold(header, Sign(secret, body))
+		hexSum, prefixed := strings.CutPrefix(header, "sha256=")
+		want := prefixed && strings.EqualFold(hexSum, strings.TrimPrefix(Sign(secret, body), "sha256="))
 		if want != (err == nil) {
 			t.Fatalf("Verify(%q) = %v, want ok=%v", header, err, want)
 		}

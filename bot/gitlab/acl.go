@@ -48,7 +48,16 @@ func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*eve
 		Title: mr.Title, Fork: mr.SourceProjectID != mr.TargetProjectID,
 	}
 	if mr.Author != nil {
-		pr.Author = mr.Author.Username
+		pr.Author, pr.AuthorID = mr.Author.Username, mr.Author.ID
+	}
+	if pr.Fork {
+		// The head lives in the fork: fetch it from there, not from the
+		// target project at the fork's SHA.
+		src, _, err := c.api.Projects.GetProject(mr.SourceProjectID, nil, gl.WithContext(ctx))
+		if err != nil {
+			return nil, apiError(fmt.Sprintf("get source project %d of %s!%d", mr.SourceProjectID, repo, number), err)
+		}
+		pr.HeadCloneURL = src.HTTPURLToRepo
 	}
 	return pr, nil
 }

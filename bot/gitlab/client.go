@@ -16,6 +16,7 @@ import (
 	gl "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/whoami"
 )
 
 // CommentLimit is the size limit of a note body on GitLab (1,000,000
@@ -35,7 +36,8 @@ type Config struct {
 
 // Client talks to one GitLab instance.
 type Client struct {
-	api *gl.Client
+	api  *gl.Client
+	self whoami.Cache // the token's user, author of the bot's notes
 }
 
 // NewClient returns a Client. It makes no request.

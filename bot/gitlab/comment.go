@@ -11,7 +11,8 @@ import (
 )
 
 // UpsertComment keeps one bot note on merge request number of project repo:
-// the first non-system note containing marker is edited in place, else one
+// the first non-system note of the token's user containing marker is
+// edited in place (anyone can write the marker), else one
 // is created. body gets the marker prepended when it lacks it. Every page
 // of notes is read before deciding to create; a failed listing is an error,
 // never a second note.
@@ -42,6 +43,10 @@ func (c *Client) UpsertComment(ctx context.Context, repo string, number int, mar
 }
 
 func (c *Client) findNote(ctx context.Context, repo string, mr int64, marker string) (int64, error) {
+	self, err := c.self.Get(ctx, c.currentUser)
+	if err != nil {
+		return 0, err
+	}
 	opts := &gl.ListMergeRequestNotesOptions{ListOptions: gl.ListOptions{PerPage: 100}, OrderBy: gl.Ptr("created_at"), Sort: gl.Ptr("asc")}
 	for {
 		notes, resp, err := c.api.Notes.ListMergeRequestNotes(repo, mr, opts, gl.WithContext(ctx))
@@ -49,7 +54,7 @@ func (c *Client) findNote(ctx context.Context, repo string, mr int64, marker str
 			return 0, apiError(fmt.Sprintf("list notes of %s!%d", repo, mr), err)
 		}
 		for _, n := range notes {
-			if !n.System && strings.Contains(n.Body, marker) {
+			if !n.System && n.Author.Username == self && strings.Contains(n.Body, marker) {
 				return n.ID, nil
 			}
 		}
@@ -58,4 +63,13 @@ func (c *Client) findNote(ctx context.Context, repo string, mr int64, marker str
 		}
 		opts.Page = resp.NextPage
 	}
+}
+
+// currentUser is the username of the token's user.
+func (c *Client) currentUser(ctx context.Context) (string, error) {
+	u, _, err := c.api.Users.CurrentUser(gl.WithContext(ctx))
+	if err != nil {
+		return "", apiError("look up the token's user", err)
+	}
+	return u.Username, nil
 }

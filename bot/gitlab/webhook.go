@@ -124,6 +124,7 @@ type mergeRequest struct {
 	TargetBranch    string `json:"target_branch"`
 	SourceProjectID int64  `json:"source_project_id"`
 	TargetProjectID int64  `json:"target_project_id"`
+	AuthorID        int64  `json:"author_id"`
 	Action          string `json:"action"`
 	OldRev          string `json:"oldrev"`
 	Source          struct {
@@ -135,11 +136,13 @@ type mergeRequest struct {
 }
 
 // event maps a merge request. GitLab payloads name the MR's author only by
-// ID; author is the user who triggered the event.
-func (mr *mergeRequest) event(author string) *event.PullRequest {
+// ID (author_id); the event's user is whoever triggered the hook (a
+// maintainer who reopens or rebases an outsider's MR), so Author stays
+// empty and the bot looks the author up through the API.
+func (mr *mergeRequest) event() *event.PullRequest {
 	return &event.PullRequest{
 		Number: mr.IID, HeadSHA: mr.LastCommit.ID, HeadRef: mr.SourceBranch, BaseRef: mr.TargetBranch,
-		HeadCloneURL: mr.Source.GitHTTPURL, Author: author, Title: mr.Title,
+		HeadCloneURL: mr.Source.GitHTTPURL, AuthorID: mr.AuthorID, Title: mr.Title,
 		Fork: mr.SourceProjectID != mr.TargetProjectID,
 	}
 }
@@ -180,7 +183,7 @@ func parseMergeRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	}
 	ev.Kind = event.KindPullRequest
 	ev.Sender = p.User.Username
-	ev.PR = mr.event(p.User.Username)
+	ev.PR = mr.event()
 	return ev, nil
 }
 
@@ -204,7 +207,7 @@ func parseNote(ev *event.Event, p *payload) (*event.Event, error) {
 	ev.Action = note.Action
 	ev.Sender = p.User.Username
 	// Head SHA and branches come with the note; the MR author does not.
-	ev.PR = p.MergeRequest.event("")
+	ev.PR = p.MergeRequest.event()
 	ev.Comment = &event.Comment{ID: note.ID, Body: note.Note, Author: p.User.Username}
 	return ev, nil
 }

@@ -72,6 +72,8 @@ type serveConfig struct {
 		AdminTokens []string `yaml:"admin_tokens"`
 		ReadTokens  []string `yaml:"read_tokens"`
 		SessionKey  string   `yaml:"session_key"`
+		// MetricsToken, when set, is the bearer token /metrics requires.
+		MetricsToken string `yaml:"metrics_token"`
 	} `yaml:"web"`
 
 	// CommentLogLines is how many lines of a failed stage's log the PR
@@ -129,7 +131,7 @@ func loadServeConfigWith(path string, getenv func(string) string, override func(
 // removes them from its environment once read.
 var secretEnv = []string{"CCCP_GITHUB_WEBHOOK_SECRET", "CCCP_GITHUB_TOKEN", "CCCP_GITLAB_WEBHOOK_SECRET",
 	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY",
-	"CCCP_JENKINS_TOKEN"}
+	"CCCP_JENKINS_TOKEN", "CCCP_METRICS_TOKEN"}
 
 // applyEnv takes secrets (and a few settings) from the environment.
 func (c *serveConfig) applyEnv(getenv func(string) string) {
@@ -145,6 +147,7 @@ func (c *serveConfig) applyEnv(getenv func(string) string) {
 	set(&c.Gitea.WebhookSecret, "CCCP_GITEA_WEBHOOK_SECRET")
 	set(&c.Gitea.Token, "CCCP_GITEA_TOKEN")
 	set(&c.Web.SessionKey, "CCCP_SESSION_KEY")
+	set(&c.Web.MetricsToken, "CCCP_METRICS_TOKEN")
 	set(&c.Data, "CCCP_DATA")
 	if v := getenv("CCCP_ADMIN_TOKENS"); v != "" {
 		c.Web.AdminTokens = splitList(v)
@@ -251,5 +254,5 @@ func (c *serveConfig) secrets() []string {
 	}
 	s = append(s, c.Web.AdminTokens...)
 	s = append(s, c.Web.ReadTokens...)
-	return append(s, c.Web.SessionKey, c.Pipeline.Test.Jenkins.Token)
+	return append(s, c.Web.SessionKey, c.Web.MetricsToken, c.Pipeline.Test.Jenkins.Token)
 }

@@ -51,7 +51,8 @@ pipelines for the local index (started from the UI, the API or a rescan).
 Secrets come from the configuration file or from the environment:
 CCCP_GITHUB_WEBHOOK_SECRET, CCCP_GITHUB_TOKEN, CCCP_GITLAB_WEBHOOK_SECRET,
 CCCP_GITLAB_TOKEN, CCCP_GITEA_WEBHOOK_SECRET, CCCP_GITEA_TOKEN,
-CCCP_ADMIN_TOKENS (comma-separated), CCCP_READ_TOKENS, CCCP_SESSION_KEY.`,
+CCCP_ADMIN_TOKENS (comma-separated), CCCP_READ_TOKENS, CCCP_SESSION_KEY,
+CCCP_METRICS_TOKEN.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadServeConfigWith(configPath, os.Getenv, func(c *serveConfig) {
@@ -149,6 +150,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		BaseURL: cfg.BaseURL, Runs: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
 		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
 		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
+		Sessions:       web.StoreSessions(env.db),
 		Logger:         log.With("component", "web"),
 	})
 	if err != nil {
@@ -178,9 +180,10 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		botMu.Lock()
 		theBot = b
 		botMu.Unlock()
-		for _, p := range []string{"/webhooks/", "/healthz", "/readyz", "/metrics"} {
+		for _, p := range []string{"/webhooks/", "/healthz", "/readyz"} {
 			mux.Handle(p, b)
 		}
+		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, b))
 		go func() {
 			if err := b.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("bot stopped", "err", err)

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+
+	"github.com/cccp-project/cccp/internal/redact"
 )
 
 // LintOptions tune Lint. The zero value is the strict default.
@@ -132,7 +135,9 @@ func lintEntry(idx *Index, e *Entry, opts LintOptions) []Finding {
 	}
 
 	// Source.
-	if e.GitURL != "" {
+	// A git-url whose credentials the loader dropped (redacted to "***@")
+	// was reported by the loader already.
+	if e.GitURL != "" && !strings.Contains(e.GitURL, redact.Mask+"@") {
 		if err := CheckGitURL(e.GitURL, opts.AllowFile); err != nil {
 			fs = append(fs, errorf(e.PosOf("git-url"), "git-url", "%v", err))
 		}
@@ -196,37 +201,39 @@ func inRepo(base, p string) (string, bool) {
 // CheckGitURL accepts the URLs cccp clones from: https, http, git, ssh
 // (and git+ssh) URLs, scp-like `user@host:path`, and file:// only when
 // allowFile. It refuses option injection (a leading '-'), git's
-// `transport::address` remote helpers (such as ext::), and passwords in
-// the URL.
+// `transport::address` remote helpers (such as ext::), and credentials in
+// the URL (GitCredentials). Its messages show the URL redacted.
 func CheckGitURL(u string, allowFile bool) error {
+	shown := redact.URL(u)
 	if strings.HasPrefix(u, "-") {
-		return fmt.Errorf("git-url %q starts with '-' (it would be read as an option)", u)
+		return fmt.Errorf("git-url %q starts with '-' (it would be read as an option)", shown)
 	}
 	if i := strings.Index(u, "::"); i >= 0 && !strings.Contains(u[:i], "/") {
-		return fmt.Errorf("git-url %q uses a remote-helper transport (%s::), which is not allowed", u, u[:i])
+		return fmt.Errorf("git-url %q uses a remote-helper transport (%s::), which is not allowed", shown, redact.URL(u[:i]))
 	}
 	if strings.ContainsAny(u, " \t\r\n\x00") {
-		return fmt.Errorf("git-url %q contains white space or control characters", u)
+		return fmt.Errorf("git-url %q contains white space or control characters", shown)
+	}
+	if GitCredentials(u) {
+		return errors.New("git-url must not carry credentials (a token or user:password before '@'); " +
+			"they would be stored and shown with every run. Give git its credentials another way (a credential helper)")
 	}
 	if strings.Contains(u, "://") {
 		p, err := url.Parse(u)
 		if err != nil {
-			return fmt.Errorf("git-url does not parse: %v", err)
+			return fmt.Errorf("git-url %q does not parse", shown)
 		}
 		switch strings.ToLower(p.Scheme) {
 		case "https", "http", "git", "ssh", "git+ssh", "ssh+git":
 			if p.Host == "" {
-				return fmt.Errorf("git-url %q has no host", u)
+				return fmt.Errorf("git-url %q has no host", shown)
 			}
 		case "file":
 			if !allowFile {
-				return fmt.Errorf("git-url %q: file:// URLs are not allowed here", u)
+				return fmt.Errorf("git-url %q: file:// URLs are not allowed here", shown)
 			}
 		default:
-			return fmt.Errorf("git-url scheme %q is not allowed (use https, http, git or ssh)", p.Scheme)
-		}
-		if _, hasPass := p.User.Password(); hasPass {
-			return fmt.Errorf("git-url must not carry a password")
+			return fmt.Errorf("git-url scheme %q is not allowed (use https, http, git or ssh)", redact.URL(p.Scheme))
 		}
 		return nil
 	}
@@ -238,5 +245,5 @@ func CheckGitURL(u string, allowFile bool) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("git-url %q is not a URL (use https://host/path, git://, ssh:// or user@host:path)", u)
+	return fmt.Errorf("git-url %q is not a URL (use https://host/path, git://, ssh:// or user@host:path)", shown)
 }

@@ -497,6 +497,13 @@ func parseEntry(file string, n *yaml.Node) (*Entry, []Finding) {
 		}
 		fs = append(fs, warnf(kp, "unknown-field", "%s", msg))
 	}
+	if GitCredentials(e.GitURL) {
+		// Dropped here, at the door: an entry is stored with every run and
+		// shown on the dashboard and in the API.
+		e.GitURL = redactGitURL(e.GitURL)
+		fs = append(fs, errorf(e.PosOf("git-url"), "git-url", "git-url must not carry credentials (a token or user:password before '@'); "+
+			"cccp dropped them: %s", e.GitURL))
+	}
 	if e.GitBranch == "" {
 		e.GitBranch = DefaultGitBranch
 	}

@@ -103,10 +103,11 @@ func (m *Masker) matchAt(rest string, final bool) (n int, out string, wait bool)
 	return 0, "", false
 }
 
-// userinfoAt matches "://user:password@" at the start of rest (rest
-// starts with ':') and returns it with the password masked and the user
-// part masked for secrets. Only a password (after a ':') is masked by
-// shape: "ssh://git@host" and "image:tag@sha256:..." stay as they are.
+// userinfoAt matches "://user:password@" or "://token@" at the start of
+// rest (rest starts with ':') and returns it masked: the password, and the
+// user part for secrets; a userinfo without a password is usually a token
+// (https://TOKEN@host) and is masked whole, except ssh's conventional login
+// "git" (ssh://git@host). "image:tag@sha256:..." has no "://" and stays.
 func (m *Masker) userinfoAt(rest string, final bool) (int, string, bool) {
 	const sep = "://"
 	if len(rest) < len(sep) {
@@ -123,7 +124,14 @@ func (m *Masker) userinfoAt(rest string, final bool) (int, string, bool) {
 		c := rest[j]
 		switch {
 		case c == '@':
-			if colon < 0 || j == colon+1 {
+			if colon < 0 {
+				user := rest[len(sep):j]
+				if user == "" || user == "git" {
+					return 0, "", false
+				}
+				return j + 1, sep + Mask + "@", false // a token alone
+			}
+			if j == colon+1 {
 				return 0, "", false // no password
 			}
 			user := rest[len(sep):colon]

@@ -22,6 +22,9 @@ func TestMaskerString(t *testing.T) {
 		{"url password with secret user", "https://hunter22:x@h", "https://***:***@h"},
 		{"url user only kept", "ssh://git@github.com/org/app", "ssh://git@github.com/org/app"},
 		{"url secret user only", "https://s3cr3t-token@github.com", "https://***@github.com"},
+		{"url unknown token alone", "fatal: could not read from https://ghp_0123456789abcdefXYZ@github.com/org/app.git", "fatal: could not read from https://***@github.com/org/app.git"},
+		{"url gitlab oauth2 user", "https://oauth2@gitlab.example/g/app", "https://***@gitlab.example/g/app"},
+		{"url empty user kept", "https://@host/x", "https://@host/x"},
 		{"image digest kept", "docker.io/library/busybox:latest@sha256:abcd", "docker.io/library/busybox:latest@sha256:abcd"},
 		{"url no userinfo", "https://github.com/a:b/c@d", "https://github.com/a:b/c@d"},
 		{"url empty password", "https://user:@host", "https://user:@host"},
@@ -48,6 +51,7 @@ func TestMaskerWriter(t *testing.T) {
 		{"secret split", []string{"a s3cr", "3t-tok", "en b\n"}, "a *** b\n"},
 		{"byte by byte", strings.Split("x s3cr3t-token y", ""), "x *** y"},
 		{"url split", []string{"https://us", "er:pa", "ss@host\n"}, "https://user:***@host\n"},
+		{"token alone split", []string{"https://ghp_01", "23456789@gith", "ub.com/x\n"}, "https://***@github.com/x\n"},
 		{"prefix then other", []string{"s3cr3t", "-tokex"}, "s3cr3t-tokex"},
 	}
 	for _, tt := range tests {

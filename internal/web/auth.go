@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,6 +58,9 @@ type auth struct {
 	ttl      time.Duration
 	insecure bool
 	now      func() time.Time
+	// epoch is the current session generation; a session signed under
+	// another is refused (sessions.go).
+	epoch atomic.Uint64
 }
 
 func newAuth(cfg Config) *auth {
@@ -103,13 +107,14 @@ func (a *auth) sign(s string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// newSession returns a cookie value: "role.expiry.nonce.signature".
+// newSession returns a cookie value: "role.epoch.expiry.nonce.signature".
 func (a *auth) newSession(role string) (string, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	payload := role + "." + strconv.FormatInt(a.now().Add(a.ttl).Unix(), 10) + "." + hex.EncodeToString(nonce)
+	payload := role + "." + strconv.FormatUint(a.epoch.Load(), 10) + "." +
+		strconv.FormatInt(a.now().Add(a.ttl).Unix(), 10) + "." + hex.EncodeToString(nonce)
 	return payload + "." + a.sign(payload), nil
 }
 
@@ -124,10 +129,13 @@ func (a *auth) session(v string) (string, bool) {
 		return "", false
 	}
 	parts := strings.Split(payload, ".")
-	if len(parts) != 3 || (parts[0] != roleAdmin && parts[0] != roleReader) {
+	if len(parts) != 4 || (parts[0] != roleAdmin && parts[0] != roleReader) {
 		return "", false
 	}
-	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if epoch, err := strconv.ParseUint(parts[1], 10, 64); err != nil || epoch != a.epoch.Load() {
+		return "", false // signed before "sign out everywhere"
+	}
+	exp, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil || a.now().Unix() >= exp {
 		return "", false
 	}
@@ -259,9 +267,22 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// safeNext keeps a redirect target on this site.
+// safeNext keeps a redirect target on this site: an absolute path whose
+// second byte starts no host ("//", "/\\"), with no backslash (browsers read
+// it as "/") and no control character anywhere (browsers drop tabs and
+// newlines, so "/\t/evil.example" is "//evil.example" to them). Anything
+// else is "/".
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if len(next) == 0 || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return "/"
 	}
 	return next

@@ -165,7 +165,7 @@ func (s *Server) dashboardRows(ctx context.Context) ([]dashRow, error) {
 		e := &entries[i]
 		name := e.Key()
 		row := dashRow{Name: name, GitURL: s.mask.String(e.GitURL), Branch: e.GitBranch,
-			Search: strings.ToLower(name + " " + e.GitURL)}
+			Search: strings.ToLower(name + " " + s.mask.String(e.GitURL))} // the hidden parts match nothing
 		run := branch[name]
 		if run == nil {
 			run = anyKind[name]

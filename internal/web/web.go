@@ -110,7 +110,10 @@ type Config struct {
 	// InsecureCookie drops the Secure attribute of the session cookie, for
 	// plain-http deployments that are not on loopback. Default false.
 	InsecureCookie bool
-	Logger         *slog.Logger
+	// Sessions keeps the generation of sessions, raised by "sign out
+	// everywhere" (StoreSessions keeps it in cccp.db). Default: in memory.
+	Sessions SessionEpochs
+	Logger   *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -161,6 +164,13 @@ func New(cfg Config) (*Server, error) {
 	} else if len(cfg.SessionKey) < 32 {
 		return nil, errors.New("web: session key shorter than 32 bytes")
 	}
+	if cfg.Sessions == nil {
+		cfg.Sessions = &memEpochs{}
+	}
+	epoch, err := cfg.Sessions.SessionEpoch(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
 	pages, err := parseTemplates()
 	if err != nil {
@@ -179,6 +189,7 @@ func New(cfg Config) (*Server, error) {
 		now:    cfg.Now,
 	}
 	s.auth = newAuth(cfg)
+	s.auth.epoch.Store(epoch)
 	return s, nil
 }
 
@@ -193,6 +204,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /signin", s.signInForm)
 	mux.HandleFunc("POST /signin", s.signIn)
 	mux.HandleFunc("POST /signout", s.signOut)
+	mux.Handle("POST /signout-everywhere", admin(s.revokeSessions))
 
 	mux.Handle("GET /{$}", read(s.dashboard))
 	mux.Handle("GET /projects/{app}/{job}", read(s.project))
@@ -213,6 +225,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/runs/{id}/rerun", admin(s.apiRerun))
 	mux.Handle("POST /api/v1/runs/{id}/cancel", admin(s.apiCancel))
 	mux.Handle("POST /api/v1/projects", admin(s.apiOnboard))
+	mux.Handle("POST /api/v1/sessions/revoke", admin(s.apiRevokeSessions))
 	mux.Handle("/", read(s.notFoundPage))
 
 	cop := http.NewCrossOriginProtection()

@@ -380,6 +380,18 @@ func TestSignIn(t *testing.T) {
 		{"admin", adminToken, "/runs/2", 303, "/runs/2"},
 		{"open redirect refused", adminToken, "//evil.example/", 303, "/"},
 		{"absolute redirect refused", adminToken, "https://evil.example/", 303, "/"},
+		// Browsers drop tabs and newlines in URLs and read a backslash as a
+		// slash: each of these is another host to them.
+		{"tab then slashes refused", adminToken, "/\t/evil.example/x", 303, "/"},
+		{"newline then slashes refused", adminToken, "/\n/evil.example/x", 303, "/"},
+		{"carriage return refused", adminToken, "/\r/evil.example/x", 303, "/"},
+		{"slash backslash refused", adminToken, "/\\evil.example/x", 303, "/"},
+		{"backslash later refused", adminToken, "/runs/\\x", 303, "/"},
+		{"nul refused", adminToken, "/\x00/evil.example", 303, "/"},
+		{"del refused", adminToken, "/\x7f/evil.example", 303, "/"},
+		{"scheme-relative after space refused", adminToken, " //evil.example/", 303, "/"},
+		{"scheme refused", adminToken, "javascript:alert(1)", 303, "/"},
+		{"path with query kept", adminToken, "/runs/2?x=1#y", 303, "/runs/2?x=1#y"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

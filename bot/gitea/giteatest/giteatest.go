@@ -59,6 +59,9 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("GET /api/v1/version", func(w http.ResponseWriter, r *http.Request) {
 		forgetest.WriteJSON(w, http.StatusOK, map[string]string{"version": "1.22.0"})
 	})
+	mux.HandleFunc("GET /api/v1/user", func(w http.ResponseWriter, r *http.Request) {
+		forgetest.WriteJSON(w, http.StatusOK, map[string]any{"id": 1, "login": s.Bot})
+	})
 	mux.HandleFunc("POST "+p+"/statuses/{sha}", s.createStatus)
 	s.IssueComments.Mount(mux, p)
 	mux.HandleFunc("GET "+p+"/collaborators/{user}/permission", s.permission)

@@ -72,6 +72,13 @@ func New(t testing.TB) *Server {
 	const p = "/api/v3/repos/{owner}/{repo}"
 	mux.HandleFunc("POST /api/v3/app/installations/{id}/access_tokens", s.accessToken)
 	mux.HandleFunc("GET "+p+"/installation", s.installation)
+	// The App (its bot login is slug + "[bot]") and a token's user.
+	mux.HandleFunc("GET /api/v3/app", func(w http.ResponseWriter, r *http.Request) {
+		forgetest.WriteJSON(w, http.StatusOK, map[string]any{"id": 1, "slug": strings.TrimSuffix(s.Bot, "[bot]")})
+	})
+	mux.HandleFunc("GET /api/v3/user", func(w http.ResponseWriter, r *http.Request) {
+		forgetest.WriteJSON(w, http.StatusOK, map[string]any{"id": 2, "login": s.Bot})
+	})
 	mux.HandleFunc("POST "+p+"/check-runs", s.createCheckRun)
 	mux.HandleFunc("PATCH "+p+"/check-runs/{id}", s.updateCheckRun)
 	mux.HandleFunc("GET "+p+"/commits/{sha}/check-runs", s.listCheckRuns)

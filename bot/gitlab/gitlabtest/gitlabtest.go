@@ -42,6 +42,12 @@ type Server struct {
 
 	// PageSize is how many notes one page lists (default 20).
 	PageSize int
+	// Projects maps a project ID to its path (group/app), for the project
+	// look-up of a fork merge request's source.
+	Projects map[int64]string
+	// Bot is the username of the token's user (GET /user), the author of
+	// the notes created through the API (default cccp-bot).
+	Bot string
 	// Access maps username to access level (10 guest ... 50 owner) in every
 	// project; users absent here exist but are not members. "ghost" does not exist.
 	Access map[string]int
@@ -56,7 +62,7 @@ type Server struct {
 
 // New starts a double; it is closed when the test ends.
 func New(t testing.TB) *Server {
-	s := &Server{PageSize: 20, Access: map[string]int{}, nextID: 500, notes: map[int][]*Note{},
+	s := &Server{PageSize: 20, Access: map[string]int{}, Projects: map[int64]string{}, Bot: "cccp-bot", nextID: 500, notes: map[int][]*Note{},
 		branches: map[string]bool{"main": true}}
 	mux := http.NewServeMux()
 	const p = "/api/v4/projects/{id}"
@@ -65,6 +71,8 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("POST "+p+"/merge_requests/{iid}/notes", s.createNote)
 	mux.HandleFunc("PUT "+p+"/merge_requests/{iid}/notes/{note}", s.updateNote)
 	mux.HandleFunc("GET /api/v4/users", s.users)
+	mux.HandleFunc("GET /api/v4/user", s.currentUser)
+	mux.HandleFunc("GET "+p, s.project)
 	mux.HandleFunc("GET "+p+"/members/all/{uid}", s.member)
 	mux.HandleFunc("GET "+p+"/merge_requests", s.listMRs)
 	mux.HandleFunc("POST "+p+"/merge_requests", s.createMR)
@@ -148,7 +156,7 @@ func (s *Server) createNote(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	s.nextID++
 	n := &Note{ID: s.nextID, Body: forgetest.Str(m, "body")}
-	n.Author.Username = "cccp-bot"
+	n.Author.Username = s.Bot
 	s.notes[iid] = append(s.notes[iid], n)
 	forgetest.WriteJSON(w, http.StatusCreated, n)
 }
@@ -282,4 +290,33 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		s.PutFile(m.Branch, a.FilePath, a.Content)
 	}
 	forgetest.WriteJSON(w, http.StatusCreated, map[string]any{"id": "c0ffee"})
+}
+
+// AddMergeRequest stores a merge request as GitLab's API returns it
+// (iid, sha, source_project_id, target_project_id, author...); its iid is
+// its position, from 1.
+func (s *Server) AddMergeRequest(mr map[string]any) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	iid := len(s.mrs) + 1
+	mr["iid"] = iid
+	s.mrs = append(s.mrs, mr)
+	return iid
+}
+
+func (s *Server) currentUser(w http.ResponseWriter, r *http.Request) {
+	forgetest.WriteJSON(w, http.StatusOK, map[string]any{"id": userID(s.Bot), "username": s.Bot})
+}
+
+func (s *Server) project(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	s.mu.Lock()
+	path, ok := s.Projects[id]
+	s.mu.Unlock()
+	if err != nil || !ok {
+		notFound(w, "Project")
+		return
+	}
+	forgetest.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "path_with_namespace": path,
+		"http_url_to_repo": "https://gitlab.example/" + path + ".git", "web_url": "https://gitlab.example/" + path})
 }

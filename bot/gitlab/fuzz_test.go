@@ -1,0 +1,60 @@
+package gitlab
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/forgetest"
+)
+
+// FuzzParse feeds Parse hostile bodies under the event names of the
+// recorded examples (testdata/gitlab): it never panics, and what it accepts
+// is complete enough for the router (forgetest.CheckParsed).
+func FuzzParse(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join(testdata, "*.json"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no examples in %s: %v", testdata, err)
+	}
+	for _, file := range files {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		kind, _, _ := strings.Cut(filepath.Base(file), "-")
+		f.Add(kind, body)
+	}
+	w, err := NewWebhook([]byte("x"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, kind string, body []byte) {
+		ev, err := w.Parse(http.Header{"X-Gitlab-Event": {kind}, "X-Gitlab-Event-Uuid": {"d"}}, body)
+		forgetest.CheckParsed(t, ev, err, event.GitLab)
+	})
+}
+
+// FuzzVerify: Verify accepts exactly the configured token, byte for byte.
+func FuzzVerify(f *testing.F) {
+	token := []byte("tok3n")
+	w, err := NewWebhook(token)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{"tok3n", "TOK3N", "tok3", "tok3nn", "", " tok3n", "tok3n\x00"} {
+		f.Add(seed, []byte(`{}`))
+	}
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		err := w.Verify(http.Header{"X-Gitlab-Token": {header}}, body)
+		if want := header == string(token); want != (err == nil) {
+			t.Fatalf("Verify(%q) = %v, want ok=%v", header, err, want)
+		}
+		if err != nil && !errors.Is(err, event.ErrBadSignature) {
+			t.Fatalf("error %v does not wrap ErrBadSignature", err)
+		}
+	})
+}

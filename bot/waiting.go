@@ -1,0 +1,81 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/cccp-project/cccp/bot/event"
+)
+
+// waitingTitle is the title of the statuses of a pull request waiting for
+// approval: the checks a branch protection requires show why nothing runs.
+const waitingTitle = "waiting for /ok-to-test"
+
+// reportWaiting puts a pending status for each pipeline a waiting pull
+// request would run (a GitHub check run; a GitLab or Gitea commit status),
+// under the name its run will report, so approval turns it into the run's.
+func (b *Bot) reportWaiting(ctx context.Context, rec *prRecord) error {
+	if !rec.Waiting || rec.Index {
+		return nil // an index pull request's one check says it itself (indexStatus)
+	}
+	for _, project := range rec.WaitingFor {
+		st := event.Status{Name: checkName(project), SHA: rec.HeadSHA, State: event.StateQueued, Title: waitingTitle,
+			Summary: waitingSummary(rec)}
+		if err := b.putReport(ctx, reportStatus, statusKey(rec.Forge, rec.Repo, st), payload{Forge: rec.Forge, Repo: rec.Repo, Status: &st}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitingSummary(rec *prRecord) string {
+	return fmt.Sprintf("%s does not have write access here. Someone with write access can comment `/ok-to-test %s` "+
+		"after reviewing this commit to run the pipelines.", mdText("@"+rec.Author), rec.HeadSHA)
+}
+
+// codeSpan renders s, which a stranger may control (an entry key of an
+// index pull request, a finding), as one inline code span that stays on its
+// line and in its table cell: backticks, line breaks, table pipes and
+// control characters cannot end it.
+func codeSpan(s string) string {
+	return "`" + strings.ReplaceAll(oneLine(strings.ReplaceAll(s, "`", "'"), 200), "|", `\|`) + "`"
+}
+
+// mdText renders s as plain text in markdown: every character markdown or
+// HTML could read as markup is escaped.
+func mdText(s string) string {
+	var b strings.Builder
+	for _, r := range oneLine(s, 200) {
+		if strings.ContainsRune("\\`*_{}[]()<>#!|~&@", r) && !(r == '@' && b.Len() == 0) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// oneLine drops control characters and line breaks (a space instead) and
+// cuts s at max bytes.
+func oneLine(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			return ' '
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
