@@ -35,7 +35,7 @@ func (b *Bot) pinTrials(ctx context.Context, ev *event.Event, reqs []pipeline.Re
 	if rec, err := b.loadPR(ctx, prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number)); err == nil && rec != nil && rec.HeadSHA == ev.PR.HeadSHA {
 		for _, id := range rec.Runs {
 			// Oldest first: the first trial of the head fixed the commit.
-			if r, err := b.cfg.Store.Run(ctx, id); err == nil && r.Kind == string(types.KindTrial) && r.Commit != "" {
+			if r, err := b.cfg.Store.Run(ctx, id); err == nil && r.Kind == types.KindTrial && r.Commit != "" {
 				if _, ok := pinned[r.Project]; !ok {
 					pinned[r.Project] = r.Commit
 				}
@@ -48,7 +48,7 @@ func (b *Bot) pinTrials(ctx context.Context, ev *event.Event, reqs []pipeline.Re
 	}
 	out := reqs[:0]
 	for _, req := range reqs {
-		if req.Kind != pipeline.KindTrial || req.Entry == nil || req.Commit != "" {
+		if req.Kind != types.KindTrial || req.Entry == nil || req.Commit != "" {
 			out = append(out, req)
 			continue
 		}
