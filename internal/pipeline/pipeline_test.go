@@ -514,31 +514,6 @@ func TestParentRebuildTriggersChildPinnedToDigest(t *testing.T) {
 	}
 }
 
-func TestOwnImage(t *testing.T) {
-	own := []string{"reg.test:5000", "registry.centos.org"}
-	for _, tc := range []struct {
-		image, repo, tag string
-		ok               bool
-	}{
-		{"demo/base:latest", "demo/base", "latest", true},
-		{"demo/base", "demo/base", "latest", true},
-		{"centos", "centos", "latest", true},
-		{"registry.centos.org/centos/centos:7", "centos/centos", "7", true},
-		{"reg.test:5000/demo/base:rc", "demo/base", "rc", true},
-		{"quay.io/demo/base:latest", "", "", false},
-		{"localhost:5000/demo/base", "", "", false},
-		{"demo/base@sha256:" + strings.Repeat("b", 64), "", "", false},
-		{"${BASE}", "", "", false},
-	} {
-		t.Run(tc.image, func(t *testing.T) {
-			repo, tag, ok := backend.OwnImage(tc.image, own)
-			if ok != tc.ok || repo != tc.repo || tag != tc.tag {
-				t.Errorf("ownImage(%q) = %q, %q, %v; want %q, %q, %v", tc.image, repo, tag, ok, tc.repo, tc.tag, tc.ok)
-			}
-		})
-	}
-}
-
 func TestNewReportsMissingConfiguration(t *testing.T) {
 	_, err := New(Config{})
 	if err == nil || !strings.Contains(err.Error(), "Builder") || !strings.Contains(err.Error(), "Resolver") {

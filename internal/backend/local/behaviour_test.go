@@ -21,7 +21,7 @@ import (
 // decides (supersede, parent pins) seen in what buildah and the registry
 // end up with.
 
-const slowDockerfile = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"600\"]\n"
+const slowDockerfile = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"607\"]\n"
 
 // waitFor polls the stored run until ok says so.
 func waitFor(t *testing.T, w *world, id string, what string, ok func(*store.Run) bool) *store.Run {
@@ -90,7 +90,7 @@ func TestSupersedeCancelsOnlyOlderRunsOfTheSameTarget(t *testing.T) {
 		}
 	}
 	// The old build was stopped, not left to sleep.
-	if out, _ := exec.Command("pgrep", "-f", "busybox sleep 600").Output(); len(out) > 0 {
+	if out, _ := exec.Command("pgrep", "-f", "busybox sleep 607").Output(); len(out) > 0 {
 		t.Errorf("the superseded build still runs: pids %s", strings.Fields(string(out)))
 	}
 }

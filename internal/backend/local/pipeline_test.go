@@ -3,7 +3,10 @@ package local_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -204,6 +207,12 @@ func TestPipelinePassingAppDeliversAllTags(t *testing.T) {
 		t.Fatalf("run %s: %s (%s)\n%s", run.ID, run.State, run.Error, strings.Join(tail, "\n"))
 	}
 	digest := run.Stages[0].Digest
+	// The backend's checkout and work log went with the finished run.
+	for _, p := range []string{filepath.Join(w.dir, "work", "work", "run-"+run.ID), filepath.Join(w.dir, "work", "logs", run.ID)} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is left after the run ended (%v)", p, err)
+		}
+	}
 	for _, tag := range []string{"test", "rc", "latest", "v1"} {
 		ref := w.reg.Host() + "/acme/web:" + tag
 		got, ok := skopeoDigest(t, ref)
