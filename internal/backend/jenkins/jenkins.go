@@ -557,6 +557,44 @@ func (t *Tester) Log(ctx context.Context, bh backend.Handle, offset int64, w io.
 	}
 }
 
+// cancelQueued takes h's item out of the queue while it waits. It returns
+// done when nothing more is to be stopped (the item was cancelled, or is
+// unknown), else the number of the build the item became.
+func (t *Tester) cancelQueued(ctx context.Context, h handle) (int, bool, error) {
+	id := strconv.FormatInt(h.queue, 10)
+	for attempt := 0; ; attempt++ {
+		num, _, err := t.queueState(ctx, h)
+		var se *backend.StageError
+		switch {
+		case errors.Is(err, errQueueGone):
+			num, err = t.findByQueueID(ctx, h)
+			if errors.Is(err, backend.ErrLost) {
+				return 0, true, nil
+			}
+			if err != nil {
+				return 0, false, err
+			}
+			return num, false, nil
+		case errors.As(err, &se) && se.Reason == "Cancelled":
+			return 0, true, nil
+		case err != nil:
+			return 0, false, err
+		case num > 0:
+			return num, false, nil
+		}
+		_, err = t.c.do(ctx, request{method: http.MethodPost, path: "queue/cancelItem", query: url.Values{"id": {id}}})
+		switch {
+		case err == nil, isStatus(err, http.StatusNotFound):
+			return 0, true, nil
+		case isStatus(err, http.StatusInternalServerError) && attempt == 0:
+			// Jenkins cannot cancel an item that just left the queue: look again.
+			continue
+		default:
+			return 0, false, t.explain("cancel queue item "+id, err)
+		}
+	}
+}
+
 // Cancel takes a queued item out of the queue, or stops its build. Work
 // that ended, or that Jenkins no longer knows, is not an error.
 func (t *Tester) Cancel(ctx context.Context, bh backend.Handle) error {
@@ -571,29 +609,9 @@ func (t *Tester) Cancel(ctx context.Context, bh backend.Handle) error {
 		t.mu.Unlock()
 	}
 	if n == 0 {
-		id := strconv.FormatInt(h.queue, 10)
-		_, err := t.c.do(ctx, request{method: http.MethodPost, path: "queue/cancelItem", query: url.Values{"id": {id}}})
-		if err != nil && !isStatus(err, http.StatusNotFound) {
-			return t.explain("cancel queue item "+id, err)
-		}
-		// The item may have left the queue for an executor just before.
-		num, _, err := t.queueState(ctx, h)
-		switch {
-		case errors.Is(err, errQueueGone):
-			num, err = t.findByQueueID(ctx, h)
-			if errors.Is(err, backend.ErrLost) {
-				return nil
-			}
-		}
-		var se *backend.StageError
-		if errors.As(err, &se) && se.Reason == "Cancelled" {
-			return nil
-		}
-		if err != nil {
+		num, done, err := t.cancelQueued(ctx, h)
+		if err != nil || done {
 			return err
-		}
-		if num == 0 {
-			return nil // still queued: Jenkins refused nothing, yet kept it; Wait reports what follows
 		}
 		n = num
 	}

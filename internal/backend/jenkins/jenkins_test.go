@@ -659,3 +659,33 @@ func TestARedirectingProxyIsExplained(t *testing.T) {
 		t.Fatalf("err = %v, want the redirect named", err)
 	}
 }
+
+// A restarted cccp knows only the queue handle: cancelling a build that
+// already left the queue stops the build (Jenkins refuses to cancel a left
+// item with 500).
+func TestCancelAfterRestartStopsTheBuild(t *testing.T) {
+	j := jenkinstest.New(t)
+	j.Queue(jenkinstest.Script{Steps: 1 << 30})
+	tr, _ := newTester(t, j)
+	c := ctx(t)
+	h, err := tr.StartTest(c, spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithTimeout(c, 50*time.Millisecond)
+	tr.WaitTest(waitCtx, h) // the build starts and runs
+	cancel()
+
+	fresh, _ := newTester(t, j)
+	if err := fresh.Cancel(c, h); err != nil {
+		t.Fatal(err)
+	}
+	if !hasCall(j, "POST /job/cccp-test/12/stop") {
+		t.Errorf("build 12 not stopped: %q", j.Calls())
+	}
+	_, err = fresh.WaitTest(c, h)
+	var se *backend.StageError
+	if !errors.As(err, &se) || se.Reason != "Aborted" {
+		t.Errorf("err = %v, want Aborted", err)
+	}
+}

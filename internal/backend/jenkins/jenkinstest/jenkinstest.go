@@ -286,8 +286,13 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	case p == "/queue/cancelItem" && r.Method == http.MethodPost:
 		id, _ := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
 		it := s.items[id]
-		if it == nil || it.forgotten || it.number > 0 || it.cancelled {
+		if it == nil || it.forgotten {
 			s.notFound(w, p)
+			return
+		}
+		if it.number > 0 || it.cancelled {
+			// Queue.doCancelItem: a left item cannot be cancelled.
+			s.reply(w, "cancelItem-left-500.http", map[string]string{"id 7": "id " + strconv.FormatInt(id, 10)})
 			return
 		}
 		it.cancelled = true
