@@ -391,3 +391,23 @@ func TestReplayedCommentActsOnce(t *testing.T) {
 		t.Errorf("%d runs after the replay, want the first approval's 2 only", got)
 	}
 }
+
+// TestWaitingIndexCheck: an index pull request from someone without write
+// access shows its one check pending, saying what it waits for.
+func TestWaitingIndexCheck(t *testing.T) {
+	tb := newTestBot(t, func(c *Config) {
+		c.Index = IndexRepo{Forge: event.GitHub, FullName: "Codertocat/Hello-World"}
+		c.IndexPR = fakeIndexPR{res: &IndexCheck{}}
+	})
+	if err := tb.route(context.Background(), ghEvent(t, "pull_request-opened-1.json", "wi1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	tb.report(t)
+	st := tb.forge.statuses["Codertocat/Hello-World ec26c3e57ca3a959ca5aad62de7213c562f8c821 cccp/index"]
+	if st.State != event.StateQueued || st.Title != "waiting for /ok-to-test" || !strings.Contains(st.Summary, "/ok-to-test ec26c3e57ca3a959ca5aad62de7213c562f8c821") {
+		t.Errorf("index check = %+v, want queued, waiting for /ok-to-test", st)
+	}
+	if got := tb.pipe.Requests(); len(got) != 0 {
+		t.Errorf("runs %q, want none", got)
+	}
+}
