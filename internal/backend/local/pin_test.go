@@ -24,7 +24,7 @@ func TestPinFromRewritesOnlyPinnedParents(t *testing.T) {
 		Parents:       []backend.ParentPin{{Repository: "demo/base", Tag: "latest", DigestRef: "reg.test:5000/demo/base@sha256:1"}},
 	}
 	out := filepath.Join(dir, "Dockerfile.pinned")
-	got, bases, err := pinFrom(context.Background(), spec, df, out, io.Discard)
+	got, bases, err := pinFrom(context.Background(), spec, dir, df, out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,19 +48,8 @@ func TestPinFromLeavesUnpinnedDockerfileAlone(t *testing.T) {
 	if err := os.WriteFile(df, []byte("FROM scratch\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, bases, err := pinFrom(context.Background(), &backend.BuildSpec{}, df, filepath.Join(dir, "out"), io.Discard)
+	got, bases, err := pinFrom(context.Background(), &backend.BuildSpec{}, dir, df, filepath.Join(dir, "out"), io.Discard)
 	if err != nil || got != "" || len(bases) != 1 || bases[0].Image != "scratch" {
 		t.Errorf("pinFrom = %q, %+v, %v; want no rewrite and the scratch base", got, bases, err)
-	}
-}
-
-func TestTailLinesKeepsLastCappedLines(t *testing.T) {
-	tl := &tailLines{max: 2}
-	io.WriteString(tl, "one\ntwo\nthr")
-	io.WriteString(tl, "ee\n"+strings.Repeat("x", 2*maxExplainLine)+"\npartial")
-	got := tl.lines()
-	want := []string{"three", strings.Repeat("x", maxExplainLine), "partial"}
-	if !slices.Equal(got, want) {
-		t.Errorf("lines = %q, want %q", got, want)
 	}
 }
