@@ -129,8 +129,8 @@ func TestTestCommandWithPodman(t *testing.T) {
 		"Dockerfile": "FROM " + ref + "\n",
 		"cccp.yaml":  "test-script: tests/check.sh\ntest-skip: false\n",
 		"tests/check.sh": "#!/bin/sh\necho \"checking $IMAGE_NAME in $CONTAINER_NAME\"\n" +
-			"podman --runtime runc exec \"$CONTAINER_NAME\" test -x /bin/busybox || { echo 'cannot exec into the container'; exit 2; }\n" +
-			"podman --runtime runc exec \"$CONTAINER_NAME\" test -f /www/index.html || { echo 'no /www/index.html in the image'; exit 1; }\n",
+			"podman exec \"$CONTAINER_NAME\" test -x /bin/busybox || { echo 'cannot exec into the container'; exit 2; }\n" +
+			"podman exec \"$CONTAINER_NAME\" test -f /www/index.html || { echo 'no /www/index.html in the image'; exit 1; }\n",
 	})
 	if err := os.Chmod(filepath.Join(dir, "tests", "check.sh"), 0o755); err != nil {
 		t.Fatal(err)

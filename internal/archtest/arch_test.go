@@ -42,8 +42,9 @@ var allowed = map[string][]string{
 	"bot/gitea":            {"bot/event", "bot/internal/..."},
 	"bot/internal/hmacsig": nil,
 	"bot/internal/textcut": nil,
+	"bot/internal/whoami":  nil,
 	// forge doubles for tests
-	"bot/forgetest":                nil,
+	"bot/forgetest":                {"bot/event"},
 	"bot/github/githubtest":        {"bot/forgetest"},
 	"bot/gitlab/gitlabtest":        {"bot/forgetest"},
 	"bot/gitea/giteatest":          {"bot/forgetest"},
@@ -78,13 +79,18 @@ var allowed = map[string][]string{
 	"internal/registry":   {"internal/redact"},
 
 	// state, pages and vocabulary
-	"internal/store":   {"internal/types"},
-	"internal/runlog":  nil,
-	"internal/web":     {"internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
-	"internal/index":   {"internal/safefs"},
-	"internal/onboard": {"internal/index"},
-	"internal/redact":  nil,
-	"internal/types":   nil,
+	"internal/store":  {"internal/types"},
+	"internal/runlog": nil,
+	"internal/web":    {"internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
+	"internal/index":  {"internal/redact", "internal/safefs"},
+	// what a delivered image carries: its SBOM, signature and provenance
+	"internal/attest":     {"internal/provenance", "internal/sbom", "internal/signing", "internal/types", "internal/registry"},
+	"internal/provenance": {"internal/types"},
+	"internal/sbom":       {"internal/registry"},
+	"internal/signing":    {"internal/registry"},
+	"internal/onboard":    {"internal/index"},
+	"internal/redact":     nil,
+	"internal/types":      nil,
 }
 
 type pkg struct {

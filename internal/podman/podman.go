@@ -118,6 +118,9 @@ func (r *Runner) command(ctx context.Context, args ...string) *exec.Cmd {
 	if r.SysProcAttr != nil {
 		attr := *r.SysProcAttr
 		cmd.SysProcAttr = &attr
+		// Another user's podman cannot start in cccp's working folder
+		// (a 0700 folder of root's): it runs from the root folder.
+		cmd.Dir = "/"
 	}
 	return cmd
 }

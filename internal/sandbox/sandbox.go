@@ -395,6 +395,9 @@ func (b *Box) startService(ctx context.Context) error {
 	cmd := exec.Command(b.s.cfg.Podman, args...)
 	cmd.Env = append(b.userEnv(), "CONTAINERS_REGISTRIES_CONF="+b.RegistriesConf())
 	cmd.SysProcAttr = b.credential()
+	// The sandbox user cannot enter cccp's working folder (a test's is a
+	// 0700 folder of root's): the service runs from the root folder.
+	cmd.Dir = "/"
 	// A network namespace of its own: containers run with --network host
 	// through this service see no host interface.
 	if !b.ServiceOnHostNetwork {
