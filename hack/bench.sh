@@ -25,6 +25,7 @@ echo "== index lint, 10,000 entries"; gobench ./internal/index 'BenchmarkLint10k
 echo "== registry retag, 10 MB vs 500 MB"; gobench ./internal/registry 'BenchmarkTag' -benchtime 100x
 echo "== dashboard, 300 entries x 30 runs"; gobench ./internal/web 'BenchmarkDashboard$'
 echo "== store: deliveries, latest runs"; gobench ./internal/store 'Benchmark(AcceptDelivery|LatestRuns)$'
+echo "== test stage, demo apps"; gobench ./internal/checks 'BenchmarkTestStage$' -benchtime 1x
 echo "== pipeline overhead"; make -s build >/dev/null
 ./hack/bench-pipeline.sh bin/cccp "${BENCH_ROUNDS:-5}" | tee "$work/pipeline.txt"
 echo "== webhook ingest (wrk)"; BENCH_DISPATCH=1 ./hack/bench-ingest.sh | tee "$work/ingest.txt"
@@ -50,6 +51,7 @@ Go benchmarks ran $count times; the median is reported. The raw output follows e
 | retag time, 500 MB image / 10 MB image (issue 3) | < 1.5 | $(ratio "$tag500" "$tag10") ($(ms "$tag10") vs $(ms "$tag500")) |
 | pipeline overhead, \`cccp run\` / the same steps run directly (issue 3) | < 1.15 | $(awk '/^ratio/ {print $NF}' "$work/pipeline.txt") |
 | second run of an unchanged entry reuses the layer cache (issue 3) | yes | $(awk -F': ' '/layer cache hits/ {print $2}' "$work/pipeline.txt") layers from cache |
+| test stage wall time on the demo apps / its longest check run alone (issue 8) | <= 1.25 | base $(metric BenchmarkTestStage/base stage/longest), hello $(metric BenchmarkTestStage/hello stage/longest) |
 | dashboard render, 300 entries x 30 runs (issue 5) | < 50 ms | $(ms "$dash") |
 | latest run of 300 projects from bbolt | | $(ms "$latest") |
 | store alone: durable deliveries, 64 writers, 25 KB, fsync before return | | $(metric BenchmarkAcceptDelivery deliveries/s)/s, p99 $(metric BenchmarkAcceptDelivery p99-ms) ms |
@@ -65,6 +67,17 @@ about 4,100/s with p99 264 ms on this kind of machine).
 \`\`\`
 $(cat "$work/ingest.txt")
 \`\`\`
+
+## Test stage (issue 8)
+
+BenchmarkTestStage (internal/checks): the demo apps of testdata/demo, built locally with buildah;
+\`RunStage\` (every check at once, the three scans in one probe container) against each check
+run alone, one after another (how the stage ran before). Medians of $count rounds, in seconds:
+
+| app | stage | longest check alone | checks one by one | stage / longest |
+| --- | --- | --- | --- | --- |
+| base | $(metric BenchmarkTestStage/base stage-s) | $(metric BenchmarkTestStage/base longest-check-s) | $(metric BenchmarkTestStage/base one-by-one-s) | $(metric BenchmarkTestStage/base stage/longest) |
+| hello | $(metric BenchmarkTestStage/hello stage-s) | $(metric BenchmarkTestStage/hello longest-check-s) | $(metric BenchmarkTestStage/hello one-by-one-s) | $(metric BenchmarkTestStage/hello stage/longest) |
 
 ## Pipeline overhead (issue 3)
 

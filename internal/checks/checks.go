@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cccp-project/cccp/internal/podman"
@@ -36,6 +37,8 @@ type Result struct {
 // implements it.
 type Containers interface {
 	Run(ctx context.Context, opts podman.RunOptions) (int, error)
+	Exec(ctx context.Context, name string, cmd []string, log io.Writer) (int, error)
+	ImageLabels(ctx context.Context, image string) (map[string]string, error)
 	Inspect(ctx context.Context, name string) (podman.State, error)
 	Logs(ctx context.Context, name string, tail int) (string, error)
 	Rm(ctx context.Context, name string) error
@@ -98,8 +101,9 @@ func (s *Suite) containerName(check string) string {
 
 // probe runs script with /bin/sh inside image (entrypoint replaced) and
 // returns everything it printed. A missing /bin/sh is ok=false.
+// The log gets the output without its marker lines (see logProbe).
 func (s *Suite) probe(ctx context.Context, image, script string, log io.Writer) (out string, ok bool, err error) {
-	var buf strings.Builder
+	buf := &capped{max: probeOutputMax}
 	code, err := s.Containers.Run(ctx, podman.RunOptions{
 		Image:      image,
 		Name:       s.containerName("probe"),
@@ -107,20 +111,76 @@ func (s *Suite) probe(ctx context.Context, image, script string, log io.Writer) 
 		Cmd:        []string{script},
 		Network:    s.Network,
 		Remove:     true,
-		Log:        io.MultiWriter(&buf, log),
+		Log:        buf,
 	})
 	if err != nil {
 		return "", false, err
 	}
 	if code == 126 || code == 127 {
 		if !strings.Contains(buf.String(), markerPrefix) {
+			io.WriteString(log, buf.String())
 			return buf.String(), false, nil // no /bin/sh in the image
 		}
 	}
+	logProbe(buf.String(), log)
 	return buf.String(), true, nil
 }
 
 const markerPrefix = "@@cccp "
+
+// logProbe writes a probe's output to log without the marker lines that
+// delimit its tools: those are cccp's bookkeeping, not output. A tool that
+// exited non-zero is said so in words.
+func logProbe(out string, log io.Writer) {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(out, "\n") {
+		name, ok := strings.CutPrefix(strings.TrimRight(l, "\r\n"), markerPrefix)
+		if !ok {
+			b.WriteString(l)
+			continue
+		}
+		if rest, ok := strings.CutPrefix(name, "exit-"); ok {
+			if tool, code, ok := strings.Cut(rest, " "); ok && code != "0" {
+				fmt.Fprintf(&b, "(%s exited %s)\n", tool, code)
+			}
+		}
+	}
+	io.WriteString(log, b.String())
+}
+
+// probeOutputMax bounds what is kept of one probe's output for parsing:
+// the image's own tools print it, and a hostile image prints without end.
+const probeOutputMax = 4 << 20
+
+// capped keeps the first max bytes written to it and counts the rest.
+type capped struct {
+	mu      sync.Mutex
+	b       []byte
+	max     int
+	dropped int64
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.max - len(c.b)
+	switch {
+	case room >= len(p):
+		c.b = append(c.b, p...)
+	case room > 0:
+		c.b = append(c.b, p[:room]...)
+		c.dropped += int64(len(p) - room)
+	default:
+		c.dropped += int64(len(p))
+	}
+	return len(p), nil
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.b)
+}
 
 // sections splits probe output at "@@cccp NAME" marker lines.
 func sections(out string) map[string][]string {

@@ -68,6 +68,9 @@ type RunOptions struct {
 	Volumes    []string // podman --volume specs, e.g. /host/dir:/in/container:ro
 	// Log receives the container's output (or, detached, the container ID).
 	Log io.Writer
+	// Interactive keeps the container's stdin open, so that a detached
+	// `sh -c 'read _'` waits for ever without needing sleep in the image.
+	Interactive bool
 }
 
 // State is a container's state as podman inspect reports it.
@@ -165,6 +168,9 @@ func RunArgs(opts RunOptions) []string {
 	}
 	if opts.Detach {
 		args = append(args, "--detach")
+	}
+	if opts.Interactive {
+		args = append(args, "--interactive")
 	}
 	if opts.Remove {
 		args = append(args, "--rm")

@@ -32,6 +32,11 @@ func TestRunArgs(t *testing.T) {
 				"--network", "none", "--user", "1000", "--env", "A=1", "--entrypoint", `["sh","-c"]`, "img", "echo hi"},
 		},
 		{
+			name: "interactive keeps stdin open",
+			opts: RunOptions{Image: "img", Detach: true, Interactive: true},
+			want: []string{"run", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--detach", "--interactive", "img"},
+		},
+		{
 			name: "empty entrypoint clears the image's",
 			opts: RunOptions{Image: "img", Entrypoint: []string{}, Cmd: []string{"true"}},
 			want: []string{"run", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--entrypoint", "", "img", "true"},

@@ -273,7 +273,7 @@ func TestBoxContainers(t *testing.T) {
 
 	script := `#!/bin/sh
 echo "== ps"; podman ps -a --format '{{.Names}}'
-echo "== exec"; podman exec "$CONTAINER_NAME" id
+echo "== exec"; podman --runtime runc exec "$CONTAINER_NAME" id
 echo "== other"; podman exec ` + ctrB + ` id && echo REACHED-OTHER
 echo "== host net"; podman run --rm --network host --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 localhost/bb:box nc -w 2 127.0.0.1 ` + portOf(ln) + ` </dev/null && echo CONNECTED
 exit 0

@@ -1,17 +1,13 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/index"
-	"github.com/cccp-project/cccp/internal/safefs"
-	"github.com/cccp-project/cccp/internal/types"
 )
 
 // test pulls the image by digest and runs every check on it, in the run's
@@ -54,138 +50,21 @@ type checkSpec struct {
 	config     *index.RepoConfig
 }
 
-// explainLines is how many of a failed check's last output lines are kept
-// to explain it.
-const explainLines = 20
-
-// runChecks runs the predefined checks and the user's test script. A check
-// that could not run at all (podman failed) is reported failed with the
-// reason; an error is returned only when ctx ends.
+// runChecks runs the predefined checks and the user's test script, the
+// independent ones at the same time (checks.Suite.RunStage), in the
+// stage's box. A check that could not run at all (podman failed) is
+// reported failed with the reason; an error is returned only when ctx
+// ends.
 func (b *Backend) runChecks(ctx context.Context, st *testStage, spec checkSpec, log io.Writer) ([]backend.CheckResult, error) {
-	var out []backend.CheckResult
-	var tail *tailLines
-	section := func(name types.CheckName) io.Writer {
-		fmt.Fprintf(log, "cccp: ---- %s ----\n", name)
-		tail = &tailLines{max: explainLines}
-		return io.MultiWriter(log, tail)
+	stage := checks.StageSpec{Image: spec.image, Dockerfile: spec.dockerfile, Root: spec.root, RepoDir: spec.repoDir, Hold: b.cfg.Hold}
+	if cfg := spec.config; cfg != nil {
+		stage.TestScript, stage.TestSkip = cfg.TestScript, cfg.TestSkip
 	}
-	add := func(name types.CheckName, r checks.Result, err error) {
-		c := backend.CheckResult{Name: name, Summary: r.Summary, Findings: r.Findings}
-		switch {
-		case err != nil:
-			c.State = backend.CheckFailed
-			c.Summary = "could not run: " + err.Error()
-		case r.Skipped:
-			c.State = backend.CheckSkipped
-		case r.Passed:
-			c.State = backend.CheckPassed
-		default:
-			c.State = backend.CheckFailed
-		}
-		if c.State == backend.CheckFailed {
-			c.Explain = tail.lines()
-		}
-		fmt.Fprintf(log, "cccp: check %s: %s: %s\n", name, c.State, c.Summary)
-		out = append(out, c)
+	outcomes, err := st.suite.RunStage(ctx, stage, log)
+	out := make([]backend.CheckResult, 0, len(outcomes))
+	for _, o := range outcomes {
+		out = append(out, backend.CheckResult{Name: o.Name, State: backend.CheckState(o.State),
+			Summary: o.Summary, Findings: o.Findings, Explain: o.Explain})
 	}
-	suite := st.suite
-
-	w := section(types.CheckLint)
-	if df, err := safefs.ReadFile(spec.root, spec.dockerfile, maxDockerfile); err != nil {
-		add(types.CheckLint, checks.Result{}, fmt.Errorf("read Dockerfile: %w", err))
-	} else {
-		add(types.CheckLint, checks.Lint(filepath.Base(spec.dockerfile), df, w), nil)
-	}
-
-	w = section(types.CheckCapabilities)
-	labels, err := st.pod.ImageLabels(ctx, spec.image)
-	add(types.CheckCapabilities, checks.Capabilities(labels, w), err)
-
-	for _, scan := range []struct {
-		name types.CheckName
-		run  func(context.Context, string, io.Writer) (checks.Result, error)
-	}{
-		{types.CheckPackageUpdates, suite.PackageUpdates},
-		{types.CheckRPMVerify, suite.RPMVerify},
-		{types.CheckLangPackages, suite.LangPackages},
-	} {
-		w := section(scan.name)
-		r, err := scan.run(ctx, spec.image, w)
-		if ctx.Err() != nil {
-			return out, ctx.Err()
-		}
-		add(scan.name, r, err)
-	}
-
-	w = section(types.CheckSmoke)
-	hold := b.cfg.Hold
-	if hold == 0 {
-		hold = checks.DefaultHold
-	}
-	r, err := suite.Smoke(ctx, spec.image, hold, w)
-	if ctx.Err() != nil {
-		return out, ctx.Err()
-	}
-	add(types.CheckSmoke, r, err)
-
-	w = section(types.CheckUserScript)
-	switch cfg := spec.config; {
-	case cfg == nil || cfg.TestScript == "":
-		add(types.CheckUserScript, checks.Result{Skipped: true, Summary: "no test-script in cccp.yaml"}, nil)
-	case cfg.TestSkip:
-		add(types.CheckUserScript, checks.Result{Skipped: true, Summary: "test-skip is set in cccp.yaml"}, nil)
-	default:
-		script := filepath.Join(spec.repoDir, filepath.Clean("/"+cfg.TestScript))
-		r, err := suite.UserScript(ctx, script, spec.repoDir, spec.image, w)
-		if ctx.Err() != nil {
-			return out, ctx.Err()
-		}
-		add(types.CheckUserScript, r, err)
-	}
-	return out, nil
-}
-
-// tailLines keeps the last max complete lines written to it, each cut at
-// maxExplainLine bytes.
-type tailLines struct {
-	max     int
-	partial []byte
-	ring    []string
-}
-
-const maxExplainLine = 512
-
-func (t *tailLines) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			if room := maxExplainLine - len(t.partial); room > 0 {
-				t.partial = append(t.partial, p[:min(room, len(p))]...)
-			}
-			break
-		}
-		if room := maxExplainLine - len(t.partial); room > 0 {
-			t.partial = append(t.partial, p[:min(room, i)]...)
-		}
-		t.push(string(t.partial))
-		t.partial = t.partial[:0]
-		p = p[i+1:]
-	}
-	return n, nil
-}
-
-func (t *tailLines) push(l string) {
-	t.ring = append(t.ring, l)
-	if len(t.ring) > t.max {
-		t.ring = t.ring[len(t.ring)-t.max:]
-	}
-}
-
-func (t *tailLines) lines() []string {
-	out := append([]string(nil), t.ring...)
-	if len(t.partial) > 0 {
-		out = append(out, string(t.partial))
-	}
-	return out
+	return out, err
 }
