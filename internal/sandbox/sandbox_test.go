@@ -354,3 +354,42 @@ func TestBoxPull(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkBox is what a sandbox adds to a stage: a box opened with its
+// podman service started and closed (open-service), and a script that
+// does nothing run in an open box (script).
+func BenchmarkBox(b *testing.B) {
+	s, err := New(Config{Scope: "bench"})
+	if err != nil {
+		b.Fatalf("sandbox (run hack/install-deps.sh as root): %v", err)
+	}
+	ctx := context.Background()
+	b.Run("open-service-close", func(b *testing.B) {
+		for b.Loop() {
+			box, err := s.Open(ctx, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := box.Podman(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := box.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("script", func(b *testing.B) {
+		box, err := s.Open(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer box.Close()
+		dir := filepath.Join(b.TempDir(), "src")
+		os.Mkdir(dir, 0o755)
+		for b.Loop() {
+			if res, err := box.Run(ctx, Script{Checkout: dir, Argv: []string{"/bin/true"}}); err != nil || res.ExitCode != 0 {
+				b.Fatalf("%+v %v", res, err)
+			}
+		}
+	})
+}
