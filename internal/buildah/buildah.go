@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cccp-project/cccp/internal/regconf"
@@ -237,6 +238,9 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 	cmd := exec.CommandContext(ctx, b.binary(), args...)
 	cmd.Env = append(append(os.Environ(), req.Env...), "CONTAINERS_REGISTRIES_CONF="+regConf)
 	cmd.Stdout, cmd.Stderr = w, w
+	// A cancelled build gets SIGTERM first: buildah then kills the RUN
+	// step's container, which a SIGKILL of buildah leaves running.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	b.logger().Info("buildah", "args", strings.Join(args, " "))
 	fmt.Fprintf(w.log, "$ %s %s\n", b.binary(), strings.Join(args, " "))
