@@ -418,3 +418,44 @@ func TestRunStageInterrupted(t *testing.T) {
 		t.Errorf("the log gives the interrupted smoke run a result:\n%s", log.String())
 	}
 }
+
+// TestLintReadsABoundedRegularDockerfile: the repository controls the
+// Dockerfile, and a symlink to /dev/zero (out of the checkout) or a huge
+// file must not grow cccp's memory.
+func TestLintReadsABoundedRegularDockerfile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
+		t.Fatal(err)
+	}
+	big := "FROM busybox\n" + strings.Repeat("# padding\n", dockerfileMax/10)
+	if err := os.WriteFile(filepath.Join(dir, "big"), []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ok"), []byte("FROM busybox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		file    string
+		wantErr string
+	}{
+		{"zero", "leads outside the repository"},
+		{"big", "file too large"},
+		{"ok", ""},
+	}
+	s := &Suite{}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			var log bytes.Buffer
+			r, err := s.lint(dir, filepath.Join(dir, tt.file), &log)
+			if tt.wantErr == "" {
+				if err != nil || !r.Passed {
+					t.Errorf("lint = %+v, %v", r, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(log.String(), tt.wantErr) {
+				t.Errorf("lint = %+v, %v; want an error with %q, in the log too", r, err, tt.wantErr)
+			}
+		})
+	}
+}

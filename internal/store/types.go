@@ -54,7 +54,8 @@ type Check struct {
 	Blocking bool
 	Summary  string
 	Findings []string
-	// Explain are the failing check's own output lines that explain it.
+	// Explain are the lines of the check's own output that explain its
+	// failure (what the run page highlights and the PR comment quotes).
 	Explain []string `json:",omitempty"`
 }
 

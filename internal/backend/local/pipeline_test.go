@@ -274,6 +274,18 @@ func TestPipelineFailingUserTestStopsBeforeRC(t *testing.T) {
 	if run.Stages[1].Reason != pipeline.ReasonChecksFailed {
 		t.Errorf("test stage reason %q, want %s", run.Stages[1].Reason, pipeline.ReasonChecksFailed)
 	}
+	// The stored check carries the script's own lines that explain it.
+	stored, err := w.db.Run(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(stored.Stages[1].Checks, func(c store.Check) bool { return c.Name == types.CheckUserScript })
+	if i < 0 {
+		t.Fatalf("no user-script check stored: %+v", stored.Stages[1].Checks)
+	}
+	if c := stored.Stages[1].Checks[i]; !slices.Equal(c.Explain, []string{"checking the answer", "expected 42, got 41"}) {
+		t.Errorf("user-script explain = %q, want the script's two lines", c.Explain)
+	}
 }
 
 func TestPipelineBuildFailureNamesDockerfileLine(t *testing.T) {
