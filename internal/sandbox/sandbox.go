@@ -377,7 +377,7 @@ func (b *Box) Puller() *podman.Runner {
 	return &podman.Runner{
 		Root: filepath.Join(b.dir, "storage"), RunRoot: filepath.Join(b.dir, "runroot"), StorageDriver: "overlay",
 		Env: b.userEnv(), SysProcAttr: b.credential(), RegistriesConf: b.RegistriesConf(),
-		Binary: b.s.cfg.Podman, Logger: b.s.cfg.Logger,
+		Dir: b.dir, Binary: b.s.cfg.Podman, Logger: b.s.cfg.Logger,
 	}
 }
 
@@ -394,6 +394,7 @@ func (b *Box) startService(ctx context.Context) error {
 	args := append(p.GlobalArgs(), "system", "service", "--time", "0", "unix://"+b.Socket())
 	cmd := exec.Command(b.s.cfg.Podman, args...)
 	cmd.Env = append(b.userEnv(), "CONTAINERS_REGISTRIES_CONF="+b.RegistriesConf())
+	cmd.Dir = b.dir // the sandbox user may not enter cccp's working directory
 	cmd.SysProcAttr = b.credential()
 	// A network namespace of its own: containers run with --network host
 	// through this service see no host interface.

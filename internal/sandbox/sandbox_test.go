@@ -393,3 +393,27 @@ func BenchmarkBox(b *testing.B) {
 		}
 	})
 }
+
+// TestBoxFromPrivateWorkingDirectory: cccp may run in a folder the sandbox
+// user cannot enter (a relative --data below a 0700 folder); the box's
+// podman does not start there.
+func TestBoxFromPrivateWorkingDirectory(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	t.Chdir(dir)
+	b := openBox(t, s)
+	if err := b.WriteRegistriesConf(nil); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := b.Podman(context.Background())
+	if err != nil {
+		t.Fatalf("podman service: %v", err)
+	}
+	if err := b.Puller().Pull(context.Background(), "127.0.0.1:1/none:x", true); err == nil || strings.Contains(err.Error(), "chdir") {
+		t.Errorf("pull from a private working directory: %v", err)
+	}
+	if _, err := pod.ImageLabels(context.Background(), "none"); err != nil && strings.Contains(err.Error(), "chdir") {
+		t.Errorf("podman through the service: %v", err)
+	}
+}
