@@ -417,3 +417,33 @@ func TestBoxFromPrivateWorkingDirectory(t *testing.T) {
 		t.Errorf("podman through the service: %v", err)
 	}
 }
+
+// TestBoxTestNetwork: with ServiceOnHostNetwork (cccp.yaml test-network:
+// true) a container of the box gets a network of its own (rootless
+// slirp4netns).
+func TestBoxTestNetwork(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	tar := busyboxTar(t)
+	ctx := context.Background()
+	b := openBox(t, s)
+	b.ServiceOnHostNetwork = true
+	if err := b.WriteRegistriesConf(nil); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := b.Podman(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("podman", append(pod.GlobalArgs(), "import", tar, "localhost/bb:box")...).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v: %s", err, out)
+	}
+	var out bytes.Buffer
+	code, err := pod.Run(ctx, podman.RunOptions{Image: "localhost/bb:box", Remove: true, Network: "slirp4netns",
+		Entrypoint: []string{"sh", "-c"}, Cmd: []string{"cat /proc/net/dev"}, Log: &out})
+	if err != nil || code != 0 {
+		t.Fatalf("run: %d %v\n%s", code, err, out.String())
+	}
+	if !strings.Contains(out.String(), "tap0") {
+		t.Errorf("no slirp4netns interface in the container:\n%s", out.String())
+	}
+}
