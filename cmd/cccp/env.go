@@ -48,6 +48,7 @@ type envFlags struct {
 	workers      int
 	logMaxBytes  int64
 	sandboxUser  string
+	sandboxLimit sandbox.Limits
 	stageTimeout time.Duration
 	maxResumes   int
 	verbose      bool
@@ -66,6 +67,9 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().IntVar(&f.workers, "workers", 1, "runs that work at once")
 	cmd.Flags().Int64Var(&f.logMaxBytes, "log-max-bytes", 16<<20, "size cap of one stage's log")
 	cmd.Flags().StringVar(&f.sandboxUser, "sandbox-user", sandbox.DefaultUser, "unprivileged user that runs repository scripts and test containers (hack/install-deps.sh creates it)")
+	cmd.Flags().IntVar(&f.sandboxLimit.Pids, "sandbox-pids", 1024, "most processes and threads of one stage's sandbox (scripts, podman, containers together)")
+	cmd.Flags().Int64Var(&f.sandboxLimit.Memory, "sandbox-memory", 2<<30, "most memory in bytes of one stage's sandbox")
+	cmd.Flags().Float64Var(&f.sandboxLimit.CPUs, "sandbox-cpus", 1, "CPU time of one stage's sandbox, in cores")
 	cmd.Flags().DurationVar(&f.stageTimeout, "stage-timeout", pipeline.DefaultStageTimeout, "deadline of each stage; a stage that runs longer is stopped and fails")
 }
 
@@ -88,7 +92,7 @@ func openSandbox(f *envFlags, log *slog.Logger) *sandbox.Sandbox {
 	// Boxes are named after the data folder, so that a start clears only
 	// its own cccp's leftovers.
 	sum := sha256.Sum256([]byte(f.data))
-	sb, err := sandbox.New(sandbox.Config{User: f.sandboxUser, Scope: hex.EncodeToString(sum[:])[:6], Logger: log})
+	sb, err := sandbox.New(sandbox.Config{User: f.sandboxUser, Scope: hex.EncodeToString(sum[:])[:6], Limits: f.sandboxLimit, Logger: log})
 	if err != nil {
 		log.Warn("no sandbox: repository prebuild and test scripts will not run", "err", err)
 		return nil

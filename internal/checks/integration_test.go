@@ -84,6 +84,16 @@ func TestSmoke(t *testing.T) {
 // box, with images copied into the box's storage.
 func boxSuite(t *testing.T, images ...string) *Suite {
 	t.Helper()
+	s := &Suite{NamePrefix: fmt.Sprintf("cccp-test-%d", time.Now().UnixNano()), Settle: 500 * time.Millisecond}
+	boxed(t, s, images...)
+	return s
+}
+
+// boxed moves s into a real sandbox box: its containers run by the box's
+// podman service (images copied there from cccp's storage) and its user
+// script in the box. It returns the box's podman.
+func boxed(t testing.TB, s *Suite, images ...string) *podman.Runner {
+	t.Helper()
 	sb, err := sandbox.New(sandbox.Config{})
 	if err != nil {
 		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
@@ -110,7 +120,8 @@ func boxSuite(t *testing.T, images ...string) *Suite {
 			t.Fatalf("load %s: %v: %s", img, err, out)
 		}
 	}
-	return &Suite{Containers: pod, Scripts: box, NamePrefix: fmt.Sprintf("cccp-test-%d", time.Now().UnixNano()), Settle: 500 * time.Millisecond}
+	s.Containers, s.Scripts = pod, box
+	return pod
 }
 
 func TestUserScript(t *testing.T) {

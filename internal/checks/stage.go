@@ -16,13 +16,12 @@ import (
 // StageSpec is what the test stage checks: an image that is already in the
 // local container storage, and the checkout it was built from.
 type StageSpec struct {
-	Image string // immutable reference (digest or local image ID)
-	// Root is the checkout; Dockerfile, a path inside it, is read for the
-	// lint only as a regular file beneath Root (safefs), bounded. Without
-	// Root, the Dockerfile's own folder is the root.
-	Root       string
-	Dockerfile string
-	RepoDir    string // where the test script runs
+	Image      string // immutable reference (digest or local image ID)
+	Dockerfile string // the Dockerfile in the checkout, for the lint
+	// Root is the checkout: the Dockerfile is read only as a regular file
+	// beneath it (no symlink out); default the Dockerfile's folder.
+	Root    string
+	RepoDir string // where the test script runs
 	// TestScript is cccp.yaml's test-script, relative to RepoDir; "" when
 	// there is none. TestSkip is cccp.yaml's test-skip.
 	TestScript string
@@ -141,20 +140,13 @@ func (s *Suite) RunStage(ctx context.Context, spec StageSpec, log io.Writer) ([]
 	return out, ctx.Err()
 }
 
-// lint reads the Dockerfile (a regular file beneath root, bounded: the
-// repository controls it and may make it a symlink to /dev/zero or out of
-// the checkout) and lints it.
+// lint reads the Dockerfile (a regular file beneath root, bounded) and
+// lints it.
 func (s *Suite) lint(root, path string, log io.Writer) (Result, error) {
 	if root == "" {
 		root = filepath.Dir(path)
 	}
-	rel, err := filepath.Rel(root, path)
-	if err != nil {
-		err = fmt.Errorf("read Dockerfile: %w", err)
-		fmt.Fprintln(log, err)
-		return Result{}, err
-	}
-	df, err := safefs.ReadFile(root, rel, dockerfileMax)
+	df, err := safefs.ReadFile(root, path, dockerfileMax)
 	if err != nil {
 		err = fmt.Errorf("read Dockerfile: %w", err)
 		fmt.Fprintln(log, err)

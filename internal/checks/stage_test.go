@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/testimage"
 	"github.com/cccp-project/cccp/internal/types"
 )
@@ -25,6 +24,9 @@ import (
 func fakeTools(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
+	// The sandbox user's podman mounts it.
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
 	tools := map[string]string{
 		"apk":  "#!/bin/sh\necho 'Installed:                                Available:'\necho 'musl-1.2.4-r2                           < 1.2.4-r3'\n",
 		"pip3": "#!/bin/sh\necho '[{\"name\": \"requests\", \"version\": \"2.0.0\", \"latest_version\": \"2.32.3\", \"latest_filetype\": \"wheel\"}]'\n",
@@ -127,7 +129,7 @@ func TestRunStageSameResultsAsOneByOne(t *testing.T) {
 		"--label", "RUN=podman run --privileged IMAGE")
 	repo := stageRepo(t, "#!/bin/sh\nset -e\necho \"script sees $CONTAINER_NAME\"\npodman --runtime runc exec \"$CONTAINER_NAME\" cat /etc/passwd | grep -q '^root:'\necho script-done\n")
 	s := newSuite(t)
-	s.Containers = mountRunner{Runner: &podman.Runner{}, mount: fakeTools(t) + ":/fake:ro"}
+	s.Containers = mountRunner{Runner: boxed(t, s, image), mount: fakeTools(t) + ":/fake:ro"}
 	spec := StageSpec{Image: image, Dockerfile: filepath.Join(repo, "Dockerfile"), RepoDir: repo, TestScript: "test.sh", Hold: 2 * time.Second}
 
 	want := oneByOne(t, s, spec)
@@ -187,6 +189,7 @@ func TestRunStageExplainsFailuresWithTheChecksOwnLines(t *testing.T) {
 	image := configImage(t, "--entrypoint", `["sh","-c","echo starting up; echo 'fatal: no config at /etc/app.conf' >&2; exit 3"]`, "--cmd", "")
 	repo := stageRepo(t, "#!/bin/sh\necho 'checking the answer'\necho 'expected 42, got 41' >&2\nexit 3\n")
 	s := newSuite(t)
+	boxed(t, s, image)
 	var log bytes.Buffer
 	got, err := s.RunStage(context.Background(), StageSpec{Image: image, Dockerfile: filepath.Join(repo, "Dockerfile"),
 		RepoDir: repo, TestScript: "test.sh", Hold: 30 * time.Second}, &log)
@@ -235,6 +238,7 @@ func TestRunStageOverlapsSmokeAndUserScript(t *testing.T) {
 	const wait = 200 // tenths of a second each side waits for the other
 	image := configImage(t, "--entrypoint", fmt.Sprintf(`["sh","-c","i=0; while [ ! -f /tmp/seen-by-script ]; do i=$((i+1)); if [ $i -gt %d ]; then echo never seen by the script; exit 3; fi; sleep 0.1; done; echo seen by the script"]`, wait), "--cmd", "")
 	s := newSuite(t)
+	boxed(t, s, image)
 	script := fmt.Sprintf(`#!/bin/sh
 i=0
 while :; do
@@ -416,8 +420,8 @@ func TestRunStageInterrupted(t *testing.T) {
 }
 
 // TestLintReadsABoundedRegularDockerfile: the repository controls the
-// Dockerfile, and a symlink to /dev/zero or a huge file must not grow
-// cccp's memory.
+// Dockerfile, and a symlink to /dev/zero (out of the checkout) or a huge
+// file must not grow cccp's memory.
 func TestLintReadsABoundedRegularDockerfile(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
@@ -435,7 +439,7 @@ func TestLintReadsABoundedRegularDockerfile(t *testing.T) {
 		wantErr string
 	}{
 		{"zero", "leads outside the repository"},
-		{"big", "too large"},
+		{"big", "file too large"},
 		{"ok", ""},
 	}
 	s := &Suite{}

@@ -43,6 +43,9 @@ type Runner struct {
 	// SysProcAttr, when set, is given to every podman process (a sandbox
 	// runs podman as its unprivileged user).
 	SysProcAttr *syscall.SysProcAttr
+	// Dir, when set, is podman's working directory (another user may not
+	// be allowed into cccp's).
+	Dir string
 	// RegistriesConf, when set, is a registries.conf for pulls
 	// (CONTAINERS_REGISTRIES_CONF): TLS is then decided per registry there,
 	// and Pull passes no --tls-verify.
@@ -122,6 +125,7 @@ func (r *Runner) command(ctx context.Context, args ...string) *exec.Cmd {
 		// (a 0700 folder of root's): it runs from the root folder.
 		cmd.Dir = "/"
 	}
+	cmd.Dir = r.Dir
 	return cmd
 }
 

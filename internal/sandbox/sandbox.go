@@ -377,7 +377,7 @@ func (b *Box) Puller() *podman.Runner {
 	return &podman.Runner{
 		Root: filepath.Join(b.dir, "storage"), RunRoot: filepath.Join(b.dir, "runroot"), StorageDriver: "overlay",
 		Env: b.userEnv(), SysProcAttr: b.credential(), RegistriesConf: b.RegistriesConf(),
-		Binary: b.s.cfg.Podman, Logger: b.s.cfg.Logger,
+		Dir: b.dir, Binary: b.s.cfg.Podman, Logger: b.s.cfg.Logger,
 	}
 }
 
@@ -394,6 +394,7 @@ func (b *Box) startService(ctx context.Context) error {
 	args := append(p.GlobalArgs(), "system", "service", "--time", "0", "unix://"+b.Socket())
 	cmd := exec.Command(b.s.cfg.Podman, args...)
 	cmd.Env = append(b.userEnv(), "CONTAINERS_REGISTRIES_CONF="+b.RegistriesConf())
+	cmd.Dir = b.dir // the sandbox user may not enter cccp's working directory
 	cmd.SysProcAttr = b.credential()
 	// The sandbox user cannot enter cccp's working folder (a test's is a
 	// 0700 folder of root's): the service runs from the root folder.
@@ -646,6 +647,10 @@ func (b *Box) bwrapArgs(sc Script, src string) []string {
 	if sc.Podman {
 		args = append(args, "--bind", b.Socket(), "/run/podman/podman.sock",
 			"--setenv", "CONTAINER_HOST", "unix:///run/podman/podman.sock")
+		if shim := filepath.Join(b.dir, "podman-shim"); writePodmanShim(shim) == nil {
+			args = append(args, "--ro-bind", shim, "/run/cccp/bin/podman",
+				"--setenv", "PATH", "/run/cccp/bin:/usr/local/bin:/usr/bin:/bin")
+		}
 	}
 	for _, e := range sc.Env {
 		if k, v, ok := strings.Cut(e, "="); ok {
@@ -657,6 +662,32 @@ func (b *Box) bwrapArgs(sc Script, src string) []string {
 		argv[0] = filepath.Join(Dest, filepath.Clean("/"+argv[0]))
 	}
 	return append(append(args, "--"), argv...)
+}
+
+// podmanShim is the script's `podman` (/run/cccp/bin, first on its PATH): the client
+// talks to the box's service, where flags that only a local podman takes
+// (--runtime, --cgroup-manager, which scripts written for this machine
+// pass) are refused; the shim drops them.
+const podmanShim = `#!/bin/sh
+# cccp sandbox: podman goes to this box's service; local-only flags are dropped.
+skip=
+for a; do
+  shift
+  if [ -n "$skip" ]; then skip=; continue; fi
+  case "$a" in
+    --runtime=*|--cgroup-manager=*) ;;
+    --runtime|--cgroup-manager) skip=1 ;;
+    *) set -- "$@" "$a" ;;
+  esac
+done
+exec /usr/bin/podman "$@"
+`
+
+func writePodmanShim(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return os.WriteFile(path, []byte(podmanShim), 0o755)
 }
 
 // chownTree hands a checkout to the sandbox user (without following

@@ -273,7 +273,7 @@ func TestBoxContainers(t *testing.T) {
 
 	script := `#!/bin/sh
 echo "== ps"; podman ps -a --format '{{.Names}}'
-echo "== exec"; podman exec "$CONTAINER_NAME" id
+echo "== exec"; podman --runtime runc exec "$CONTAINER_NAME" id
 echo "== other"; podman exec ` + ctrB + ` id && echo REACHED-OTHER
 echo "== host net"; podman run --rm --network host --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 localhost/bb:box nc -w 2 127.0.0.1 ` + portOf(ln) + ` </dev/null && echo CONNECTED
 exit 0
@@ -352,5 +352,98 @@ func TestBoxPull(t *testing.T) {
 				t.Errorf("error does not say why: %v", err)
 			}
 		})
+	}
+}
+
+// BenchmarkBox is what a sandbox adds to a stage: a box opened with its
+// podman service started and closed (open-service), and a script that
+// does nothing run in an open box (script).
+func BenchmarkBox(b *testing.B) {
+	s, err := New(Config{Scope: "bench"})
+	if err != nil {
+		b.Fatalf("sandbox (run hack/install-deps.sh as root): %v", err)
+	}
+	ctx := context.Background()
+	b.Run("open-service-close", func(b *testing.B) {
+		for b.Loop() {
+			box, err := s.Open(ctx, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := box.Podman(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := box.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("script", func(b *testing.B) {
+		box, err := s.Open(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer box.Close()
+		dir := filepath.Join(b.TempDir(), "src")
+		os.Mkdir(dir, 0o755)
+		for b.Loop() {
+			if res, err := box.Run(ctx, Script{Checkout: dir, Argv: []string{"/bin/true"}}); err != nil || res.ExitCode != 0 {
+				b.Fatalf("%+v %v", res, err)
+			}
+		}
+	})
+}
+
+// TestBoxFromPrivateWorkingDirectory: cccp may run in a folder the sandbox
+// user cannot enter (a relative --data below a 0700 folder); the box's
+// podman does not start there.
+func TestBoxFromPrivateWorkingDirectory(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	t.Chdir(dir)
+	b := openBox(t, s)
+	if err := b.WriteRegistriesConf(nil); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := b.Podman(context.Background())
+	if err != nil {
+		t.Fatalf("podman service: %v", err)
+	}
+	if err := b.Puller().Pull(context.Background(), "127.0.0.1:1/none:x", true); err == nil || strings.Contains(err.Error(), "chdir") {
+		t.Errorf("pull from a private working directory: %v", err)
+	}
+	if _, err := pod.ImageLabels(context.Background(), "none"); err != nil && strings.Contains(err.Error(), "chdir") {
+		t.Errorf("podman through the service: %v", err)
+	}
+}
+
+// TestBoxTestNetwork: with ServiceOnHostNetwork (cccp.yaml test-network:
+// true) a container of the box gets a network of its own (rootless
+// slirp4netns).
+func TestBoxTestNetwork(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	tar := busyboxTar(t)
+	ctx := context.Background()
+	b := openBox(t, s)
+	b.ServiceOnHostNetwork = true
+	if err := b.WriteRegistriesConf(nil); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := b.Podman(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("podman", append(pod.GlobalArgs(), "import", tar, "localhost/bb:box")...).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v: %s", err, out)
+	}
+	var out bytes.Buffer
+	code, err := pod.Run(ctx, podman.RunOptions{Image: "localhost/bb:box", Remove: true, Network: "slirp4netns",
+		Entrypoint: []string{"sh", "-c"}, Cmd: []string{"cat /proc/net/dev"}, Log: &out})
+	if err != nil || code != 0 {
+		t.Fatalf("run: %d %v\n%s", code, err, out.String())
+	}
+	if !strings.Contains(out.String(), "tap0") {
+		t.Errorf("no slirp4netns interface in the container:\n%s", out.String())
 	}
 }

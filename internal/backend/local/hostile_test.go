@@ -64,8 +64,8 @@ func TestHostileRepository(t *testing.T) {
 
 	attack := hostileScript(data, marker, port)
 	hostile := newEntry("evil", "reader", gitRepo(t, map[string]string{
-		"Dockerfile": baseDockerfile,
-		"cccp.yaml":  "job-id: reader\ntest-script: test.sh\n",
+		"Dockerfile":  baseDockerfile,
+		"cccp.yaml":   "job-id: reader\ntest-script: test.sh\n",
 		"prebuild.sh": attack,
 		"test.sh": attack + `echo "== fork"
 b() { b | b & }; b

@@ -5,6 +5,19 @@
 // pushes, and podman runs the checks and the user's test script. Nothing
 // here decides what a run does; the pipeline does.
 //
+// What the repository controls runs in a sandbox box (internal/sandbox),
+// never as cccp: the prebuild script in a box of its own before the build
+// reads the checkout, and each test stage in a box where the image is
+// pulled by digest, every check container and the user's test script
+// run as the unprivileged sandbox user, and which is removed with all of
+// it when the stage ends. Paths from the index entry are resolved with
+// their symlinks and must stay in the checkout; the Dockerfile is read
+// only as a regular file beneath it, under a size cap. Builds run as root
+// with buildah's OCI isolation (rootless buildah works here only with
+// --network none or host: the CNI bridge cannot be made rootless and
+// buildah 1.28 has no slirp4netns for RUN steps). A build's local image
+// is removed once pushed; Cleanup removes what a crash left.
+//
 // Handles are `<runID>/<stage>`. The work runs in a goroutine of this
 // process and writes its log to a file under the backend's folder, so Log
 // can stream it from any offset and follow it until the work ends.

@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/safefs"
 )
 
 func TestPinFromRewritesOnlyPinnedParents(t *testing.T) {
@@ -51,5 +54,20 @@ func TestPinFromLeavesUnpinnedDockerfileAlone(t *testing.T) {
 	got, bases, err := pinFrom(context.Background(), &backend.BuildSpec{}, dir, df, filepath.Join(dir, "out"), io.Discard)
 	if err != nil || got != "" || len(bases) != 1 || bases[0].Image != "scratch" {
 		t.Errorf("pinFrom = %q, %+v, %v; want no rewrite and the scratch base", got, bases, err)
+	}
+}
+
+// A Dockerfile that is a symlink out of the checkout is never read.
+func TestPinFromRefusesDockerfileOutsideCheckout(t *testing.T) {
+	for _, target := range []string{"/dev/zero", "/etc/passwd"} {
+		dir := t.TempDir()
+		df := filepath.Join(dir, "Dockerfile")
+		if err := os.Symlink(target, df); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := pinFrom(context.Background(), &backend.BuildSpec{}, dir, df, filepath.Join(dir, "out"), io.Discard)
+		if !errors.Is(err, safefs.ErrEscapes) && !strings.Contains(fmt.Sprint(err), "leads outside") {
+			t.Errorf("Dockerfile -> %s: pinFrom err = %v, want it refused", target, err)
+		}
 	}
 }

@@ -51,19 +51,20 @@ type checkSpec struct {
 }
 
 // runChecks runs the predefined checks and the user's test script, the
-// independent ones at the same time (checks.Suite.RunStage). A check that
-// could not run at all (podman failed) is reported failed with the reason;
-// an error is returned only when ctx ends.
+// independent ones at the same time (checks.Suite.RunStage), in the
+// stage's box. A check that could not run at all (podman failed) is
+// reported failed with the reason; an error is returned only when ctx
+// ends.
 func (b *Backend) runChecks(ctx context.Context, st *testStage, spec checkSpec, log io.Writer) ([]backend.CheckResult, error) {
-	stage := checks.StageSpec{Image: spec.image, Root: spec.root, Dockerfile: spec.dockerfile, RepoDir: spec.repoDir, Hold: b.cfg.Hold}
+	stage := checks.StageSpec{Image: spec.image, Dockerfile: spec.dockerfile, Root: spec.root, RepoDir: spec.repoDir, Hold: b.cfg.Hold}
 	if cfg := spec.config; cfg != nil {
 		stage.TestScript, stage.TestSkip = cfg.TestScript, cfg.TestSkip
 	}
 	outcomes, err := st.suite.RunStage(ctx, stage, log)
 	out := make([]backend.CheckResult, 0, len(outcomes))
 	for _, o := range outcomes {
-		out = append(out, backend.CheckResult{Name: o.Name, State: backend.CheckState(o.State), Summary: o.Summary,
-			Findings: o.Findings, Explain: o.Explain})
+		out = append(out, backend.CheckResult{Name: o.Name, State: backend.CheckState(o.State),
+			Summary: o.Summary, Findings: o.Findings, Explain: o.Explain})
 	}
 	return out, err
 }
