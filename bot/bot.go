@@ -5,8 +5,10 @@
 //
 //	ServeHTTP (server.go)   cap the body, verify the signature, store the delivery
 //	                        (fsynced, deduplicated by delivery ID), answer 202
-//	dispatcher (dispatch.go) take stored deliveries (all pending ones at start, so a
-//	                        crash loses nothing), parse, route, FinishDelivery
+//	dispatcher (dispatch.go) take stored deliveries (all due ones at start, so a
+//	                        crash loses nothing), parse, route, finish in batches;
+//	                        a failed routing is put off to a stored next attempt,
+//	                        or given up on a permanent error (ReplayDelivery)
 //	router (route.go)       push / pull request / index pull request / index push /
 //	                        comment commands / check re-run -> pipeline requests,
 //	                        gated by the trust rule (ok-to-test pinned to a head SHA)
@@ -97,8 +99,11 @@ type Forge struct {
 // Store is the part of internal/store the bot uses.
 type Store interface {
 	AcceptDelivery(ctx context.Context, d store.Delivery) (bool, error)
-	PendingDeliveries(ctx context.Context, after uint64, limit int) ([]store.Delivery, error)
-	FinishDelivery(ctx context.Context, forge, id string) error
+	DueDeliveries(ctx context.Context, now time.Time, after uint64, limit int) ([]store.Delivery, time.Time, error)
+	FinishDeliveries(ctx context.Context, refs []store.DeliveryRef) []error
+	RetryDelivery(ctx context.Context, forge, id string, next time.Time, errMsg string) error
+	FailDelivery(ctx context.Context, forge, id, reason string) error
+	ReplayDelivery(ctx context.Context, forge, id string) error
 
 	PutReport(ctx context.Context, r store.Report) error
 	DueReports(ctx context.Context, now time.Time, limit int) ([]store.Report, error)
@@ -182,12 +187,11 @@ type Config struct {
 
 	// MaxBody caps a webhook body (default 25 MiB); larger ones get 413.
 	MaxBody int64
-	// Workers is the number of dispatcher workers (default 8: a worker mostly
-	// waits for its finish to be committed, and finishes of many workers share
-	// one group commit).
+	// Workers is the number of dispatcher workers (default 8; a worker
+	// never waits for a forge to come back nor for its finish's commit).
 	Workers int
-	// RetryBase and RetryMax bound the outbox's exponential backoff
-	// (defaults 5 s and 30 min).
+	// RetryBase and RetryMax bound the exponential backoff of the outbox
+	// and of routing (defaults 5 s and 30 min).
 	RetryBase, RetryMax time.Duration
 	// OutboxPoll is how often the outbox looks for due reports when
 	// nothing signalled it (default 5 s).
@@ -225,6 +229,10 @@ type Bot struct {
 	rep  *reporter
 	prs  *keyedMutex
 	hold map[string]time.Time // forge -> no reports before; outbox goroutine only
+
+	nextDue   atomic.Int64 // unix-nano of the earliest put-off delivery; 0 = none known
+	holdMu    sync.Mutex
+	routeHold map[string]time.Time // forge -> no routing that calls it before
 }
 
 // New checks cfg and returns a Bot.
@@ -298,6 +306,8 @@ func New(cfg Config) (*Bot, error) {
 		ready:   make(chan struct{}),
 		prs:     newKeyedMutex(),
 		hold:    map[string]time.Time{},
+
+		routeHold: map[string]time.Time{},
 	}
 	b.rep = &reporter{b: b, wake: make(chan struct{}, 1)}
 	b.mux = http.NewServeMux()

@@ -39,7 +39,7 @@ func (b *Bot) route(ctx context.Context, ev *event.Event) error {
 		return nil
 	case event.KindPullRequest:
 		if ev.PR == nil {
-			return fmt.Errorf("pull request event without a pull request")
+			return fmt.Errorf("pull request event without a pull request: %w", errBadEvent)
 		}
 		return b.pullRequest(ctx, ev, nil)
 	case event.KindComment:

@@ -159,6 +159,29 @@ func (e *RetryableError) Unwrap() error { return e.Err }
 // RetryAfter says how long to wait before trying again.
 func (e *RetryableError) RetryAfter() time.Duration { return e.After }
 
+// PermanentError is returned by the forge clients when the forge refused a
+// request for a reason that trying again will not change: a 4xx other than
+// 429 (and other than a rate limit, which is a RetryableError). The bot
+// gives up on the delivery or report, with the reason kept for a person.
+type PermanentError struct {
+	Op     string
+	Status int // the HTTP status
+	Err    error
+}
+
+func (e *PermanentError) Error() string {
+	return fmt.Sprintf("%s: %d: %v", e.Op, e.Status, e.Err)
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err (or an error it wraps) is a
+// PermanentError.
+func IsPermanent(err error) bool {
+	var pe *PermanentError
+	return errors.As(err, &pe)
+}
+
 // ChangedFiles merges path lists into one sorted list without duplicates.
 func ChangedFiles(lists ...[]string) []string {
 	seen := map[string]bool{}

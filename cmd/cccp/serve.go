@@ -138,8 +138,13 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if cfg.Web.SessionKey != "" {
 		sessionKey = []byte(cfg.Web.SessionKey)
 	}
+	var deliveries web.Deliveries
+	if len(forges) > 0 {
+		deliveries = deliveryActions{db: env.db, bot: func() *bot.Bot { botMu.RLock(); defer botMu.RUnlock(); return theBot }}
+	}
 	ui, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, Runs: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
+		Deliveries: deliveries,
 		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
 		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
 		Logger:         log.With("component", "web"),
@@ -429,4 +434,22 @@ func (q firstBuild) QueueFirst(ctx context.Context, e index.Entry, actor string)
 		return "", err
 	}
 	return run.ID, nil
+}
+
+// deliveryActions lists the deliveries in trouble from the store and
+// replays through the bot, which wakes its dispatcher.
+type deliveryActions struct {
+	db  *store.DB
+	bot func() *bot.Bot
+}
+
+func (d deliveryActions) TroubledDeliveries(ctx context.Context, limit int) ([]store.DeliveryTrouble, error) {
+	return d.db.TroubledDeliveries(ctx, limit)
+}
+
+func (d deliveryActions) ReplayDelivery(ctx context.Context, forge, id string) error {
+	if b := d.bot(); b != nil {
+		return b.ReplayDelivery(ctx, forge, id)
+	}
+	return d.db.ReplayDelivery(ctx, forge, id)
 }

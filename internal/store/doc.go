@@ -21,6 +21,10 @@
 //	                               sequentially (FillPercent 1.0)
 //	  delivery_ids/
 //	    <forge> 0x00 <id>       -> <seq> (8 bytes) + finished unix-nano (8 bytes, 0 = pending)
+//	  delivery_attempts/        (schema 2)
+//	    <seq>                   -> JSON Attempt: a delivery whose routing failed; pending
+//	                               ones wait for NextAttempt, Failed ones keep their body in
+//	                               deliveries/<seq> for a replay until pruned
 //	  reports/
 //	    <key>                   -> JSON Report (forge outbox, one per target)
 //	  kv/

@@ -20,6 +20,7 @@ var (
 	bucketDeliveryID = []byte("delivery_ids")
 	bucketReports    = []byte("reports")
 	bucketKV         = []byte("kv")
+	bucketAttempts   = []byte("delivery_attempts")
 )
 
 // migration moves the database from schema version-1 to version.
@@ -45,6 +46,10 @@ var migrations = []migration{
 			}
 		}
 		return nil
+	}},
+	{2, "delivery attempts: next-attempt times and give-up reasons", func(tx *bolt.Tx) error {
+		_, err := tx.Bucket(bucketV1).CreateBucketIfNotExists(bucketAttempts)
+		return err
 	}},
 }
 

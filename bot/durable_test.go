@@ -1,0 +1,134 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/internal/index"
+)
+
+// prPayload is the pull_request example opened by author at sha, signed,
+// with delivery ID id.
+func prPayload(t *testing.T, id, author, sha string) (http.Header, []byte) {
+	hdr, body := ghPayload(t, "pull_request-opened-1.json", func(m map[string]any) {
+		m["number"] = 1.0
+		pr := obj(m, "pull_request")
+		pr["number"] = 1.0
+		obj(pr, "user")["login"] = author
+		obj(pr, "head")["sha"] = sha
+		obj(m, "sender")["login"] = author
+	})
+	hdr.Set("X-GitHub-Delivery", id)
+	return hdr, body
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// runInBackground runs the bot until the test ends.
+func runInBackground(t *testing.T, tb *testBot) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tb.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-tb.ready
+}
+
+// TestRoutingFailureKeepsDelivery: a delivery whose routing fails more
+// often than before (the forge's API is down for a while) is not dropped:
+// it stays pending with a stored next attempt and is routed once the forge
+// answers. Before, it was dropped after 4 attempts (about 31 s), with the
+// worker asleep in between; this test then timed out.
+func TestRoutingFailureKeepsDelivery(t *testing.T) {
+	tb := newTestBot(t, func(c *Config) {
+		c.Entries = func() []*index.Entry { return helloEntries[:1] }
+		c.Now, c.RetryBase, c.RetryMax = time.Now, 20*time.Millisecond, 50*time.Millisecond
+	})
+	tb.forge.writers["maintainer"] = true
+	down := fmt.Errorf("connection refused")
+	tb.forge.canWriteErrs = []error{down, down, down, down, down, down}
+	runInBackground(t, tb)
+	hdr, body := prPayload(t, "pr-1", "maintainer", sha1)
+	if code, msg := post(t, tb, "/webhooks/github", hdr, body); code != http.StatusAccepted {
+		t.Fatalf("post = %d %s", code, msg)
+	}
+	waitFor(t, 5*time.Second, "no run for the pull request", func() bool { return len(tb.runs(t)) > 0 })
+	waitFor(t, 5*time.Second, "delivery still pending", func() bool { return len(pending(t, tb.db)) == 0 })
+	if runs := tb.runs(t); len(runs) != 1 || runs[0].Cause.DeliveryID != "pr-1" {
+		t.Errorf("runs = %d, want 1 of pr-1", len(runs))
+	}
+}
+
+// TestGiveUpAndRedelivery: a permanent error (the forge answered 404)
+// gives the delivery up with the reason stored; GitHub's manual
+// redelivery, with the same delivery ID, is then accepted and routed, and
+// so is a replay. Before, the redelivery was refused as a duplicate.
+func TestGiveUpAndRedelivery(t *testing.T) {
+	tb := newTestBot(t, func(c *Config) {
+		c.Entries = func() []*index.Entry { return helloEntries[:1] }
+		c.Now = time.Now
+	})
+	tb.forge.writers["maintainer"] = true
+	gone := &event.PermanentError{Op: "github get permission", Status: 404, Err: errors.New("Not Found")}
+	tb.forge.canWriteErrs = []error{gone, gone}
+	runInBackground(t, tb)
+	ctx := context.Background()
+
+	given := func() []string {
+		tr, err := tb.db.TroubledDeliveries(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range tr {
+			if d.Failed {
+				out = append(out, d.ID+": "+d.LastError)
+			}
+		}
+		return out
+	}
+	hdr, body := prPayload(t, "pr-1", "maintainer", sha1)
+	if code, _ := post(t, tb, "/webhooks/github", hdr, body); code != http.StatusAccepted {
+		t.Fatalf("first delivery = %d", code)
+	}
+	waitFor(t, 5*time.Second, "not given up", func() bool { return len(given()) == 1 })
+	if g := given()[0]; g != "pr-1: permission of maintainer on Codertocat/Hello-World: github get permission: 404: Not Found" {
+		t.Errorf("reason = %q", g)
+	}
+	if len(tb.runs(t)) != 0 {
+		t.Fatal("a run was created")
+	}
+
+	t.Run("replay", func(t *testing.T) {
+		if err := tb.ReplayDelivery(ctx, "github", "pr-1"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "replay not given up again", func() bool {
+			tr, _ := tb.db.TroubledDeliveries(ctx, 0)
+			return len(tr) == 1 && tr[0].Failed && tr[0].Attempts == 1 && len(tb.forge.canWriteErrs) == 0
+		})
+	})
+	t.Run("the forge's redelivery is accepted", func(t *testing.T) {
+		if code, msg := post(t, tb, "/webhooks/github", hdr, body); code != http.StatusAccepted {
+			t.Fatalf("redelivery = %d %s, want 202", code, msg)
+		}
+		waitFor(t, 5*time.Second, "no run after the redelivery", func() bool { return len(tb.runs(t)) == 1 })
+		if code, _ := post(t, tb, "/webhooks/github", hdr, body); code != http.StatusOK {
+			t.Errorf("a delivery acted on is redelivered: %d, want 200 (duplicate)", code)
+		}
+	})
+}
