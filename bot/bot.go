@@ -12,7 +12,8 @@
 //	router (route.go)       push / pull request / index pull request / index push /
 //	                        comment commands / check re-run -> pipeline requests,
 //	                        gated by the trust rule (ok-to-test pinned to a head SHA)
-//	Observe (report.go)     every run change -> a forge status and the one PR
+//	reporter (report.go)    every run change (recorded by the store in the run's
+//	                        own transaction) -> a forge status and the one PR
 //	                        comment, rendered and put in the store's outbox
 //	outbox (report.go)      send due reports; retry with exponential backoff,
 //	                        honouring event.RetryableError; remember what was sent
@@ -105,9 +106,11 @@ type Store interface {
 	FailDelivery(ctx context.Context, forge, id, reason string) error
 	ReplayDelivery(ctx context.Context, forge, id string) error
 
-	PutReport(ctx context.Context, r store.Report) error
+	RunChanges(ctx context.Context, limit int) ([]store.RunChange, error)
+	PutReports(ctx context.Context, reports []store.Report, ack []store.RunChange) error
 	DueReports(ctx context.Context, now time.Time, limit int) ([]store.Report, error)
 	RetryReport(ctx context.Context, key string, next time.Time, errMsg string) error
+	FailReport(ctx context.Context, key string, updated time.Time, reason string) error
 	DeleteReport(ctx context.Context, key string, updated time.Time) error
 
 	PutMeta(ctx context.Context, ns, key string, val []byte) error
@@ -341,28 +344,12 @@ func (b *Bot) Run(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("bot: Run called twice")
 	}
-	b.resync(ctx)
 	done := make(chan struct{})
 	go func() { b.outbox(ctx); close(done) }()
 	go func() { b.rep.loop(ctx) }()
 	err := b.dispatch(ctx)
 	<-done
 	return err
-}
-
-// resync reports the newest run of every project again: a change seen
-// just before a crash may not have reached the outbox. Reports equal to
-// what was sent are not sent again.
-func (b *Bot) resync(ctx context.Context) {
-	latest, err := b.cfg.Store.LatestRuns(ctx, "")
-	if err != nil {
-		b.log.Warn("latest runs for resync", "err", err)
-	}
-	for _, r := range latest {
-		if r.Cause.Forge != "" {
-			b.Observe(r)
-		}
-	}
 }
 
 func (b *Bot) client(forge string) Client {

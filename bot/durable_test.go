@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/store"
 )
 
 // prPayload is the pull_request example opened by author at sha, signed,
@@ -131,4 +133,95 @@ func TestGiveUpAndRedelivery(t *testing.T) {
 			t.Errorf("a delivery acted on is redelivered: %d, want 200 (duplicate)", code)
 		}
 	})
+}
+
+// TestEveryReportSurvivesCrash: two pushes of one project end, and the
+// process dies before any report was rendered. After the restart the
+// status of each commit is posted. Before, run changes waited in memory
+// and the restart re-reported only the newest run per project, so the
+// first commit's status was never posted.
+func TestEveryReportSurvivesCrash(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/cccp.db"
+	one := func(c *Config) { c.Entries = func() []*index.Entry { return helloEntries[:1] } }
+	db := openDB(t, path)
+	tb := newTestBotOn(t, db, path, newFakeForge(), one)
+	for i, sha := range []string{sha1, sha2} {
+		ev := ghEvent(t, "push-event-5.json", fmt.Sprint("p", i), func(m map[string]any) { m["after"] = sha })
+		if err := tb.route(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range tb.runs(t) {
+		tb.pipe.finish(ctx, r.ID, store.Passed)
+	}
+	db.Close() // the crash: nothing was rendered nor sent
+
+	db2 := openDB(t, path)
+	defer db2.Close()
+	forge := newFakeForge()
+	tb2 := newTestBotOn(t, db2, path, forge, func(c *Config) { one(c); c.OutboxPoll = 10 * time.Millisecond })
+	runInBackground(t, tb2)
+	waitFor(t, 10*time.Second, "statuses of both commits", func() bool {
+		forge.mu.Lock()
+		defer forge.mu.Unlock()
+		for _, sha := range []string{sha1, sha2} {
+			if forge.statuses["Codertocat/Hello-World "+sha+" cccp/hello/web:latest"].State != event.StateSuccess {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestReportBackoffKept: the forge rate-limits a target for an hour; a
+// newer report of the same target waits for that hour too. Before, every
+// newer report was due at once.
+func TestReportBackoffKept(t *testing.T) {
+	ctx := context.Background()
+	tb := newTestBot(t, func(c *Config) { c.Entries = func() []*index.Entry { return helloEntries[:1] } })
+	if err := tb.route(ctx, ghEvent(t, "push-event-5.json", "p", nil)); err != nil {
+		t.Fatal(err)
+	}
+	tb.rep.flush(ctx)
+	tb.forge.fail, tb.forge.failErr = 1, &event.RetryableError{Op: "set status", After: time.Hour, Err: fmt.Errorf("rate limited")}
+	tb.sendDue(ctx)
+	tb.pipe.finish(ctx, tb.runs(t)[0].ID, store.Passed) // a newer report of the same target
+	tb.rep.flush(ctx)
+	due, err := tb.db.DueReports(ctx, tb.now.Add(59*time.Minute), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 0 {
+		t.Errorf("a newer report of a rate-limited target is due before the hour: %+v", due[0].NextAttempt)
+	}
+}
+
+// TestReportGivenUp: a report the forge refuses for good (a 4xx) is not
+// tried again; it is kept with the reason, until a newer report of the
+// target replaces it.
+func TestReportGivenUp(t *testing.T) {
+	ctx := context.Background()
+	tb := newTestBot(t, func(c *Config) { c.Entries = func() []*index.Entry { return helloEntries[:1] } })
+	if err := tb.route(ctx, ghEvent(t, "push-event-5.json", "p", nil)); err != nil {
+		t.Fatal(err)
+	}
+	tb.rep.flush(ctx)
+	tb.forge.fail, tb.forge.failErr = 5, &event.PermanentError{Op: "github create status", Status: 422, Err: fmt.Errorf("Validation Failed")}
+	tb.sendDue(ctx)
+	tb.now = tb.now.Add(24 * time.Hour)
+	tb.sendDue(ctx)
+	if n := tb.forge.fail; n != 4 {
+		t.Errorf("the refused report was tried %d times, want 1", 5-n)
+	}
+	gone, err := tb.db.GivenUpReports(ctx, 0)
+	if err != nil || len(gone) != 1 || !strings.Contains(gone[0].LastError, "422: Validation Failed") {
+		t.Fatalf("given up = %+v, %v", gone, err)
+	}
+	tb.forge.fail = 0
+	tb.pipe.finish(ctx, tb.runs(t)[0].ID, store.Passed)
+	tb.rep.flush(ctx)
+	if n := tb.sendDue(ctx); n != 1 {
+		t.Errorf("a newer report of the target sent %d, want 1", n)
+	}
 }

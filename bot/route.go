@@ -237,7 +237,7 @@ func (b *Bot) loadPR(ctx context.Context, key string) (*prRecord, error) {
 }
 
 // updatePR reads, changes and writes a pull request's record, serialised
-// per pull request, then asks the reporter to refresh its comment.
+// per pull request, then puts its refreshed comment in the outbox.
 func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) error) (*prRecord, error) {
 	key := prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number)
 	unlock := b.prs.lock(key)
@@ -259,7 +259,10 @@ func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) 
 	if err := b.cfg.Store.PutMeta(ctx, nsPR, key, v); err != nil {
 		return nil, fmt.Errorf("store pull request record %s: %w", key, err)
 	}
-	b.rep.refreshPR(key)
+	// Before the delivery is finished: a crash in between routes it again.
+	if err := b.reportPR(ctx, key); err != nil {
+		return nil, fmt.Errorf("report pull request %s: %w", key, err)
+	}
 	return rec, nil
 }
 

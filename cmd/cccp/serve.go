@@ -447,6 +447,10 @@ func (d deliveryActions) TroubledDeliveries(ctx context.Context, limit int) ([]s
 	return d.db.TroubledDeliveries(ctx, limit)
 }
 
+func (d deliveryActions) GivenUpReports(ctx context.Context, limit int) ([]store.Report, error) {
+	return d.db.GivenUpReports(ctx, limit)
+}
+
 func (d deliveryActions) ReplayDelivery(ctx context.Context, forge, id string) error {
 	if b := d.bot(); b != nil {
 		return b.ReplayDelivery(ctx, forge, id)

@@ -25,6 +25,10 @@
 //	    <seq>                   -> JSON Attempt: a delivery whose routing failed; pending
 //	                               ones wait for NextAttempt, Failed ones keep their body in
 //	                               deliveries/<seq> for a replay until pruned
+//	  run_changes/              (schema 2)
+//	    <seq>                   -> uint64 big-endian version: a run caused by a forge event
+//	                               changed (written in the run's own transaction) and its
+//	                               reports are not yet in reports/ (PutReports acknowledges)
 //	  reports/
 //	    <key>                   -> JSON Report (forge outbox, one per target)
 //	  kv/

@@ -21,6 +21,7 @@ var (
 	bucketReports    = []byte("reports")
 	bucketKV         = []byte("kv")
 	bucketAttempts   = []byte("delivery_attempts")
+	bucketChanges    = []byte("run_changes")
 )
 
 // migration moves the database from schema version-1 to version.
@@ -47,9 +48,13 @@ var migrations = []migration{
 		}
 		return nil
 	}},
-	{2, "delivery attempts: next-attempt times and give-up reasons", func(tx *bolt.Tx) error {
-		_, err := tx.Bucket(bucketV1).CreateBucketIfNotExists(bucketAttempts)
-		return err
+	{2, "delivery attempts (next-attempt times, give-up reasons) and run changes to report", func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketAttempts, bucketChanges} {
+			if _, err := tx.Bucket(bucketV1).CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return nil
 	}},
 }
 

@@ -123,6 +123,9 @@ type Report struct {
 	NextAttempt time.Time
 	LastError   string
 	Updated     time.Time // set by PutReport; identifies this version for DeleteReport
+	// Failed: the forge refused this report for good (FailReport); it is
+	// not due, and LastError says why.
+	Failed bool `json:",omitempty"`
 }
 
 // Options configure Open.

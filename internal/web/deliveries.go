@@ -16,6 +16,8 @@ type Deliveries interface {
 	// ReplayDelivery makes a given-up delivery pending again
 	// (store.ErrNotFound, store.ErrNotReplayable otherwise).
 	ReplayDelivery(ctx context.Context, forge, id string) error
+	// GivenUpReports are the reports the forge refused for good.
+	GivenUpReports(ctx context.Context, limit int) ([]store.Report, error)
 }
 
 const deliveriesPage = 200
@@ -32,8 +34,16 @@ type deliveryRow struct {
 	GivenUpAt   time.Time `json:"given_up_at,omitzero"`
 }
 
+type reportRow struct {
+	Target   string    `json:"target"`
+	Attempts int       `json:"attempts"`
+	Error    string    `json:"error"`
+	Updated  time.Time `json:"updated"`
+}
+
 type deliveriesView struct {
-	Rows   []deliveryRow
+	Rows    []deliveryRow
+	Reports []reportRow
 	CanAct bool
 	CSRF   string
 }
@@ -66,8 +76,15 @@ func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
 	if id.Role == "" {
 		id = s.auth.identify(r)
 	}
-	s.renderTitled(w, r, http.StatusOK, "deliveries", "Webhook deliveries in trouble",
-		deliveriesView{Rows: rows, CanAct: id.Admin(), CSRF: id.CSRF})
+	v := deliveriesView{Rows: rows, CanAct: id.Admin(), CSRF: id.CSRF}
+	reps, err := s.cfg.Deliveries.GivenUpReports(r.Context(), deliveriesPage)
+	if err != nil {
+		s.log.Warn("given-up reports", "err", err)
+	}
+	for _, rep := range reps {
+		v.Reports = append(v.Reports, reportRow{Target: rep.Key, Attempts: rep.Attempts, Error: s.cfg.Masker.String(rep.LastError), Updated: rep.Updated})
+	}
+	s.renderTitled(w, r, http.StatusOK, "deliveries", "Webhook deliveries in trouble", v)
 }
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {

@@ -34,11 +34,21 @@ func TestDeliveriesPageAndReplay(t *testing.T) {
 	if err := f.db.RetryDelivery(ctx, "github", "later-2", time.Now().Add(time.Hour), "github: 502"); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.db.PutReport(ctx, store.Report{Key: "status:github:org/app:abc:cccp/x", Kind: "status", Payload: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	reps, _ := f.db.DueReports(ctx, time.Now(), 0)
+	if err := f.db.FailReport(ctx, reps[0].Key, reps[0].Updated, "github create status: 422: Validation Failed"); err != nil {
+		t.Fatal(err)
+	}
 
 	page := f.get("/deliveries")
 	body := page.Body.String()
 	if page.Code != 200 || !strings.Contains(body, "gone-1") || !strings.Contains(body, "404: token") || !strings.Contains(body, "later-2") {
 		t.Fatalf("page = %d\n%s", page.Code, body)
+	}
+	if !strings.Contains(body, "422: Validation Failed") {
+		t.Error("the page does not show the refused report")
 	}
 	if strings.Contains(body, secret) {
 		t.Error("the page shows a secret")
