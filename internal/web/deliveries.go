@@ -44,8 +44,8 @@ type reportRow struct {
 type deliveriesView struct {
 	Rows    []deliveryRow
 	Reports []reportRow
-	CanAct bool
-	CSRF   string
+	CanAct  bool
+	CSRF    string
 }
 
 func (s *Server) troubled(ctx context.Context) ([]deliveryRow, error) {
