@@ -72,6 +72,16 @@ type Webhook interface {
 	// Parse turns a verified delivery into an event; deliveries cccp does
 	// not act on return an error wrapping event.ErrIgnored.
 	Parse(headers http.Header, body []byte) (*event.Event, error)
+	// Headers are the forge's header rules: delivery ID, retry key, event
+	// name, what is stored.
+	Headers() event.Headers
+}
+
+// HeaderVerifier is a Webhook whose check needs only the headers (GitLab's
+// token): it runs before the body is read, so an unauthenticated sender
+// cannot make cccp read a body.
+type HeaderVerifier interface {
+	VerifyHeaders(headers http.Header) error
 }
 
 // Client is what the bot asks of a forge's API: reports, permission and
@@ -190,6 +200,12 @@ type Config struct {
 
 	// MaxBody caps a webhook body (default 25 MiB); larger ones get 413.
 	MaxBody int64
+	// BodyTimeout is how long a webhook body may take to arrive (default
+	// 30 s); a slower sender is cut off.
+	BodyTimeout time.Duration
+	// MaxUnauthenticated caps the webhook requests whose body is being read
+	// before they are authenticated (default 256); more get 503.
+	MaxUnauthenticated int
 	// Workers is the number of dispatcher workers (default 8; a worker
 	// never waits for a forge to come back nor for its finish's commit).
 	Workers int
@@ -221,6 +237,7 @@ type Bot struct {
 	metrics *metrics
 	hooks   map[string]*hook
 
+	unauth   chan struct{} // one per webhook body being read before its check
 	work     chan job      // stored deliveries handed over in memory
 	bodies   *sync.Pool    // webhook body buffers
 	overflow atomic.Bool   // work was full: rescan the store
@@ -260,7 +277,7 @@ func New(cfg Config) (*Bot, error) {
 		return nil, fmt.Errorf("%w: missing %v", ErrConfig, missing)
 	}
 	for name, f := range cfg.Forges {
-		if _, ok := forgeHeaders[name]; !ok {
+		if name != event.GitHub && name != event.GitLab && name != event.Gitea {
 			return nil, fmt.Errorf("%w: unknown forge %q", ErrConfig, name)
 		}
 		if f.Secret == "" {
@@ -278,6 +295,12 @@ func New(cfg Config) (*Bot, error) {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 25 << 20
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = 256
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
@@ -302,6 +325,7 @@ func New(cfg Config) (*Bot, error) {
 		log:     cfg.Logger,
 		metrics: newMetrics(),
 		hooks:   map[string]*hook{},
+		unauth:  make(chan struct{}, cfg.MaxUnauthenticated),
 		work:    make(chan job, queueSize),
 		bodies:  newBodyPool(),
 		wake:    make(chan struct{}, 1),
@@ -315,7 +339,7 @@ func New(cfg Config) (*Bot, error) {
 	b.rep = &reporter{b: b, wake: make(chan struct{}, 1)}
 	b.mux = http.NewServeMux()
 	for name, f := range cfg.Forges {
-		h := &hook{b: b, forge: name, wh: f.Webhook, hdr: forgeHeaders[name], m: b.metrics.forge(name)}
+		h := &hook{b: b, forge: name, wh: f.Webhook, hdr: f.Webhook.Headers(), m: b.metrics.forge(name)}
 		b.hooks[name] = h
 		b.mux.Handle("/webhooks/"+name, h)
 	}

@@ -159,6 +159,22 @@ func (e *RetryableError) Unwrap() error { return e.Err }
 // RetryAfter says how long to wait before trying again.
 func (e *RetryableError) RetryAfter() time.Duration { return e.After }
 
+// Headers are one forge's webhook header rules, supplied by its adapter.
+type Headers struct {
+	// Retry names the headers that carry the same key on every retry of
+	// one event (GitLab 17.4+'s Idempotency-Key); the first present one is
+	// the delivery's ID for deduplication.
+	Retry []string
+	// Delivery names the delivery-ID headers, first present wins, when no
+	// retry key is there.
+	Delivery []string
+	// Event names the header with the event's name.
+	Event string
+	// Keep are the headers stored with a delivery for Parse: never a
+	// signature or a token.
+	Keep []string
+}
+
 // PermanentError is returned by the forge clients when the forge refused a
 // request for a reason that trying again will not change: a 4xx other than
 // 429 (and other than a rate limit, which is a RetryableError). The bot

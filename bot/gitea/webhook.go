@@ -28,6 +28,17 @@ func NewWebhook(secret []byte) (*Webhook, error) {
 
 // Verify checks the hex HMAC-SHA256 of body in X-Gitea-Signature, or in
 // X-Forgejo-Signature when the former is absent, in constant time.
+// Headers are Gitea's webhook header rules; Forgejo sends X-Forgejo-* as
+// well as (or instead of) X-Gitea-*.
+func (w *Webhook) Headers() event.Headers {
+	return event.Headers{
+		Delivery: []string{"X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery"},
+		Event:    "X-Gitea-Event",
+		Keep: []string{"X-Gitea-Event", "X-Gitea-Event-Type", "X-Gitea-Delivery", "X-Forgejo-Event", "X-Forgejo-Event-Type",
+			"X-Forgejo-Delivery", "X-Gogs-Event", "X-Gogs-Delivery", "Content-Type"},
+	}
+}
+
 func (w *Webhook) Verify(headers http.Header, body []byte) error {
 	sig := headers.Get("X-Gitea-Signature")
 	if sig == "" {

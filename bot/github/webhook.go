@@ -28,6 +28,16 @@ func NewWebhook(secret []byte) (*Webhook, error) {
 // Verify checks the X-Hub-Signature-256 header ("sha256=<hex HMAC-SHA256 of
 // body>") in constant time. It returns an error wrapping
 // event.ErrBadSignature when the header is missing or wrong.
+// Headers are GitHub's webhook header rules. A manual redelivery keeps
+// X-GitHub-Delivery.
+func (w *Webhook) Headers() event.Headers {
+	return event.Headers{
+		Delivery: []string{"X-GitHub-Delivery"},
+		Event:    "X-GitHub-Event",
+		Keep:     []string{"X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-Installation-Target-ID", "Content-Type"},
+	}
+}
+
 func (w *Webhook) Verify(headers http.Header, body []byte) error {
 	sig := headers.Get("X-Hub-Signature-256")
 	hexSum, ok := strings.CutPrefix(sig, "sha256=")

@@ -27,6 +27,22 @@ func NewWebhook(token []byte) (*Webhook, error) {
 
 // Verify compares X-Gitlab-Token with the configured token in constant time.
 // GitLab sends the token itself, not a signature of the body.
+// Headers are GitLab's webhook header rules. GitLab 17.4+ sends the same
+// Idempotency-Key on every retry of one event, while the event and webhook
+// UUIDs change; the key wins when present.
+func (w *Webhook) Headers() event.Headers {
+	return event.Headers{
+		Retry:    []string{"Idempotency-Key"},
+		Delivery: []string{"X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID"},
+		Event:    "X-Gitlab-Event",
+		Keep:     []string{"X-Gitlab-Event", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID", "Idempotency-Key", "X-Gitlab-Instance", "Content-Type"},
+	}
+}
+
+// VerifyHeaders checks the token, which is a header: the body need not be
+// read first.
+func (w *Webhook) VerifyHeaders(headers http.Header) error { return w.Verify(headers, nil) }
+
 func (w *Webhook) Verify(headers http.Header, _ []byte) error {
 	got := headers.Get("X-Gitlab-Token")
 	if got == "" {
