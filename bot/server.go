@@ -210,7 +210,7 @@ type metrics struct {
 
 type forgeMetrics struct {
 	accepted, duplicate, refused, tooLarge, failed, busy prometheus.Counter
-	latency                                        prometheus.Observer
+	latency                                              prometheus.Observer
 }
 
 func newMetrics() *metrics {
