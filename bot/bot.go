@@ -126,6 +126,8 @@ type Store interface {
 	PutMeta(ctx context.Context, ns, key string, val []byte) error
 	GetMeta(ctx context.Context, ns, key string) ([]byte, error)
 	DeleteMeta(ctx context.Context, ns, key string) error
+	PruneMeta(ctx context.Context, ns string, drop func(key string, val []byte) bool) (int, error)
+	PruneDeliveries(ctx context.Context, olderThan time.Time) (int, error)
 
 	Run(ctx context.Context, id string) (*store.Run, error)
 	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
@@ -215,6 +217,12 @@ type Config struct {
 	// OutboxPoll is how often the outbox looks for due reports when
 	// nothing signalled it (default 5 s).
 	OutboxPoll time.Duration
+
+	// Keep is how long the IDs of processed deliveries (for deduplicating
+	// redeliveries), given-up deliveries and the bot's memory of idle pull
+	// requests and sent reports are kept (default 7 days: GitHub redelivers
+	// up to 3 days back).
+	Keep time.Duration
 
 	// DiscardDeliveries makes the webhook endpoints verify and answer
 	// without storing anything. For the ingest benchmark only: a server
@@ -314,6 +322,9 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Minute
 	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = 7 * 24 * time.Hour
+	}
 	if cfg.OutboxPoll <= 0 {
 		cfg.OutboxPoll = 5 * time.Second
 	}
@@ -370,6 +381,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { b.outbox(ctx); close(done) }()
+	go b.pruneLoop(ctx)
 	go func() { b.rep.loop(ctx) }()
 	err := b.dispatch(ctx)
 	<-done

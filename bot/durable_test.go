@@ -225,3 +225,42 @@ func TestReportGivenUp(t *testing.T) {
 		t.Errorf("a newer report of the target sent %d, want 1", n)
 	}
 }
+
+// TestPrune: after Keep, the delivery IDs, the hashes of sent reports and
+// the records and approvals of idle pull requests are forgotten; younger
+// ones stay. Before, nothing was ever pruned.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	tb := newTestBot(t, func(c *Config) { c.Keep = time.Hour })
+	tb.now = time.Now()
+	tb.forge.writers["writer"] = true
+	hdr, body := prPayload(t, "pr-1", "writer", sha1)
+	if code, _ := post(t, tb, "/webhooks/github", hdr, body); code != http.StatusAccepted {
+		t.Fatal("not accepted")
+	}
+	runBot(t, tb)
+	tb.report(t)
+	if err := tb.db.PutMeta(ctx, nsOkToTest, prKey("github", "Codertocat/Hello-World", 1), []byte(sha1)); err != nil {
+		t.Fatal(err)
+	}
+	count := func(ns string) int {
+		c := 0
+		tb.db.PruneMeta(ctx, ns, func(string, []byte) bool { c++; return false })
+		return c
+	}
+	if count(nsSent) == 0 || count(nsPR) != 1 || count(nsOkToTest) != 1 {
+		t.Fatalf("before: sent %d, prs %d, approvals %d", count(nsSent), count(nsPR), count(nsOkToTest))
+	}
+	tb.prune(ctx) // nothing is old yet
+	if count(nsSent) == 0 || count(nsPR) != 1 {
+		t.Fatal("pruned young state")
+	}
+	tb.now = tb.now.Add(2 * time.Hour)
+	tb.prune(ctx)
+	if s, p, a := count(nsSent), count(nsPR), count(nsOkToTest); s+p+a != 0 {
+		t.Errorf("after Keep: sent %d, prs %d, approvals %d left", s, p, a)
+	}
+	if code, _ := post(t, tb, "/webhooks/github", hdr, body); code != http.StatusAccepted {
+		t.Errorf("the delivery ID was not pruned: redelivery = %d", code)
+	}
+}

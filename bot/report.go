@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -242,7 +244,7 @@ func (b *Bot) send(ctx context.Context, r store.Report) bool {
 		return false
 	}
 	h := hash(r.Payload)
-	if last, err := b.cfg.Store.GetMeta(ctx, nsSent, r.Key); err == nil && string(last) == h {
+	if last, err := b.cfg.Store.GetMeta(ctx, nsSent, r.Key); err == nil && sentHash(last) == h {
 		b.metrics.reports.WithLabelValues(r.Kind, "unchanged").Inc()
 		b.cfg.Store.DeleteReport(ctx, r.Key, r.Updated)
 		return false
@@ -292,13 +294,75 @@ func (b *Bot) send(ctx context.Context, r store.Report) bool {
 		return false
 	}
 	b.metrics.reports.WithLabelValues(r.Kind, "sent").Inc()
-	if err := b.cfg.Store.PutMeta(ctx, nsSent, r.Key, []byte(h)); err != nil {
+	if err := b.cfg.Store.PutMeta(ctx, nsSent, r.Key, sentValue(h, b.cfg.Now())); err != nil {
 		b.log.Error("remember sent report", "key", r.Key, "err", err)
 	}
 	if err := b.cfg.Store.DeleteReport(ctx, r.Key, r.Updated); err != nil {
 		b.log.Error("delete sent report", "key", r.Key, "err", err)
 	}
 	return true
+}
+
+// sentValue is what nsSent keeps per target: the hash of the last report
+// sent and when, so that old entries can be pruned.
+func sentValue(hash string, at time.Time) []byte {
+	return []byte(hash + " " + strconv.FormatInt(at.Unix(), 10))
+}
+
+func sentHash(v []byte) string { h, _, _ := strings.Cut(string(v), " "); return h }
+
+func sentAt(v []byte) time.Time {
+	_, at, _ := strings.Cut(string(v), " ")
+	n, _ := strconv.ParseInt(at, 10, 64)
+	return time.Unix(n, 0) // 0 (written before times were kept): the epoch, pruned
+}
+
+// pruneLoop forgets, every hour, what is older than Keep: delivery IDs and
+// given-up deliveries, the hashes of reports sent, and the records and
+// approvals of pull requests idle since.
+func (b *Bot) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		b.prune(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Bot) prune(ctx context.Context) {
+	cut := b.cfg.Now().Add(-b.cfg.Keep)
+	n, err := b.cfg.Store.PruneDeliveries(ctx, cut)
+	if err != nil {
+		b.log.Error("prune deliveries", "err", err)
+	}
+	sent, err := b.cfg.Store.PruneMeta(ctx, nsSent, func(_ string, v []byte) bool { return sentAt(v).Before(cut) })
+	if err != nil {
+		b.log.Error("prune sent reports", "err", err)
+	}
+	var idle []string
+	prs, err := b.cfg.Store.PruneMeta(ctx, nsPR, func(key string, v []byte) bool {
+		var rec prRecord
+		if json.Unmarshal(v, &rec) != nil || rec.Updated.Before(cut) {
+			idle = append(idle, key)
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		b.log.Error("prune pull requests", "err", err)
+	}
+	for _, key := range idle {
+		if err := b.cfg.Store.DeleteMeta(ctx, nsOkToTest, key); err != nil {
+			b.log.Error("prune approval", "pr", key, "err", err)
+		}
+	}
+	if n+sent+prs > 0 {
+		b.log.Info("pruned", "deliveries", n, "sent_reports", sent, "pull_requests", prs)
+	}
 }
 
 // backoff is RetryBase * 2^attempts, capped at RetryMax, and never shorter

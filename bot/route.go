@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cccp-project/cccp/bot/commands"
 	"github.com/cccp-project/cccp/bot/event"
@@ -200,6 +201,7 @@ type prRecord struct {
 	Waiting bool         `json:"waiting,omitempty"`
 	Author  string       `json:"author,omitempty"`
 	Lint    *indexResult `json:"lint,omitempty"`
+	Updated time.Time    `json:"updated,omitzero"` // last change; idle records are pruned
 }
 
 // indexResult is the stored outcome of an index pull request's lint.
@@ -252,6 +254,7 @@ func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) 
 	if err := fn(rec); err != nil {
 		return nil, err
 	}
+	rec.Updated = b.cfg.Now().UTC()
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err

@@ -727,3 +727,35 @@ func (db *DB) DeleteMeta(ctx context.Context, ns, key string) error {
 		return b.Delete([]byte(key))
 	})
 }
+
+// PruneMeta removes the keys of namespace ns for which drop returns true,
+// in one transaction, and returns how many it removed.
+func (db *DB) PruneMeta(ctx context.Context, ns string, drop func(key string, val []byte) bool) (int, error) {
+	n := 0
+	err := db.update(ctx, func(root *bolt.Bucket) error {
+		b := root.Bucket(bucketKV).Bucket([]byte(ns))
+		if b == nil {
+			return nil
+		}
+		var gone [][]byte
+		if err := b.ForEach(func(k, v []byte) error {
+			if drop(string(k), v) {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(gone)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune meta %s: %w", ns, err)
+	}
+	return n, nil
+}
