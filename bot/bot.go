@@ -218,6 +218,10 @@ type Config struct {
 	// nothing signalled it (default 5 s).
 	OutboxPoll time.Duration
 
+	// BuildDrafts runs the pipelines of draft pull requests too; by
+	// default a draft waits until it is marked ready.
+	BuildDrafts bool
+
 	// Keep is how long the IDs of processed deliveries (for deduplicating
 	// redeliveries), given-up deliveries and the bot's memory of idle pull
 	// requests and sent reports are kept (default 7 days: GitHub redelivers

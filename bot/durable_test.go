@@ -264,3 +264,69 @@ func TestPrune(t *testing.T) {
 		t.Errorf("the delivery ID was not pruned: redelivery = %d", code)
 	}
 }
+
+// TestPullRequestLifecycle walks a pull request through the actions users
+// expect cccp to follow, with GitHub's real payloads: opened as a draft
+// (nothing runs), ready for review (runs), base changed to a branch no
+// entry builds (the runs for the old base are cancelled), back to master
+// (runs again), closed (its unfinished runs are cancelled). Before, every
+// one of these but "opened" was ignored, and the runs went on.
+func TestPullRequestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	tb := newTestBot(t, nil)
+	tb.forge.writers["Codertocat"] = true
+	step := func(file, delivery string, edit func(m map[string]any)) {
+		t.Helper()
+		ev := ghEvent(t, file, delivery, func(m map[string]any) {
+			if edit != nil {
+				edit(m)
+			}
+		})
+		if err := tb.route(ctx, ev); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	unfinished := func() int {
+		n := 0
+		for _, r := range tb.runs(t) {
+			if !r.State.Done() {
+				n++
+			}
+		}
+		return n
+	}
+	step("pull_request-converted-to-draft-1.json", "d1", nil)
+	if n := len(tb.runs(t)); n != 0 {
+		t.Fatalf("a draft ran %d pipelines", n)
+	}
+	tb.report(t)
+	if c := tb.forge.Comments()["Codertocat/Hello-World#2 "+prMarker]; !strings.Contains(c, "draft") {
+		t.Errorf("comment = %q, want it to say the draft waits", c)
+	}
+	step("pull_request-ready-for-review-1.json", "d2", nil)
+	if n := unfinished(); n != 2 {
+		t.Fatalf("ready for review: %d unfinished runs, want 2", n)
+	}
+	step("pull_request-opened-1.json", "d3", func(m map[string]any) {
+		obj(m, "pull_request", "base")["ref"] = "release"
+		m["action"] = "edited"
+		m["changes"] = map[string]any{"base": map[string]any{"ref": map[string]any{"from": "master"}}}
+	})
+	if n := unfinished(); n != 0 {
+		t.Errorf("base changed to an untracked branch: %d runs for the old base still unfinished", n)
+	}
+	step("pull_request-opened-1.json", "d4", func(m map[string]any) {
+		m["action"] = "edited"
+		m["changes"] = map[string]any{"base": map[string]any{"ref": map[string]any{"from": "release"}}}
+	})
+	if n := unfinished(); n != 2 {
+		t.Fatalf("base back to master: %d unfinished runs, want 2", n)
+	}
+	step("pull_request-closed-1.json", "d5", nil)
+	if n := unfinished(); n != 0 {
+		t.Errorf("closed: %d runs unfinished", n)
+	}
+	if len(tb.runs(t)) != 4 {
+		t.Errorf("runs = %d, want 4 (2 when ready, 2 after the base came back)", len(tb.runs(t)))
+	}
+}

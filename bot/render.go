@@ -349,6 +349,10 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 	} else {
 		fmt.Fprintf(&head, "### cccp: pipelines of `%s`\n\n", short(rec.HeadSHA))
 	}
+	if rec.Draft {
+		fmt.Fprintf(&head, "⏸️ This pull request is a draft: its pipelines run once it is marked ready for review.\n")
+		return assemble(limit, head.String(), nil, "", nil)
+	}
 	if rec.Waiting {
 		fmt.Fprintf(&head, "⏸️ Pipelines wait for approval: @%s does not have write access here. "+
 			"Someone with write access can comment `/ok-to-test` to run them for `%s`.\n", rec.Author, short(rec.HeadSHA))

@@ -52,6 +52,12 @@ type PullRequest struct {
 	Author       string `json:"author"`
 	Fork         bool   `json:"fork"` // head lives in another repository
 	Title        string `json:"title"`
+	// Draft: the pull request is a draft (its runs wait until it is
+	// ready, unless drafts are built).
+	Draft bool `json:"draft,omitempty"`
+	// Closed: the pull request was closed or merged (its unfinished runs
+	// are cancelled).
+	Closed bool `json:"closed,omitempty"`
 }
 
 // Comment is a comment on a pull request.

@@ -212,7 +212,7 @@ func parsePush(ev *event.Event, p *payload) (*event.Event, error) {
 
 func parsePullRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	switch p.Action {
-	case "opened", "synchronized", "reopened":
+	case "opened", "synchronized", "reopened", "closed":
 	default:
 		return nil, event.Ignored("gitea pull_request action %q is not handled", p.Action)
 	}
@@ -221,6 +221,7 @@ func parsePullRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	}
 	ev.Kind = event.KindPullRequest
 	ev.PR = p.PullRequest.event(p.Repository)
+	ev.PR.Closed = p.Action == "closed"
 	return ev, nil
 }
 

@@ -143,6 +143,9 @@ type payload struct {
 	} `json:"commits"`
 
 	PullRequest *pullRequestPayload `json:"pull_request"`
+	Changes     *struct {
+		Base *struct{} `json:"base"`
+	} `json:"changes"`
 
 	// issue_comment
 	Issue *struct {
@@ -200,6 +203,7 @@ type branchRef struct {
 }
 
 type pullRequestPayload struct {
+	Draft  bool      `json:"draft"`
 	Number int       `json:"number"`
 	Title  string    `json:"title"`
 	User   user      `json:"user"`
@@ -210,7 +214,7 @@ type pullRequestPayload struct {
 func (pr *pullRequestPayload) event() *event.PullRequest {
 	out := &event.PullRequest{
 		Number: pr.Number, HeadSHA: pr.Head.SHA, HeadRef: pr.Head.Ref, BaseRef: pr.Base.Ref,
-		Author: pr.User.Login, Title: pr.Title,
+		Author: pr.User.Login, Title: pr.Title, Draft: pr.Draft,
 		// A deleted head repository counts as a fork: it is not the base.
 		Fork: pr.Head.Repo == nil || pr.Base.Repo == nil || pr.Head.Repo.ID != pr.Base.Repo.ID,
 	}
@@ -239,7 +243,11 @@ func parsePush(ev *event.Event, p *payload) (*event.Event, error) {
 
 func parsePullRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	switch p.Action {
-	case "opened", "synchronize", "reopened":
+	case "opened", "synchronize", "reopened", "closed", "ready_for_review", "converted_to_draft":
+	case "edited":
+		if p.Changes == nil || p.Changes.Base == nil {
+			return nil, event.Ignored("github pull_request edited without a change of base")
+		}
 	default:
 		return nil, event.Ignored("github pull_request action %q is not handled", p.Action)
 	}
@@ -248,6 +256,7 @@ func parsePullRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	}
 	ev.Kind = event.KindPullRequest
 	ev.PR = p.PullRequest.event()
+	ev.PR.Closed = p.Action == "closed"
 	return ev, nil
 }
 

@@ -116,6 +116,8 @@ type payload struct {
 	ObjectAttributes json.RawMessage `json:"object_attributes"`
 	// note on a merge request: the MR.
 	MergeRequest *mergeRequest `json:"merge_request"`
+	// merge_request updates: what changed.
+	Changes changes `json:"changes"`
 }
 
 type project struct {
@@ -133,6 +135,11 @@ func (p project) event() event.Repo {
 	}
 }
 
+// changes are a merge_request update's changed attributes, by name.
+type changes map[string]json.RawMessage
+
+func (c changes) has(name string) bool { _, ok := c[name]; return ok }
+
 type mergeRequest struct {
 	IID             int    `json:"iid"`
 	Title           string `json:"title"`
@@ -142,6 +149,8 @@ type mergeRequest struct {
 	TargetProjectID int64  `json:"target_project_id"`
 	Action          string `json:"action"`
 	OldRev          string `json:"oldrev"`
+	Draft           bool   `json:"draft"`
+	WorkInProgress  bool   `json:"work_in_progress"`
 	Source          struct {
 		GitHTTPURL string `json:"git_http_url"`
 	} `json:"source"`
@@ -186,10 +195,10 @@ func parseMergeRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	}
 	ev.Action = mr.Action
 	switch mr.Action {
-	case "open", "reopen":
+	case "open", "reopen", "close", "merge":
 	case "update":
-		if mr.OldRev == "" {
-			return nil, event.Ignored("gitlab merge_request update without new commits (no oldrev)")
+		if mr.OldRev == "" && !p.Changes.has("target_branch") && !p.Changes.has("draft") {
+			return nil, event.Ignored("gitlab merge_request update without new commits, base or draft change")
 		}
 	default:
 		return nil, event.Ignored("gitlab merge_request action %q is not handled", mr.Action)
@@ -197,6 +206,8 @@ func parseMergeRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	ev.Kind = event.KindPullRequest
 	ev.Sender = p.User.Username
 	ev.PR = mr.event(p.User.Username)
+	ev.PR.Draft = mr.Draft || mr.WorkInProgress
+	ev.PR.Closed = mr.Action == "close" || mr.Action == "merge"
 	return ev, nil
 }
 
