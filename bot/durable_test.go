@@ -330,3 +330,42 @@ func TestPullRequestLifecycle(t *testing.T) {
 		t.Errorf("runs = %d, want 4 (2 when ready, 2 after the base came back)", len(tb.runs(t)))
 	}
 }
+
+// TestCommentExplains: the comment shows what explains a failure, the
+// failed check's own output and the log lines the run page highlights,
+// not the last lines of the log (cccp's progress lines, container IDs).
+// Before, it showed the last 20 lines, and the error line scrolled away.
+func TestCommentExplains(t *testing.T) {
+	ctx := context.Background()
+	var log []string
+	log = append(log, "STEP 3/4: RUN make", "cc -o app main.c", "main.c:12: error: 'x' undeclared")
+	for i := range 30 {
+		log = append(log, fmt.Sprintf("cccp: container 4f2a%04d progress line %d", i, i))
+	}
+	log = append(log, "", "cccp: stage test ended")
+	tb := newTestBot(t, func(c *Config) {
+		c.LogTail = func(_, _ string, n int) ([]string, error) { return log[max(0, len(log)-n):], nil }
+	})
+	web, cli := prWithRuns(t, tb)
+	tb.pipe.finish(ctx, cli.ID, store.Passed)
+	if _, err := tb.db.UpdateRun(ctx, web.ID, func(r *store.Run) error {
+		r.State = store.Failed
+		r.Stages[1] = store.Stage{Name: "test", State: store.Failed, Checks: []store.Check{
+			{Name: "smoke", State: store.Passed},
+			{Name: "user-script", State: store.Failed, Explain: []string{"test.sh: expected 200, got 500"}},
+		}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tb.report(t)
+	body := tb.forge.Comments()["Codertocat/Hello-World#1 "+prMarker]
+	for _, want := range []string{"user-script: test.sh: expected 200, got 500", "main.c:12: error: 'x' undeclared", "cccp: stage test ended"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("comment lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "progress line 15") {
+		t.Errorf("comment shows progress noise:\n%s", body)
+	}
+}

@@ -70,6 +70,9 @@ type serveConfig struct {
 	// deliveries and the bot's memory of idle pull requests are kept
 	// (default 168h).
 	Keep time.Duration `yaml:"keep"`
+	// BuildDrafts runs the pipelines of draft pull requests; by default a
+	// draft waits until it is marked ready.
+	BuildDrafts bool `yaml:"build_drafts"`
 	// Secrets are more values to mask wherever cccp shows a log.
 	Secrets []string `yaml:"secrets"`
 }

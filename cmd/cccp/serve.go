@@ -167,7 +167,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 			IndexPR: &bot.GitIndexPR{WorkDir: env.workDir(), Current: idx.entries,
 				Lint: index.LintOptions{AllowFile: cfg.Index.AllowFileURLs, Registries: cfg.Registry.Aliases}},
 			ReloadIndex: idx.reloadOnPush,
-			BaseURL:     cfg.BaseURL, LogTail: env.logs.Tail, LogLines: cfg.CommentLogLines, Masker: masker, Keep: cfg.Keep,
+			BaseURL:     cfg.BaseURL, LogTail: env.logs.Tail, LogLines: cfg.CommentLogLines, Masker: masker, Keep: cfg.Keep, BuildDrafts: cfg.BuildDrafts,
 			Logger: log.With("component", "bot"),
 		})
 		if err != nil {

@@ -52,6 +52,9 @@ type Check struct {
 	Blocking bool
 	Summary  string
 	Findings []string
+	// Explain holds the lines of the check's own output that explain its
+	// failure (the pull-request comment shows them).
+	Explain []string `json:",omitempty"`
 }
 
 // Stage is one step of a run.
