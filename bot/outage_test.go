@@ -63,7 +63,9 @@ func TestForgeOutage(t *testing.T) {
 	}
 	push := func(id string) {
 		t.Helper()
-		hdr, body := ghPayload(t, "push-event-5.json", func(m map[string]any) { m["after"] = strings.Repeat("a", 32) + fmt.Sprintf("%08d", len(id)*1000+int(id[len(id)-1])) })
+		hdr, body := ghPayload(t, "push-event-5.json", func(m map[string]any) {
+			m["after"] = strings.Repeat("a", 32) + fmt.Sprintf("%08d", len(id)*1000+int(id[len(id)-1]))
+		})
 		send(id, hdr, body)
 	}
 	runsOf := func() map[string]int {
