@@ -104,6 +104,9 @@ type pipelineOptions struct {
 	// gives them.
 	chainChildren bool
 	graph         func(key string) []string
+	// entries, when set, looks entries up (the live index of serve)
+	// instead of what setEntries gave.
+	entries func(key string) (*index.Entry, bool)
 }
 
 // pipelineEnv is everything a pipeline needs on this machine.
@@ -167,6 +170,10 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		}
 	}
 	var children func(string) []string
+	entries := env.entry
+	if opts.entries != nil {
+		entries = opts.entries
+	}
 	if opts.chainChildren {
 		children = opts.graph
 	}
@@ -182,7 +189,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Target:        env.target,
 		Store:         st.db,
 		Logs:          local.Logs{Logs: st.logs},
-		Entries:       env.entry,
+		Entries:       entries,
 		WorkDir:       env.workDir(),
 		Blocking:      blocking,
 		Children:      children,
