@@ -5,12 +5,15 @@
 //
 //	ServeHTTP (server.go)   cap the body, verify the signature, store the delivery
 //	                        (fsynced, deduplicated by delivery ID), answer 202
-//	dispatcher (dispatch.go) take stored deliveries (all pending ones at start, so a
-//	                        crash loses nothing), parse, route, FinishDelivery
+//	dispatcher (dispatch.go) take stored deliveries (all due ones at start, so a
+//	                        crash loses nothing), parse, route, finish in batches;
+//	                        a failed routing is put off to a stored next attempt,
+//	                        or given up on a permanent error (ReplayDelivery)
 //	router (route.go)       push / pull request / index pull request / index push /
 //	                        comment commands / check re-run -> pipeline requests,
 //	                        gated by the trust rule (ok-to-test pinned to a head SHA)
-//	Observe (report.go)     every run change -> a forge status and the one PR
+//	reporter (report.go)    every run change (recorded by the store in the run's
+//	                        own transaction) -> a forge status and the one PR
 //	                        comment, rendered and put in the store's outbox
 //	outbox (report.go)      send due reports; retry with exponential backoff,
 //	                        honouring event.RetryableError; remember what was sent
@@ -71,6 +74,16 @@ type Webhook interface {
 	// Parse turns a verified delivery into an event; deliveries cccp does
 	// not act on return an error wrapping event.ErrIgnored.
 	Parse(headers http.Header, body []byte) (*event.Event, error)
+	// Headers are the forge's header rules: delivery ID, retry key, event
+	// name, what is stored.
+	Headers() event.Headers
+}
+
+// HeaderVerifier is a Webhook whose check needs only the headers (GitLab's
+// token): it runs before the body is read, so an unauthenticated sender
+// cannot make cccp read a body.
+type HeaderVerifier interface {
+	VerifyHeaders(headers http.Header) error
 }
 
 // Client is what the bot asks of a forge's API: reports, permission and
@@ -99,17 +112,24 @@ type Forge struct {
 // Store is the part of internal/store the bot uses.
 type Store interface {
 	AcceptDelivery(ctx context.Context, d store.Delivery) (bool, error)
-	PendingDeliveries(ctx context.Context, after uint64, limit int) ([]store.Delivery, error)
-	FinishDelivery(ctx context.Context, forge, id string) error
+	DueDeliveries(ctx context.Context, now time.Time, after uint64, limit int) ([]store.Delivery, time.Time, error)
+	FinishDeliveries(ctx context.Context, refs []store.DeliveryRef) []error
+	RetryDelivery(ctx context.Context, forge, id string, next time.Time, errMsg string) error
+	FailDelivery(ctx context.Context, forge, id, reason string) error
+	ReplayDelivery(ctx context.Context, forge, id string) error
 
-	PutReport(ctx context.Context, r store.Report) error
+	RunChanges(ctx context.Context, limit int) ([]store.RunChange, error)
+	PutReports(ctx context.Context, reports []store.Report, ack []store.RunChange) error
 	DueReports(ctx context.Context, now time.Time, limit int) ([]store.Report, error)
 	RetryReport(ctx context.Context, key string, next time.Time, errMsg string) error
+	FailReport(ctx context.Context, key string, updated time.Time, reason string) error
 	DeleteReport(ctx context.Context, key string, updated time.Time) error
 
 	PutMeta(ctx context.Context, ns, key string, val []byte) error
 	GetMeta(ctx context.Context, ns, key string) ([]byte, error)
 	DeleteMeta(ctx context.Context, ns, key string) error
+	PruneMeta(ctx context.Context, ns string, drop func(key string, val []byte) bool) (int, error)
+	PruneDeliveries(ctx context.Context, olderThan time.Time) (int, error)
 
 	Run(ctx context.Context, id string) (*store.Run, error)
 	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
@@ -189,16 +209,31 @@ type Config struct {
 
 	// MaxBody caps a webhook body (default 25 MiB); larger ones get 413.
 	MaxBody int64
-	// Workers is the number of dispatcher workers (default 8: a worker mostly
-	// waits for its finish to be committed, and finishes of many workers share
-	// one group commit).
+	// BodyTimeout is how long a webhook body may take to arrive (default
+	// 30 s); a slower sender is cut off.
+	BodyTimeout time.Duration
+	// MaxUnauthenticated caps the webhook requests whose body is being read
+	// before they are authenticated (default 256); more get 503.
+	MaxUnauthenticated int
+	// Workers is the number of dispatcher workers (default 8; a worker
+	// never waits for a forge to come back nor for its finish's commit).
 	Workers int
-	// RetryBase and RetryMax bound the outbox's exponential backoff
-	// (defaults 5 s and 30 min).
+	// RetryBase and RetryMax bound the exponential backoff of the outbox
+	// and of routing (defaults 5 s and 30 min).
 	RetryBase, RetryMax time.Duration
 	// OutboxPoll is how often the outbox looks for due reports when
 	// nothing signalled it (default 5 s).
 	OutboxPoll time.Duration
+
+	// BuildDrafts runs the pipelines of draft pull requests too; by
+	// default a draft waits until it is marked ready.
+	BuildDrafts bool
+
+	// Keep is how long the IDs of processed deliveries (for deduplicating
+	// redeliveries), given-up deliveries and the bot's memory of idle pull
+	// requests and sent reports are kept (default 7 days: GitHub redelivers
+	// up to 3 days back).
+	Keep time.Duration
 
 	// DiscardDeliveries makes the webhook endpoints verify and answer
 	// without storing anything. For the ingest benchmark only: a server
@@ -221,6 +256,7 @@ type Bot struct {
 	metrics *metrics
 	hooks   map[string]*hook
 
+	unauth   chan struct{} // one per webhook body being read before its check
 	work     chan job      // stored deliveries handed over in memory
 	bodies   *sync.Pool    // webhook body buffers
 	overflow atomic.Bool   // work was full: rescan the store
@@ -233,6 +269,10 @@ type Bot struct {
 	prs   *keyedMutex
 	trust trustState           // permission cache, reply rate limit (trust.go)
 	hold  map[string]time.Time // forge -> no reports before; outbox goroutine only
+
+	nextDue   atomic.Int64 // unix-nano of the earliest put-off delivery; 0 = none known
+	holdMu    sync.Mutex
+	routeHold map[string]time.Time // forge -> no routing that calls it before
 }
 
 // New checks cfg and returns a Bot.
@@ -257,7 +297,7 @@ func New(cfg Config) (*Bot, error) {
 		return nil, fmt.Errorf("%w: missing %v", ErrConfig, missing)
 	}
 	for name, f := range cfg.Forges {
-		if _, ok := forgeHeaders[name]; !ok {
+		if name != event.GitHub && name != event.GitLab && name != event.Gitea {
 			return nil, fmt.Errorf("%w: unknown forge %q", ErrConfig, name)
 		}
 		if f.Secret == "" {
@@ -276,6 +316,12 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 25 << 20
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = 256
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
 	}
@@ -288,6 +334,9 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Minute
 	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = 7 * 24 * time.Hour
+	}
 	if cfg.OutboxPoll <= 0 {
 		cfg.OutboxPoll = 5 * time.Second
 	}
@@ -299,6 +348,7 @@ func New(cfg Config) (*Bot, error) {
 		log:     cfg.Logger,
 		metrics: newMetrics(),
 		hooks:   map[string]*hook{},
+		unauth:  make(chan struct{}, cfg.MaxUnauthenticated),
 		work:    make(chan job, queueSize),
 		bodies:  newBodyPool(),
 		wake:    make(chan struct{}, 1),
@@ -306,11 +356,13 @@ func New(cfg Config) (*Bot, error) {
 		ready:   make(chan struct{}),
 		prs:     newKeyedMutex(),
 		hold:    map[string]time.Time{},
+
+		routeHold: map[string]time.Time{},
 	}
 	b.rep = &reporter{b: b, wake: make(chan struct{}, 1)}
 	b.mux = http.NewServeMux()
 	for name, f := range cfg.Forges {
-		h := &hook{b: b, forge: name, wh: f.Webhook, hdr: forgeHeaders[name], m: b.metrics.forge(name)}
+		h := &hook{b: b, forge: name, wh: f.Webhook, hdr: f.Webhook.Headers(), m: b.metrics.forge(name)}
 		b.hooks[name] = h
 		b.mux.Handle("/webhooks/"+name, h)
 	}
@@ -339,28 +391,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("bot: Run called twice")
 	}
-	b.resync(ctx)
 	done := make(chan struct{})
 	go func() { b.outbox(ctx); close(done) }()
+	go b.pruneLoop(ctx)
 	go func() { b.rep.loop(ctx) }()
 	err := b.dispatch(ctx)
 	<-done
 	return err
-}
-
-// resync reports the newest run of every project again: a change seen
-// just before a crash may not have reached the outbox. Reports equal to
-// what was sent are not sent again.
-func (b *Bot) resync(ctx context.Context) {
-	latest, err := b.cfg.Store.LatestRuns(ctx, "")
-	if err != nil {
-		b.log.Warn("latest runs for resync", "err", err)
-	}
-	for _, r := range latest {
-		if r.Cause.Forge != "" {
-			b.Observe(r)
-		}
-	}
 }
 
 func (b *Bot) client(forge string) Client {

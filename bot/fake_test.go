@@ -29,6 +29,10 @@ type fakeForge struct {
 	limit    int
 	fail     int   // fail the next fail calls of SetStatus/UpsertComment
 	failErr  error // with this error
+	// canWriteErrs fail the next CanWrite calls, one error each.
+	canWriteErrs []error
+	// canWriteErr, when set, is asked before every CanWrite call.
+	canWriteErr func() error
 }
 
 func newFakeForge() *fakeForge {
@@ -79,6 +83,18 @@ func (f *fakeForge) UpsertComment(ctx context.Context, repo string, number int, 
 func (f *fakeForge) CanWrite(ctx context.Context, repo, user string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.canWriteErr != nil {
+		if err := f.canWriteErr(); err != nil {
+			f.calls = append(f.calls, "can-write FAILED")
+			return false, err
+		}
+	}
+	if len(f.canWriteErrs) > 0 {
+		err := f.canWriteErrs[0]
+		f.canWriteErrs = f.canWriteErrs[1:]
+		f.calls = append(f.calls, "can-write FAILED")
+		return false, err
+	}
 	f.calls = append(f.calls, "can-write "+user)
 	return f.writers[user], nil
 }

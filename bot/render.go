@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/internal/explain"
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/store"
 )
@@ -291,27 +292,57 @@ func (b *Bot) runURL(id string) string {
 	return strings.TrimRight(b.cfg.BaseURL, "/") + "/runs/" + id
 }
 
-// failureSection is the log section of a failed run, if any.
+// failureSection is the section of a failed run that explains the
+// failure, if any: the failed checks' own output, then the lines of the
+// failed stage's log that the run page highlights (explain.Lines), at most
+// LogLines of them, then the stage's error.
 func (b *Bot) failureSection(r *store.Run) (logSection, bool) {
 	st := failedStage(r)
 	if r.State != store.Failed || st == "" {
 		return logSection{}, false
 	}
-	var log string
+	var lines []string
+	var stageErr string
+	for _, s := range r.Stages {
+		if string(s.Name) != st {
+			continue
+		}
+		stageErr = s.Error
+		for _, c := range s.Checks {
+			if c.State != store.Failed {
+				continue
+			}
+			out := c.Explain
+			if len(out) == 0 {
+				out = c.Findings
+			}
+			if len(out) == 0 && c.Summary != "" {
+				out = []string{c.Summary}
+			}
+			for _, l := range out {
+				lines = append(lines, string(c.Name)+": "+l)
+			}
+		}
+	}
 	if b.cfg.LogTail != nil {
-		lines, err := b.cfg.LogTail(r.ID, st, b.cfg.LogLines)
+		tail, err := b.cfg.LogTail(r.ID, st, explain.Window)
 		if err != nil {
 			b.log.Warn("tail failed stage log", "run", r.ID, "stage", st, "err", err)
 		}
-		log = cleanLog(lines, b.cfg.Masker)
-	}
-	for _, s := range r.Stages {
-		if string(s.Name) == st && s.Error != "" {
-			log += cleanLog([]string{"cccp: " + s.Error}, b.cfg.Masker)
+		idx := explain.Lines(tail, true)
+		if len(idx) > b.cfg.LogLines {
+			idx = idx[len(idx)-b.cfg.LogLines:]
+		}
+		for _, i := range idx {
+			lines = append(lines, tail[i])
 		}
 	}
+	if stageErr != "" {
+		lines = append(lines, "cccp: "+stageErr)
+	}
+	log := cleanLog(lines, b.cfg.Masker)
 	return logSection{
-		head:  fmt.Sprintf("\n#### ❌ %s failed at %s: last lines\n\n", codeSpan(r.Project), codeSpan(st)),
+		head:  fmt.Sprintf("\n#### ❌ %s failed at %s: what explains it\n\n", codeSpan(r.Project), codeSpan(st)),
 		log:   log,
 		fence: fenceFor(log),
 		tail:  fmt.Sprintf("\n[Full log](%s)\n", b.runURL(r.ID)),
@@ -348,6 +379,10 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 		fmt.Fprintf(&head, "### cccp: index check of `%s`\n\n", short(rec.HeadSHA))
 	} else {
 		fmt.Fprintf(&head, "### cccp: pipelines of `%s`\n\n", short(rec.HeadSHA))
+	}
+	if rec.Draft {
+		fmt.Fprintf(&head, "⏸️ This pull request is a draft: its pipelines run once it is marked ready for review.\n")
+		return assemble(limit, head.String(), nil, "", nil)
 	}
 	if rec.Waiting {
 		fmt.Fprintf(&head, "⏸️ Pipelines wait for approval: %s does not have write access here. "+

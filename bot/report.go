@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,86 +33,93 @@ type payload struct {
 	Body   string        `json:"body,omitempty"`
 }
 
-// reporter turns run changes into outbox reports. Observe only records
-// the change; a goroutine renders and stores, so the pipeline never waits
-// for the store or a forge.
+// reporter turns run changes into outbox reports. The store records every
+// change of a run caused by a forge event in the run's own transaction
+// (store.RunChanges); the reporter renders them and puts the reports in the
+// outbox together with the change's acknowledgement, in one transaction.
+// So a crash loses no report, and the pipeline never waits for rendering
+// or a forge: Observe only wakes the reporter.
 type reporter struct {
 	b    *Bot
-	mu   sync.Mutex
-	runs map[string]*store.Run // run ID -> newest seen state
-	prs  map[string]bool       // pull requests whose comment to refresh
 	wake chan struct{}
 }
 
-// Observe is the pipeline's Observer: it is told about every run change.
-// It never blocks on I/O.
+// Observe is the pipeline's Observer: it is told about every run change,
+// already recorded by the store. It never blocks.
 func (b *Bot) Observe(r *store.Run) {
 	if b == nil || r == nil {
 		return
 	}
-	c := *r
-	c.Stages = append([]store.Stage(nil), r.Stages...)
-	rp := b.rep
-	rp.mu.Lock()
-	if rp.runs == nil {
-		rp.runs = map[string]*store.Run{}
-	}
-	rp.runs[c.ID] = &c
-	rp.mu.Unlock()
-	notify(rp.wake)
-}
-
-func (rp *reporter) refreshPR(key string) {
-	rp.mu.Lock()
-	if rp.prs == nil {
-		rp.prs = map[string]bool{}
-	}
-	rp.prs[key] = true
-	rp.mu.Unlock()
-	notify(rp.wake)
+	notify(b.rep.wake)
 }
 
 func (rp *reporter) loop(ctx context.Context) {
+	t := time.NewTicker(rp.b.cfg.OutboxPoll)
+	defer t.Stop()
 	for {
+		rp.flush(ctx) // at start: what a crash left behind
 		select {
 		case <-ctx.Done():
 			return
 		case <-rp.wake:
+		case <-t.C:
 		}
-		rp.flush(ctx)
 	}
 }
 
-// flush reports every recorded change.
+// changesPage is how many run changes one flush transaction reports.
+const changesPage = 256
+
+// flush reports every recorded run change. On an error the changes stay
+// recorded and are reported at the next wake.
 func (rp *reporter) flush(ctx context.Context) {
-	rp.mu.Lock()
-	runs, prs := rp.runs, rp.prs
-	rp.runs, rp.prs = nil, nil
-	rp.mu.Unlock()
-	if prs == nil {
-		prs = map[string]bool{}
-	}
 	b := rp.b
-	for _, r := range runs {
-		c := b.client(r.Cause.Forge)
-		if c == nil || r.Cause.Repo == "" {
-			continue // not started by a forge event
+	for ctx.Err() == nil {
+		changes, err := b.cfg.Store.RunChanges(ctx, changesPage)
+		if err != nil {
+			b.log.Error("run changes", "err", err) // undecodable ones are named; the others are in changes
 		}
-		if r.Cause.PR != 0 {
-			prs[prKey(r.Cause.Forge, r.Cause.Repo, r.Cause.PR)] = true
+		if len(changes) == 0 {
+			return
 		}
-		if r.Kind == types.KindTrial {
-			continue // reported in the index check
+		var reports []store.Report
+		prs := map[string]bool{}
+		for _, ch := range changes {
+			r := ch.Run
+			c := b.client(r.Cause.Forge)
+			if c == nil || r.Cause.Repo == "" {
+				continue // not started by a configured forge
+			}
+			if r.Cause.PR != 0 {
+				prs[prKey(r.Cause.Forge, r.Cause.Repo, r.Cause.PR)] = true
+			}
+			if r.Kind == types.KindTrial {
+				continue // reported in the index check
+			}
+			st := b.runStatus(r, c.Limit())
+			rep, err := makeReport(reportStatus, statusKey(r.Cause.Forge, r.Cause.Repo, st), payload{
+				Forge: r.Cause.Forge, Repo: r.Cause.Repo, Status: &st})
+			if err != nil {
+				b.log.Error("status report", "run", r.ID, "err", err)
+				continue
+			}
+			reports = append(reports, rep)
 		}
-		st := b.runStatus(r, c.Limit())
-		if err := b.putReport(ctx, reportStatus, statusKey(r.Cause.Forge, r.Cause.Repo, st), payload{
-			Forge: r.Cause.Forge, Repo: r.Cause.Repo, Status: &st}); err != nil {
-			b.log.Error("put status report", "run", r.ID, "err", err)
+		for key := range prs {
+			reps, err := b.prReports(ctx, key)
+			if err != nil {
+				b.log.Error("render comment report; will try again", "pr", key, "err", err)
+				return
+			}
+			reports = append(reports, reps...)
 		}
-	}
-	for key := range prs {
-		if err := b.reportPR(ctx, key); err != nil {
-			b.log.Error("put comment report", "pr", key, "err", err)
+		if err := b.cfg.Store.PutReports(ctx, reports, changes); err != nil {
+			b.log.Error("put reports; will try again", "err", err)
+			return
+		}
+		notify(b.outWake)
+		if len(changes) < changesPage {
+			return
 		}
 	}
 }
@@ -122,13 +131,27 @@ func statusKey(forge, repo string, st event.Status) string {
 // reportPR renders a pull request's comment (and an index PR's check) from
 // its record and runs, and puts them in the outbox.
 func (b *Bot) reportPR(ctx context.Context, key string) error {
+	reps, err := b.prReports(ctx, key)
+	if err != nil || len(reps) == 0 {
+		return err
+	}
+	if err := b.cfg.Store.PutReports(ctx, reps, nil); err != nil {
+		return err
+	}
+	notify(b.outWake)
+	return nil
+}
+
+// prReports renders a pull request's comment (and an index PR's check)
+// from its record and runs.
+func (b *Bot) prReports(ctx context.Context, key string) ([]store.Report, error) {
 	rec, err := b.loadPR(ctx, key)
 	if err != nil || rec == nil {
-		return err
+		return nil, err
 	}
 	c := b.client(rec.Forge)
 	if c == nil {
-		return nil
+		return nil, nil
 	}
 	var runs []*store.Run
 	for _, id := range rec.Runs {
@@ -140,32 +163,36 @@ func (b *Bot) reportPR(ctx context.Context, key string) error {
 		runs = append(runs, r)
 	}
 	body := b.renderComment(rec, runs, c.Limit())
-	if err := b.putReport(ctx, reportComment, reportComment+":"+key, payload{
-		Forge: rec.Forge, Repo: rec.Repo, Number: rec.Number, Marker: prMarker, Body: body}); err != nil {
-		return err
+	rep, err := makeReport(reportComment, reportComment+":"+key, payload{
+		Forge: rec.Forge, Repo: rec.Repo, Number: rec.Number, Marker: prMarker, Body: body})
+	if err != nil {
+		return nil, err
 	}
-	if err := b.reportWaiting(ctx, rec); err != nil {
-		return err
+	out := []store.Report{rep}
+	waiting, err := waitingReports(rec)
+	if err != nil {
+		return nil, err
 	}
+	out = append(out, waiting...)
 	if rec.Index {
 		st := b.indexStatus(rec, runs)
-		return b.putReport(ctx, reportStatus, statusKey(rec.Forge, rec.Repo, st), payload{Forge: rec.Forge, Repo: rec.Repo, Status: &st})
+		rep, err := makeReport(reportStatus, statusKey(rec.Forge, rec.Repo, st), payload{Forge: rec.Forge, Repo: rec.Repo, Status: &st})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rep)
 	}
-	return nil
+	return out, nil
 }
 
-// putReport stores a report in the outbox; a newer one replaces an older
-// one of the same target.
-func (b *Bot) putReport(ctx context.Context, kind, key string, p payload) error {
+// makeReport encodes an outbox report; a newer one replaces an older one
+// of the same target.
+func makeReport(kind, key string, p payload) (store.Report, error) {
 	v, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("encode report %s: %w", key, err)
+		return store.Report{}, fmt.Errorf("encode report %s: %w", key, err)
 	}
-	if err := b.cfg.Store.PutReport(ctx, store.Report{Key: key, Kind: kind, Payload: v}); err != nil {
-		return err
-	}
-	notify(b.outWake)
-	return nil
+	return store.Report{Key: key, Kind: kind, Payload: v}, nil
 }
 
 // ---- outbox
@@ -222,7 +249,7 @@ func (b *Bot) send(ctx context.Context, r store.Report) bool {
 		return false
 	}
 	h := hash(r.Payload)
-	if last, err := b.cfg.Store.GetMeta(ctx, nsSent, r.Key); err == nil && string(last) == h {
+	if last, err := b.cfg.Store.GetMeta(ctx, nsSent, r.Key); err == nil && sentHash(last) == h {
 		b.metrics.reports.WithLabelValues(r.Kind, "unchanged").Inc()
 		b.cfg.Store.DeleteReport(ctx, r.Key, r.Updated)
 		return false
@@ -249,6 +276,14 @@ func (b *Bot) send(ctx context.Context, r store.Report) bool {
 	default:
 		err = fmt.Errorf("unknown report kind %q", r.Kind)
 	}
+	if err != nil && event.IsPermanent(err) {
+		b.metrics.reports.WithLabelValues(r.Kind, "given_up").Inc()
+		b.log.Error("report refused; giving up", "key", r.Key, "err", err)
+		if ferr := b.cfg.Store.FailReport(ctx, r.Key, r.Updated, b.cfg.Masker.String(err.Error())); ferr != nil {
+			b.log.Error("give up report", "key", r.Key, "err", ferr)
+		}
+		return false
+	}
 	if err != nil {
 		b.metrics.reports.WithLabelValues(r.Kind, "failed").Inc()
 		wait := b.backoff(r.Attempts, err)
@@ -264,13 +299,75 @@ func (b *Bot) send(ctx context.Context, r store.Report) bool {
 		return false
 	}
 	b.metrics.reports.WithLabelValues(r.Kind, "sent").Inc()
-	if err := b.cfg.Store.PutMeta(ctx, nsSent, r.Key, []byte(h)); err != nil {
+	if err := b.cfg.Store.PutMeta(ctx, nsSent, r.Key, sentValue(h, b.cfg.Now())); err != nil {
 		b.log.Error("remember sent report", "key", r.Key, "err", err)
 	}
 	if err := b.cfg.Store.DeleteReport(ctx, r.Key, r.Updated); err != nil {
 		b.log.Error("delete sent report", "key", r.Key, "err", err)
 	}
 	return true
+}
+
+// sentValue is what nsSent keeps per target: the hash of the last report
+// sent and when, so that old entries can be pruned.
+func sentValue(hash string, at time.Time) []byte {
+	return []byte(hash + " " + strconv.FormatInt(at.Unix(), 10))
+}
+
+func sentHash(v []byte) string { h, _, _ := strings.Cut(string(v), " "); return h }
+
+func sentAt(v []byte) time.Time {
+	_, at, _ := strings.Cut(string(v), " ")
+	n, _ := strconv.ParseInt(at, 10, 64)
+	return time.Unix(n, 0) // 0 (written before times were kept): the epoch, pruned
+}
+
+// pruneLoop forgets, every hour, what is older than Keep: delivery IDs and
+// given-up deliveries, the hashes of reports sent, and the records and
+// approvals of pull requests idle since.
+func (b *Bot) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		b.prune(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Bot) prune(ctx context.Context) {
+	cut := b.cfg.Now().Add(-b.cfg.Keep)
+	n, err := b.cfg.Store.PruneDeliveries(ctx, cut)
+	if err != nil {
+		b.log.Error("prune deliveries", "err", err)
+	}
+	sent, err := b.cfg.Store.PruneMeta(ctx, nsSent, func(_ string, v []byte) bool { return sentAt(v).Before(cut) })
+	if err != nil {
+		b.log.Error("prune sent reports", "err", err)
+	}
+	var idle []string
+	prs, err := b.cfg.Store.PruneMeta(ctx, nsPR, func(key string, v []byte) bool {
+		var rec prRecord
+		if json.Unmarshal(v, &rec) != nil || rec.Updated.Before(cut) {
+			idle = append(idle, key)
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		b.log.Error("prune pull requests", "err", err)
+	}
+	for _, key := range idle {
+		if err := b.cfg.Store.DeleteMeta(ctx, nsOkToTest, key); err != nil {
+			b.log.Error("prune approval", "pr", key, "err", err)
+		}
+	}
+	if n+sent+prs > 0 {
+		b.log.Info("pruned", "deliveries", n, "sent_reports", sent, "pull_requests", prs)
+	}
 }
 
 // backoff is RetryBase * 2^attempts, capped at RetryMax, and never shorter

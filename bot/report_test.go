@@ -23,7 +23,7 @@ func failingLog(n int) func(runID, stage string, lines int) ([]string, error) {
 	return func(runID, stage string, lines int) ([]string, error) {
 		var out []string
 		for i := range n {
-			out = append(out, fmt.Sprintf("2026-01-01T10:01:%02d.123456789Z \x1b[31mstep %d: ünïcödé ✓ token=%s\x1b[0m", i%60, i, secret))
+			out = append(out, fmt.Sprintf("2026-01-01T10:01:%02d.123456789Z \x1b[31mstep %d failed: ünïcödé ✓ token=%s\x1b[0m", i%60, i, secret))
 		}
 		if len(out) > lines {
 			out = out[len(out)-lines:]
@@ -98,7 +98,7 @@ func TestReporter(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, st.Summary)
 		}
 	}
-	if !strings.Contains(st.Text, "step 49: ünïcödé ✓ token=***") || strings.Contains(st.Text, "step 29:") {
+	if !strings.Contains(st.Text, "step 49 failed: ünïcödé ✓ token=***") || strings.Contains(st.Text, "step 29 failed:") {
 		t.Errorf("status text is not the last 20 lines, masked:\n%s", st.Text)
 	}
 
@@ -117,7 +117,7 @@ func TestReporter(t *testing.T) {
 	body := tb.forge.Comments()["Codertocat/Hello-World#1 "+prMarker]
 	for _, want := range []string{
 		"| `hello/web:latest` | ❌ failed at test |", "| `hello/cli:latest` | ✅ passed in 1m30s |",
-		"step 49: ünïcödé ✓ token=***\n```", "[Full log](https://cccp.example/runs/" + web.ID + ")",
+		"step 49 failed: ünïcödé ✓ token=***\n```", "[Full log](https://cccp.example/runs/" + web.ID + ")",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("comment lacks %q:\n%s", want, body)

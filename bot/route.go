@@ -41,7 +41,7 @@ func (b *Bot) route(ctx context.Context, ev *event.Event) error {
 		return nil
 	case event.KindPullRequest:
 		if ev.PR == nil {
-			return fmt.Errorf("pull request event without a pull request")
+			return fmt.Errorf("pull request event without a pull request: %w", errBadEvent)
 		}
 		return b.pullRequest(ctx, ev, nil)
 	case event.KindComment:
@@ -83,7 +83,7 @@ func pushRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
 // is built from the fork.
 func prRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
 	pr := ev.PR
-	if pr == nil || pr.HeadSHA == "" {
+	if pr == nil || pr.HeadSHA == "" || pr.Closed {
 		return nil
 	}
 	var out []pipeline.Request
@@ -208,7 +208,11 @@ type prRecord struct {
 	HeadAt time.Time `json:"head_at,omitzero"`
 	// WaitingFor are the projects (entry keys) a waiting pull request
 	// would run, each shown as a pending status.
-	WaitingFor []string `json:"waiting_for,omitempty"`
+	WaitingFor []string  `json:"waiting_for,omitempty"`
+	Updated    time.Time `json:"updated,omitzero"` // last change; idle records are pruned
+	BaseRef    string    `json:"base_ref,omitempty"`
+	Draft      bool      `json:"draft,omitempty"`  // a draft: runs wait until it is ready
+	Closed     bool      `json:"closed,omitempty"` // closed or merged
 }
 
 // indexResult is the stored outcome of an index pull request's lint.
@@ -246,7 +250,7 @@ func (b *Bot) loadPR(ctx context.Context, key string) (*prRecord, error) {
 }
 
 // updatePR reads, changes and writes a pull request's record, serialised
-// per pull request, then asks the reporter to refresh its comment.
+// per pull request, then puts its refreshed comment in the outbox.
 func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) error) (*prRecord, error) {
 	key := prKey(ev.Forge, ev.Repo.FullName, ev.PR.Number)
 	unlock := b.prs.lock(key)
@@ -261,6 +265,7 @@ func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) 
 	if err := fn(rec); err != nil {
 		return nil, err
 	}
+	rec.Updated = b.cfg.Now().UTC()
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -268,7 +273,10 @@ func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) 
 	if err := b.cfg.Store.PutMeta(ctx, nsPR, key, v); err != nil {
 		return nil, fmt.Errorf("store pull request record %s: %w", key, err)
 	}
-	b.rep.refreshPR(key)
+	// Before the delivery is finished: a crash in between routes it again.
+	if err := b.reportPR(ctx, key); err != nil {
+		return nil, fmt.Errorf("report pull request %s: %w", key, err)
+	}
 	return rec, nil
 }
 
@@ -277,6 +285,9 @@ func (b *Bot) updatePR(ctx context.Context, ev *event.Event, fn func(*prRecord) 
 // limits the runs to those projects, by entry key (/retest).
 func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]bool) error {
 	isIndex := b.isIndexRepo(ev)
+	if stop, err := b.prLifecycle(ctx, ev); stop || err != nil {
+		return err
+	}
 	if !isIndex && len(prRequests(ev, b.cfg.Entries())) == 0 {
 		// No entry builds this repository's base branch: stay silent
 		// (an App installed on a whole organisation sees every PR).
@@ -324,6 +335,7 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 		}
 		rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, false, ev.PR.Author
 		rec.WaitingFor = nil
+		rec.BaseRef, rec.Draft, rec.Closed = ev.PR.BaseRef, false, false
 		for _, id := range ids {
 			if !slices.Contains(rec.Runs, id) {
 				rec.Runs = append(rec.Runs, id)
@@ -335,6 +347,66 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 		return nil
 	})
 	return err
+}
+
+// prLifecycle acts on what is not a new head: a closed or merged pull
+// request gets its unfinished runs cancelled; a draft (unless drafts are
+// built) waits until it is ready, its unfinished runs cancelled; a new
+// base branch cancels the runs for the old one before the pull request is
+// evaluated again. stop says nothing more is to be done for ev.
+func (b *Bot) prLifecycle(ctx context.Context, ev *event.Event) (stop bool, err error) {
+	pr := ev.PR
+	rec, err := b.loadPR(ctx, prKey(ev.Forge, ev.Repo.FullName, pr.Number))
+	if err != nil {
+		return true, err
+	}
+	draft := pr.Draft && !b.cfg.BuildDrafts
+	var reason string
+	switch {
+	case pr.Closed:
+		reason = "the pull request was closed"
+	case draft:
+		reason = "the pull request became a draft"
+	case rec != nil && rec.BaseRef != "" && rec.BaseRef != pr.BaseRef:
+		reason = "the pull request's base changed from " + rec.BaseRef + " to " + pr.BaseRef
+	}
+	if rec != nil && reason != "" {
+		if err := b.cancelRuns(ctx, rec.Runs, reason); err != nil {
+			return true, err
+		}
+	}
+	if !pr.Closed && !draft {
+		return false, nil
+	}
+	if rec == nil && pr.Closed {
+		return true, nil // nothing was ever done for it
+	}
+	if rec == nil && len(prRequests(ev, b.cfg.Entries())) == 0 && !b.isIndexRepo(ev) {
+		return true, nil // silent, as for any pull request cccp does not build
+	}
+	_, err = b.updatePR(ctx, ev, func(rec *prRecord) error {
+		rec.Closed, rec.Draft = pr.Closed, draft
+		if pr.HeadSHA != "" && rec.HeadSHA != pr.HeadSHA {
+			rec.Runs, rec.Lint, rec.HeadSHA = nil, nil, pr.HeadSHA
+		}
+		rec.BaseRef = pr.BaseRef
+		return nil
+	})
+	return true, err
+}
+
+// cancelRuns cancels the unfinished runs of ids.
+func (b *Bot) cancelRuns(ctx context.Context, ids []string, reason string) error {
+	for _, id := range ids {
+		r, err := b.cfg.Store.Run(ctx, id)
+		if err != nil || r.State.Done() {
+			continue
+		}
+		if err := b.cfg.Pipeline.Cancel(ctx, id, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("cancel run %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // trusted: the author may write to the repository, or a writer approved

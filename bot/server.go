@@ -15,39 +15,12 @@ import (
 	"github.com/cccp-project/cccp/internal/store"
 )
 
-// headers names a forge's delivery-ID and event headers. keep are the
-// headers stored with a delivery for Parse: never a signature or token.
-type headers struct {
-	delivery []string
-	event    string
-	keep     []string
-}
-
-var forgeHeaders = map[string]headers{
-	event.GitHub: {
-		delivery: []string{"X-GitHub-Delivery"},
-		event:    "X-GitHub-Event",
-		keep:     []string{"X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-Installation-Target-ID", "Content-Type"},
-	},
-	event.GitLab: {
-		delivery: []string{"X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID"},
-		event:    "X-Gitlab-Event",
-		keep:     []string{"X-Gitlab-Event", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID", "X-Gitlab-Instance", "Content-Type"},
-	},
-	event.Gitea: { // Forgejo sends X-Forgejo-* as well as (or instead of) X-Gitea-*
-		delivery: []string{"X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery"},
-		event:    "X-Gitea-Event",
-		keep: []string{"X-Gitea-Event", "X-Gitea-Event-Type", "X-Gitea-Delivery", "X-Forgejo-Event", "X-Forgejo-Event-Type",
-			"X-Forgejo-Delivery", "X-Gogs-Event", "X-Gogs-Delivery", "Content-Type"},
-	},
-}
-
 // hook is one forge's webhook endpoint.
 type hook struct {
 	b     *Bot
 	forge string
 	wh    Webhook
-	hdr   headers
+	hdr   event.Headers
 	m     forgeMetrics
 }
 
@@ -81,6 +54,34 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
+	if hv, ok := h.wh.(HeaderVerifier); ok {
+		if err := hv.VerifyHeaders(r.Header); err != nil {
+			h.m.refused.Inc()
+			w.Header().Set("Connection", "close") // do not read the body to reuse the connection
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+	}
+	// A sender is not yet authenticated while its body comes in: it gets a
+	// deadline, and only so many read at once.
+	select {
+	case h.b.unauth <- struct{}{}:
+	default:
+		h.m.busy.Inc()
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too many webhook bodies being read", http.StatusServiceUnavailable)
+		return
+	}
+	authenticated := false
+	release := func() {
+		if !authenticated {
+			authenticated = true
+			<-h.b.unauth
+		}
+	}
+	defer release()
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.b.cfg.BodyTimeout))
 	bp := h.b.bodies.Get().(*[]byte)
 	body, err := readBody(r.Body, r.ContentLength, max, (*bp)[:0])
 	handedOver := false
@@ -98,7 +99,9 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	if err := h.wh.Verify(r.Header, body); err != nil {
+	err = h.wh.Verify(r.Header, body)
+	release()
+	if err != nil {
 		h.m.refused.Inc()
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
@@ -110,9 +113,9 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	d := store.Delivery{Forge: h.forge, ID: id, Event: r.Header.Get(h.hdr.event), Body: body,
-		Headers: make(map[string]string, len(h.hdr.keep))}
-	for _, k := range h.hdr.keep {
+	d := store.Delivery{Forge: h.forge, ID: id, Event: r.Header.Get(h.hdr.Event), Body: body,
+		Headers: make(map[string]string, len(h.hdr.Keep))}
+	for _, k := range h.hdr.Keep {
 		if v := r.Header.Get(k); v != "" {
 			d.Headers[k] = v
 		}
@@ -169,10 +172,11 @@ func readBody(r io.Reader, n, max int64, buf []byte) ([]byte, error) {
 	}
 }
 
-// deliveryID is the forge's delivery ID header, or a hash of the body for
-// senders without one (a redelivery of the same body is then a duplicate).
+// deliveryID is the forge's retry key, else its delivery ID header, else a
+// hash of the body for senders without one (a redelivery of the same body
+// is then a duplicate).
 func (h *hook) deliveryID(hdr http.Header, body []byte) string {
-	for _, k := range h.hdr.delivery {
+	for _, k := range append(h.hdr.Retry, h.hdr.Delivery...) {
 		if v := hdr.Get(k); v != "" && validID(v) {
 			return v
 		}
@@ -205,8 +209,8 @@ type metrics struct {
 }
 
 type forgeMetrics struct {
-	accepted, duplicate, refused, tooLarge, failed prometheus.Counter
-	latency                                        prometheus.Observer
+	accepted, duplicate, refused, tooLarge, failed, busy prometheus.Counter
+	latency                                              prometheus.Observer
 }
 
 func newMetrics() *metrics {
@@ -214,7 +218,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cccp_webhook_deliveries_total",
-			Help: "Webhook deliveries by forge and result (accepted, duplicate, refused, too_large, failed).",
+			Help: "Webhook deliveries by forge and result (accepted, duplicate, refused, too_large, failed, busy).",
 		}, []string{"forge", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cccp_webhook_ingest_seconds",
@@ -249,6 +253,7 @@ func (m *metrics) forge(name string) forgeMetrics {
 		refused:   m.deliveries.WithLabelValues(name, "refused"),
 		tooLarge:  m.deliveries.WithLabelValues(name, "too_large"),
 		failed:    m.deliveries.WithLabelValues(name, "failed"),
+		busy:      m.deliveries.WithLabelValues(name, "busy"),
 		latency:   m.latency.WithLabelValues(name),
 	}
 }

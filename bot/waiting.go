@@ -1,8 +1,8 @@
 package bot
 
 import (
-	"context"
 	"fmt"
+	"github.com/cccp-project/cccp/internal/store"
 	"strings"
 	"unicode"
 
@@ -13,21 +13,23 @@ import (
 // approval: the checks a branch protection requires show why nothing runs.
 const waitingTitle = "waiting for /ok-to-test"
 
-// reportWaiting puts a pending status for each pipeline a waiting pull
-// request would run (a GitHub check run; a GitLab or Gitea commit status),
-// under the name its run will report, so approval turns it into the run's.
-func (b *Bot) reportWaiting(ctx context.Context, rec *prRecord) error {
+// waitingReports are a pending status for each pipeline a waiting pull
+// request would run, saying what it waits for.
+func waitingReports(rec *prRecord) ([]store.Report, error) {
 	if !rec.Waiting || rec.Index {
-		return nil // an index pull request's one check says it itself (indexStatus)
+		return nil, nil // an index pull request's one check says it itself (indexStatus)
 	}
+	var out []store.Report
 	for _, project := range rec.WaitingFor {
 		st := event.Status{Name: checkName(project), SHA: rec.HeadSHA, State: event.StateQueued, Title: waitingTitle,
 			Summary: waitingSummary(rec)}
-		if err := b.putReport(ctx, reportStatus, statusKey(rec.Forge, rec.Repo, st), payload{Forge: rec.Forge, Repo: rec.Repo, Status: &st}); err != nil {
-			return err
+		rep, err := makeReport(reportStatus, statusKey(rec.Forge, rec.Repo, st), payload{Forge: rec.Forge, Repo: rec.Repo, Status: &st})
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, rep)
 	}
-	return nil
+	return out, nil
 }
 
 func waitingSummary(rec *prRecord) string {

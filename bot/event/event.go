@@ -59,6 +59,12 @@ type PullRequest struct {
 	// among others), when the payload says; zero otherwise.
 	Updated time.Time `json:"updated,omitzero"`
 	Title   string    `json:"title"`
+	// Draft: the pull request is a draft (its runs wait until it is
+	// ready, unless drafts are built).
+	Draft bool `json:"draft,omitempty"`
+	// Closed: the pull request was closed or merged (its unfinished runs
+	// are cancelled).
+	Closed bool `json:"closed,omitempty"`
 }
 
 // Comment is a comment on a pull request.
@@ -167,6 +173,45 @@ func (e *RetryableError) Unwrap() error { return e.Err }
 
 // RetryAfter says how long to wait before trying again.
 func (e *RetryableError) RetryAfter() time.Duration { return e.After }
+
+// Headers are one forge's webhook header rules, supplied by its adapter.
+type Headers struct {
+	// Retry names the headers that carry the same key on every retry of
+	// one event (GitLab 17.4+'s Idempotency-Key); the first present one is
+	// the delivery's ID for deduplication.
+	Retry []string
+	// Delivery names the delivery-ID headers, first present wins, when no
+	// retry key is there.
+	Delivery []string
+	// Event names the header with the event's name.
+	Event string
+	// Keep are the headers stored with a delivery for Parse: never a
+	// signature or a token.
+	Keep []string
+}
+
+// PermanentError is returned by the forge clients when the forge refused a
+// request for a reason that trying again will not change: a 4xx other than
+// 429 (and other than a rate limit, which is a RetryableError). The bot
+// gives up on the delivery or report, with the reason kept for a person.
+type PermanentError struct {
+	Op     string
+	Status int // the HTTP status
+	Err    error
+}
+
+func (e *PermanentError) Error() string {
+	return fmt.Sprintf("%s: %d: %v", e.Op, e.Status, e.Err)
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err (or an error it wraps) is a
+// PermanentError.
+func IsPermanent(err error) bool {
+	var pe *PermanentError
+	return errors.As(err, &pe)
+}
 
 // ChangedFiles merges path lists into one sorted list without duplicates.
 func ChangedFiles(lists ...[]string) []string {

@@ -97,6 +97,9 @@ func apiError(op string, resp *sdk.Response, err error) error {
 			}
 			return &event.RetryableError{Op: "gitea " + op, After: after, Err: err}
 		}
+		if s := resp.StatusCode; s >= 400 && s < 500 {
+			return &event.PermanentError{Op: "gitea " + op, Status: s, Err: err}
+		}
 		return fmt.Errorf("gitea %s: %d: %w", op, resp.StatusCode, err)
 	}
 	return fmt.Errorf("gitea %s: %w", op, err)

@@ -29,6 +29,17 @@ func NewWebhook(secret []byte) (*Webhook, error) {
 
 // Verify checks the hex HMAC-SHA256 of body in X-Gitea-Signature, or in
 // X-Forgejo-Signature when the former is absent, in constant time.
+// Headers are Gitea's webhook header rules; Forgejo sends X-Forgejo-* as
+// well as (or instead of) X-Gitea-*.
+func (w *Webhook) Headers() event.Headers {
+	return event.Headers{
+		Delivery: []string{"X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery"},
+		Event:    "X-Gitea-Event",
+		Keep: []string{"X-Gitea-Event", "X-Gitea-Event-Type", "X-Gitea-Delivery", "X-Forgejo-Event", "X-Forgejo-Event-Type",
+			"X-Forgejo-Delivery", "X-Gogs-Event", "X-Gogs-Delivery", "Content-Type"},
+	}
+}
+
 func (w *Webhook) Verify(headers http.Header, body []byte) error {
 	sig := headers.Get("X-Gitea-Signature")
 	if sig == "" {
@@ -213,7 +224,7 @@ func parsePush(ev *event.Event, p *payload) (*event.Event, error) {
 
 func parsePullRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	switch p.Action {
-	case "opened", "synchronized", "reopened":
+	case "opened", "synchronized", "reopened", "closed":
 	default:
 		return nil, event.Ignored("gitea pull_request action %q is not handled", p.Action)
 	}
@@ -222,6 +233,7 @@ func parsePullRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	}
 	ev.Kind = event.KindPullRequest
 	ev.PR = p.PullRequest.event(p.Repository)
+	ev.PR.Closed = p.Action == "closed"
 	return ev, nil
 }
 

@@ -112,7 +112,7 @@ func examples(t *testing.T) map[string]example {
 
 var wantHandled = map[string]bool{
 	"push-branch": true, "pull_request-opened": true, "pull_request-synchronized": true,
-	"pull_request-reopened": true, "issue_comment-pull": true,
+	"pull_request-reopened": true, "issue_comment-pull": true, "pull_request-closed": true,
 }
 
 func TestParseExamples(t *testing.T) {

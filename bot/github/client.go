@@ -312,6 +312,9 @@ func apiError(op string, err error) error {
 			}
 			return &event.RetryableError{Op: "github " + op, After: after, Err: err}
 		}
+		if s := er.Response.StatusCode; s >= 400 && s < 500 {
+			return &event.PermanentError{Op: "github " + op, Status: s, Err: err}
+		}
 	}
 	return fmt.Errorf("github %s: %w", op, err)
 }

@@ -101,6 +101,7 @@ func FuzzVerify(f *testing.F) {
 var handled = map[string]bool{
 	"push": true, "ping": true,
 	"pull_request/opened": true, "pull_request/synchronize": true, "pull_request/reopened": true,
+	"pull_request/closed": true, "pull_request/ready_for_review": true, "pull_request/converted_to_draft": true,
 	"issue_comment/created": true,
 	"check_run/rerequested": true, "check_suite/rerequested": true,
 }

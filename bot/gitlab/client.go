@@ -79,6 +79,12 @@ func apiError(op string, err error) error {
 		if s := er.Response.StatusCode; s == http.StatusTooManyRequests || s >= 500 {
 			return &event.RetryableError{Op: "gitlab " + op, After: retryAfter(er.Response.Header), Err: err}
 		}
+		if s := er.Response.StatusCode; s >= 400 && s < 500 {
+			return &event.PermanentError{Op: "gitlab " + op, Status: s, Err: err}
+		}
+	}
+	if errors.Is(err, gl.ErrNotFound) { // client-go answers every 404 with this sentinel
+		return &event.PermanentError{Op: "gitlab " + op, Status: http.StatusNotFound, Err: err}
 	}
 	return fmt.Errorf("gitlab %s: %w", op, err)
 }

@@ -27,6 +27,22 @@ func NewWebhook(token []byte) (*Webhook, error) {
 
 // Verify compares X-Gitlab-Token with the configured token in constant time.
 // GitLab sends the token itself, not a signature of the body.
+// Headers are GitLab's webhook header rules. GitLab 17.4+ sends the same
+// Idempotency-Key on every retry of one event, while the event and webhook
+// UUIDs change; the key wins when present.
+func (w *Webhook) Headers() event.Headers {
+	return event.Headers{
+		Retry:    []string{"Idempotency-Key"},
+		Delivery: []string{"X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID"},
+		Event:    "X-Gitlab-Event",
+		Keep:     []string{"X-Gitlab-Event", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID", "Idempotency-Key", "X-Gitlab-Instance", "Content-Type"},
+	}
+}
+
+// VerifyHeaders checks the token, which is a header: the body need not be
+// read first.
+func (w *Webhook) VerifyHeaders(headers http.Header) error { return w.Verify(headers, nil) }
+
 func (w *Webhook) Verify(headers http.Header, _ []byte) error {
 	got := headers.Get("X-Gitlab-Token")
 	if got == "" {
@@ -100,6 +116,8 @@ type payload struct {
 	ObjectAttributes json.RawMessage `json:"object_attributes"`
 	// note on a merge request: the MR.
 	MergeRequest *mergeRequest `json:"merge_request"`
+	// merge_request updates: what changed.
+	Changes changes `json:"changes"`
 }
 
 type project struct {
@@ -117,6 +135,11 @@ func (p project) event() event.Repo {
 	}
 }
 
+// changes are a merge_request update's changed attributes, by name.
+type changes map[string]json.RawMessage
+
+func (c changes) has(name string) bool { _, ok := c[name]; return ok }
+
 type mergeRequest struct {
 	IID             int    `json:"iid"`
 	Title           string `json:"title"`
@@ -127,6 +150,8 @@ type mergeRequest struct {
 	AuthorID        int64  `json:"author_id"`
 	Action          string `json:"action"`
 	OldRev          string `json:"oldrev"`
+	Draft           bool   `json:"draft"`
+	WorkInProgress  bool   `json:"work_in_progress"`
 	Source          struct {
 		GitHTTPURL string `json:"git_http_url"`
 	} `json:"source"`
@@ -173,10 +198,10 @@ func parseMergeRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	}
 	ev.Action = mr.Action
 	switch mr.Action {
-	case "open", "reopen":
+	case "open", "reopen", "close", "merge":
 	case "update":
-		if mr.OldRev == "" {
-			return nil, event.Ignored("gitlab merge_request update without new commits (no oldrev)")
+		if mr.OldRev == "" && !p.Changes.has("target_branch") && !p.Changes.has("draft") {
+			return nil, event.Ignored("gitlab merge_request update without new commits, base or draft change")
 		}
 	default:
 		return nil, event.Ignored("gitlab merge_request action %q is not handled", mr.Action)
@@ -184,6 +209,8 @@ func parseMergeRequest(ev *event.Event, p *payload) (*event.Event, error) {
 	ev.Kind = event.KindPullRequest
 	ev.Sender = p.User.Username
 	ev.PR = mr.event()
+	ev.PR.Draft = mr.Draft || mr.WorkInProgress
+	ev.PR.Closed = mr.Action == "close" || mr.Action == "merge"
 	return ev, nil
 }
 

@@ -57,7 +57,7 @@ func TestVerify(t *testing.T) {
 
 var wantHandled = map[string]bool{
 	"push-branch": true, "merge_request-open": true, "note-merge-request": true,
-	"merge_request-update-oldrev": true,
+	"merge_request-update-oldrev": true, "merge_request-merge": true,
 }
 
 // examples returns the documented payloads plus variants derived from them

@@ -79,6 +79,13 @@ type serveConfig struct {
 	// CommentLogLines is how many lines of a failed stage's log the PR
 	// comment shows.
 	CommentLogLines int `yaml:"comment_log_lines"`
+	// Keep is how long delivery IDs (to refuse redeliveries), given-up
+	// deliveries and the bot's memory of idle pull requests are kept
+	// (default 168h).
+	Keep time.Duration `yaml:"keep"`
+	// BuildDrafts runs the pipelines of draft pull requests; by default a
+	// draft waits until it is marked ready.
+	BuildDrafts bool `yaml:"build_drafts"`
 	// Secrets are more values to mask wherever cccp shows a log.
 	Secrets []string `yaml:"secrets"`
 }

@@ -157,6 +157,9 @@ type pipelineOptions struct {
 	// openshift, when set, builds on OpenShift instead of with buildah
 	// here (pipeline.build.backend: openshift).
 	openshift *openshift.Config
+	// entries, when set, looks entries up (the live index of serve)
+	// instead of what setEntries gave.
+	entries func(key string) (*index.Entry, bool)
 }
 
 // pipelineEnv is everything a pipeline needs on this machine.
@@ -225,6 +228,10 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		}
 	}
 	var children func(string) []string
+	entries := env.entry
+	if opts.entries != nil {
+		entries = opts.entries
+	}
 	if opts.chainChildren {
 		children = opts.graph
 	}
@@ -261,7 +268,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Target:        env.target,
 		Store:         st.db,
 		Logs:          runlog.StageLogs{Logs: st.logs},
-		Entries:       env.entry,
+		Entries:       entries,
 		Blocking:      blocking,
 		Children:      children,
 		Workers:       f.workers,

@@ -21,6 +21,7 @@ import (
 	"github.com/cccp-project/cccp/bot/gitlab"
 	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/liveindex"
 	"github.com/cccp-project/cccp/internal/onboard"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
@@ -99,7 +100,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	idx := &indexHolder{cfg: cfg, log: log}
+	idx := newIndexHolder(cfg, log)
 	if err := idx.prepare(ctx); err != nil {
 		return err
 	}
@@ -118,15 +119,12 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
 		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes}
 	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children,
-		tester: tester, openshift: cfg.Pipeline.Build.openShiftBackend()})
+		entries: idx.live.Entry, tester: tester, openshift: cfg.Pipeline.Build.openShiftBackend()})
 	if err != nil {
 		return err
 	}
 	defer env.Close(context.WithoutCancel(ctx))
-	idx.env = env
-
-	projects := web.NewIndexProjects(index.NewIndex("", index.IndexD, nil))
-	idx.projects = projects
+	projects := idx.live.Values()
 	if _, err := idx.reload(ctx); err != nil {
 		return err
 	}
@@ -146,9 +144,14 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if cfg.Web.SessionKey != "" {
 		sessionKey = []byte(cfg.Web.SessionKey)
 	}
+	var deliveries web.Deliveries
+	if len(forges) > 0 {
+		deliveries = deliveryActions{db: env.db, bot: func() *bot.Bot { botMu.RLock(); defer botMu.RUnlock(); return theBot }}
+	}
 	ui, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, Runs: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
-		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
+		Deliveries: deliveries,
+		Masker:     masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
 		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
 		Sessions:       web.StoreSessions(env.db),
 		Logger:         log.With("component", "web"),
@@ -171,7 +174,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 			IndexPR: &bot.GitIndexPR{WorkDir: env.workDir(), Current: idx.entries,
 				Lint: cfg.lintOptions()},
 			ReloadIndex: idx.reloadOnPush,
-			BaseURL:     cfg.BaseURL, LogTail: env.logs.Tail, LogLines: cfg.CommentLogLines, Masker: masker,
+			BaseURL:     cfg.BaseURL, LogTail: env.logs.Tail, LogLines: cfg.CommentLogLines, Masker: masker, Keep: cfg.Keep, BuildDrafts: cfg.BuildDrafts,
 			Logger: log.With("component", "bot"),
 		})
 		if err != nil {
@@ -288,17 +291,18 @@ func openForges(cfg *serveConfig, log *slog.Logger) (map[string]bot.Forge, error
 	return forges, nil
 }
 
-// indexHolder keeps the current index and hands it to the pipeline, the
-// web UI and the bot.
+// indexHolder loads the index for the one live index (internal/liveindex),
+// which the pipeline, the web UI and the bot read.
 type indexHolder struct {
-	cfg      *serveConfig
-	log      *slog.Logger
-	env      *pipelineEnv
-	projects *web.IndexProjects
+	cfg  *serveConfig
+	log  *slog.Logger
+	live *liveindex.Live
+}
 
-	mu    sync.RWMutex
-	idx   *index.Index
-	graph *index.Graph
+func newIndexHolder(cfg *serveConfig, log *slog.Logger) *indexHolder {
+	h := &indexHolder{cfg: cfg, log: log}
+	h.live = liveindex.New(h.load)
+	return h
 }
 
 // prepare clones the index repository when one is configured and the
@@ -313,10 +317,9 @@ func (h *indexHolder) prepare(ctx context.Context) error {
 	return gitsrc.Clone(ctx, h.cfg.Index.GitURL, h.cfg.Index.Path, gitsrc.CloneOptions{Branch: h.cfg.Index.Branch})
 }
 
-// reload reads the index from disk; entries with lint errors are still
+// load reads the index from disk; entries with lint errors are still
 // served (the PR that added them was checked), but the errors are logged.
-// It returns the keys of entries that are new since the last load.
-func (h *indexHolder) reload(ctx context.Context) ([]string, error) {
+func (h *indexHolder) load(ctx context.Context) (*index.Index, error) {
 	idx, findings, err := index.Load(ctx, h.cfg.Index.Path, index.LoadOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("load index: %w", err)
@@ -327,83 +330,58 @@ func (h *indexHolder) reload(ctx context.Context) ([]string, error) {
 			h.log.Warn("index", "finding", f.String())
 		}
 	}
-	graph, _ := index.NewGraph(idx)
-	h.mu.Lock()
-	old := h.idx
-	h.idx, h.graph = idx, graph
-	h.mu.Unlock()
-	h.env.setEntries(idx.Entries)
-	h.projects.Set(idx)
-	var added []string
-	for _, e := range idx.Entries {
-		if old == nil {
-			break
-		}
-		if _, ok := old.ByImage(e.Key()); !ok {
-			added = append(added, e.Key())
-		}
+	return idx, nil
+}
+
+// reload reloads the live index and returns the keys of entries that are
+// new since the last load.
+func (h *indexHolder) reload(ctx context.Context) ([]string, error) {
+	added, err := h.live.Reload(ctx)
+	if err == nil {
+		h.log.Info("index loaded", "entries", len(h.live.Entries()), "new", len(added))
 	}
-	h.log.Info("index loaded", "entries", len(idx.Entries), "new", len(added))
-	return added, nil
+	return added, err
 }
 
 // reloadOnPush pulls the index repository (when cccp keeps a checkout)
-// and reloads it.
+// and reloads it, under the live index's reload lock: two pushes never
+// swap the same checkout at once.
 func (h *indexHolder) reloadOnPush(ctx context.Context, _ *event.Event) ([]string, error) {
-	if h.cfg.Index.GitURL != "" {
-		dir := h.cfg.Index.Path
-		tmp := dir + ".new"
-		os.RemoveAll(tmp)
-		if err := gitsrc.Clone(ctx, h.cfg.Index.GitURL, tmp, gitsrc.CloneOptions{Branch: h.cfg.Index.Branch}); err != nil {
-			return nil, fmt.Errorf("pull index: %w", err)
-		}
-		old := dir + ".old"
-		os.RemoveAll(old)
-		if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("swap index checkout: %w", err)
-		}
-		if err := os.Rename(tmp, dir); err != nil {
-			return nil, fmt.Errorf("swap index checkout: %w", err)
-		}
-		os.RemoveAll(old)
+	added, err := h.live.ReloadAfter(ctx, h.pull)
+	if err == nil {
+		h.log.Info("index loaded", "entries", len(h.live.Entries()), "new", len(added))
 	}
-	return h.reload(ctx)
+	return added, err
 }
 
-func (h *indexHolder) entries() []*index.Entry {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.idx == nil {
+func (h *indexHolder) pull(ctx context.Context) error {
+	if h.cfg.Index.GitURL == "" {
 		return nil
 	}
-	return h.idx.Entries
+	dir := h.cfg.Index.Path
+	tmp := dir + ".new"
+	os.RemoveAll(tmp)
+	if err := gitsrc.Clone(ctx, h.cfg.Index.GitURL, tmp, gitsrc.CloneOptions{Branch: h.cfg.Index.Branch}); err != nil {
+		return fmt.Errorf("pull index: %w", err)
+	}
+	old := dir + ".old"
+	os.RemoveAll(old)
+	if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("swap index checkout: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("swap index checkout: %w", err)
+	}
+	os.RemoveAll(old)
+	return nil
 }
 
-func (h *indexHolder) keys() []string {
-	var keys []string
-	for _, e := range h.entries() {
-		keys = append(keys, e.Key())
-	}
-	return keys
-}
+func (h *indexHolder) entries() []*index.Entry { return h.live.Entries() }
+
+func (h *indexHolder) keys() []string { return h.live.Keys() }
 
 // children gives the keys of the entries built FROM the entry of key.
-func (h *indexHolder) children(key string) []string {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.idx == nil || h.graph == nil {
-		return nil
-	}
-	e, ok := h.idx.ByImage(key)
-	if !ok {
-		return nil
-	}
-	var out []string
-	for _, c := range h.graph.Children(e) {
-		out = append(out, c.Key())
-	}
-	return out
-}
+func (h *indexHolder) children(key string) []string { return h.live.Children(key) }
 
 // runActions are the web UI's re-run and cancel.
 type runActions struct{ runner *pipeline.Runner }
@@ -439,4 +417,26 @@ func (q firstBuild) QueueFirst(ctx context.Context, e index.Entry, actor string)
 		return "", err
 	}
 	return run.ID, nil
+}
+
+// deliveryActions lists the deliveries in trouble from the store and
+// replays through the bot, which wakes its dispatcher.
+type deliveryActions struct {
+	db  *store.DB
+	bot func() *bot.Bot
+}
+
+func (d deliveryActions) TroubledDeliveries(ctx context.Context, limit int) ([]store.DeliveryTrouble, error) {
+	return d.db.TroubledDeliveries(ctx, limit)
+}
+
+func (d deliveryActions) GivenUpReports(ctx context.Context, limit int) ([]store.Report, error) {
+	return d.db.GivenUpReports(ctx, limit)
+}
+
+func (d deliveryActions) ReplayDelivery(ctx context.Context, forge, id string) error {
+	if b := d.bot(); b != nil {
+		return b.ReplayDelivery(ctx, forge, id)
+	}
+	return d.db.ReplayDelivery(ctx, forge, id)
 }

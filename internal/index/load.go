@@ -19,7 +19,12 @@ import (
 
 // ErrNoIndex is returned by Load when the path holds neither an `index.d`
 // folder nor an `index.yml` file.
-var ErrNoIndex = errors.New("no container index (index.d/ or index.yml) found")
+var ErrNoIndex = errors.New("no container index (index.d/, index.yml or cccp-index.yaml) found")
+
+// singleFileNames are the names of a single-file index, in the order a
+// folder is searched: the original index.yml, and cccp-index.yaml at a
+// repository's root (what developers open pull requests to).
+var singleFileNames = []string{"index.yml", "index.yaml", "cccp-index.yaml", "cccp-index.yml"}
 
 // DefaultMaxFileSize is the largest index or cccp.yaml file read; bigger
 // files are refused with a "size" finding.
@@ -31,7 +36,7 @@ type Form int
 const (
 	// IndexD is a folder `index.d/` of `<app-id>.yaml` files.
 	IndexD Form = iota + 1
-	// SingleFile is the older single `index.yml`.
+	// SingleFile is the older single `index.yml`, or `cccp-index.yaml`.
 	SingleFile
 )
 
@@ -215,7 +220,7 @@ func locate(path string) (*Index, []string, error) {
 	}
 	if !st.IsDir() {
 		base := filepath.Base(path)
-		if base == "index.yml" || base == "index.yaml" {
+		if slices.Contains(singleFileNames, base) {
 			return &Index{Root: filepath.Dir(path), Form: SingleFile}, []string{path}, nil
 		}
 		dir := filepath.Dir(path)
@@ -229,7 +234,7 @@ func locate(path string) (*Index, []string, error) {
 	if st, err := os.Stat(filepath.Join(path, "index.d")); err == nil && st.IsDir() {
 		dir, root = filepath.Join(path, "index.d"), path
 	} else if filepath.Base(path) != "index.d" {
-		for _, n := range []string{"index.yml", "index.yaml"} {
+		for _, n := range singleFileNames {
 			f := filepath.Join(path, n)
 			if _, err := os.Stat(f); err == nil {
 				return &Index{Root: path, Form: SingleFile}, []string{f}, nil

@@ -22,7 +22,7 @@ import (
 	"github.com/cccp-project/cccp/internal/index"
 )
 
-// ErrSingleFile is returned when the index is in the older single-file
+// ErrSingleFile was returned when the index is in the single-file
 // form, which onboarding does not write.
 var ErrSingleFile = errors.New("the index is a single index.yml; onboarding writes index.d/<app-id>.yaml files")
 
@@ -121,11 +121,17 @@ type plan struct {
 }
 
 func prepare(existing *index.Index, e index.Entry) (*plan, error) {
-	if existing != nil && existing.Form == index.SingleFile {
-		return nil, ErrSingleFile
-	}
 	e = WithDefaults(e)
 	p := &plan{file: fileFor(existing, e.AppID)}
+	form := index.IndexD
+	if existing != nil && existing.Form == index.SingleFile {
+		if len(existing.Files) != 1 {
+			return nil, ErrSingleFile
+		}
+		// The entry is appended to the one file; the rest of it is kept
+		// byte for byte.
+		p.file, form = existing.Files[0], index.SingleFile
+	}
 	old, err := os.ReadFile(p.file)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", p.file, err)
@@ -149,11 +155,14 @@ func prepare(existing *index.Index, e index.Entry) (*plan, error) {
 	// Lint the whole index as it would be, and keep what concerns the new
 	// entry: findings in its file from its first line on.
 	parsed, pf := index.ParseFile(p.file, p.text)
+	if len(parsed) != len(inFile)+1 {
+		return nil, fmt.Errorf("%s: the entry cannot be appended: the file does not end with its Projects list", p.file)
+	}
 	root := ""
 	if existing != nil {
 		root = existing.Root
 	}
-	idx := index.NewIndex(root, index.IndexD, append(others, parsed...))
+	idx := index.NewIndex(root, form, append(others, parsed...))
 	all := append(pf, index.Lint(idx, index.LintOptions{AllowFile: allowFile(e.GitURL)})...)
 	for _, f := range all {
 		if f.Pos.File == p.file && f.Pos.Line >= p.start {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -360,4 +361,75 @@ func TestRefSafe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// singleFile is a cccp-index.yaml as people write it: comments, their own
+// key order and `key  : value` spacing, all to be kept byte for byte.
+const singleFile = `# The container index of acme.
+Projects:
+  # the API
+  - id        : 1
+    app-id    : acme
+    job-id    : web
+    git-url   : https://github.com/acme/web
+    git-branch: master
+    git-path  : /
+    target-file: Dockerfile
+    desired-tag: latest
+    notify-email: ops@acme.example.org
+    depends-on: null
+`
+
+// TestOnboardSingleFile: onboarding into a single-file cccp-index.yaml
+// (locally and by a forge pull request) appends the entry and keeps the
+// rest of the file byte for byte. Before, both refused a single-file
+// index (ErrSingleFile).
+func TestOnboardSingleFile(t *testing.T) {
+	for _, name := range []string{"cccp-index.yaml", "cccp-index.yml"} {
+		t.Run(name+" local", func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.WriteFile(filepath.Join(root, name), []byte(singleFile), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			file, err := AppendLocal(root, newEntry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if file != name {
+				t.Errorf("wrote %q, want %q", file, name)
+			}
+			text, _ := os.ReadFile(filepath.Join(root, name))
+			if !bytes.HasPrefix(text, []byte(singleFile)) {
+				t.Errorf("existing text changed:\n%s", text)
+			}
+			idx := load(t, root)
+			if idx.Form != index.SingleFile || len(idx.Entries) != 2 || idx.Entries[1].JobID != "api" || idx.Entries[1].ID != "2" {
+				t.Errorf("after onboarding: form %v, entries %d\n%s", idx.Form, len(idx.Entries), text)
+			}
+		})
+	}
+	t.Run("forge pull request", func(t *testing.T) {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "cccp-index.yaml"), []byte(singleFile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pr := &recordingPR{}
+		f := &Forge{Root: root, Repo: "org/container-index", Base: "master", PR: pr}
+		if _, err := f.Submit(context.Background(), newEntry(), "admin"); err != nil {
+			t.Fatal(err)
+		}
+		text := pr.files["cccp-index.yaml"]
+		if !bytes.HasPrefix(text, []byte(singleFile)) || !bytes.Contains(text, []byte("job-id: api")) {
+			t.Errorf("proposed file %v:\n%s", slices.Collect(maps.Keys(pr.files)), text)
+		}
+	})
+	t.Run("a file not ending with its list is refused", func(t *testing.T) {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "cccp-index.yaml"), []byte(singleFile+"Other: 1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := AppendLocal(root, newEntry()); err == nil || !strings.Contains(err.Error(), "Projects list") {
+			t.Errorf("err = %v", err)
+		}
+	})
 }

@@ -43,17 +43,18 @@ type deliveryHeader struct {
 	Received time.Time         `json:"r"`
 }
 
-// writeReq is one AcceptDelivery or FinishDelivery waiting for the writer.
+// writeReq is one AcceptDelivery or FinishDeliveries waiting for the writer.
 type writeReq struct {
-	finish bool
-	idKey  []byte
-	record []byte // accept only
+	finish [][]byte // finish: the ID keys to finish
+	idKey  []byte   // accept
+	record []byte   // accept
 	done   chan writeRes
 }
 
 type writeRes struct {
 	duplicate bool
-	err       error
+	err       error   // accept: its own failure, or the transaction's
+	errs      []error // finish: each key's own failure (nil entries for success)
 }
 
 func deliveryIDKey(forge, id string) []byte {
@@ -169,13 +170,13 @@ func (db *DB) deliveryWriter() {
 				}
 			}
 		}
-		size := len(batch[0].idKey) + len(batch[0].record)
+		size := len(batch[0].idKey) + len(batch[0].record) + 16*len(batch[0].finish)
 	drain:
 		for size < maxBatchBytes {
 			select {
 			case req := <-db.ingest:
 				batch = append(batch, req)
-				size += len(req.idKey) + len(req.record)
+				size += len(req.idKey) + len(req.record) + 16*len(req.finish)
 			default:
 				break drain
 			}
@@ -191,18 +192,20 @@ func (db *DB) commitDeliveries(batch []*writeReq) {
 	results := make([]writeRes, len(batch))
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketV1)
-		ids := root.Bucket(bucketDeliveryID)
-		bodies := root.Bucket(bucketDeliveries)
-		bodies.FillPercent = 1.0 // append-only keys: pack pages full
+		b := deliveryBuckets(root)
 		now := uint64(time.Now().UnixNano())
 		for i, req := range batch {
 			var err error
-			if req.finish {
-				results[i].err, err = finishDelivery(ids, bodies, req.idKey, now)
-			} else {
-				results[i].duplicate, err = acceptDelivery(ids, bodies, req)
+			if req.finish != nil {
+				results[i].errs = make([]error, len(req.finish))
+				for j, k := range req.finish {
+					if results[i].errs[j], err = finishDelivery(b, k, now); err != nil {
+						return err
+					}
+				}
+				continue
 			}
-			if err != nil {
+			if results[i].duplicate, err = acceptDelivery(b, req); err != nil {
 				return err
 			}
 		}
@@ -219,72 +222,135 @@ func (db *DB) commitDeliveries(batch []*writeReq) {
 	}
 }
 
-// acceptDelivery stores req unless its ID is known. err fails the batch.
-func acceptDelivery(ids, bodies *bolt.Bucket, req *writeReq) (duplicate bool, err error) {
-	if ids.Get(req.idKey) != nil {
-		return true, nil
+// dBuckets are the buckets of the delivery records.
+type dBuckets struct{ ids, bodies, attempts *bolt.Bucket }
+
+func deliveryBuckets(root *bolt.Bucket) dBuckets {
+	b := dBuckets{root.Bucket(bucketDeliveryID), root.Bucket(bucketDeliveries), root.Bucket(bucketAttempts)}
+	b.bodies.FillPercent = 1.0 // append-only keys: pack pages full
+	return b
+}
+
+// acceptDelivery stores req unless its ID is known. A known ID whose
+// delivery was given up (Failed) is stored again as a new delivery: that is
+// the forge's manual redelivery after cccp gave up. err fails the batch.
+func acceptDelivery(b dBuckets, req *writeReq) (duplicate bool, err error) {
+	if v := b.ids.Get(req.idKey); v != nil {
+		if len(v) < 16 || !attemptOf(b.attempts, v[:8]).Failed {
+			return true, nil
+		}
+		if err := dropDelivery(b, v[:8]); err != nil {
+			return false, err
+		}
 	}
-	seq, err := bodies.NextSequence()
+	seq, err := b.bodies.NextSequence()
 	if err != nil {
 		return false, err
 	}
-	if err := bodies.Put(seqKey(seq), req.record); err != nil {
+	if err := b.bodies.Put(seqKey(seq), req.record); err != nil {
 		return false, err
 	}
 	// seq + finished time (0 = pending)
-	return false, ids.Put(req.idKey, binary.BigEndian.AppendUint64(seqKey(seq), 0))
+	return false, b.ids.Put(req.idKey, binary.BigEndian.AppendUint64(seqKey(seq), 0))
+}
+
+// dropDelivery removes the body and attempt record of seq.
+func dropDelivery(b dBuckets, seq []byte) error {
+	if err := b.bodies.Delete(seq); err != nil {
+		return err
+	}
+	return b.attempts.Delete(seq)
+}
+
+// idValue reads a delivery_ids value: seq key, finished unix-nano.
+func idValue(idKey, v []byte) (seq []byte, finished uint64, err error) {
+	if len(v) != 16 {
+		return nil, 0, &DecodeError{Bucket: "delivery_ids", Key: strings.Replace(string(idKey), "\x00", "/", 1),
+			Err: fmt.Errorf("%d bytes", len(v))}
+	}
+	return v[:8], binary.BigEndian.Uint64(v[8:]), nil
 }
 
 // finishDelivery drops the body of idKey and stamps it finished at now.
 // res is the request's own answer; err fails the batch.
-func finishDelivery(ids, bodies *bolt.Bucket, idKey []byte, now uint64) (res, err error) {
-	v := ids.Get(idKey)
+func finishDelivery(b dBuckets, idKey []byte, now uint64) (res, err error) {
+	v := b.ids.Get(idKey)
 	if v == nil {
 		return ErrNotFound, nil
 	}
-	if len(v) != 16 {
-		return &DecodeError{Bucket: "delivery_ids", Key: strings.Replace(string(idKey), "\x00", "/", 1),
-			Err: fmt.Errorf("%d bytes", len(v))}, nil
+	seq, fin, err := idValue(idKey, v)
+	if err != nil {
+		return err, nil
 	}
-	if binary.BigEndian.Uint64(v[8:]) != 0 {
-		return nil, nil // finished before
+	if fin != 0 {
+		return nil, nil // finished (or given up) before
 	}
-	if err := bodies.Delete(v[:8]); err != nil {
+	if err := dropDelivery(b, seq); err != nil {
 		return nil, err
 	}
-	return nil, ids.Put(idKey, binary.BigEndian.AppendUint64(bytes.Clone(v[:8]), now))
+	return nil, b.ids.Put(idKey, binary.BigEndian.AppendUint64(bytes.Clone(seq), now))
 }
 
 // PendingDeliveries returns up to limit accepted, unfinished deliveries
-// accepted after the one with Seq after, oldest first; limit <= 0 means no
-// limit. Page through all of them with after = 0, then the last Seq
-// returned, until a page holds fewer than limit. Records that fail to
-// decode are skipped (they do not count toward limit) and named in the
-// returned error; they stay stored.
+// accepted after the one with Seq after, oldest first, whether due or
+// waiting for their next attempt; limit <= 0 means no limit. Page through
+// all of them with after = 0, then the last Seq returned, until a page
+// holds fewer than limit. Records that fail to decode are skipped (they do
+// not count toward limit) and named in the returned error; they stay
+// stored.
 func (db *DB) PendingDeliveries(ctx context.Context, after uint64, limit int) ([]Delivery, error) {
+	ds, _, err := db.pending(ctx, time.Time{}, after, limit)
+	return ds, err
+}
+
+// DueDeliveries is PendingDeliveries without the deliveries whose next
+// attempt is after now (their bodies are not even read). next is the
+// earliest next attempt of those it left out in the pages it read (zero
+// when none).
+func (db *DB) DueDeliveries(ctx context.Context, now time.Time, after uint64, limit int) (ds []Delivery, next time.Time, err error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return db.pending(ctx, now, after, limit)
+}
+
+func (db *DB) pending(ctx context.Context, now time.Time, after uint64, limit int) ([]Delivery, time.Time, error) {
 	var out []Delivery
 	var bad []error
+	var next time.Time
 	err := db.view(ctx, func(root *bolt.Bucket) error {
 		if after == math.MaxUint64 {
 			return nil
 		}
+		attempts := root.Bucket(bucketAttempts)
 		c := root.Bucket(bucketDeliveries).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
+			a := attemptOf(attempts, k)
+			if a.Failed {
+				continue // kept for a replay, not pending
+			}
+			if !now.IsZero() && a.NextAttempt.After(now) {
+				if next.IsZero() || a.NextAttempt.Before(next) {
+					next = a.NextAttempt
+				}
+				continue
+			}
 			d, err := decodeDelivery(v)
 			if err != nil {
 				bad = append(bad, &DecodeError{Bucket: "deliveries", Key: fmt.Sprint(seq), Err: err})
 				continue
 			}
 			d.Seq = seq
+			d.Attempts, d.NextAttempt, d.LastError = a.Attempts, a.NextAttempt, a.LastError
 			out = append(out, d)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	return out, errors.Join(bad...)
+	return out, next, errors.Join(bad...)
 }
 
 // FinishDelivery marks a delivery processed and drops its body, and returns
@@ -293,24 +359,49 @@ func (db *DB) PendingDeliveries(ctx context.Context, after uint64, limit int) ([
 // removes it. Finishing an unknown delivery returns ErrNotFound; finishing
 // twice is not an error.
 func (db *DB) FinishDelivery(ctx context.Context, forge, id string) error {
-	res, err := db.write(ctx, &writeReq{finish: true, idKey: deliveryIDKey(forge, id)})
-	if err == nil {
-		err = res.err
-	}
-	if err != nil {
-		return fmt.Errorf("finish delivery %s/%s: %w", forge, id, err)
-	}
-	return nil
+	return db.FinishDeliveries(ctx, []DeliveryRef{{forge, id}})[0]
 }
 
-// PruneDeliveries forgets finished deliveries finished before olderThan and
-// returns how many were removed. Pending deliveries are never pruned.
+// DeliveryRef names a delivery.
+type DeliveryRef struct{ Forge, ID string }
+
+// FinishDeliveries finishes many deliveries in one request to the writer
+// (one commit, shared with whatever else is waiting) and returns each
+// one's error, in order, as FinishDelivery would.
+func (db *DB) FinishDeliveries(ctx context.Context, refs []DeliveryRef) []error {
+	errs := make([]error, len(refs))
+	if len(refs) == 0 {
+		return errs
+	}
+	keys := make([][]byte, len(refs))
+	for i, r := range refs {
+		keys[i] = deliveryIDKey(r.Forge, r.ID)
+	}
+	res, err := db.write(ctx, &writeReq{finish: keys})
+	for i, r := range refs {
+		e := err
+		if e == nil && res.err != nil {
+			e = res.err
+		}
+		if e == nil && i < len(res.errs) {
+			e = res.errs[i]
+		}
+		if e != nil {
+			errs[i] = fmt.Errorf("finish delivery %s/%s: %w", r.Forge, r.ID, e)
+		}
+	}
+	return errs
+}
+
+// PruneDeliveries forgets finished deliveries finished before olderThan
+// (and given-up ones given up before it, with their bodies) and returns how
+// many were removed. Pending deliveries are never pruned.
 func (db *DB) PruneDeliveries(ctx context.Context, olderThan time.Time) (int, error) {
 	n := 0
 	err := db.update(ctx, func(root *bolt.Bucket) error {
-		ids := root.Bucket(bucketDeliveryID)
+		b := deliveryBuckets(root)
 		var old [][]byte
-		err := ids.ForEach(func(k, v []byte) error {
+		err := b.ids.ForEach(func(k, v []byte) error {
 			if len(v) != 16 {
 				return nil // leave what we cannot read
 			}
@@ -324,7 +415,10 @@ func (db *DB) PruneDeliveries(ctx context.Context, olderThan time.Time) (int, er
 			return err
 		}
 		for _, k := range old {
-			if err := ids.Delete(k); err != nil {
+			if err := dropDelivery(b, b.ids.Get(k)[:8]); err != nil {
+				return err
+			}
+			if err := b.ids.Delete(k); err != nil {
 				return err
 			}
 		}

@@ -195,14 +195,14 @@ func TestDeliveryBatch(t *testing.T) {
 		wantErr error
 	}{
 		{"accept b", &writeReq{idKey: deliveryIDKey("github", "b"), record: rec("b")}, false, nil},
-		{"finish a", &writeReq{finish: true, idKey: deliveryIDKey("github", "a")}, false, nil},
-		{"finish b accepted earlier in the batch", &writeReq{finish: true, idKey: deliveryIDKey("github", "b")}, false, nil},
-		{"finish unknown", &writeReq{finish: true, idKey: deliveryIDKey("github", "zzz")}, false, ErrNotFound},
-		{"finish unreadable id", &writeReq{finish: true, idKey: deliveryIDKey("github", "bad")}, false, &DecodeError{}},
+		{"finish a", &writeReq{finish: [][]byte{deliveryIDKey("github", "a")}}, false, nil},
+		{"finish b accepted earlier in the batch", &writeReq{finish: [][]byte{deliveryIDKey("github", "b")}}, false, nil},
+		{"finish unknown", &writeReq{finish: [][]byte{deliveryIDKey("github", "zzz")}}, false, ErrNotFound},
+		{"finish unreadable id", &writeReq{finish: [][]byte{deliveryIDKey("github", "bad")}}, false, &DecodeError{}},
 		{"accept c after failed finishes", &writeReq{idKey: deliveryIDKey("github", "c"), record: rec("c")}, false, nil},
 		{"accept a again", &writeReq{idKey: deliveryIDKey("github", "a"), record: rec("a")}, true, nil},
 		{"accept c again", &writeReq{idKey: deliveryIDKey("github", "c"), record: rec("c")}, true, nil},
-		{"finish a again", &writeReq{finish: true, idKey: deliveryIDKey("github", "a")}, false, nil},
+		{"finish a again", &writeReq{finish: [][]byte{deliveryIDKey("github", "a")}}, false, nil},
 	}
 	batch := make([]*writeReq, len(steps))
 	for i, s := range steps {
@@ -217,6 +217,9 @@ func TestDeliveryBatch(t *testing.T) {
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			res := <-s.req.done
+			if len(res.errs) == 1 {
+				res.err = res.errs[0]
+			}
 			switch {
 			case s.wantErr == nil && res.err != nil:
 				t.Errorf("err = %v", res.err)

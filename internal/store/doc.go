@@ -21,6 +21,14 @@
 //	                               sequentially (FillPercent 1.0)
 //	  delivery_ids/
 //	    <forge> 0x00 <id>       -> <seq> (8 bytes) + finished unix-nano (8 bytes, 0 = pending)
+//	  delivery_attempts/        (schema 2)
+//	    <seq>                   -> JSON Attempt: a delivery whose routing failed; pending
+//	                               ones wait for NextAttempt, Failed ones keep their body in
+//	                               deliveries/<seq> for a replay until pruned
+//	  run_changes/              (schema 2)
+//	    <seq>                   -> uint64 big-endian version: a run caused by a forge event
+//	                               changed (written in the run's own transaction) and its
+//	                               reports are not yet in reports/ (PutReports acknowledges)
 //	  reports/
 //	    <key>                   -> JSON Report (forge outbox, one per target)
 //	  kv/

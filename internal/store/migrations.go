@@ -20,6 +20,8 @@ var (
 	bucketDeliveryID = []byte("delivery_ids")
 	bucketReports    = []byte("reports")
 	bucketKV         = []byte("kv")
+	bucketAttempts   = []byte("delivery_attempts")
+	bucketChanges    = []byte("run_changes")
 )
 
 // migration moves the database from schema version-1 to version.
@@ -41,6 +43,14 @@ var migrations = []migration{
 		for _, name := range [][]byte{bucketRuns, bucketByProject, bucketUnfinished, bucketLatest,
 			bucketDeliveries, bucketDeliveryID, bucketReports, bucketKV} {
 			if _, err := root.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	}},
+	{2, "delivery attempts (next-attempt times, give-up reasons) and run changes to report", func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketAttempts, bucketChanges} {
+			if _, err := tx.Bucket(bucketV1).CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}

@@ -215,6 +215,11 @@ func putRun(root *bolt.Bucket, seq uint64, r *Run) error {
 	if err := runs.Put(sk, v); err != nil {
 		return err
 	}
+	if r.Cause.Forge != "" {
+		if err := markChange(root, sk); err != nil {
+			return err
+		}
+	}
 	unf := root.Bucket(bucketUnfinished)
 	if r.State.Done() {
 		return unf.Delete(sk)
@@ -432,18 +437,115 @@ func (db *DB) PutReport(ctx context.Context, r Report) error {
 	}
 	return db.update(ctx, func(root *bolt.Bucket) error {
 		b := root.Bucket(bucketReports)
-		r.Updated = time.Now().UTC().Round(0)
-		if old := b.Get([]byte(r.Key)); old != nil {
-			var prev Report
-			if err := json.Unmarshal(old, &prev); err == nil && !r.Updated.After(prev.Updated) {
+		return putReport(b, r, time.Now())
+	})
+}
+
+// putReport stores r in the outbox bucket b. A report replacing one that
+// waits for a retry keeps its attempts and next attempt: a newer report
+// does not reset the backoff of a target the forge refused or rate-limited.
+// One replacing a given-up report starts afresh (its content differs).
+func putReport(b *bolt.Bucket, r Report, now time.Time) error {
+	if r.Key == "" {
+		return errors.New("put report: empty key")
+	}
+	r.Updated = now.UTC().Round(0)
+	if old := b.Get([]byte(r.Key)); old != nil {
+		var prev Report
+		if err := json.Unmarshal(old, &prev); err == nil {
+			if !r.Updated.After(prev.Updated) {
 				r.Updated = prev.Updated.Add(time.Nanosecond)
 			}
+			if !prev.Failed && prev.Attempts > 0 {
+				r.Attempts, r.LastError = prev.Attempts, prev.LastError
+				if prev.NextAttempt.After(r.NextAttempt) {
+					r.NextAttempt = prev.NextAttempt
+				}
+			}
 		}
-		v, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("put report %s: %w", r.Key, err)
+	}
+	r.Failed = false
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("put report %s: %w", r.Key, err)
+	}
+	return b.Put([]byte(r.Key), v)
+}
+
+// markChange bumps the change version of run sk.
+func markChange(root *bolt.Bucket, sk []byte) error {
+	b := root.Bucket(bucketChanges)
+	n := uint64(1)
+	if v := b.Get(sk); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v) + 1
+	}
+	return b.Put(sk, binary.BigEndian.AppendUint64(nil, n))
+}
+
+// RunChange is a change of a run caused by a forge event whose reports are
+// not yet in the outbox.
+type RunChange struct {
+	Run     *Run
+	Version uint64
+}
+
+// RunChanges returns up to limit (<= 0: all) runs changed since their
+// reports were last put, oldest run first. Every CreateRun and UpdateRun of
+// a run with Cause.Forge set records a change in the run's own
+// transaction, so no change is lost to a crash.
+func (db *DB) RunChanges(ctx context.Context, limit int) ([]RunChange, error) {
+	var out []RunChange
+	var bad []error
+	err := db.view(ctx, func(root *bolt.Bucket) error {
+		runs := root.Bucket(bucketRuns)
+		c := root.Bucket(bucketChanges).Cursor()
+		for sk, v := c.First(); sk != nil && (limit <= 0 || len(out) < limit); sk, v = c.Next() {
+			rv := runs.Get(sk)
+			if rv == nil || len(v) != 8 {
+				continue
+			}
+			r, err := decodeRun(sk, rv)
+			if err != nil {
+				bad = append(bad, err)
+				continue
+			}
+			out = append(out, RunChange{Run: r, Version: binary.BigEndian.Uint64(v)})
 		}
-		return b.Put([]byte(r.Key), v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, errors.Join(bad...)
+}
+
+// PutReports stores reports (as PutReport does) and acknowledges the run
+// changes they were rendered from, in one transaction. A change whose run
+// changed again since it was read stays, so the newer state is reported
+// too.
+func (db *DB) PutReports(ctx context.Context, reports []Report, ack []RunChange) error {
+	return db.update(ctx, func(root *bolt.Bucket) error {
+		b := root.Bucket(bucketReports)
+		now := time.Now()
+		for _, r := range reports {
+			if err := putReport(b, r, now); err != nil {
+				return err
+			}
+		}
+		changes := root.Bucket(bucketChanges)
+		for _, ch := range ack {
+			seq, err := parseRunID(ch.Run.ID)
+			if err != nil {
+				continue
+			}
+			sk := seqKey(seq)
+			if v := changes.Get(sk); len(v) == 8 && binary.BigEndian.Uint64(v) == ch.Version {
+				if err := changes.Delete(sk); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 }
 
@@ -468,7 +570,7 @@ func (db *DB) DueReports(ctx context.Context, now time.Time, limit int) ([]Repor
 				bad = append(bad, err)
 				return nil
 			}
-			if !r.NextAttempt.After(now) {
+			if !r.Failed && !r.NextAttempt.After(now) {
 				out = append(out, r)
 			}
 			return nil
@@ -507,6 +609,57 @@ func (db *DB) RetryReport(ctx context.Context, key string, next time.Time, errMs
 		}
 		return b.Put([]byte(key), nv)
 	})
+}
+
+// FailReport gives up report key at version updated (the forge refused it
+// for good): it stays, with reason (no secret in it), out of DueReports,
+// until a newer report of the same target replaces it.
+func (db *DB) FailReport(ctx context.Context, key string, updated time.Time, reason string) error {
+	return db.update(ctx, func(root *bolt.Bucket) error {
+		b := root.Bucket(bucketReports)
+		v := b.Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		r, err := decodeReport([]byte(key), v)
+		if err != nil {
+			return err
+		}
+		if !r.Updated.Equal(updated) {
+			return nil // replaced meanwhile: try the newer one
+		}
+		r.Attempts++
+		r.Failed, r.LastError = true, reason
+		nv, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("give up report %s: %w", key, err)
+		}
+		return b.Put([]byte(key), nv)
+	})
+}
+
+// GivenUpReports returns the reports the forge refused for good, at most
+// limit (<= 0: all).
+func (db *DB) GivenUpReports(ctx context.Context, limit int) ([]Report, error) {
+	var out []Report
+	var bad []error
+	err := db.view(ctx, func(root *bolt.Bucket) error {
+		return root.Bucket(bucketReports).ForEach(func(k, v []byte) error {
+			r, err := decodeReport(k, v)
+			if err != nil {
+				bad = append(bad, err)
+				return nil
+			}
+			if r.Failed && (limit <= 0 || len(out) < limit) {
+				out = append(out, r)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, errors.Join(bad...)
 }
 
 // DeleteReport removes the report key if its Updated still equals updated,
@@ -573,4 +726,36 @@ func (db *DB) DeleteMeta(ctx context.Context, ns, key string) error {
 		}
 		return b.Delete([]byte(key))
 	})
+}
+
+// PruneMeta removes the keys of namespace ns for which drop returns true,
+// in one transaction, and returns how many it removed.
+func (db *DB) PruneMeta(ctx context.Context, ns string, drop func(key string, val []byte) bool) (int, error) {
+	n := 0
+	err := db.update(ctx, func(root *bolt.Bucket) error {
+		b := root.Bucket(bucketKV).Bucket([]byte(ns))
+		if b == nil {
+			return nil
+		}
+		var gone [][]byte
+		if err := b.ForEach(func(k, v []byte) error {
+			if drop(string(k), v) {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(gone)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune meta %s: %w", ns, err)
+	}
+	return n, nil
 }

@@ -457,6 +457,7 @@ func TestMigrations(t *testing.T) {
 		return v
 	}
 	var applied []int
+	n := len(migrations)
 	step := func(n int, fail bool) migration {
 		return migration{n, fmt.Sprint("step ", n), func(tx *bolt.Tx) error {
 			if fail {
@@ -474,12 +475,12 @@ func TestMigrations(t *testing.T) {
 		wantVersion int
 		wantApplied []int
 	}{
-		{"real list from scratch", migrations, false, 1, nil},
-		{"idempotent", migrations, false, 1, nil},
-		{"next step", append(slices.Clone(migrations), step(2, false), step(3, false)), false, 3, []int{2, 3}},
-		{"failing step rolls back", []migration{migrations[0], step(2, false), step(3, false), step(4, false), step(5, true)}, true, 3, []int{4}},
-		{"gap in list", []migration{migrations[0], step(2, false), step(3, false), step(5, false)}, true, 3, nil},
-		{"newer database refused", migrations, true, 3, nil},
+		{"real list from scratch", migrations, false, n, nil},
+		{"idempotent", migrations, false, n, nil},
+		{"next step", append(slices.Clone(migrations), step(n+1, false), step(n+2, false)), false, n + 2, []int{n + 1, n + 2}},
+		{"failing step rolls back", append(slices.Clone(migrations), step(n+1, false), step(n+2, false), step(n+3, false), step(n+4, true)), true, n + 2, []int{n + 3}},
+		{"gap in list", append(slices.Clone(migrations), step(n+1, false), step(n+2, false), step(n+4, false)), true, n + 2, nil},
+		{"newer database refused", migrations, true, n + 2, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

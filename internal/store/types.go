@@ -133,6 +133,12 @@ type Delivery struct {
 	// Seq is the store's order of acceptance, set by PendingDeliveries (the
 	// cursor for its next page); AcceptDelivery ignores it.
 	Seq uint64
+	// Attempts, NextAttempt and LastError are the failed routing attempts so
+	// far (RetryDelivery), set by PendingDeliveries; AcceptDelivery ignores
+	// them.
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
 }
 
 // Report is one pending forge report in the outbox, keyed by its target.
@@ -144,6 +150,9 @@ type Report struct {
 	NextAttempt time.Time
 	LastError   string
 	Updated     time.Time // set by PutReport; identifies this version for DeleteReport
+	// Failed: the forge refused this report for good (FailReport); it is
+	// not due, and LastError says why.
+	Failed bool `json:",omitempty"`
 }
 
 // Options configure Open.

@@ -21,6 +21,7 @@ type page struct {
 	Title      string
 	User       identity
 	CanOnboard bool
+	Webhooks   bool // the deliveries page is there
 	Path       string
 	Data       any
 }
@@ -32,7 +33,7 @@ var funcs = template.FuncMap{
 }
 
 func parseTemplates() (map[string]*template.Template, error) {
-	names := []string{"dashboard", "project", "run", "failures", "onboard", "signin", "error"}
+	names := []string{"dashboard", "project", "run", "failures", "deliveries", "onboard", "signin", "error"}
 	out := make(map[string]*template.Template, len(names))
 	for _, n := range names {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+n+".html")
@@ -57,7 +58,7 @@ func (s *Server) renderTitled(w http.ResponseWriter, r *http.Request, status int
 	}
 	var buf bytes.Buffer
 	err := s.pages[name].Execute(&buf, page{
-		Title: title, User: id, CanOnboard: s.cfg.Onboarder != nil, Path: r.URL.Path, Data: data,
+		Title: title, User: id, CanOnboard: s.cfg.Onboarder != nil, Webhooks: s.cfg.Deliveries != nil, Path: r.URL.Path, Data: data,
 	})
 	if err != nil {
 		s.log.Error("render page", "page", name, "err", err)

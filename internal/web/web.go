@@ -94,6 +94,9 @@ type Config struct {
 	Actions Actions
 	// Onboarder enables the onboarding form; nil hides it.
 	Onboarder Onboarder
+	// Deliveries enables the page of webhook deliveries in trouble and
+	// their replay; nil hides it.
+	Deliveries Deliveries
 	// Masker masks secrets in everything shown (logs, errors, findings).
 	// Default: a Masker without secrets (it still masks URL passwords).
 	Masker *redact.Masker
@@ -212,6 +215,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /runs/{id}/stages/{stage}/events", read(s.logEvents))
 	mux.Handle("GET /runs/{id}/stages/{stage}/log.txt", read(s.logText))
 	mux.Handle("GET /failures", read(s.failures))
+	mux.Handle("GET /deliveries", read(s.deliveries))
+	mux.Handle("POST /deliveries/{forge}/{id}/replay", admin(s.replay))
 	mux.Handle("GET /onboard", read(s.onboardForm))
 	mux.Handle("POST /runs/{id}/rerun", admin(s.rerun))
 	mux.Handle("POST /runs/{id}/cancel", admin(s.cancel))
@@ -226,6 +231,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/runs/{id}/cancel", admin(s.apiCancel))
 	mux.Handle("POST /api/v1/projects", admin(s.apiOnboard))
 	mux.Handle("POST /api/v1/sessions/revoke", admin(s.apiRevokeSessions))
+	mux.Handle("GET /api/v1/deliveries", read(s.apiDeliveries))
+	mux.Handle("POST /api/v1/deliveries/{forge}/{id}/replay", admin(s.apiReplay))
 	mux.Handle("/", read(s.notFoundPage))
 
 	cop := http.NewCrossOriginProtection()
