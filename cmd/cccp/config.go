@@ -229,7 +229,7 @@ func (c *serveConfig) validate() error {
 	if c.Web.SessionKey != "" && len(c.Web.SessionKey) < 32 {
 		errs = append(errs, errors.New("web.session_key must be at least 32 bytes"))
 	}
-	if err := c.Pipeline.Build.validate(); err != nil {
+	if err := c.validateBuild(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
