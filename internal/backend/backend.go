@@ -18,9 +18,15 @@
 //	b.Cancel(ctx, h)                   // on supersede, /cancel, the stage deadline
 //
 // After a restart the pipeline calls Wait and Log again with the stored
-// handle and the stage log's stored length. A backend that cannot reattach
-// (the local backend, whose processes died with cccp) returns ErrLost, and
-// the pipeline runs the stage again from its start.
+// handle, Log from offset 0 into a fresh stage log (so the stage log holds
+// the backend's whole log once). A backend that cannot reattach (the local
+// backend, whose processes died with cccp) returns ErrLost, and the
+// pipeline runs the stage again from its start.
+//
+// Parent pins: only a backend reads the Dockerfile, but which digest a FROM
+// is pinned to is the pipeline's decision. BuildSpec.Parents carries the
+// pins of the entry's depends-on; for any other FROM image a backend asks
+// BuildSpec.Resolve (BuildSpec.Pin does both).
 package backend
 
 import (

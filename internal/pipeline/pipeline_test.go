@@ -20,7 +20,7 @@ import (
 )
 
 // These tests drive the state machine with the real store and log folder
-// and recording stage backends; internal/local's integration tests run the
+// and recording stage backends; internal/backend/local's integration tests run the
 // same pipeline with buildah, podman and a registry.
 
 type recorder struct {
@@ -514,31 +514,6 @@ func TestParentRebuildTriggersChildPinnedToDigest(t *testing.T) {
 	}
 }
 
-func TestOwnImage(t *testing.T) {
-	own := []string{"reg.test:5000", "registry.centos.org"}
-	for _, tc := range []struct {
-		image, repo, tag string
-		ok               bool
-	}{
-		{"demo/base:latest", "demo/base", "latest", true},
-		{"demo/base", "demo/base", "latest", true},
-		{"centos", "centos", "latest", true},
-		{"registry.centos.org/centos/centos:7", "centos/centos", "7", true},
-		{"reg.test:5000/demo/base:rc", "demo/base", "rc", true},
-		{"quay.io/demo/base:latest", "", "", false},
-		{"localhost:5000/demo/base", "", "", false},
-		{"demo/base@sha256:" + strings.Repeat("b", 64), "", "", false},
-		{"${BASE}", "", "", false},
-	} {
-		t.Run(tc.image, func(t *testing.T) {
-			repo, tag, ok := backend.OwnImage(tc.image, own)
-			if ok != tc.ok || repo != tc.repo || tag != tc.tag {
-				t.Errorf("ownImage(%q) = %q, %q, %v; want %q, %q, %v", tc.image, repo, tag, ok, tc.repo, tc.tag, tc.ok)
-			}
-		})
-	}
-}
-
 func TestNewReportsMissingConfiguration(t *testing.T) {
 	_, err := New(Config{})
 	if err == nil || !strings.Contains(err.Error(), "Builder") || !strings.Contains(err.Error(), "Resolver") {
@@ -589,5 +564,134 @@ func TestTrialRunKeepsItsProposedEntry(t *testing.T) {
 	}
 	if want := "build reg.test:5000/demo/proposed:run-" + run.ID + " at c0ffee from FROM scratch"; !slices.Contains(h.rec.list(), want) {
 		t.Errorf("calls %q lack %q", h.rec.list(), want)
+	}
+}
+
+// interrupted stores a run as a stop of cccp leaves it: running, its build
+// stage running at the fake backend under handle <id>/build.
+func interrupted(t *testing.T, h *harness, resumes int) *store.Run {
+	t.Helper()
+	ctx := context.Background()
+	run := &store.Run{Project: "demo/base:latest", Kind: types.KindBranch, GitURL: "file:///git/base", Branch: "master",
+		Commit: "c0ffee", State: store.Queued, Stages: plannedStages(types.KindBranch)}
+	if err := h.db.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	run, err := h.db.UpdateRun(ctx, run.ID, func(r *store.Run) error {
+		r.State, r.Resumes = store.Running, resumes
+		r.Stages[0].State, r.Stages[0].Backend, r.Stages[0].Handle = store.Running, "fake", r.ID+"/build"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+func buildLog(t *testing.T, h *harness, id string) string {
+	t.Helper()
+	f, err := h.logs.Open(id, string(types.StageBuild))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(f)
+	return string(b)
+}
+
+func TestRestartReattachesToStoredHandle(t *testing.T) {
+	h := newHarness(t)
+	run := interrupted(t, h, 0)
+	// The backend still knows the work (a cluster build survives cccp).
+	done := make(chan struct{})
+	close(done)
+	h.backend.jobs = map[backend.Handle]*fakeJob{
+		backend.Handle(run.ID + "/build"): {cancel: func() {}, done: done, log: "STEP reattached\n",
+			build: backend.BuildResult{Digest: digestA, Bases: []backend.Base{{Image: "scratch"}}}},
+	}
+	r := h.start(t)
+	got, err := r.Wait(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.Passed || got.Resumes != 1 {
+		t.Fatalf("reattached run: %s (%s), resumes %d; want passed, 1", got.State, got.Error, got.Resumes)
+	}
+	for _, c := range h.rec.list() {
+		if strings.HasPrefix(c, "build") {
+			t.Errorf("reattached run built again: %s", c)
+		}
+	}
+	if log := buildLog(t, h, run.ID); !strings.Contains(log, "STEP reattached") || !strings.Contains(log, "reattaching to fake work "+run.ID+"/build") {
+		t.Errorf("build log lacks the reattached work's log:\n%s", log)
+	}
+	if got.Stages[0].Digest != digestA {
+		t.Errorf("digest %q, want the reattached build's", got.Stages[0].Digest)
+	}
+}
+
+func TestRestartRerunsLostStage(t *testing.T) {
+	h := newHarness(t)
+	run := interrupted(t, h, 1)
+	r := h.start(t) // the fake backend knows no handle: ErrLost
+	got, err := r.Wait(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.Passed || got.Resumes != 2 {
+		t.Fatalf("resumed run: %s (%s), resumes %d; want passed, 2", got.State, got.Error, got.Resumes)
+	}
+	if want := "build reg.test:5000/demo/base:test at c0ffee from FROM scratch"; !slices.Contains(h.rec.list(), want) {
+		t.Errorf("calls %q lack the re-run %q", h.rec.list(), want)
+	}
+	if log := buildLog(t, h, run.ID); !strings.Contains(log, "running the build stage again from its start") {
+		t.Errorf("build log does not say the stage ran again:\n%s", log)
+	}
+}
+
+func TestRunResumedTooOftenFails(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.MaxResumes = 3
+	run := interrupted(t, h, 3) // cccp stopped in it three times already
+	r := h.start(t)
+	got, err := r.Wait(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.Failed || got.Stages[0].Reason != ReasonTooManyResumes || !strings.Contains(got.Error, "4 times") {
+		t.Errorf("run: %s (%q), build reason %q; want failed, %s", got.State, got.Error, got.Stages[0].Reason, ReasonTooManyResumes)
+	}
+	if calls := h.rec.list(); len(calls) != 0 {
+		t.Errorf("a run resumed too often still worked: %q", calls)
+	}
+}
+
+func TestStageDeadlineFailsAndCancelsTheWork(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.StageTimeout = 300 * time.Millisecond
+	h.backend.block = make(chan struct{}) // never done
+	r := h.start(t)
+	run := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	if run.State != store.Failed || run.Stages[0].Reason != ReasonDeadlineExceeded {
+		t.Fatalf("run %s, build %s reason %q; want failed with %s", run.State, run.Stages[0].State, run.Stages[0].Reason, ReasonDeadlineExceeded)
+	}
+	if !strings.Contains(run.Stages[0].Error, "300ms") {
+		t.Errorf("build error %q does not name the deadline", run.Stages[0].Error)
+	}
+	if !slices.Contains(h.rec.list(), "cancel "+run.ID+"/build") {
+		t.Errorf("calls %q: the work past its deadline was not cancelled at the backend", h.rec.list())
+	}
+}
+
+func TestUnresolvableBranchFailsTheBuild(t *testing.T) {
+	h := newHarness(t)
+	h.entries["demo/base:latest"].GitURL = "file:///git/missing"
+	r := h.start(t)
+	run := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	if run.State != store.Failed || !strings.Contains(run.Stages[0].Error, "resolve branch master") {
+		t.Errorf("run %s, build error %q; want the resolution failure", run.State, run.Stages[0].Error)
+	}
+	if calls := h.rec.list(); len(calls) != 0 {
+		t.Errorf("work started without a commit: %q", calls)
 	}
 }

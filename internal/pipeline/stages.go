@@ -260,6 +260,9 @@ func (ex *execution) follow(ctx context.Context, b backend.Follower, h backend.H
 		}
 		cancel()
 	}
+	if ex.base.Err() != nil {
+		stopLog() // cccp is stopping: the work goes on, its log is read again on reattach
+	}
 	timer := time.NewTimer(logGrace)
 	defer timer.Stop()
 	select {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -639,4 +640,31 @@ func dashboardRowsOf(t *testing.T, body string) []renderedRow {
 		rows = append(rows, renderedRow{name: name, html: p})
 	}
 	return rows
+}
+
+// A failed stage's reason and a failed check's own lines, as the backend
+// reported them, reach the run page and the API.
+func TestFailureReasonAndExplainAreShown(t *testing.T) {
+	f := newFixture(t)
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[types.StageName]store.State{"build": store.Passed, "test": store.Failed},
+		"the test stage ran longer than its deadline of 30m0s and was stopped")
+	if _, err := f.db.UpdateRun(context.Background(), r.ID, func(r *store.Run) error {
+		r.Stages[1].Reason = "DeadlineExceeded"
+		r.Stages[1].Checks = []store.Check{{Name: types.CheckUserScript, State: store.Failed, Blocking: true,
+			Summary: "exit status 3", Explain: []string{"expected 42, got 41"}}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	page := f.get("/runs/" + r.ID).Body.String()
+	if !strings.Contains(page, "DeadlineExceeded: the test stage ran longer") {
+		t.Errorf("run page lacks the stage's reason:\n%s", page)
+	}
+	var api apiRun
+	if err := json.Unmarshal(f.get("/api/v1/runs/"+r.ID).Body.Bytes(), &api); err != nil {
+		t.Fatal(err)
+	}
+	if st := api.Stages[1]; st.Reason != "DeadlineExceeded" || len(st.Checks) != 1 || !slices.Equal(st.Checks[0].Explain, []string{"expected 42, got 41"}) {
+		t.Errorf("API test stage = %+v, want its reason and the check's explain lines", st)
+	}
 }

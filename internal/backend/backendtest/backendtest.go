@@ -40,6 +40,9 @@ type Fixture struct {
 	Slow Source
 	// Push returns the reference a build of runID pushes to.
 	Push func(runID string) string
+	// SlowRunning, when set, tells whether the Slow build's own process
+	// (its RUN step) still runs anywhere: after Cancel it must stop.
+	SlowRunning func() bool
 }
 
 // Config is a backend under test.
@@ -179,6 +182,15 @@ func Run(t *testing.T, cfg Config) {
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("the cancelled build did not stop in time")
+		}
+		if running := cfg.Fixture.SlowRunning; running != nil {
+			deadline := time.Now().Add(15 * time.Second)
+			for running() && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if running() {
+				t.Errorf("the cancelled build's RUN step still runs")
+			}
 		}
 		select {
 		case err := <-logDone:

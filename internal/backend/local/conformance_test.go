@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"context"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -53,8 +54,12 @@ func TestConformance(t *testing.T) {
 		Fixture: backendtest.Fixture{
 			Good:    source("good", baseDockerfile),
 			Failing: source("failing", "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"false\"]\n"),
-			Slow:    source("slow", "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"600\"]\n"),
+			Slow:    source("slow", "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"611\"]\n"),
 			Push:    func(runID string) string { return reg.Host() + "/conformance/app:" + runID },
+			SlowRunning: func() bool {
+				out, _ := exec.Command("pgrep", "-f", "busybox sleep 611").Output()
+				return len(out) > 0
+			},
 		},
 		Restart: func(t *testing.T) (backend.Builder, backend.Tester) {
 			r := newBackend(t)

@@ -134,9 +134,19 @@ func New(cfg Config) (*Backend, error) {
 // Name is "local".
 func (b *Backend) Name() string { return Name }
 
-// Close stops all work (it would die with the process anyway).
+// Close stops all work (it would die with the process anyway) and waits
+// for it to end.
 func (b *Backend) Close() error {
 	b.stop()
+	b.mu.Lock()
+	jobs := make([]*job, 0, len(b.jobs))
+	for _, j := range b.jobs {
+		jobs = append(jobs, j)
+	}
+	b.mu.Unlock()
+	for _, j := range jobs {
+		<-j.done
+	}
 	return nil
 }
 

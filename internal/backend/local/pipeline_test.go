@@ -3,9 +3,13 @@ package local_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +54,10 @@ type world struct {
 	runner  *pipeline.Runner
 	backend *local.Backend
 	entries map[string]*index.Entry
+
+	dir        string
+	user, pass string
+	stop       func() // stops the runner and its backend, as a dying cccp would
 }
 
 func newWorld(t *testing.T, entries ...*index.Entry) *world {
@@ -80,33 +88,46 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 	for _, e := range entries {
 		w.entries[e.Key()] = e
 	}
-	insecure := func(string) bool { return true }
-	w.backend, err = local.New(local.Config{Dir: filepath.Join(dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
-		Username: user, Password: pass, Insecure: insecure, InsecurePull: true, Hold: 2 * time.Second})
+	w.dir, w.user, w.pass = dir, user, pass
+	w.startRunner(t)
+	t.Cleanup(func() { w.stop() })
+	return w
+}
+
+// startRunner starts a backend and a runner over the world's store and
+// logs, as a start of cccp does.
+func (w *world) startRunner(t *testing.T) {
+	t.Helper()
+	var err error
+	w.backend, err = local.New(local.Config{Dir: filepath.Join(w.dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
+		Username: w.user, Password: w.pass, Insecure: func(string) bool { return true }, InsecurePull: true, Hold: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.backend.Close() })
 	w.runner, err = pipeline.New(pipeline.Config{
 		Resolver:      gitsrc.Resolver{},
 		Builder:       w.backend,
 		Tester:        w.backend,
-		Images:        client,
-		Target:        target,
-		Store:         db,
+		Images:        w.client,
+		Target:        w.target,
+		Store:         w.db,
 		Logs:          runlog.StageLogs{Logs: w.logs},
 		Entries:       func(n string) (*index.Entry, bool) { e, ok := w.entries[n]; return e, ok },
-		OwnRegistries: []string{reg.Host()},
+		OwnRegistries: []string{w.reg.Host()},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	if err := w.runner.Start(rctx); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := w.runner.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return w
+	runner, backend := w.runner, w.backend
+	w.stop = func() {
+		cancel()
+		<-runner.Stopped()
+		backend.Close()
+	}
 }
 
 func (w *world) run(t *testing.T, name string) *store.Run {
@@ -164,6 +185,12 @@ func TestPipelinePassingAppDeliversAllTags(t *testing.T) {
 		t.Fatalf("run %s: %s (%s)\n%s", run.ID, run.State, run.Error, strings.Join(tail, "\n"))
 	}
 	digest := run.Stages[0].Digest
+	// The backend's checkout and work log went with the finished run.
+	for _, p := range []string{filepath.Join(w.dir, "work", "work", "run-"+run.ID), filepath.Join(w.dir, "work", "logs", run.ID)} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is left after the run ended (%v)", p, err)
+		}
+	}
 	for _, tag := range []string{"test", "rc", "latest", "v1"} {
 		ref := w.reg.Host() + "/acme/web:" + tag
 		got, ok := skopeoDigest(t, ref)
@@ -217,6 +244,14 @@ func TestPipelineFailingUserTestStopsBeforeRC(t *testing.T) {
 	if !strings.Contains(string(log), "expected 42, got 41") {
 		t.Errorf("test log lacks the script's output:\n%s", log)
 	}
+	for _, c := range run.Stages[1].Checks {
+		if c.Name == types.CheckUserScript && !slices.Contains(c.Explain, "expected 42, got 41") {
+			t.Errorf("user-script check explains itself with %q; want the script's own lines", c.Explain)
+		}
+	}
+	if run.Stages[1].Reason != pipeline.ReasonChecksFailed {
+		t.Errorf("test stage reason %q, want %s", run.Stages[1].Reason, pipeline.ReasonChecksFailed)
+	}
 }
 
 func TestPipelineBuildFailureNamesDockerfileLine(t *testing.T) {
@@ -227,6 +262,9 @@ func TestPipelineBuildFailureNamesDockerfileLine(t *testing.T) {
 	run := w.run(t, "acme/broken-build:latest")
 	if run.State != store.Failed || run.Stages[0].State != store.Failed {
 		t.Fatalf("run %s, build %s", run.State, run.Stages[0].State)
+	}
+	if got := run.Stages[0].Reason; got != local.ReasonBuildFailed {
+		t.Errorf("build reason = %q, want %s", got, local.ReasonBuildFailed)
 	}
 	if got := run.Stages[0].Error; !strings.Contains(got, "Dockerfile:3") {
 		t.Errorf("build error = %q, want it to name Dockerfile:3", got)
