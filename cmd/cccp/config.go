@@ -247,7 +247,7 @@ func (c *serveConfig) validate() error {
 	if err := c.Pipeline.Test.validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.Pipeline.Build.validate(); err != nil {
+	if err := c.validateBuild(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cccp-project/cccp/internal/backend/openshift"
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/registry"
 )
 
 // buildStageConfig is `pipeline.build`: which backend runs the build stage,
@@ -89,4 +91,18 @@ func (b *buildStageConfig) openShiftBackend() *openshift.Config {
 	}
 	c := b.openShift()
 	return &c
+}
+
+// validateBuild checks pipeline.build, and that an OpenShift cluster can
+// push where cccp delivers: not to the embedded registry on loopback.
+func (c *serveConfig) validateBuild() error {
+	if err := c.Pipeline.Build.validate(); err != nil {
+		return err
+	}
+	if c.Pipeline.Build.Backend == buildBackendOpenShift && c.Registry.External == "" &&
+		c.Pipeline.Build.OpenShift.Registry == "" && registry.IsLoopback(c.Registry.Address) {
+		return errors.New("pipeline.build.backend openshift: the cluster cannot push to the embedded registry on loopback " +
+			c.Registry.Address + "; set registry.external (a registry both reach) or pipeline.build.openshift.registry")
+	}
+	return nil
 }

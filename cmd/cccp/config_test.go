@@ -151,6 +151,7 @@ web: {admin_tokens: [file-admin], read_tokens: [file-reader], session_key: file-
 		{
 			name: "openshift build backend",
 			content: `index: {path: /srv/index}
+registry: {external: quay.example.org/acme}
 pipeline:
   build:
     backend: openshift
@@ -190,6 +191,11 @@ pipeline:
 			name:    "openshift backend without a namespace, with a bad quantity",
 			content: "index: {path: /srv/index}\npipeline: {build: {backend: openshift, openshift: {resources: {limits: {memory: lots}}}}}\n",
 			wantErr: []string{"pipeline.build.openshift: namespace is required", "resources.limits.memory"},
+		},
+		{
+			name:    "openshift backend with the embedded registry on loopback",
+			content: "index: {path: /srv/index}\npipeline: {build: {backend: openshift, openshift: {namespace: cccp}}}\n",
+			wantErr: []string{"cannot push to the embedded registry on loopback"},
 		},
 		{
 			name:    "openshift block is checked only with its backend",

@@ -44,6 +44,22 @@
 // Unsupported; its Dockerfile would need the pinned lines sent inline
 // (source.dockerfile), which is not built yet.
 //
+// The pipeline pins the parents an entry names in depends-on
+// (BuildSpec.Parents). BuildSpec.Resolve, which the local backend asks
+// about every FROM line it reads, is not used: OpenShift reads the
+// Dockerfile in the cluster, so a FROM line naming an image of this index
+// that is not in depends-on is built as written.
+//
+// WaitBuild reports the bases a Build used from the FROM steps of its log
+// (one request for the finished log): the Build object does not list them.
+//
+// # Registries
+//
+// The cluster pushes to BuildSpec.Push itself, so the delivery registry
+// must be reachable from the build pods: cccp's embedded registry on
+// loopback is not. Deliver to a registry both reach (registry.external),
+// and set Config.Registry when the cluster knows it under another host.
+//
 // # prebuild-script
 //
 // Not supported on this backend: an OpenShift Docker build runs no script
