@@ -81,6 +81,12 @@ type Onboarder interface {
 	Submit(ctx context.Context, e index.Entry, actor string) (onboard.Outcome, error)
 }
 
+// Backuper writes a consistent copy of the run database; *store.DB
+// implements it (one read transaction, so writes go on meanwhile).
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+}
+
 // Config is what a Server needs. Runs, Logs and Projects are required.
 type Config struct {
 	// BaseURL is where the server is reached from outside
@@ -94,6 +100,8 @@ type Config struct {
 	Actions Actions
 	// Onboarder enables the onboarding form; nil hides it.
 	Onboarder Onboarder
+	// Backup enables GET /api/v1/backup (admins only); nil: 404.
+	Backup Backuper
 	// Masker masks secrets in everything shown (logs, errors, findings).
 	// Default: a Masker without secrets (it still masks URL passwords).
 	Masker *redact.Masker
@@ -213,6 +221,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/runs/{id}/rerun", admin(s.apiRerun))
 	mux.Handle("POST /api/v1/runs/{id}/cancel", admin(s.apiCancel))
 	mux.Handle("POST /api/v1/projects", admin(s.apiOnboard))
+	mux.Handle("GET /api/v1/backup", admin(s.apiBackup))
 	mux.Handle("/", read(s.notFoundPage))
 
 	cop := http.NewCrossOriginProtection()
