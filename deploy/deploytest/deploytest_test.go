@@ -341,3 +341,31 @@ func TestGranted(t *testing.T) {
 }
 
 func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
+
+// TestSchemaAllowsEveryConfigKey: deploy/config.example.yaml has every key
+// cccp reads (cmd/cccp checks that), so given whole as the chart's config it
+// must pass the schema: the schema cannot fall behind cccp's configuration.
+func TestSchemaAllowsEveryConfigKey(t *testing.T) {
+	root, home, _ := setup(t)
+	b, err := os.ReadFile(filepath.Join(root, "deploy/config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values strings.Builder
+	values.WriteString("config:\n")
+	for _, l := range strings.Split(string(b), "\n") {
+		values.WriteString("  " + l + "\n")
+	}
+	dir, err := os.MkdirTemp("", "cccp-schema-") // not t.TempDir: helm splits --values at commas
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(f, []byte(values.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Template(context.Background(), root, home, f); err != nil {
+		t.Errorf("deploy/config.example.yaml as the chart's config: %v", err)
+	}
+}
