@@ -20,7 +20,7 @@ build:
 deps:
 	./hack/install-deps.sh
 
-# tools installs the Go tools the tests drive (cosign) into bin/tools.
+# tools installs the Go tools the tests drive (cosign, helm) into bin/tools.
 tools:
 	./hack/tools.sh
 

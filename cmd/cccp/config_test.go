@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"crypto/sha256"
+	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,10 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cccp-project/cccp/deploy/deploytest"
 )
 
 const (
@@ -394,131 +393,60 @@ func TestConfigExampleIsComplete(t *testing.T) {
 	})
 }
 
-// chartFuncs are the few Sprig functions the chart's templates use, with
-// Helm's meaning. This is not Helm: it renders the chart closely enough to
-// catch YAML, indentation and naming mistakes, since helm is not installed
-// where these tests run.
-func chartFuncs(tpl **template.Template) template.FuncMap {
-	empty := func(v any) bool {
-		if v == nil {
-			return true
-		}
-		r := reflect.ValueOf(v)
-		switch r.Kind() {
-		case reflect.String, reflect.Map, reflect.Slice, reflect.Array:
-			return r.Len() == 0
-		case reflect.Bool:
-			return !r.Bool()
-		case reflect.Int, reflect.Int64, reflect.Int32:
-			return r.Int() == 0
-		case reflect.Float64:
-			return r.Float() == 0
-		}
-		return false
-	}
-	indent := func(n int, s string) string {
-		pad := strings.Repeat(" ", n)
-		return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
-	}
-	return template.FuncMap{
-		"include": func(name string, data any) (string, error) {
-			var b bytes.Buffer
-			err := (*tpl).ExecuteTemplate(&b, name, data)
-			return b.String(), err
-		},
-		"toYaml": func(v any) (string, error) {
-			b, err := yaml.Marshal(v)
-			return strings.TrimSuffix(string(b), "\n"), err
-		},
-		"indent":  indent,
-		"nindent": func(n int, s string) string { return "\n" + indent(n, s) },
-		"quote":   func(v any) string { return fmt.Sprintf("%q", fmt.Sprint(v)) },
-		"default": func(def any, v ...any) any {
-			if len(v) == 0 || empty(v[0]) {
-				return def
-			}
-			return v[0]
-		},
-		"b64enc": func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
-		"trunc": func(n int, s string) string {
-			if len(s) > n {
-				return s[:n]
-			}
-			return s
-		},
-		"trimSuffix": func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
-		"contains":   func(sub, s string) bool { return strings.Contains(s, sub) },
-		"replace":    func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
-		"sha256sum": func(s string) string {
-			sum := sha256.Sum256([]byte(s))
-			return hex.EncodeToString(sum[:])
-		},
-		"list": func(v ...any) []any { return v },
-	}
-}
-
-// renderChart renders every template of the chart with values.yaml
-// overlaid by set (top-level keys replaced) and returns the manifests by
-// kind.
-func renderChart(t *testing.T, set map[string]any) map[string]map[string]any {
+// renderChart renders charts/cccp with the real helm (bin/tools/helm,
+// installed by hack/tools.sh), its values.yaml overlaid by set, and
+// returns the manifests by kind.
+func renderChart(t *testing.T, set map[string]any, valuesFiles ...string) map[string]map[string]any {
 	t.Helper()
-	var chart, values map[string]any
-	for file, dst := range map[string]*map[string]any{"Chart.yaml": &chart, "values.yaml": &values} {
-		b, err := os.ReadFile(filepath.Join(chartDir, file))
+	root, err := deploytest.Root(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not t.TempDir(): helm splits --values at commas, which subtest names have.
+	dir, err := os.MkdirTemp("", "cccp-chart-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var files []string
+	for _, f := range valuesFiles {
+		abs, err := filepath.Abs(f) // helm runs in the repository's root
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := yaml.Unmarshal(b, dst); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
+		files = append(files, abs)
 	}
-	for k, v := range set {
-		values[k] = v
-	}
-	var tpl *template.Template
-	tpl = template.New("chart").Funcs(chartFuncs(&tpl)).Option("missingkey=error")
-	files, err := filepath.Glob(filepath.Join(chartDir, "templates", "*"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no templates: %v", err)
-	}
-	var manifests []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	if set != nil {
+		b, err := yaml.Marshal(set)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tpl.New(filepath.Base(f)).Parse(string(b)); err != nil {
-			t.Fatalf("parse %s: %v", f, err)
+		f := filepath.Join(dir, "set.yaml")
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		if strings.HasSuffix(f, ".yaml") {
-			manifests = append(manifests, filepath.Base(f))
-		}
+		files = append(files, f)
 	}
-	data := map[string]any{
-		"Values":  values,
-		"Chart":   map[string]any{"Name": chart["name"], "Version": chart["version"], "AppVersion": chart["appVersion"]},
-		"Release": map[string]any{"Name": "ci", "Namespace": "cccp", "Service": "Helm"},
+	out, err := deploytest.Template(context.Background(), root, filepath.Join(dir, "helm"), files...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	out := map[string]map[string]any{}
-	for _, name := range manifests {
-		var b bytes.Buffer
-		if err := tpl.ExecuteTemplate(&b, name, data); err != nil {
-			t.Fatalf("render %s: %v", name, err)
+	m := map[string]map[string]any{}
+	for _, doc := range strings.Split(string(out), "\n---") {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatalf("helm rendered invalid YAML: %v\n%s", err, doc)
 		}
-		if strings.TrimSpace(b.String()) == "" {
+		if obj == nil {
 			continue
 		}
-		var m map[string]any
-		if err := yaml.Unmarshal(b.Bytes(), &m); err != nil {
-			t.Fatalf("%s renders invalid YAML: %v\n%s", name, err, b.String())
+		kind, _ := obj["kind"].(string)
+		if kind == "" || obj["apiVersion"] == nil || m[kind] != nil {
+			t.Fatalf("helm rendered no kind/apiVersion, or a second %s:\n%s", kind, doc)
 		}
-		kind, _ := m["kind"].(string)
-		if kind == "" || m["apiVersion"] == nil {
-			t.Fatalf("%s renders no kind/apiVersion:\n%s", name, b.String())
-		}
-		out[kind] = m
+		m[kind] = obj
 	}
-	return out
+	return m
 }
 
 // dig follows keys (strings for maps, ints for lists) into a manifest.
@@ -599,7 +527,7 @@ func TestConfigChart(t *testing.T) {
 			}
 		}
 		claim := dig(t, d, "spec", "template", "spec", "volumes", 2, "persistentVolumeClaim", "claimName")
-		if claim != dig(t, m["PersistentVolumeClaim"], "metadata", "name") || claim != "ci-cccp" {
+		if claim != dig(t, m["PersistentVolumeClaim"], "metadata", "name") || claim != "cccp" {
 			t.Errorf("data volume claims %v, the chart's PVC is %v", claim, dig(t, m["PersistentVolumeClaim"], "metadata", "name"))
 		}
 		if got := dig(t, m["Secret"], "data"); got != nil {
@@ -661,6 +589,30 @@ func TestConfigChart(t *testing.T) {
 			t.Errorf("claim = %v, want cccp-data", got)
 		}
 	})
+
+	// The checked-in value sets (deploy/openshift and deploy/kubernetes are
+	// rendered from them) give a config.yaml cccp accepts, with the
+	// backends they name.
+	for _, tc := range []struct {
+		values, build, test string
+		env                 map[string]string
+	}{
+		{"openshift-jenkins", "openshift", "jenkins", map[string]string{"CCCP_GITHUB_WEBHOOK_SECRET": "h", "CCCP_GITLAB_WEBHOOK_SECRET": "h",
+			"CCCP_GITLAB_TOKEN": "t", "CCCP_JENKINS_TOKEN": "j", "CCCP_ADMIN_TOKENS": "a"}},
+		{"kubernetes-local", "local", "local", map[string]string{"CCCP_GITEA_WEBHOOK_SECRET": "h", "CCCP_GITEA_TOKEN": "t", "CCCP_ADMIN_TOKENS": "a"}},
+	} {
+		t.Run(tc.values, func(t *testing.T) {
+			m := renderChart(t, nil, filepath.Join(chartDir, "ci", tc.values+"-values.yaml"))
+			cfgText, _ := dig(t, m["ConfigMap"], "data", "config.yaml").(string)
+			c, err := loadServeConfig(writeConfig(t, cfgText), envMap(tc.env))
+			if err != nil {
+				t.Fatalf("the chart's config.yaml does not load: %v\n%s", err, cfgText)
+			}
+			if c.Pipeline.Build.Backend != tc.build || c.Pipeline.Test.Backend != tc.test {
+				t.Errorf("backends build %q test %q, want %q %q", c.Pipeline.Build.Backend, c.Pipeline.Test.Backend, tc.build, tc.test)
+			}
+		})
+	}
 }
 
 // TestServeRefusesBadConfig: a broken configuration file is an error even

@@ -25,7 +25,8 @@ delivered to a registry; results are reported back to GitHub, GitLab and Gitea.`
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCommand(), newRunCommand(), newRunsCommand(), newLogsCommand(), newDeliveriesCommand())
-	root.AddCommand(newIndexCommand(), newRegistryCommand(), newServeCommand(), newTestCommand(localImageChecker), newSessionsCommand())
+	root.AddCommand(newIndexCommand(), newRegistryCommand(), newServeCommand(), newTestCommand(localImageChecker), newSessionsCommand(),
+		newBackupCommand())
 	return root
 }
 

@@ -81,6 +81,12 @@ type Onboarder interface {
 	Submit(ctx context.Context, e index.Entry, actor string) (onboard.Outcome, error)
 }
 
+// Backuper writes a consistent copy of the run database; *store.DB
+// implements it (one read transaction, so writes go on meanwhile).
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+}
+
 // Config is what a Server needs. Runs, Logs and Projects are required.
 type Config struct {
 	// BaseURL is where the server is reached from outside
@@ -97,6 +103,8 @@ type Config struct {
 	// Deliveries enables the page of webhook deliveries in trouble and
 	// their replay; nil hides it.
 	Deliveries Deliveries
+	// Backup enables GET /api/v1/backup (admins only); nil: 404.
+	Backup Backuper
 	// Masker masks secrets in everything shown (logs, errors, findings).
 	// Default: a Masker without secrets (it still masks URL passwords).
 	Masker *redact.Masker
@@ -233,6 +241,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/sessions/revoke", admin(s.apiRevokeSessions))
 	mux.Handle("GET /api/v1/deliveries", read(s.apiDeliveries))
 	mux.Handle("POST /api/v1/deliveries/{forge}/{id}/replay", admin(s.apiReplay))
+	mux.Handle("GET /api/v1/backup", admin(s.apiBackup))
 	mux.Handle("/", read(s.notFoundPage))
 
 	cop := http.NewCrossOriginProtection()

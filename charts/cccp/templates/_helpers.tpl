@@ -42,3 +42,25 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "cccp.fullname" .) .Values.existingSecret -}}
 {{- end -}}
 
+{{/* "true" when a stage runs on the local backend (buildah or podman in cccp's own pod), which needs a privileged pod. */}}
+{{- define "cccp.local" -}}
+{{- $p := .Values.config.pipeline | default dict -}}
+{{- $build := (($p.build | default dict).backend | default "local") -}}
+{{- $test := (($p.test | default dict).backend | default "local") -}}
+{{- if or (eq $build "local") (eq $test "local") -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when builds run on OpenShift with the in-cluster service account. */}}
+{{- define "cccp.openshiftInCluster" -}}
+{{- $p := .Values.config.pipeline | default dict -}}
+{{- $b := $p.build | default dict -}}
+{{- if eq ($b.backend | default "local") "openshift" -}}
+{{- if not (($b.openshift | default dict).kubeconfig) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespace the OpenShift build backend works in. */}}
+{{- define "cccp.buildNamespace" -}}
+{{- $b := (.Values.config.pipeline | default dict).build | default dict -}}
+{{- ($b.openshift | default dict).namespace | default .Release.Namespace -}}
+{{- end -}}
