@@ -25,7 +25,7 @@ delivered to a registry; results are reported back to GitHub, GitLab and Gitea.`
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCommand(), newRunCommand(), newRunsCommand(), newLogsCommand())
-	root.AddCommand(newIndexCommand(), newRegistryCommand(), newServeCommand())
+	root.AddCommand(newIndexCommand(), newRegistryCommand(), newServeCommand(), newVerifyCommand())
 	return root
 }
 
