@@ -151,6 +151,10 @@ type Report struct {
 // and a SLSA v1 provenance attestation signed by v whose subject is that
 // digest. A tag is resolved to its digest first, and the report names it.
 func Check(ctx context.Context, reg signing.Registry, v *signing.Verifier, ref string) (Report, error) {
+	reg, err := reuse(ctx, reg)
+	if err != nil {
+		return Report{}, err
+	}
 	c := signing.NewChecker(v, reg)
 	digestRef, err := resolve(ctx, reg, ref)
 	if err != nil {
