@@ -94,6 +94,11 @@ type Config struct {
 	Actions Actions
 	// Onboarder enables the onboarding form; nil hides it.
 	Onboarder Onboarder
+	// SigningKey is the public key (PKIX PEM) delivered images are signed
+	// with, served to anyone at /api/v1/signing-key (a public key is
+	// public: `cccp verify --server` and cosign users fetch it without a
+	// token). Empty: the endpoint answers 404.
+	SigningKey []byte
 	// Masker masks secrets in everything shown (logs, errors, findings).
 	// Default: a Masker without secrets (it still masks URL passwords).
 	Masker *redact.Masker
@@ -205,6 +210,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /runs/{id}/cancel", admin(s.cancel))
 	mux.Handle("POST /onboard", admin(s.onboardSubmit))
 
+	mux.HandleFunc("GET /api/v1/signing-key", s.signingKey)
 	mux.Handle("GET /api/v1/projects", read(s.apiProjects))
 	mux.Handle("GET /api/v1/projects/{app}/{job}", read(s.apiProject))
 	mux.Handle("GET /api/v1/projects/{app}/{job}/runs", read(s.apiProjectRuns))
@@ -266,3 +272,14 @@ func (s *Server) projectKey(app, job string) string {
 
 // url makes an absolute URL when BaseURL is set.
 func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
+
+// signingKey serves the public half of cccp's signing key as PEM.
+func (s *Server) signingKey(w http.ResponseWriter, r *http.Request) {
+	if len(s.cfg.SigningKey) == 0 {
+		http.Error(w, "this cccp signs no images", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("Content-Disposition", `inline; filename="cosign.pub"`)
+	w.Write(s.cfg.SigningKey)
+}
