@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cccp-project/cccp/internal/attest"
+	"github.com/cccp-project/cccp/internal/sbom"
 )
 
 // serveConfig is `cccp serve`'s configuration file. Secrets may be left out
@@ -52,6 +55,19 @@ type serveConfig struct {
 		// LogMaxBytes caps one stage's log.
 		LogMaxBytes int64 `yaml:"log_max_bytes"`
 	} `yaml:"pipeline"`
+
+	// Signing configures the evidence of delivered images (internal/attest).
+	Signing struct {
+		// KeyFile is an unencrypted ECDSA P-256 private key in PEM (in a
+		// cluster, a mounted Secret; also $CCCP_SIGNING_KEY_FILE). Empty:
+		// DATA/signing/cosign.key, generated at first start.
+		KeyFile string `yaml:"key_file"`
+		// Parents: enforce (default) fails a child whose parent of this
+		// index is not signed by this key; warn logs and builds; off.
+		Parents string `yaml:"parents"`
+		// SBOMFormat: spdx-json (default) or cyclonedx-json.
+		SBOMFormat string `yaml:"sbom_format"`
+	} `yaml:"signing"`
 
 	GitHub forgeConfig `yaml:"github"`
 	GitLab forgeConfig `yaml:"gitlab"`
@@ -134,6 +150,7 @@ func (c *serveConfig) applyEnv(getenv func(string) string) {
 	set(&c.Gitea.Token, "CCCP_GITEA_TOKEN")
 	set(&c.Web.SessionKey, "CCCP_SESSION_KEY")
 	set(&c.Data, "CCCP_DATA")
+	set(&c.Signing.KeyFile, "CCCP_SIGNING_KEY_FILE")
 	if v := getenv("CCCP_ADMIN_TOKENS"); v != "" {
 		c.Web.AdminTokens = splitList(v)
 	}
@@ -209,6 +226,12 @@ func (c *serveConfig) validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("index.forge must be github, gitlab or gitea when index.repo is set, not %q", c.Index.Forge))
 		}
+	}
+	if _, err := attest.ParsePolicy(c.Signing.Parents); err != nil {
+		errs = append(errs, fmt.Errorf("signing.parents: %w", err))
+	}
+	if _, err := sbom.ParseFormat(c.Signing.SBOMFormat); err != nil {
+		errs = append(errs, fmt.Errorf("signing.sbom_format: %w", err))
 	}
 	if c.Web.SessionKey != "" && len(c.Web.SessionKey) < 32 {
 		errs = append(errs, errors.New("web.session_key must be at least 32 bytes"))

@@ -138,8 +138,13 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if cfg.Web.SessionKey != "" {
 		sessionKey = []byte(cfg.Web.SessionKey)
 	}
+	signKey, err := loadSigningKey(cfg, log)
+	if err != nil {
+		return err
+	}
 	ui, err := web.New(web.Config{
-		BaseURL: cfg.BaseURL, Runs: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
+		SigningKey: signKey.PublicKeyPEM(),
+		BaseURL:    cfg.BaseURL, Runs: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
 		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
 		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
 		Logger:         log.With("component", "web"),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -98,4 +99,13 @@ func publicKey(ctx context.Context, data, key, server string) ([]byte, string, e
 		return nil, "", fmt.Errorf("verify: %w", err)
 	}
 	return b, key, nil
+}
+
+// loadSigningKey reads signing.key_file, or DATA/signing/cosign.key
+// (generated at first start, 0600, with cosign.pub beside it).
+func loadSigningKey(cfg *serveConfig, log *slog.Logger) (*signing.Key, error) {
+	if cfg.Signing.KeyFile != "" {
+		return signing.LoadKey(cfg.Signing.KeyFile)
+	}
+	return signing.LoadOrCreateKey(filepath.Join(cfg.Data, "signing"), log)
 }
