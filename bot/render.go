@@ -217,7 +217,7 @@ func duration(st store.Stage) string {
 func failedStage(r *store.Run) string {
 	for _, st := range r.Stages {
 		if st.State == store.Failed {
-			return st.Name
+			return string(st.Name)
 		}
 	}
 	return ""
@@ -240,7 +240,7 @@ func runTitle(r *store.Run) string {
 	case store.Running:
 		for _, st := range r.Stages {
 			if st.State == store.Running {
-				return "running " + st.Name
+				return "running " + string(st.Name)
 			}
 		}
 		return "running"
@@ -261,7 +261,7 @@ func stageTable(r *store.Run) string {
 func stageLine(r *store.Run) string {
 	parts := make([]string, 0, len(r.Stages))
 	for _, st := range r.Stages {
-		p := st.Name + " " + stateIcon(st.State)
+		p := string(st.Name) + " " + stateIcon(st.State)
 		if d := duration(st); d != "" && d != "…" {
 			p += " " + d
 		}
@@ -306,7 +306,7 @@ func (b *Bot) failureSection(r *store.Run) (logSection, bool) {
 		log = cleanLog(lines, b.cfg.Masker)
 	}
 	for _, s := range r.Stages {
-		if s.Name == st && s.Error != "" {
+		if string(s.Name) == st && s.Error != "" {
 			log += cleanLog([]string{"cccp: " + s.Error}, b.cfg.Masker)
 		}
 	}

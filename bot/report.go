@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
-	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // Report kinds in the outbox.
@@ -99,7 +99,7 @@ func (rp *reporter) flush(ctx context.Context) {
 		if r.Cause.PR != 0 {
 			prs[prKey(r.Cause.Forge, r.Cause.Repo, r.Cause.PR)] = true
 		}
-		if r.Kind == pipeline.KindTrial {
+		if r.Kind == types.KindTrial {
 			continue // reported in the index check
 		}
 		st := b.runStatus(r, c.Limit())

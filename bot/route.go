@@ -15,6 +15,7 @@ import (
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // Meta namespaces of the bot's state in the store.
@@ -66,7 +67,7 @@ func pushRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
 		}
 		out = append(out, pipeline.Request{
 			Project: e.Key(),
-			Kind:    pipeline.KindBranch,
+			Kind:    types.KindBranch,
 			Cause: store.Cause{Kind: "push", Commit: ev.After, Ref: ev.Ref, Actor: ev.Sender,
 				Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
 			Branch: ev.Branch,
@@ -91,7 +92,7 @@ func prRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
 		}
 		req := pipeline.Request{
 			Project: e.Key(),
-			Kind:    pipeline.KindPR,
+			Kind:    types.KindPR,
 			Cause: store.Cause{Kind: "pull_request", Commit: pr.HeadSHA, Ref: pr.HeadRef, PR: pr.Number,
 				Actor: ev.Sender, Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
 			Branch: pr.HeadRef,
@@ -368,7 +369,7 @@ func (b *Bot) indexPush(ctx context.Context, ev *event.Event) error {
 		return fmt.Errorf("reload index: %w", err)
 	}
 	for _, key := range added {
-		req := pipeline.Request{Project: key, Kind: pipeline.KindBranch,
+		req := pipeline.Request{Project: key, Kind: types.KindBranch,
 			Cause: store.Cause{Kind: "index", Commit: ev.After, Ref: ev.Ref, Actor: ev.Sender,
 				Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID, Detail: "new index entry"}}
 		if _, err := b.enqueue(ctx, req); err != nil {
@@ -401,7 +402,7 @@ func (b *Bot) indexPR(ctx context.Context, ev *event.Event) ([]pipeline.Request,
 			continue
 		}
 		reqs = append(reqs, pipeline.Request{
-			Project: c.Entry.Key(), Kind: pipeline.KindTrial, Entry: c.Entry,
+			Project: c.Entry.Key(), Kind: types.KindTrial, Entry: c.Entry,
 			Cause: store.Cause{Kind: "index", Commit: ev.PR.HeadSHA, Ref: ev.PR.HeadRef, PR: ev.PR.Number,
 				Actor: ev.Sender, Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
 		})
@@ -579,7 +580,7 @@ func (b *Bot) checkRerun(ctx context.Context, ev *event.Event) error {
 		return err
 	}
 	for _, r := range runs {
-		if r.Cause.Commit == ev.CheckSHA && r.Cause.Forge == ev.Forge && r.Kind == pipeline.KindBranch {
+		if r.Cause.Commit == ev.CheckSHA && r.Cause.Forge == ev.Forge && r.Kind == types.KindBranch {
 			cause := r.Cause
 			cause.Kind, cause.Actor, cause.DeliveryID = "retest", ev.Sender, ev.DeliveryID
 			_, err := b.enqueue(ctx, pipeline.Request{Project: r.Project, Kind: r.Kind, Cause: cause,

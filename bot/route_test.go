@@ -11,6 +11,7 @@ import (
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 func TestNormalizeRepoURL(t *testing.T) {
@@ -112,7 +113,7 @@ func TestRequests(t *testing.T) {
 			}
 			var got []string
 			for _, r := range reqs {
-				s := r.Kind + " " + r.Project + " " + r.Cause.Kind + "@" + short(r.Commit)
+				s := string(r.Kind) + " " + r.Project + " " + string(r.Cause.Kind) + "@" + short(r.Commit)
 				if r.GitURL != "" {
 					s += " from " + r.GitURL
 				}
@@ -374,7 +375,7 @@ func TestIndexRepo(t *testing.T) {
 	if reloaded != 1 {
 		t.Errorf("index reloaded %d times, want 1", reloaded)
 	}
-	if got := tb.runs(t)[0]; got.Project != "new/app:latest" || got.Kind != pipeline.KindBranch || got.Cause.Kind != "index" {
+	if got := tb.runs(t)[0]; got.Project != "new/app:latest" || got.Kind != types.KindBranch || got.Cause.Kind != "index" {
 		t.Errorf("first build = %s %s %s, want new/app:latest branch index", got.Project, got.Kind, got.Cause.Kind)
 	}
 }
@@ -502,7 +503,7 @@ func TestEntriesOfOneName(t *testing.T) {
 				t.Errorf("after re-run of %s: runs\n got %q\nwant %q", s.check, got, s.want)
 			}
 		}
-		if last := tb.runs(t)[0]; last.Project != "hello/web:7" || last.Kind != pipeline.KindBranch || last.Commit != push.After {
+		if last := tb.runs(t)[0]; last.Project != "hello/web:7" || last.Kind != types.KindBranch || last.Commit != push.After {
 			t.Errorf("re-run = %s %s@%s, want hello/web:7 branch@%s", last.Project, last.Kind, last.Commit, push.After)
 		}
 	})

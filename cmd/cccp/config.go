@@ -11,7 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/cccp-project/cccp/internal/attest"
+	"github.com/cccp-project/cccp/internal/evidence"
+	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/sbom"
 )
 
@@ -54,9 +55,14 @@ type serveConfig struct {
 		Rescan   time.Duration `yaml:"rescan"`
 		// LogMaxBytes caps one stage's log.
 		LogMaxBytes int64 `yaml:"log_max_bytes"`
+		// StageTimeout is each stage's deadline (default 30m).
+		StageTimeout time.Duration `yaml:"stage_timeout"`
+		// MaxResumes is how often a run is resumed after cccp stopped in
+		// the middle of it before it fails instead (default 3).
+		MaxResumes int `yaml:"max_resumes"`
 	} `yaml:"pipeline"`
 
-	// Signing configures the evidence of delivered images (internal/attest).
+	// Signing configures the evidence of delivered images (internal/evidence).
 	Signing struct {
 		// KeyFile is an unencrypted ECDSA P-256 private key in PEM (in a
 		// cluster, a mounted Secret; also $CCCP_SIGNING_KEY_FILE). Empty:
@@ -189,6 +195,12 @@ func (c *serveConfig) defaults() {
 	if c.Pipeline.Workers <= 0 {
 		c.Pipeline.Workers = 1
 	}
+	if c.Pipeline.StageTimeout <= 0 {
+		c.Pipeline.StageTimeout = pipeline.DefaultStageTimeout
+	}
+	if c.Pipeline.MaxResumes <= 0 {
+		c.Pipeline.MaxResumes = pipeline.DefaultMaxResumes
+	}
 	if c.Pipeline.LogMaxBytes <= 0 {
 		c.Pipeline.LogMaxBytes = 16 << 20
 	}
@@ -227,7 +239,7 @@ func (c *serveConfig) validate() error {
 			errs = append(errs, fmt.Errorf("index.forge must be github, gitlab or gitea when index.repo is set, not %q", c.Index.Forge))
 		}
 	}
-	if _, err := attest.ParsePolicy(c.Signing.Parents); err != nil {
+	if _, err := evidence.ParsePolicy(c.Signing.Parents); err != nil {
 		errs = append(errs, fmt.Errorf("signing.parents: %w", err))
 	}
 	if _, err := sbom.ParseFormat(c.Signing.SBOMFormat); err != nil {

@@ -82,6 +82,8 @@ func TestLoadServeConfig(t *testing.T) {
 					"session key from env":    c.Web.SessionKey == exampleSecrets["CCCP_SESSION_KEY"],
 					"comment_log_lines":       c.CommentLogLines == 20,
 					"log_max_bytes is 16 MiB": c.Pipeline.LogMaxBytes == 16<<20,
+					"pipeline.stage_timeout":  c.Pipeline.StageTimeout == 30*time.Minute,
+					"pipeline.max_resumes":    c.Pipeline.MaxResumes == 3,
 				}
 				for what, ok := range want {
 					if !ok {

@@ -11,18 +11,21 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cccp-project/cccp/internal/backend/local"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
+	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
-	"github.com/cccp-project/cccp/internal/local"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // DefaultRegistryAddr is where the embedded registry listens unless told
@@ -39,6 +42,8 @@ type envFlags struct {
 	aliases      []string
 	workers      int
 	logMaxBytes  int64
+	stageTimeout time.Duration
+	maxResumes   int
 	verbose      bool
 }
 
@@ -54,6 +59,19 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().StringArrayVar(&f.aliases, "registry-alias", nil, "a registry host that Dockerfiles use for this index's images (their FROM is pinned to the delivered digest)")
 	cmd.Flags().IntVar(&f.workers, "workers", 1, "runs that work at once")
 	cmd.Flags().Int64Var(&f.logMaxBytes, "log-max-bytes", 16<<20, "size cap of one stage's log")
+	cmd.Flags().DurationVar(&f.stageTimeout, "stage-timeout", pipeline.DefaultStageTimeout, "deadline of each stage; a stage that runs longer is stopped and fails")
+}
+
+// absData makes --data absolute once, before anything joins paths to it:
+// tools that run in another folder (buildah in the checkout) must see the
+// same files.
+func (f *envFlags) absData() error {
+	abs, err := filepath.Abs(f.data)
+	if err != nil {
+		return fmt.Errorf("data folder %q: %w", f.data, err)
+	}
+	f.data = abs
+	return nil
 }
 
 func defaultDataDir() string {
@@ -83,6 +101,9 @@ type stateEnv struct {
 }
 
 func openState(f *envFlags, log *slog.Logger) (*stateEnv, error) {
+	if err := f.absData(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(f.data, 0o755); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
@@ -104,16 +125,20 @@ type pipelineOptions struct {
 	// gives them.
 	chainChildren bool
 	graph         func(key string) []string
+	// signing configures the evidence of delivered images; the zero value
+	// is the default (DATA/signing/cosign.key, parents enforced, SPDX).
+	signing signingOptions
 }
 
 // pipelineEnv is everything a pipeline needs on this machine.
 type pipelineEnv struct {
 	*stateEnv
-	reg    *registry.Embedded // nil when delivering elsewhere
-	client *registry.Client
-	target registry.Target
-	runner *pipeline.Runner
-	data   string
+	reg     *registry.Embedded // nil when delivering elsewhere
+	backend *local.Backend
+	client  *registry.Client
+	target  registry.Target
+	runner  *pipeline.Runner
+	data    string
 
 	mu      sync.RWMutex
 	entries map[string]*index.Entry
@@ -156,14 +181,18 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	env.client = registry.NewClient(ccfg)
 	isInsecure := func(host string) bool { return registry.IsLoopback(host) || slices.Contains(insecure, host) }
 
-	var blocking map[string]bool
+	var blocking map[types.CheckName]bool
 	if len(opts.blocking) > 0 {
-		blocking = map[string]bool{}
+		blocking = map[types.CheckName]bool{}
 		for _, b := range opts.blocking {
-			if !slices.Contains(local.Checks, b) {
-				return nil, usageError{fmt.Errorf("blocking: unknown check %q (known: %s)", b, strings.Join(local.Checks, ", "))}
+			if !types.KnownCheck(types.CheckName(b)) {
+				known := make([]string, len(types.Checks))
+				for i, c := range types.Checks {
+					known[i] = string(c)
+				}
+				return nil, usageError{fmt.Errorf("blocking: unknown check %q (known: %s)", b, strings.Join(known, ", "))}
 			}
-			blocking[b] = true
+			blocking[types.CheckName(b)] = true
 		}
 	}
 	var children func(string) []string
@@ -171,22 +200,35 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		children = opts.graph
 	}
 	pod := &podman.Runner{Logger: log}
+	env.backend, err = local.New(local.Config{
+		Dir:     filepath.Join(env.workDir(), "local"),
+		Buildah: &buildah.Builder{Logger: log}, Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log},
+		Username: user, Password: pass, Insecure: isInsecure, InsecurePull: isInsecure(env.target.Host),
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	attester, parents, err := openAttester(f.data, env.client, opts.signing, log)
+	if err != nil {
+		return nil, err
+	}
 	env.runner, err = pipeline.New(pipeline.Config{
-		Source: local.GitSource{},
-		Builder: &local.Builder{
-			Buildah: &buildah.Builder{Logger: log}, Username: user, Password: pass,
-			Insecure: isInsecure, InsecurePull: isInsecure(env.target.Host),
-		},
-		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log}, Insecure: isInsecure},
+		Attester:      attester,
+		Parents:       parents,
+		Resolver:      gitsrc.Resolver{},
+		Builder:       env.backend,
+		Tester:        env.backend,
 		Images:        env.client,
 		Target:        env.target,
 		Store:         st.db,
-		Logs:          local.Logs{Logs: st.logs},
+		Logs:          runlog.StageLogs{Logs: st.logs},
 		Entries:       env.entry,
-		WorkDir:       env.workDir(),
 		Blocking:      blocking,
 		Children:      children,
 		Workers:       f.workers,
+		StageTimeout:  f.stageTimeout,
+		MaxResumes:    f.maxResumes,
 		OwnRegistries: append([]string{env.target.Host}, f.aliases...),
 		Logger:        log,
 		Observer:      obs,
@@ -222,6 +264,9 @@ func (env *stateEnv) Close() error { return env.db.Close() }
 
 func (env *pipelineEnv) Close(ctx context.Context) error {
 	var errs []error
+	if env.backend != nil {
+		errs = append(errs, env.backend.Close())
+	}
 	if env.reg != nil {
 		errs = append(errs, env.reg.Close(ctx))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 func newRunCommand() *cobra.Command {
@@ -36,8 +37,8 @@ pipeline failed.`,
 			if indexPath == "" {
 				return usageError{fmt.Errorf("--index is required")}
 			}
-			if kind != pipeline.KindBranch && kind != pipeline.KindPR {
-				return usageError{fmt.Errorf("--kind must be %q or %q", pipeline.KindBranch, pipeline.KindPR)}
+			if k := types.RunKind(kind); k != types.KindBranch && k != types.KindPR {
+				return usageError{fmt.Errorf("--kind must be %q or %q", types.KindBranch, types.KindPR)}
 			}
 			return runPipelines(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), &f, indexPath, allowFile, kind, blocking, args)
 		},
@@ -45,8 +46,8 @@ pipeline failed.`,
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&indexPath, "index", "", "the container index: a repository root, an index.d folder or one file")
 	cmd.Flags().BoolVar(&allowFile, "allow-file-urls", false, "allow file:// git URLs in the index")
-	cmd.Flags().StringVar(&kind, "kind", pipeline.KindBranch, "branch (build, test, deliver) or pr (build and test only)")
-	cmd.Flags().StringSliceVar(&blocking, "blocking", []string{"smoke", "user-script"},
+	cmd.Flags().StringVar(&kind, "kind", string(types.KindBranch), "branch (build, test, deliver) or pr (build and test only)")
+	cmd.Flags().StringSliceVar(&blocking, "blocking", []string{string(types.CheckSmoke), string(types.CheckUserScript)},
 		"checks whose failure fails the test stage: lint, capabilities, package-updates, rpm-verify, language-packages, smoke, user-script")
 	return cmd
 }
@@ -100,7 +101,7 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 				fmt.Fprintf(stderr, "%-28s skipped: %s\n", e.Key(), why)
 				continue
 			}
-			run, err := env.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: kind, Cause: store.Cause{Kind: "manual", Actor: "cccp run"}})
+			run, err := env.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: types.RunKind(kind), Cause: store.Cause{Kind: types.CauseManual, Actor: "cccp run"}})
 			if err != nil {
 				return err
 			}
@@ -202,7 +203,7 @@ func printSummary(w io.Writer, idx *index.Index, selected map[string]bool, resul
 		}
 		var stages []string
 		for _, s := range r.Stages {
-			stages = append(stages, s.Name+":"+string(s.State))
+			stages = append(stages, string(s.Name)+":"+string(s.State))
 		}
 		images := "-"
 		if len(r.Images) > 0 {
@@ -243,7 +244,7 @@ func (p *progress) observe(r *store.Run) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range r.Stages {
-		key := r.ID + "/" + s.Name
+		key := r.ID + "/" + string(s.Name)
 		if p.seen[key] == string(s.State) || s.State == store.Queued {
 			continue
 		}

@@ -91,7 +91,7 @@ func newLogsCommand() *cobra.Command {
 			} else {
 				for _, s := range run.Stages {
 					if s.State != store.Queued && s.State != store.Skipped {
-						stages = append(stages, s.Name)
+						stages = append(stages, string(s.Name))
 					}
 				}
 			}

@@ -26,6 +26,7 @@ import (
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 	"github.com/cccp-project/cccp/internal/web"
 )
 
@@ -109,8 +110,10 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		}
 	}
 	f := &envFlags{data: cfg.Data, registry: cfg.Registry.External, registryAddr: cfg.Registry.Address,
-		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes}
-	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children})
+		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
+		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes}
+	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children,
+		signing: signingOptions{keyFile: cfg.Signing.KeyFile, parents: cfg.Signing.Parents, sbomFormat: cfg.Signing.SBOMFormat, baseURL: cfg.BaseURL}})
 	if err != nil {
 		return err
 	}
@@ -428,8 +431,8 @@ func (q firstBuild) QueueFirst(ctx context.Context, e index.Entry, actor string)
 	if _, err := q.idx.reload(ctx); err != nil {
 		return "", err
 	}
-	run, err := q.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: pipeline.KindBranch,
-		Cause: store.Cause{Kind: "index", Actor: actor, Detail: "onboarded"}})
+	run, err := q.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: types.KindBranch,
+		Cause: store.Cause{Kind: types.CauseIndex, Actor: actor, Detail: "onboarded"}})
 	if err != nil {
 		return "", err
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cccp-project/cccp/internal/attest"
+	"github.com/cccp-project/cccp/internal/evidence"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/signing"
 )
@@ -41,7 +41,7 @@ func newVerifyCommand() *cobra.Command {
 				return fmt.Errorf("verify: %s: %w", from, err)
 			}
 			client := registry.NewClient(registry.ClientConfig{Insecure: insecure})
-			rep, err := attest.Check(ctx, client, v, args[0])
+			rep, err := evidence.Check(ctx, client, v, args[0])
 			out := cmd.OutOrStdout()
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "cccp: %s: NOT VERIFIED: %v (key %s from %s)\n", args[0], err, v.ID(), from)

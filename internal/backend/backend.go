@@ -18,15 +18,23 @@
 //	b.Cancel(ctx, h)                   // on supersede, /cancel, the stage deadline
 //
 // After a restart the pipeline calls Wait and Log again with the stored
-// handle and the stage log's stored length. A backend that cannot reattach
-// (the local backend, whose processes died with cccp) returns ErrLost, and
-// the pipeline runs the stage again from its start.
+// handle, Log from offset 0 into a fresh stage log (so the stage log holds
+// the backend's whole log once). A backend that cannot reattach (the local
+// backend, whose processes died with cccp) returns ErrLost, and the
+// pipeline runs the stage again from its start.
+//
+// Parent pins: only a backend reads the Dockerfile, but which digest a FROM
+// is pinned to is the pipeline's decision. BuildSpec.Parents carries the
+// pins of the entry's depends-on; for any other FROM image a backend asks
+// BuildSpec.Resolve (BuildSpec.Pin does both).
 package backend
 
 import (
 	"context"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/types"
@@ -63,7 +71,7 @@ type Source struct {
 type ParentPin struct {
 	Key        string // the parent entry's key, app-id/job-id:desired-tag
 	Repository string // the parent's repository path in the registry, app-id/job-id
-	Tag        string // the tag as written after FROM
+	Tag        string // the parent's tag (its desired-tag)
 	DigestRef  string // the pinned reference, host/app/job@sha256:...
 }
 
@@ -84,6 +92,53 @@ type BuildSpec struct {
 	// OwnRegistries are the registry hosts under which a FROM names an image
 	// of this index (no host at all counts too).
 	OwnRegistries []string
+	// Resolve, when set, is asked about each FROM image that may name an
+	// image of this index (see OwnImage) and not covered by Parents: only
+	// the backend sees the Dockerfile, the pipeline decides the pin. It
+	// returns the pin and true, or false to build FROM the image as
+	// written. An error fails the build.
+	Resolve func(ctx context.Context, image string) (ParentPin, bool, error)
+}
+
+// OwnImage tells whether image, as written after FROM, may name an image of
+// this index: no registry host, or one of ownRegistries. It returns the
+// repository path and tag (`latest` when none is written). A reference with
+// a build argument or a digest is never one.
+func OwnImage(image string, ownRegistries []string) (repo, tag string, ok bool) {
+	if strings.Contains(image, "$") || strings.Contains(image, "@") {
+		return "", "", false // build args or already pinned
+	}
+	host, path := "", image
+	if i := strings.IndexByte(image, '/'); i > 0 {
+		first := image[:i]
+		if strings.ContainsAny(first, ".:") || first == "localhost" {
+			host, path = first, image[i+1:]
+		}
+	}
+	if host != "" && !slices.ContainsFunc(ownRegistries, func(h string) bool { return strings.EqualFold(h, host) }) {
+		return "", "", false
+	}
+	tag = "latest"
+	if i := strings.LastIndexByte(path, ':'); i > 0 {
+		path, tag = path[:i], path[i+1:]
+	}
+	return path, tag, path != ""
+}
+
+// Pin is the pin of one FROM image: the matching entry of Parents, else
+// what Resolve says.
+func (s *BuildSpec) Pin(ctx context.Context, image string) (ParentPin, bool, error) {
+	if repo, tag, ok := OwnImage(image, s.OwnRegistries); ok {
+		for _, p := range s.Parents {
+			if p.Repository == repo && p.Tag == tag {
+				return p, true, nil
+			}
+		}
+	}
+	if s.Resolve == nil {
+		return ParentPin{}, false, nil
+	}
+	return s.Resolve(ctx, image)
 }
 
 // Base is one image a build started FROM, as written and as resolved.

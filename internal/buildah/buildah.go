@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -211,6 +212,9 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 	cmd := exec.CommandContext(ctx, b.binary(), args...)
 	cmd.Env = append(os.Environ(), req.Env...)
 	cmd.Stdout, cmd.Stderr = w, w
+	// A cancelled build gets SIGTERM first: buildah then kills the RUN
+	// step's container, which a SIGKILL of buildah leaves running.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	b.logger().Info("buildah", "args", strings.Join(args, " "))
 	fmt.Fprintf(w.log, "$ %s %s\n", b.binary(), strings.Join(args, " "))

@@ -203,3 +203,24 @@ func run(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	}
 	return stdout.Bytes(), nil
 }
+
+// Resolver resolves branches with ls-remote (the pipeline's Resolver).
+type Resolver struct{}
+
+// Resolve returns the commit branch points at on url now; "" is the
+// remote's HEAD.
+func (Resolver) Resolve(ctx context.Context, url, branch string) (string, error) {
+	refs, err := LsRemote(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	ref := "HEAD"
+	if branch != "" {
+		ref = "refs/heads/" + branch
+	}
+	sha, ok := refs[ref]
+	if !ok {
+		return "", fmt.Errorf("%s has no %s", redact.URL(url), ref)
+	}
+	return sha, nil
+}

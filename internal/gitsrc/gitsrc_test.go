@@ -180,3 +180,33 @@ func TestChangedFilesAndShow(t *testing.T) {
 		t.Errorf("top %q %v", top, err)
 	}
 }
+
+func TestResolverResolvesBranchToItsCommit(t *testing.T) {
+	dir := testgit.Repo(t, "master", map[string]string{"a": "1"})
+	first := testgit.Run(t, dir, "rev-parse", "HEAD")
+	testgit.Run(t, dir, "checkout", "-q", "-b", "feature")
+	testgit.Write(t, dir, map[string]string{"a": "2"})
+	feature := testgit.Commit(t, dir, "feature")
+	url := "file://" + dir
+	for _, tc := range []struct {
+		branch, want, wantErr string
+	}{
+		{branch: "master", want: first},
+		{branch: "feature", want: feature},
+		{branch: "", want: feature}, // HEAD: the checked-out branch
+		{branch: "nope", wantErr: "has no refs/heads/nope"},
+	} {
+		t.Run(tc.branch, func(t *testing.T) {
+			got, err := Resolver{}.Resolve(context.Background(), url, tc.branch)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Resolve(%q) = %q, %v; want an error with %q", tc.branch, got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("Resolve(%q) = %q, %v; want %s", tc.branch, got, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,106 +1,74 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
-
+	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/index"
 )
 
-// pinParents rewrites the Dockerfile's FROM lines that name an image this
-// index builds so that they name the digest delivered last, which is what a
-// rebuilt parent triggers its children with: a child is built FROM exactly
-// the parent image that passed its tests, not whatever the tag says when
-// the build pulls it. It returns the path of the rewritten Dockerfile, or
-// "" when no line changed.
-func (ex *execution) pinParents(ctx context.Context, dockerfile string, log io.Writer) (string, error) {
-	src, err := os.ReadFile(dockerfile)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", ex.entry.TargetFile, err)
-	}
-	res, err := parser.Parse(bytes.NewReader(src))
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", ex.entry.TargetFile, err)
-	}
-	lines := strings.SplitAfter(string(src), "\n")
-	changed := false
-	for _, node := range res.AST.Children {
-		if !strings.EqualFold(node.Value, "from") || node.Next == nil {
-			continue
-		}
-		image := node.Next.Value
-		repo, tag, ok := ex.r.ownImage(image)
-		if !ok {
-			continue
-		}
-		parent, ok := ex.r.cfg.Entries(entryNameOf(repo) + ":" + tag)
-		if !ok {
-			continue
-		}
-		ref := ex.r.cfg.Target.Ref(parent.Repository(), tag)
-		digest, err := ex.r.cfg.Images.Digest(ctx, ref)
+// Parent pinning is a pipeline decision: a child is built FROM exactly the
+// parent image that passed its tests and was delivered, not whatever the
+// tag says when the build pulls it. The pipeline pins the parents named in
+// the entry's depends-on before the build (BuildSpec.Parents), and answers
+// the backend about any other FROM line that names an image of this index
+// (BuildSpec.Resolve); only the backend reads the Dockerfile.
+
+// parents pins every depends-on of the entry that this index builds and
+// has delivered.
+func (ex *execution) parents(ctx context.Context, log io.Writer) ([]backend.ParentPin, error) {
+	var pins []backend.ParentPin
+	for _, d := range ex.entry.DependsOn {
+		p, ok, err := ex.pinParent(ctx, d, log)
 		if err != nil {
-			fmt.Fprintf(log, "cccp: %s:%d: parent %s has no delivered image yet (%v); building FROM it as written\n",
-				ex.entry.TargetFile, node.StartLine, ref, err)
-			continue
+			return nil, err
 		}
-		pinned := ex.r.cfg.Target.DigestRef(parent.Repository(), digest)
-		i := node.StartLine - 1
-		if i < 0 || i >= len(lines) || !strings.Contains(lines[i], image) {
-			continue
+		if ok {
+			pins = append(pins, p)
 		}
-		lines[i] = strings.Replace(lines[i], image, pinned, 1)
-		changed = true
-		fmt.Fprintf(log, "cccp: %s:%d: FROM %s pinned to %s\n", ex.entry.TargetFile, node.StartLine, image, pinned)
 	}
-	if !changed {
-		return "", nil
-	}
-	out := filepath.Join(ex.dir, "Dockerfile.pinned")
-	if err := os.WriteFile(out, []byte(strings.Join(lines, "")), 0o644); err != nil {
-		return "", fmt.Errorf("write pinned Dockerfile: %w", err)
-	}
-	return out, nil
+	return pins, nil
 }
 
-// ownImage tells whether image (as written after FROM) names an image of
-// this index: no registry host, the target registry's host, or one of the
-// configured aliases. It returns the repository path and tag.
-func (r *Runner) ownImage(image string) (repo, tag string, ok bool) {
-	if strings.Contains(image, "$") || strings.Contains(image, "@") {
-		return "", "", false // build args or already pinned
+// pinParent resolves one image reference (a FROM image or a depends-on) to
+// the digest its entry delivered last. It returns false for an image that
+// is not this index's or that has no delivered image yet (the build then
+// uses it as written).
+func (ex *execution) pinParent(ctx context.Context, image string, log io.Writer) (backend.ParentPin, bool, error) {
+	repo, tag, ok := backend.OwnImage(image, ex.r.cfg.OwnRegistries)
+	if !ok {
+		return backend.ParentPin{}, false, nil
 	}
-	host, path := "", image
-	if i := strings.IndexByte(image, '/'); i > 0 {
-		first := image[:i]
-		if strings.ContainsAny(first, ".:") || first == "localhost" {
-			host, path = first, image[i+1:]
+	parent, ok := ex.r.cfg.Entries(entryNameOf(repo) + ":" + tag)
+	if !ok {
+		return backend.ParentPin{}, false, nil
+	}
+	ref := ex.r.cfg.Target.Ref(parent.Repository(), tag)
+	digest, err := ex.r.cfg.Images.Digest(ctx, ref)
+	if err != nil {
+		if ctx.Err() != nil {
+			return backend.ParentPin{}, false, ctx.Err()
 		}
+		fmt.Fprintf(log, "cccp: parent %s has no delivered image yet (%v); building FROM it as written\n", ref, err)
+		return backend.ParentPin{}, false, nil
 	}
-	if host != "" && !r.ownHost(host) {
-		return "", "", false
-	}
-	tag = index.DefaultDesiredTag
-	if i := strings.LastIndexByte(path, ':'); i > 0 {
-		path, tag = path[:i], path[i+1:]
-	}
-	return path, tag, path != ""
-}
-
-func (r *Runner) ownHost(host string) bool {
-	for _, a := range r.cfg.OwnRegistries {
-		if strings.EqualFold(a, host) {
-			return true
+	pinned := ex.r.cfg.Target.DigestRef(parent.Repository(), digest)
+	if v := ex.r.cfg.Parents; v != nil {
+		if err := v.Verify(ctx, pinned); err != nil {
+			fmt.Fprintf(log, "cccp: refusing to build FROM %s: %v\n", image, err)
+			return backend.ParentPin{}, false, fmt.Errorf("FROM %s: %w", image, err)
 		}
+		fmt.Fprintf(log, "cccp: parent %s is signed by this cccp\n", pinned)
 	}
-	return false
+	return backend.ParentPin{
+		Key:        parent.Key(),
+		Repository: parent.Repository(),
+		Tag:        tag,
+		DigestRef:  pinned,
+	}, true, nil
 }
 
 // entryNameOf turns a repository path into an entry name: `app/job`, or

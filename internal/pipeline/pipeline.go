@@ -6,10 +6,13 @@
 //
 // A Runner owns a queue of runs kept in the store; workers take runs from it,
 // a newer run for the same target supersedes an older one, and runs left
-// unfinished by a crash are resumed at the stage they were in. The stage
-// backends (builder, tester, registry) are small interfaces declared here
-// and implemented elsewhere: locally by buildah/podman and the embedded
-// registry, in a cluster by OpenShift builds and Jenkins jobs.
+// unfinished by a crash are resumed at the stage they were in. The Runner
+// keeps the state machine, the queue and every decision: which commit a run
+// builds (resolved before the build), which parent digest a FROM is pinned
+// to, which checks block, which tags move. The heavy work of the build and
+// test stages is done by stage backends behind internal/backend's
+// interfaces (today only internal/backend/local: git, buildah and podman on
+// this machine); delivery is a manifest-only retag through Images.
 package pipeline
 
 import (
@@ -19,70 +22,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
-// Stage names, in the order they run.
-const (
-	StageBuild   = "build"
-	StageTest    = "test"
-	StageDeliver = "deliver"
-)
-
-// Run kinds.
-const (
-	// KindBranch builds, tests and delivers a tracked branch.
-	KindBranch = "branch"
-	// KindPR builds and tests a pull request under a per-run tag; it never
-	// moves :test, :rc or a final tag.
-	KindPR = "pr"
-	// KindTrial builds and tests an entry proposed in an index pull request.
-	KindTrial = "trial"
-)
-
-// Source fetches an entry's repository at a branch or an exact commit into
-// dest and returns the commit it checked out.
-type Source interface {
-	Fetch(ctx context.Context, url, branch, commit, dest string) (string, error)
-}
-
-// BuildSpec is what to build.
-type BuildSpec struct {
-	ContextDir string
-	Dockerfile string // absolute path
-	Image      string // local name for the result
-	Log        io.Writer
-}
-
-// Builder builds images and pushes them to a registry.
-type Builder interface {
-	Build(ctx context.Context, spec BuildSpec) error
-	// Push pushes the local image to ref and returns the manifest digest.
-	Push(ctx context.Context, image, ref string, log io.Writer) (string, error)
-}
-
-// TestSpec is what to test: an image by immutable reference, with the
-// checkout it was built from.
-type TestSpec struct {
-	Image      string // immutable reference (digest or local image ID)
-	Dockerfile string // absolute path in the checkout
-	RepoDir    string // the entry's git-path in the checkout, where test scripts run
-	Config     *index.RepoConfig
-	Log        io.Writer
-}
-
-// Tester runs the predefined tests and the user's test script. It returns
-// one result per check; Blocking is decided by the pipeline.
-type Tester interface {
-	Test(ctx context.Context, spec TestSpec) ([]store.Check, error)
+// Resolver turns a branch into the exact commit it points at now, before a
+// run's build starts; every stage then works on that commit.
+type Resolver interface {
+	Resolve(ctx context.Context, gitURL, branch string) (commit string, err error)
 }
 
 // Images moves tags in the target registry.
@@ -112,38 +67,63 @@ type Logs interface {
 	Create(runID, stage string) (io.WriteCloser, error)
 }
 
+// RunEnder is implemented by a backend that keeps something per run (the
+// local backend's checkout); the Runner calls EndRun once a run is
+// finished.
+type RunEnder interface {
+	EndRun(ctx context.Context, runID string) error
+}
+
 // Observer is told about every change of a run (stage started, finished,
 // run done). It must not block for long; reporting goes through an outbox.
 type Observer func(r *store.Run)
 
-// Config is what a Runner needs. Everything but Logger, Observer, Blocking
-// and Workers is required.
+// Defaults of Config.
+const (
+	DefaultStageTimeout = 30 * time.Minute
+	DefaultMaxResumes   = 3
+)
+
+// Config is what a Runner needs. Resolver, Builder, Tester, Images, Target,
+// Store, Logs and Entries are required.
 type Config struct {
-	Source  Source
-	Builder Builder
-	Tester  Tester
-	Images  Images
-	Target  Target
-	Store   Store
-	Logs    Logs
+	Resolver Resolver
+	Builder  backend.Builder
+	Tester   backend.Tester
+	Images   Images
+	Target   Target
+	Store    Store
+	Logs     Logs
 	// Entries looks up the index entry a run is for by its key
 	// (`app-id/job-id:desired-tag`, see index.Entry.Key), at run time, so
 	// an index reload is seen by queued runs.
 	Entries func(key string) (*index.Entry, bool)
-	// WorkDir holds checkouts while a run works; each run's is removed
-	// when it ends.
-	WorkDir string
 	// Workers is how many runs work at once (default 1: builds are CPU-
 	// and disk-bound, and a 2-core machine gains little from more).
 	Workers int
 	// Blocking names the checks whose failure fails the test stage.
 	// Default: DefaultBlocking.
-	Blocking map[string]bool
+	Blocking map[types.CheckName]bool
 	// OwnRegistries are the registry hosts under which Dockerfiles name
 	// this index's own images: the delivery registry and any public name
 	// of it. A FROM of such an image (or of one with no registry host) is
 	// pinned to the digest delivered last.
 	OwnRegistries []string
+	// Attester gives a branch run's image its evidence (SBOM, signature,
+	// provenance) before deliver moves any tag; nil delivers without.
+	// Pull-request and trial runs never reach it.
+	Attester Attester
+	// Parents verifies each parent digest a build is pinned to before the
+	// build starts; nil trusts them.
+	Parents ParentVerifier
+	// StageTimeout bounds each stage (default DefaultStageTimeout). A stage
+	// that runs longer is cancelled at its backend and fails with reason
+	// DeadlineExceeded.
+	StageTimeout time.Duration
+	// MaxResumes is how often a run may be resumed after cccp stopped in
+	// the middle of it (default DefaultMaxResumes); the next resume fails
+	// it, so a run that crashes cccp cannot crash-loop it.
+	MaxResumes int
 	// Children, when set, gives the keys of the entries built FROM the
 	// entry of the given key; a
 	// passed branch run then queues a run for each (cause "parent"), so a
@@ -154,14 +134,10 @@ type Config struct {
 	Observer Observer
 }
 
-// DefaultBlocking: the smoke run and the user's own tests fail a build;
-// lint and scan findings are reported but do not.
-var defaultBlocking = []string{"smoke", "user-script"}
-
 // DefaultBlocking returns the default set of blocking checks.
-func DefaultBlocking() map[string]bool {
-	m := map[string]bool{}
-	for _, n := range defaultBlocking {
+func DefaultBlocking() map[types.CheckName]bool {
+	m := map[types.CheckName]bool{}
+	for _, n := range types.DefaultBlocking {
 		m[n] = true
 	}
 	return m
@@ -169,8 +145,8 @@ func DefaultBlocking() map[string]bool {
 
 // Request asks for one run.
 type Request struct {
-	Project string // the entry's key, app-id/job-id:desired-tag
-	Kind    string // KindBranch, KindPR or KindTrial
+	Project string        // the entry's key, app-id/job-id:desired-tag
+	Kind    types.RunKind // default types.KindBranch
 	Cause   store.Cause
 	// GitURL and Branch override the entry's (a PR from a fork builds the
 	// fork's head); Commit pins an exact commit.
@@ -230,15 +206,13 @@ func (r *Runner) Stopped() <-chan struct{} {
 // New checks cfg and returns a Runner; Start begins working.
 func New(cfg Config) (*Runner, error) {
 	var missing []string
-	for name, v := range map[string]any{"Source": cfg.Source, "Builder": cfg.Builder, "Tester": cfg.Tester,
+	for name, v := range map[string]any{"Resolver": cfg.Resolver, "Builder": cfg.Builder, "Tester": cfg.Tester,
 		"Images": cfg.Images, "Target": cfg.Target, "Store": cfg.Store, "Logs": cfg.Logs, "Entries": cfg.Entries} {
 		if v == nil {
 			missing = append(missing, name)
 		}
 	}
-	if cfg.WorkDir == "" {
-		missing = append(missing, "WorkDir")
-	}
+	slices.Sort(missing)
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("pipeline: missing configuration: %s", strings.Join(missing, ", "))
 	}
@@ -247,6 +221,12 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.Blocking == nil {
 		cfg.Blocking = DefaultBlocking()
+	}
+	if cfg.StageTimeout <= 0 {
+		cfg.StageTimeout = DefaultStageTimeout
+	}
+	if cfg.MaxResumes <= 0 {
+		cfg.MaxResumes = DefaultMaxResumes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -270,9 +250,6 @@ func (r *Runner) Start(ctx context.Context) error {
 	}
 	r.started = true
 	r.mu.Unlock()
-	if err := os.MkdirAll(r.cfg.WorkDir, 0o755); err != nil {
-		return fmt.Errorf("pipeline: work dir: %w", err)
-	}
 	unfinished, err := r.cfg.Store.UnfinishedRuns(ctx)
 	if err != nil {
 		return fmt.Errorf("pipeline: resume: %w", err)
@@ -295,9 +272,14 @@ func (r *Runner) Start(ctx context.Context) error {
 		// readable, until the stage runs again.
 		for _, st := range run.Stages {
 			if st.State == store.Running && sealer != nil {
-				if err := sealer.Seal(run.ID, st.Name); err != nil {
+				if err := sealer.Seal(run.ID, string(st.Name)); err != nil {
 					r.log.Warn("seal log of interrupted stage", "run", run.ID, "stage", st.Name, "err", err)
 				}
+			}
+		}
+		if run.State == store.Running {
+			if !r.countResume(ctx, run.ID) {
+				continue
 			}
 		}
 		id := run.ID
@@ -325,7 +307,7 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 	}
 	kind := req.Kind
 	if kind == "" {
-		kind = KindBranch
+		kind = types.KindBranch
 	}
 	var backend map[string]string
 	if req.Entry != nil {
@@ -361,10 +343,10 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 	return run, nil
 }
 
-func plannedStages(kind string) []store.Stage {
-	stages := []store.Stage{{Name: StageBuild, State: store.Queued}, {Name: StageTest, State: store.Queued}}
-	if kind == KindBranch {
-		stages = append(stages, store.Stage{Name: StageDeliver, State: store.Queued})
+func plannedStages(kind types.RunKind) []store.Stage {
+	stages := []store.Stage{{Name: types.StageBuild, State: store.Queued}, {Name: types.StageTest, State: store.Queued}}
+	if kind == types.KindBranch {
+		stages = append(stages, store.Stage{Name: types.StageDeliver, State: store.Queued})
 	}
 	return stages
 }
@@ -403,7 +385,7 @@ func sameTarget(a, b *store.Run) bool {
 	if a.Project != b.Project || a.Kind != b.Kind {
 		return false
 	}
-	if a.Kind == KindPR || a.Kind == KindTrial {
+	if a.Kind == types.KindPR || a.Kind == types.KindTrial {
 		return a.Cause.Repo == b.Cause.Repo && a.Cause.PR == b.Cause.PR
 	}
 	return a.Branch == b.Branch
@@ -543,10 +525,15 @@ func (r *Runner) execute(ctx context.Context, id string) {
 		entry = e
 	}
 
-	work := filepath.Join(r.cfg.WorkDir, "run-"+id)
-	defer os.RemoveAll(work)
-	ex := &execution{r: r, run: run, entry: entry, dir: work}
-	failed := ""
+	ex := &execution{r: r, run: run, entry: entry, base: ctx, reattach: map[types.StageName]bool{}}
+	for _, st := range run.Stages {
+		// A stage still marked running was cut off by a stop of cccp: its
+		// work may still go on at its backend.
+		if st.State == store.Running {
+			ex.reattach[st.Name] = true
+		}
+	}
+	var failed types.StageName
 	for i := range run.Stages {
 		st := run.Stages[i]
 		if runCtx.Err() != nil {
@@ -564,6 +551,7 @@ func (r *Runner) execute(ctx context.Context, id string) {
 			}
 			if runCtx.Err() != nil {
 				// Cancelled: Cancel recorded it.
+				r.endRun(ctx, id)
 				r.release(id)
 				return
 			}
@@ -574,7 +562,8 @@ func (r *Runner) execute(ctx context.Context, id string) {
 		return // shutting down: the run resumes at the next start
 	}
 	if runCtx.Err() != nil {
-		r.release(id) // cancelled: Cancel recorded it
+		r.endRun(ctx, id) // cancelled: Cancel recorded it
+		r.release(id)
 		return
 	}
 	if failed != "" {
@@ -606,18 +595,75 @@ func (r *Runner) finish(ctx context.Context, id string, state store.State, msg s
 	} else {
 		r.log.Info("run finished", "run", id, "project", run.Project, "state", run.State)
 		r.notify(run)
-		if run.State == store.Passed && run.Kind == KindBranch && r.cfg.Children != nil {
+		if run.State == store.Passed && run.Kind == types.KindBranch && r.cfg.Children != nil {
 			go r.triggerChildren(ctx, run) // never block a worker on a full queue
 		}
 	}
+	r.endRun(ctx, id)
 	r.release(id)
+}
+
+// endRun tells the backends that keep something per run that id is over.
+func (r *Runner) endRun(ctx context.Context, id string) {
+	ended := map[any]bool{}
+	for _, b := range []any{r.cfg.Builder, r.cfg.Tester} {
+		e, ok := b.(RunEnder)
+		if !ok || ended[b] {
+			continue
+		}
+		ended[b] = true
+		if err := e.EndRun(context.WithoutCancel(ctx), id); err != nil {
+			r.log.Warn("end run at backend", "run", id, "err", err)
+		}
+	}
+}
+
+// countResume records one more resume of a run that was running when cccp
+// stopped, and fails the run instead when it was resumed too often: a run
+// that crashes cccp must not crash-loop it. It tells whether to resume.
+func (r *Runner) countResume(ctx context.Context, id string) bool {
+	giveUp := false
+	run, err := r.cfg.Store.UpdateRun(ctx, id, func(run *store.Run) error {
+		if run.State.Done() {
+			return nil
+		}
+		run.Resumes++
+		if run.Resumes <= r.cfg.MaxResumes {
+			return nil
+		}
+		giveUp = true
+		now := time.Now().UTC()
+		msg := fmt.Sprintf("cccp stopped in the middle of this run %d times; not resuming it again", run.Resumes)
+		run.State, run.Error, run.Finished = store.Failed, msg, now
+		for i := range run.Stages {
+			s := &run.Stages[i]
+			switch s.State {
+			case store.Running:
+				s.State, s.Finished, s.Reason, s.Error = store.Failed, now, ReasonTooManyResumes, msg
+			case store.Queued:
+				s.State = store.Skipped
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.log.Error("count resume", "run", id, "err", err)
+		return true
+	}
+	if giveUp {
+		r.log.Warn("run resumed too often; failed", "run", id, "resumes", run.Resumes)
+		r.notify(run)
+		r.endRun(ctx, id)
+		return false
+	}
+	return true
 }
 
 // triggerChildren queues a branch run of every child of a delivered parent.
 func (r *Runner) triggerChildren(ctx context.Context, parent *store.Run) {
 	for _, child := range r.cfg.Children(parent.Project) {
-		cause := store.Cause{Kind: "parent", Parent: parent.Project, Detail: "parent run " + parent.ID}
-		if _, err := r.Enqueue(ctx, Request{Project: child, Kind: KindBranch, Cause: cause}); err != nil {
+		cause := store.Cause{Kind: types.CauseParent, Parent: parent.Project, Detail: "parent run " + parent.ID}
+		if _, err := r.Enqueue(ctx, Request{Project: child, Kind: types.KindBranch, Cause: cause}); err != nil {
 			r.log.Error("queue child run", "parent", parent.Project, "child", child, "err", err)
 		}
 	}
@@ -646,7 +692,7 @@ func (r *Runner) Periodic(ctx context.Context, every time.Duration, keys func() 
 		case <-t.C:
 		}
 		for _, k := range keys() {
-			if _, err := r.Enqueue(ctx, Request{Project: k, Kind: KindBranch, Cause: store.Cause{Kind: "rescan"}}); err != nil {
+			if _, err := r.Enqueue(ctx, Request{Project: k, Kind: types.KindBranch, Cause: store.Cause{Kind: types.CauseRescan}}); err != nil {
 				if ctx.Err() != nil {
 					return
 				}

@@ -641,3 +641,12 @@ func SplitLine(line string) (ts time.Time, text string, ok bool) {
 	}
 	return t, rest, true
 }
+
+// StageLogs gives Logs to consumers that create logs as io.WriteClosers
+// (the pipeline); Seal and the rest are Logs' own.
+type StageLogs struct{ *Logs }
+
+// Create starts the log of a stage, truncating an earlier one.
+func (s StageLogs) Create(runID, stage string) (io.WriteCloser, error) {
+	return s.Logs.Create(runID, stage)
+}

@@ -165,7 +165,7 @@ func (db *DB) CreateRun(ctx context.Context, r *Run) error {
 	if r.Project == "" {
 		return errors.New("create run: empty project")
 	}
-	if err := errors.Join(checkName("project", r.Project), checkName("kind", r.Kind)); err != nil {
+	if err := errors.Join(checkName("project", r.Project), checkName("kind", string(r.Kind))); err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
 	return db.update(ctx, func(root *bolt.Bucket) error {
@@ -194,7 +194,7 @@ func (db *DB) CreateRun(ctx context.Context, r *Run) error {
 			return err
 		}
 		if nr.Kind != "" {
-			if err := latest.Put(latestKey(nr.Kind, nr.Project), sk); err != nil {
+			if err := latest.Put(latestKey(string(nr.Kind), nr.Project), sk); err != nil {
 				return err
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 func openTest(t testing.TB) (*DB, string) {
@@ -220,7 +222,7 @@ func TestLatestAndUnfinished(t *testing.T) {
 	ctx := context.Background()
 	db, path := openTest(t)
 	mk := func(project, kind string) string {
-		r := &Run{Project: project, Kind: kind}
+		r := &Run{Project: project, Kind: types.RunKind(kind)}
 		if err := db.CreateRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}

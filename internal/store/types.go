@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // ErrNotFound is returned when a run, meta key or report does not exist.
@@ -33,7 +35,7 @@ func (s State) Done() bool {
 
 // Cause says why a run was started.
 type Cause struct {
-	Kind       string // "push","pull_request","parent","index","rescan","manual","retest"
+	Kind       types.CauseKind
 	Commit     string
 	Ref        string
 	PR         int
@@ -47,21 +49,40 @@ type Cause struct {
 
 // Check is the result of one predefined or user test inside a stage.
 type Check struct {
-	Name     string
+	Name     types.CheckName
 	State    State
 	Blocking bool
 	Summary  string
 	Findings []string
+	// Explain are the failing check's own output lines that explain it.
+	Explain []string `json:",omitempty"`
 }
 
 // Stage is one step of a run.
 type Stage struct {
-	Name              string // build, test, deliver
+	Name              types.StageName
 	State             State
 	Started, Finished time.Time
 	Error             string
-	Checks            []Check
-	Digest            string
+	// Reason is the backend's short word for a failure (BuildFailed,
+	// DeadlineExceeded, ...); Error is then its message.
+	Reason string `json:",omitempty"`
+	Checks []Check
+	Digest string
+	// Backend and Handle name the stage's work at its backend, stored
+	// before the work begins, so a restarted cccp can ask about it.
+	Backend string `json:",omitempty"`
+	Handle  string `json:",omitempty"`
+	// Bases are the images the build started FROM, as the backend used
+	// them (build stage only).
+	Bases []Base `json:",omitempty"`
+}
+
+// Base is one image a build started FROM.
+type Base struct {
+	Image  string // as written after FROM
+	Digest string `json:",omitempty"` // what it resolved to, when known
+	Pinned bool   `json:",omitempty"` // pinned to a parent's delivered digest
 }
 
 // Image is one place a run's image went (:test, :rc, final tags), with its digest.
@@ -74,7 +95,7 @@ type Image struct {
 type Run struct {
 	ID      string // assigned by CreateRun: decimal sequence ("1","2",...), stable for URLs
 	Project string // app-id/job-id
-	Kind    string // "branch" (build,test,deliver), "pr" (no delivery), "trial" (index PR trial build)
+	Kind    types.RunKind
 	Cause   Cause
 
 	GitURL, Branch, Commit string // GitURL without userinfo
@@ -84,7 +105,12 @@ type Run struct {
 	Stages                     []Stage
 	Images                     []Image
 	Error                      string
-	Backend                    map[string]string // opaque per-stage backend handles, so a run can resume after restart
+	// Backend holds opaque per-run data of the pipeline (a trial run's
+	// proposed entry).
+	Backend map[string]string
+	// Resumes counts how often the run was picked up again after cccp
+	// stopped in the middle of it.
+	Resumes int `json:",omitempty"`
 }
 
 // RunFilter selects runs for Runs. Zero values select everything.

@@ -12,39 +12,42 @@ import (
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/onboard"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // The JSON API's types; API.md documents them.
 
 type apiCause struct {
-	Kind   string `json:"kind"`
-	Text   string `json:"text"`
-	Commit string `json:"commit,omitempty"`
-	Ref    string `json:"ref,omitempty"`
-	PR     int    `json:"pr,omitempty"`
-	Parent string `json:"parent,omitempty"`
-	Actor  string `json:"actor,omitempty"`
-	Forge  string `json:"forge,omitempty"`
-	Repo   string `json:"repo,omitempty"`
+	Kind   types.CauseKind `json:"kind"`
+	Text   string          `json:"text"`
+	Commit string          `json:"commit,omitempty"`
+	Ref    string          `json:"ref,omitempty"`
+	PR     int             `json:"pr,omitempty"`
+	Parent string          `json:"parent,omitempty"`
+	Actor  string          `json:"actor,omitempty"`
+	Forge  string          `json:"forge,omitempty"`
+	Repo   string          `json:"repo,omitempty"`
 }
 
 type apiCheck struct {
-	Name     string   `json:"name"`
-	State    string   `json:"state"`
-	Blocking bool     `json:"blocking"`
-	Summary  string   `json:"summary,omitempty"`
-	Findings []string `json:"findings,omitempty"`
+	Name     types.CheckName `json:"name"`
+	State    string          `json:"state"`
+	Blocking bool            `json:"blocking"`
+	Summary  string          `json:"summary,omitempty"`
+	Findings []string        `json:"findings,omitempty"`
+	Explain  []string        `json:"explain,omitempty"`
 }
 
 type apiStage struct {
-	Name     string     `json:"name"`
-	State    string     `json:"state"`
-	Started  *time.Time `json:"started,omitempty"`
-	Finished *time.Time `json:"finished,omitempty"`
-	Error    string     `json:"error,omitempty"`
-	Digest   string     `json:"digest,omitempty"`
-	Checks   []apiCheck `json:"checks,omitempty"`
-	LogURL   string     `json:"log_url"`
+	Name     types.StageName `json:"name"`
+	State    string          `json:"state"`
+	Started  *time.Time      `json:"started,omitempty"`
+	Finished *time.Time      `json:"finished,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Digest   string          `json:"digest,omitempty"`
+	Checks   []apiCheck      `json:"checks,omitempty"`
+	LogURL   string          `json:"log_url"`
 }
 
 type apiImage struct {
@@ -53,21 +56,21 @@ type apiImage struct {
 }
 
 type apiRun struct {
-	ID       string     `json:"id"`
-	URL      string     `json:"url"`
-	Project  string     `json:"project"`
-	Kind     string     `json:"kind"`
-	State    string     `json:"state"`
-	Cause    apiCause   `json:"cause"`
-	GitURL   string     `json:"git_url"`
-	Branch   string     `json:"branch,omitempty"`
-	Commit   string     `json:"commit,omitempty"`
-	Created  *time.Time `json:"created,omitempty"`
-	Started  *time.Time `json:"started,omitempty"`
-	Finished *time.Time `json:"finished,omitempty"`
-	Error    string     `json:"error,omitempty"`
-	Stages   []apiStage `json:"stages"`
-	Images   []apiImage `json:"images"`
+	ID       string        `json:"id"`
+	URL      string        `json:"url"`
+	Project  string        `json:"project"`
+	Kind     types.RunKind `json:"kind"`
+	State    string        `json:"state"`
+	Cause    apiCause      `json:"cause"`
+	GitURL   string        `json:"git_url"`
+	Branch   string        `json:"branch,omitempty"`
+	Commit   string        `json:"commit,omitempty"`
+	Created  *time.Time    `json:"created,omitempty"`
+	Started  *time.Time    `json:"started,omitempty"`
+	Finished *time.Time    `json:"finished,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Stages   []apiStage    `json:"stages"`
+	Images   []apiImage    `json:"images"`
 }
 
 type apiProject struct {
@@ -93,7 +96,7 @@ func timePtr(t time.Time) *time.Time {
 func (s *Server) apiChecks(cs []store.Check) []apiCheck {
 	var out []apiCheck
 	for _, c := range s.checkViews(cs) {
-		out = append(out, apiCheck{Name: c.Name, State: c.State, Blocking: c.Blocking, Summary: c.Summary, Findings: c.Findings})
+		out = append(out, apiCheck{Name: c.Name, State: c.State, Blocking: c.Blocking, Summary: c.Summary, Findings: c.Findings, Explain: c.Explain})
 	}
 	return out
 }
@@ -119,8 +122,8 @@ func (s *Server) apiRunOf(r *store.Run) apiRun {
 	for _, st := range r.Stages {
 		a.Stages = append(a.Stages, apiStage{
 			Name: st.Name, State: string(st.State), Started: timePtr(st.Started), Finished: timePtr(st.Finished),
-			Error: s.mask.String(st.Error), Digest: st.Digest, Checks: s.apiChecks(st.Checks),
-			LogURL: s.url("/api/v1/runs/" + r.ID + "/stages/" + st.Name + "/log"),
+			Reason: st.Reason, Error: s.mask.String(st.Error), Digest: st.Digest, Checks: s.apiChecks(st.Checks),
+			LogURL: s.url("/api/v1/runs/" + r.ID + "/stages/" + string(st.Name) + "/log"),
 		})
 	}
 	return a
@@ -194,7 +197,7 @@ func (s *Server) apiProject(w http.ResponseWriter, r *http.Request) {
 		p.Images = append(p.Images, apiImage{Ref: im.Ref, Digest: im.Digest})
 	}
 	for _, c := range v.Checks {
-		p.Checks = append(p.Checks, apiCheck{Name: c.Name, State: c.State, Blocking: c.Blocking, Summary: c.Summary, Findings: c.Findings})
+		p.Checks = append(p.Checks, apiCheck{Name: c.Name, State: c.State, Blocking: c.Blocking, Summary: c.Summary, Findings: c.Findings, Explain: c.Explain})
 	}
 	if len(v.Runs) > 0 {
 		if run, err := s.cfg.Runs.Run(r.Context(), v.Runs[0].ID); err == nil {

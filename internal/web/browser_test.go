@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -142,7 +143,7 @@ func TestBrowserFailedRun(t *testing.T) {
 
 func TestBrowserLiveLog(t *testing.T) {
 	f := newFixture(t)
-	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual", Actor: "admin"}, map[string]store.State{"build": store.Running}, "")
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual", Actor: "admin"}, map[types.StageName]store.State{"build": store.Running}, "")
 	w, err := f.logs.Create(r.ID, "build")
 	if err != nil {
 		t.Fatal(err)

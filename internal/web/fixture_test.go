@@ -18,6 +18,7 @@ import (
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 const (
@@ -136,14 +137,14 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 // addRun stores a run of project (an entry key, acme/web:latest) with its
 // stages in the given states; a failed stage gets err as its error. A
 // passed deliver stage pushed the images :test and :<desired-tag>.
-func (f *fixture) addRun(project, kind string, cause store.Cause, states map[string]store.State, errMsg string) *store.Run {
+func (f *fixture) addRun(project string, kind types.RunKind, cause store.Cause, states map[types.StageName]store.State, errMsg string) *store.Run {
 	f.t.Helper()
 	ctx := context.Background()
 	name, _, _ := strings.Cut(project, ":") // project is an entry key, app-id/job-id:desired-tag
 	r := &store.Run{Project: project, Kind: kind, Cause: cause, GitURL: "https://github.com/" + name,
 		Branch: "master", Commit: "0123456789abcdef0123456789abcdef01234567", State: store.Queued, Created: t0}
-	names := []string{"build", "test", "deliver"}
-	if kind == "pr" {
+	names := types.Stages
+	if kind == types.KindPR {
 		names = names[:2]
 	}
 	for _, n := range names {

@@ -158,7 +158,7 @@ func (s *Server) cleanLine(n int, b []byte) logLine {
 // stageOf finds a run's stage by name.
 func stageOf(r *store.Run, name string) (*store.Stage, bool) {
 	for i := range r.Stages {
-		if r.Stages[i].Name == name {
+		if string(r.Stages[i].Name) == name {
 			return &r.Stages[i], true
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 func TestExplain(t *testing.T) {
@@ -85,7 +86,7 @@ func TestReadStageLogKeepsHeadAndTail(t *testing.T) {
 // TestLogEvents follows a stage while a real runlog Writer writes it.
 func TestLogEvents(t *testing.T) {
 	f := newFixture(t)
-	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[string]store.State{"build": store.Running}, "")
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[types.StageName]store.State{"build": store.Running}, "")
 	w, err := f.logs.Create(r.ID, "build")
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +184,7 @@ func TestLogDownloadStreams(t *testing.T) {
 		t.Skip("writes a 50 MB log")
 	}
 	f := newFixture(t)
-	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[string]store.State{"build": store.Failed}, "x")
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[types.StageName]store.State{"build": store.Failed}, "x")
 	w, err := f.logs.Create(r.ID, "build")
 	if err != nil {
 		t.Fatal(err)

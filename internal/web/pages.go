@@ -13,6 +13,7 @@ import (
 
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // page is what every template gets.
@@ -142,7 +143,7 @@ type dashView struct {
 func (s *Server) dashboardRows(ctx context.Context) ([]dashRow, error) {
 	entries := s.cfg.Projects.Entries()
 	now := s.now()
-	branch, err := s.cfg.Runs.LatestRuns(ctx, "branch")
+	branch, err := s.cfg.Runs.LatestRuns(ctx, string(types.KindBranch))
 	if err != nil && branch == nil {
 		return nil, fmt.Errorf("latest runs: %w", err)
 	} else if err != nil {
@@ -197,7 +198,7 @@ func (s *Server) lastDelivered(ctx context.Context, project string) *store.Run {
 	for _, limit := range []int{1, 20} {
 		runs, _ := s.cfg.Runs.Runs(ctx, store.RunFilter{Project: project, States: []store.State{store.Passed}, Limit: limit})
 		for _, r := range runs {
-			if r.Kind == "branch" {
+			if r.Kind == types.KindBranch {
 				return r
 			}
 		}
@@ -258,9 +259,11 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 // --- project ---
 
 type checkView struct {
-	Name, State, Summary string
-	Blocking             bool
-	Findings             []string
+	Name           types.CheckName
+	State, Summary string
+	Blocking       bool
+	Findings       []string
+	Explain        []string // a failed check's own last lines
 }
 
 func (s *Server) checkViews(cs []store.Check) []checkView {
@@ -269,6 +272,9 @@ func (s *Server) checkViews(cs []store.Check) []checkView {
 		cv := checkView{Name: c.Name, State: string(c.State), Summary: s.mask.String(c.Summary), Blocking: c.Blocking}
 		for _, f := range c.Findings {
 			cv.Findings = append(cv.Findings, s.mask.String(f))
+		}
+		for _, l := range c.Explain {
+			cv.Explain = append(cv.Explain, s.mask.String(l))
 		}
 		out = append(out, cv)
 	}
@@ -353,6 +359,7 @@ func (s *Server) project(w http.ResponseWriter, r *http.Request) {
 
 type stageView struct {
 	Name, State, Duration, Error string
+	Reason                       string
 	Checks                       []checkView
 	Log                          *stageLog
 	NoLog                        bool
@@ -386,7 +393,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		CanAct:  s.cfg.Actions != nil && id.Admin(), CSRF: id.CSRF,
 	}
 	for _, st := range run.Stages {
-		sv := stageView{Name: st.Name, State: string(st.State), Duration: stageDuration(now, st),
+		sv := stageView{Name: string(st.Name), State: string(st.State), Duration: stageDuration(now, st), Reason: st.Reason,
 			Error: s.mask.String(st.Error), Checks: s.checkViews(st.Checks),
 			Open: st.State == store.Failed || st.State == store.Running, Live: st.State == store.Running}
 		if st.State != store.Queued && st.State != store.Skipped {
@@ -416,12 +423,12 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 // pageLog reads what the run page shows of a stage's log; nil when there
 // is none.
 func (s *Server) pageLog(runID string, st store.Stage) *stageLog {
-	f, err := s.cfg.Logs.Open(runID, st.Name)
+	f, err := s.cfg.Logs.Open(runID, string(st.Name))
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	done := s.cfg.Logs.Done(runID, st.Name)
+	done := s.cfg.Logs.Done(runID, string(st.Name))
 	l, err := s.readStageLog(f, st.State == store.Failed)
 	if err != nil {
 		s.log.Warn("read stage log", "run", runID, "stage", st.Name, "err", err)

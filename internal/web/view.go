@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // stageNames are the columns of the dashboard, in pipeline order.
-var stageNames = []string{"build", "test", "deliver"}
+var stageNames = types.Stages
 
 // causeText says in a few words why a run started.
 func causeText(c store.Cause) string {
@@ -18,7 +19,7 @@ func causeText(c store.Cause) string {
 		by = " by " + c.Actor
 	}
 	switch c.Kind {
-	case "push":
+	case types.CausePush:
 		s := "push"
 		if c.Ref != "" {
 			s += " to " + strings.TrimPrefix(c.Ref, "refs/heads/")
@@ -27,7 +28,7 @@ func causeText(c store.Cause) string {
 			s += " at " + shortCommit(c.Commit)
 		}
 		return s + by
-	case "pull_request":
+	case types.CausePullRequest:
 		s := fmt.Sprintf("PR #%d", c.PR)
 		if c.Repo != "" {
 			s = c.Repo + " " + s
@@ -36,20 +37,20 @@ func causeText(c store.Cause) string {
 			s += " at " + shortCommit(c.Commit)
 		}
 		return s + by
-	case "parent":
+	case types.CauseParent:
 		return "parent " + c.Parent + " rebuilt"
-	case "index":
+	case types.CauseIndex:
 		return "index change" + by
-	case "rescan":
+	case types.CauseRescan:
 		return "periodic rescan"
-	case "manual":
+	case types.CauseManual:
 		return "manual" + by
-	case "retest":
+	case types.CauseRetest:
 		return "retest" + by
 	case "":
 		return "unknown"
 	}
-	return c.Kind + by
+	return string(c.Kind) + by
 }
 
 func shortCommit(c string) string {
@@ -130,7 +131,7 @@ func lastTime(r *store.Run) time.Time {
 
 // stageCell is one stage's state in a table.
 type stageCell struct {
-	Name  string
+	Name  types.StageName
 	State string // "" when the run has no such stage
 }
 
@@ -152,9 +153,10 @@ func stageCells(r *store.Run) []stageCell {
 
 // runRow is a run in a list.
 type runRow struct {
-	ID, Project, Kind, State, Cause, Commit, Branch string
-	When, Duration, Error                           string
-	Stages                                          []stageCell
+	Kind                                      types.RunKind
+	ID, Project, State, Cause, Commit, Branch string
+	When, Duration, Error                     string
+	Stages                                    []stageCell
 }
 
 func (s *Server) runRow(now time.Time, r *store.Run) runRow {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // seeded is a fixture with a passed run of acme/base:latest (run 1), a
@@ -22,10 +24,10 @@ func seeded(t *testing.T, mod ...func(*Config)) *fixture {
 	t.Helper()
 	f := newFixture(t, mod...)
 	f.addRun("acme/base:latest", "branch", store.Cause{Kind: "push", Ref: "refs/heads/master", Commit: "feedfacecafe1234"},
-		map[string]store.State{"build": store.Passed, "test": store.Passed, "deliver": store.Passed}, "")
+		map[types.StageName]store.State{"build": store.Passed, "test": store.Passed, "deliver": store.Passed}, "")
 	f.writeLog("1", "build", "STEP 1/2: FROM centos", "build ok")
 	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "parent", Parent: "acme/base:latest"},
-		map[string]store.State{"build": store.Failed, "deliver": store.Skipped, "test": store.Skipped}, "build: exit status 1")
+		map[types.StageName]store.State{"build": store.Failed, "deliver": store.Skipped, "test": store.Skipped}, "build: exit status 1")
 	lines := []string{"STEP 1/3: FROM acme/base", "STEP 2/3: RUN make"}
 	for i := 0; i < 20; i++ {
 		lines = append(lines, "compiling module "+string(rune('a'+i)))
@@ -120,7 +122,7 @@ func TestRunPageOpensAtFailure(t *testing.T) {
 func TestHostileTextIsEscaped(t *testing.T) {
 	f := newFixture(t)
 	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual", Actor: `<img src=x onerror=alert(1)>`},
-		map[string]store.State{"build": store.Failed}, `<script>alert("err")</script>`)
+		map[types.StageName]store.State{"build": store.Failed}, `<script>alert("err")</script>`)
 	f.writeLog(r.ID, "build", `<script>alert("log")</script>`, "\x1b[31mred\x1b[0m error: </pre><b>x</b>")
 	for _, path := range []string{"/runs/" + r.ID, "/projects/acme/web", "/failures", "/", "/?q=%3Cscript%3E"} {
 		t.Run(path, func(t *testing.T) {
@@ -140,7 +142,7 @@ func TestHostileTextIsEscaped(t *testing.T) {
 
 func TestSecretsAreMasked(t *testing.T) {
 	f := newFixture(t)
-	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[string]store.State{"build": store.Failed},
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[types.StageName]store.State{"build": store.Failed},
 		"push failed: auth "+secret)
 	f.writeLog(r.ID, "build", "login with "+secret, "clone https://bot:"+secret+"@github.com/acme/web", "error: denied")
 	for _, path := range []string{"/runs/" + r.ID, "/failures", "/runs/" + r.ID + "/stages/build/log.txt",
@@ -549,7 +551,7 @@ func TestTagsAreProjects(t *testing.T) {
 	}
 	f.projects.Set(f.loadIndex())
 	r7 := f.addRun("acme/web:7", "branch", store.Cause{Kind: "push", Ref: "refs/heads/el7"},
-		map[string]store.State{"build": store.Passed, "test": store.Passed, "deliver": store.Passed}, "")
+		map[types.StageName]store.State{"build": store.Passed, "test": store.Passed, "deliver": store.Passed}, "")
 
 	t.Run("dashboard rows", func(t *testing.T) {
 		rows := dashboardRowsOf(t, f.get("/").Body.String())
@@ -638,4 +640,31 @@ func dashboardRowsOf(t *testing.T, body string) []renderedRow {
 		rows = append(rows, renderedRow{name: name, html: p})
 	}
 	return rows
+}
+
+// A failed stage's reason and a failed check's own lines, as the backend
+// reported them, reach the run page and the API.
+func TestFailureReasonAndExplainAreShown(t *testing.T) {
+	f := newFixture(t)
+	r := f.addRun("acme/web:latest", "branch", store.Cause{Kind: "manual"}, map[types.StageName]store.State{"build": store.Passed, "test": store.Failed},
+		"the test stage ran longer than its deadline of 30m0s and was stopped")
+	if _, err := f.db.UpdateRun(context.Background(), r.ID, func(r *store.Run) error {
+		r.Stages[1].Reason = "DeadlineExceeded"
+		r.Stages[1].Checks = []store.Check{{Name: types.CheckUserScript, State: store.Failed, Blocking: true,
+			Summary: "exit status 3", Explain: []string{"expected 42, got 41"}}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	page := f.get("/runs/" + r.ID).Body.String()
+	if !strings.Contains(page, "DeadlineExceeded: the test stage ran longer") {
+		t.Errorf("run page lacks the stage's reason:\n%s", page)
+	}
+	var api apiRun
+	if err := json.Unmarshal(f.get("/api/v1/runs/"+r.ID).Body.Bytes(), &api); err != nil {
+		t.Fatal(err)
+	}
+	if st := api.Stages[1]; st.Reason != "DeadlineExceeded" || len(st.Checks) != 1 || !slices.Equal(st.Checks[0].Explain, []string{"expected 42, got 41"}) {
+		t.Errorf("API test stage = %+v, want its reason and the check's explain lines", st)
+	}
 }

@@ -1,4 +1,4 @@
-package attest_test
+package evidence_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/cccp-project/cccp/internal/attest"
+	"github.com/cccp-project/cccp/internal/evidence"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/sbom"
 	"github.com/cccp-project/cccp/internal/signing"
@@ -29,7 +29,7 @@ type env struct {
 	client *registry.Client
 	key    *signing.Key
 	keyDir string
-	att    *attest.Attester
+	att    *evidence.Attester
 }
 
 func newEnv(t testing.TB) env {
@@ -49,7 +49,7 @@ func newEnv(t testing.TB) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	att := attest.New(attest.Config{
+	att := evidence.New(evidence.Config{
 		Signer: signing.NewSigner(key, client, nil), SBOM: sbom.NewGenerator(client, "test"), Registry: client,
 		BuilderID: "http://127.0.0.1:8080/", Version: "test",
 	})
@@ -91,14 +91,14 @@ func TestDeliveredImageVerifiesWithCosign(t *testing.T) {
 	parent := host + "/busybox@" + parentDigest
 	repo := testgit.Repo(t, "main", map[string]string{"Dockerfile": "FROM " + parent + "\n"})
 	commit := strings.TrimSpace(testgit.Run(t, repo, "rev-parse", "HEAD"))
-	if _, err := e.att.Attest(ctx, attest.Delivery{Image: parent, Kind: types.KindBranch, Entry: "lib/busybox:latest",
+	if _, err := e.att.Attest(ctx, evidence.Delivery{Image: parent, Kind: types.KindBranch, Entry: "lib/busybox:latest",
 		SourceURL: repo, Commit: commit, Ref: "main"}); err != nil {
 		t.Fatal(err)
 	}
 
 	// The child, built FROM the parent's digest: the pipeline pins it.
 	child := e.pushRandom(t, host+"/demo/child-attest:rc")
-	res, err := e.att.Attest(ctx, attest.Delivery{
+	res, err := e.att.Attest(ctx, evidence.Delivery{
 		Image: child, Kind: types.KindBranch, Entry: "demo/child:latest",
 		Parameters: map[string]string{"git-url": repo, "git-branch": "main", "target-file": "Dockerfile"},
 		SourceURL:  repo, Commit: commit, Ref: "main", Parents: []string{parent}, RunURL: "http://127.0.0.1:8080/runs/1",
@@ -174,7 +174,7 @@ func TestDeliveredImageVerifiesWithCosign(t *testing.T) {
 	}
 
 	// cccp verify's check agrees, from the tag.
-	rep, err := attest.Check(ctx, e.client, e.key.Verifier(), delivered)
+	rep, err := evidence.Check(ctx, e.client, e.key.Verifier(), delivered)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +189,8 @@ func TestPullRequestImagesAreNotSigned(t *testing.T) {
 	for _, kind := range []types.RunKind{types.KindPR, types.KindTrial} {
 		t.Run(string(kind), func(t *testing.T) {
 			img := e.pushRandom(t, e.reg.Host()+"/demo/pr-attest:pr-"+string(kind))
-			_, err := e.att.Attest(ctx, attest.Delivery{Image: img, Kind: kind, SourceURL: "https://x/y.git", Commit: strings.Repeat("a", 40)})
-			if !errors.Is(err, attest.ErrNotDelivered) {
+			_, err := e.att.Attest(ctx, evidence.Delivery{Image: img, Kind: kind, SourceURL: "https://x/y.git", Commit: strings.Repeat("a", 40)})
+			if !errors.Is(err, evidence.ErrNotDelivered) {
 				t.Fatalf("Attest(%s) = %v, want ErrNotDelivered", kind, err)
 			}
 			tags, err := e.client.Tags(ctx, e.reg.Host()+"/demo/pr-attest")
@@ -211,7 +211,7 @@ func TestParentCheck(t *testing.T) {
 	ctx := t.Context()
 	host := e.reg.Host()
 	signed := e.pushRandom(t, host+"/lib/base-attest:latest")
-	if _, err := e.att.Attest(ctx, attest.Delivery{Image: signed, Kind: types.KindBranch, SourceURL: "https://x/base.git", Commit: strings.Repeat("b", 40)}); err != nil {
+	if _, err := e.att.Attest(ctx, evidence.Delivery{Image: signed, Kind: types.KindBranch, SourceURL: "https://x/base.git", Commit: strings.Repeat("b", 40)}); err != nil {
 		t.Fatal(err)
 	}
 	// Someone re-tags the parent to an image cccp never signed.
@@ -226,18 +226,18 @@ func TestParentCheck(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		policy  attest.Policy
+		policy  evidence.Policy
 		parent  string
 		wantErr string
 	}{
-		{"signed parent", attest.Enforce, signed, ""},
-		{"re-tagged to an unsigned image", attest.Enforce, unsigned, "not signed by cccp"},
-		{"signed by another key", attest.Enforce, foreign, "not by this cccp's key"},
-		{"unsigned, policy warn", attest.Warn, unsigned, ""},
-		{"unsigned, policy off", attest.Off, unsigned, ""},
+		{"signed parent", evidence.Enforce, signed, ""},
+		{"re-tagged to an unsigned image", evidence.Enforce, unsigned, "not signed by cccp"},
+		{"signed by another key", evidence.Enforce, foreign, "not by this cccp's key"},
+		{"unsigned, policy warn", evidence.Warn, unsigned, ""},
+		{"unsigned, policy off", evidence.Off, unsigned, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := attest.NewParentCheck(e.key.Verifier(), e.client, tc.policy, nil).Verify(ctx, tc.parent)
+			err := evidence.NewParentCheck(e.key.Verifier(), e.client, tc.policy, nil).Verify(ctx, tc.parent)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Verify = %v", err)
@@ -258,7 +258,7 @@ func BenchmarkCheck(b *testing.B) {
 	e := newEnv(b)
 	ctx := b.Context()
 	img := e.pushRandom(b, e.reg.Host()+"/demo/bench-attest:rc")
-	if _, err := e.att.Attest(ctx, attest.Delivery{Image: img, Kind: types.KindBranch, SourceURL: "https://x/y.git", Commit: strings.Repeat("a", 40)}); err != nil {
+	if _, err := e.att.Attest(ctx, evidence.Delivery{Image: img, Kind: types.KindBranch, SourceURL: "https://x/y.git", Commit: strings.Repeat("a", 40)}); err != nil {
 		b.Fatal(err)
 	}
 	if err := e.client.Tag(ctx, img, e.reg.Host()+"/demo/bench-attest:latest"); err != nil {
@@ -268,7 +268,7 @@ func BenchmarkCheck(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		client := registry.NewClient(registry.ClientConfig{AuthFiles: []string{}}) // as cccp verify: anonymous, fresh
-		if _, err := attest.Check(ctx, client, v, e.reg.Host()+"/demo/bench-attest:latest"); err != nil {
+		if _, err := evidence.Check(ctx, client, v, e.reg.Host()+"/demo/bench-attest:latest"); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,10 +1,10 @@
-// Package attest gives a delivered image its evidence and checks it: an
+// Package evidence gives a delivered image its evidence and checks it: an
 // SBOM attached to the digest, a cosign signature of the digest, and a
 // signed SLSA provenance attestation. It composes the sbom, signing and
 // provenance packages; the pipeline calls Attester.Attest from its
 // deliver step for branch runs, `cccp verify` calls Check, and a child's
 // build calls ParentCheck.Verify on each pinned parent.
-package attest
+package evidence
 
 import (
 	"context"

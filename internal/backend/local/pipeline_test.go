@@ -3,17 +3,21 @@ package local_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/backend/local"
 	"github.com/cccp-project/cccp/internal/buildah"
-	"github.com/cccp-project/cccp/internal/checks"
+	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
-	"github.com/cccp-project/cccp/internal/local"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
@@ -21,6 +25,7 @@ import (
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/testgit"
 	"github.com/cccp-project/cccp/internal/testimage"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // The whole local pipeline with real git repositories, buildah, podman,
@@ -47,7 +52,12 @@ type world struct {
 	db      *store.DB
 	logs    *runlog.Logs
 	runner  *pipeline.Runner
+	backend *local.Backend
 	entries map[string]*index.Entry
+
+	dir        string
+	user, pass string
+	stop       func() // stops the runner and its backend, as a dying cccp would
 }
 
 func newWorld(t *testing.T, entries ...*index.Entry) *world {
@@ -78,36 +88,53 @@ func newWorld(t *testing.T, entries ...*index.Entry) *world {
 	for _, e := range entries {
 		w.entries[e.Key()] = e
 	}
-	insecure := func(string) bool { return true }
-	pod := &podman.Runner{}
+	w.dir, w.user, w.pass = dir, user, pass
+	w.startRunner(t)
+	t.Cleanup(func() { w.stop() })
+	return w
+}
+
+// startRunner starts a backend and a runner over the world's store and
+// logs, as a start of cccp does.
+func (w *world) startRunner(t *testing.T) {
+	t.Helper()
+	var err error
+	w.backend, err = local.New(local.Config{Dir: filepath.Join(w.dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
+		Username: w.user, Password: w.pass, Insecure: func(string) bool { return true }, InsecurePull: true, Hold: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.runner, err = pipeline.New(pipeline.Config{
-		Source:        local.GitSource{},
-		Builder:       &local.Builder{Buildah: &buildah.Builder{}, Username: user, Password: pass, Insecure: insecure, InsecurePull: true},
-		Tester:        &local.Tester{Podman: pod, Suite: &checks.Suite{Containers: pod}, Insecure: insecure, Hold: 2 * time.Second},
-		Images:        client,
-		Target:        target,
-		Store:         db,
-		Logs:          local.Logs{Logs: w.logs},
+		Resolver:      gitsrc.Resolver{},
+		Builder:       w.backend,
+		Tester:        w.backend,
+		Images:        w.client,
+		Target:        w.target,
+		Store:         w.db,
+		Logs:          runlog.StageLogs{Logs: w.logs},
 		Entries:       func(n string) (*index.Entry, bool) { e, ok := w.entries[n]; return e, ok },
-		WorkDir:       filepath.Join(dir, "work"),
-		OwnRegistries: []string{reg.Host()},
+		OwnRegistries: []string{w.reg.Host()},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	if err := w.runner.Start(rctx); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := w.runner.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return w
+	runner, backend := w.runner, w.backend
+	w.stop = func() {
+		cancel()
+		<-runner.Stopped()
+		backend.Close()
+	}
 }
 
 func (w *world) run(t *testing.T, name string) *store.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	run, err := w.runner.Enqueue(ctx, pipeline.Request{Project: name, Kind: pipeline.KindBranch, Cause: store.Cause{Kind: "manual"}})
+	run, err := w.runner.Enqueue(ctx, pipeline.Request{Project: name, Kind: types.KindBranch, Cause: store.Cause{Kind: types.CauseManual}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,10 +181,16 @@ func TestPipelinePassingAppDeliversAllTags(t *testing.T) {
 	w := newWorld(t, e)
 	run := w.run(t, "acme/web:latest")
 	if run.State != store.Passed {
-		tail, _ := w.logs.Tail(run.ID, pipeline.StageTest, 30)
+		tail, _ := w.logs.Tail(run.ID, string(types.StageTest), 30)
 		t.Fatalf("run %s: %s (%s)\n%s", run.ID, run.State, run.Error, strings.Join(tail, "\n"))
 	}
 	digest := run.Stages[0].Digest
+	// The backend's checkout and work log went with the finished run.
+	for _, p := range []string{filepath.Join(w.dir, "work", "work", "run-"+run.ID), filepath.Join(w.dir, "work", "logs", run.ID)} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is left after the run ended (%v)", p, err)
+		}
+	}
 	for _, tag := range []string{"test", "rc", "latest", "v1"} {
 		ref := w.reg.Host() + "/acme/web:" + tag
 		got, ok := skopeoDigest(t, ref)
@@ -167,7 +200,7 @@ func TestPipelinePassingAppDeliversAllTags(t *testing.T) {
 	}
 	var userScript *store.Check
 	for i, c := range run.Stages[1].Checks {
-		if c.Name == local.CheckUserScript {
+		if c.Name == types.CheckUserScript {
 			userScript = &run.Stages[1].Checks[i]
 		}
 	}
@@ -202,7 +235,7 @@ func TestPipelineFailingUserTestStopsBeforeRC(t *testing.T) {
 			t.Errorf(":%s exists (%s) after a failed test", tag, d)
 		}
 	}
-	f, err := w.logs.Open(run.ID, pipeline.StageTest)
+	f, err := w.logs.Open(run.ID, string(types.StageTest))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +243,14 @@ func TestPipelineFailingUserTestStopsBeforeRC(t *testing.T) {
 	log, _ := io.ReadAll(f)
 	if !strings.Contains(string(log), "expected 42, got 41") {
 		t.Errorf("test log lacks the script's output:\n%s", log)
+	}
+	for _, c := range run.Stages[1].Checks {
+		if c.Name == types.CheckUserScript && !slices.Contains(c.Explain, "expected 42, got 41") {
+			t.Errorf("user-script check explains itself with %q; want the script's own lines", c.Explain)
+		}
+	}
+	if run.Stages[1].Reason != pipeline.ReasonChecksFailed {
+		t.Errorf("test stage reason %q, want %s", run.Stages[1].Reason, pipeline.ReasonChecksFailed)
 	}
 }
 
@@ -221,6 +262,9 @@ func TestPipelineBuildFailureNamesDockerfileLine(t *testing.T) {
 	run := w.run(t, "acme/broken-build:latest")
 	if run.State != store.Failed || run.Stages[0].State != store.Failed {
 		t.Fatalf("run %s, build %s", run.State, run.Stages[0].State)
+	}
+	if got := run.Stages[0].Reason; got != local.ReasonBuildFailed {
+		t.Errorf("build reason = %q, want %s", got, local.ReasonBuildFailed)
 	}
 	if got := run.Stages[0].Error; !strings.Contains(got, "Dockerfile:3") {
 		t.Errorf("build error = %q, want it to name Dockerfile:3", got)
@@ -245,7 +289,7 @@ func TestPipelineChildBuildsFromParentsDeliveredDigest(t *testing.T) {
 	if c.State != store.Passed {
 		t.Fatalf("child: %s (%s)", c.State, c.Error)
 	}
-	f, err := w.logs.Open(c.ID, pipeline.StageBuild)
+	f, err := w.logs.Open(c.ID, string(types.StageBuild))
 	if err != nil {
 		t.Fatal(err)
 	}

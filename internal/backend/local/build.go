@@ -1,0 +1,174 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/buildah"
+	"github.com/cccp-project/cccp/internal/gitsrc"
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/redact"
+)
+
+// Reasons of the local backend's failures (backend.StageError.Reason).
+const (
+	ReasonSourceUnavailable = "SourceUnavailable"
+	ReasonBadPath           = "BadPath"
+	ReasonPrebuildFailed    = "PrebuildFailed"
+	ReasonBuildFailed       = "BuildFailed"
+	ReasonPushFailed        = "PushFailed"
+	ReasonPullFailed        = "PullFailed"
+)
+
+func stageErr(reason string, err error) error {
+	var se *backend.StageError
+	if errors.As(err, &se) {
+		return err
+	}
+	return &backend.StageError{Reason: reason, Message: err.Error()}
+}
+
+// checkout is the run's checkout of src: cloned once, at the exact commit,
+// and shared by the build and the test stage.
+type checkout struct {
+	root string
+}
+
+// checkout clones src into the run's work folder, or reuses the clone an
+// earlier stage of the run made of the same commit.
+func (b *Backend) checkout(ctx context.Context, runID string, src backend.Source, log io.Writer) (*checkout, error) {
+	mu := b.runLock(runID)
+	mu.Lock()
+	defer mu.Unlock()
+	dest := filepath.Join(b.runDir(runID), "src")
+	if src.Commit != "" {
+		if head, err := gitsrc.HeadCommit(ctx, dest); err == nil && head == src.Commit {
+			fmt.Fprintf(log, "cccp: reusing the checkout of commit %s\n", head)
+			return &checkout{root: dest}, nil
+		}
+	}
+	if err := os.RemoveAll(dest); err != nil {
+		return nil, fmt.Errorf("clean checkout: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return nil, fmt.Errorf("work dir: %w", err)
+	}
+	what := "commit " + src.Commit
+	if src.Commit == "" {
+		what = "branch " + src.Branch
+	}
+	fmt.Fprintf(log, "cccp: fetching %s (%s)\n", redact.URL(src.GitURL), what)
+	if err := gitsrc.Clone(ctx, src.GitURL, dest, gitsrc.CloneOptions{Branch: src.Branch, Commit: src.Commit, Depth: 1}); err != nil {
+		return nil, stageErr(ReasonSourceUnavailable, fmt.Errorf("fetch %s: %w", redact.URL(src.GitURL), err))
+	}
+	head, err := gitsrc.HeadCommit(ctx, dest)
+	if err != nil {
+		return nil, stageErr(ReasonSourceUnavailable, err)
+	}
+	fmt.Fprintf(log, "cccp: checked out commit %s\n", head)
+	return &checkout{root: dest}, nil
+}
+
+// in joins a path of the index entry to the checkout, refusing one that
+// leaves it (the linter reports these; this is the last line).
+func (c *checkout) in(parts ...string) (string, error) {
+	p := filepath.Join(append([]string{c.root}, parts...)...)
+	rel, err := filepath.Rel(c.root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", stageErr(ReasonBadPath, fmt.Errorf("path %q leaves the repository", filepath.Join(parts...)))
+	}
+	return p, nil
+}
+
+// paths are the entry's folders and Dockerfile in the checkout.
+func (c *checkout) paths(e *index.Entry) (repoDir, dockerfile, contextDir string, err error) {
+	if repoDir, err = c.in(e.GitPath); err != nil {
+		return
+	}
+	if dockerfile, err = c.in(e.GitPath, e.TargetFile); err != nil {
+		return
+	}
+	contextDir, err = c.in(e.GitPath, e.BuildContext)
+	return
+}
+
+// localImage is the name a run's image has in buildah's storage.
+func localImage(spec backend.BuildSpec) string {
+	return "localhost/cccp/" + spec.Entry.Repository() + ":run-" + spec.RunID
+}
+
+func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writer) (backend.BuildResult, error) {
+	var res backend.BuildResult
+	co, err := b.checkout(ctx, spec.RunID, spec.Src, log)
+	if err != nil {
+		return res, err
+	}
+	if err := b.prebuild(ctx, co, spec, log); err != nil {
+		return res, err
+	}
+	_, dockerfile, contextDir, err := co.paths(spec.Entry)
+	if err != nil {
+		return res, err
+	}
+	if _, err := os.Stat(dockerfile); err != nil {
+		return res, stageErr(ReasonBadPath, fmt.Errorf("%s/%s not found at commit %s",
+			strings.Trim(spec.Entry.GitPath, "/"), spec.Entry.TargetFile, spec.Src.Commit))
+	}
+	pinned, bases, err := pinFrom(ctx, &spec, dockerfile, filepath.Join(b.runDir(spec.RunID), "Dockerfile.pinned"), log)
+	if err != nil {
+		return res, err
+	}
+	res.Bases = bases
+	if pinned != "" {
+		dockerfile = pinned
+	}
+	local := localImage(spec)
+	if _, err := b.cfg.Buildah.Build(ctx, buildah.BuildRequest{
+		ContextDir: contextDir, Dockerfile: dockerfile, Image: local, Log: log, InsecurePull: b.cfg.InsecurePull,
+	}); err != nil {
+		return res, stageErr(ReasonBuildFailed, err)
+	}
+	fmt.Fprintf(log, "cccp: pushing %s\n", spec.Push)
+	digest, err := b.cfg.Buildah.Push(ctx, local, spec.Push, buildah.PushOptions{
+		Username: b.cfg.Username, Password: b.cfg.Password, TLSVerify: b.tlsVerify(spec.Push), Log: log,
+	})
+	if err != nil {
+		return res, stageErr(ReasonPushFailed, fmt.Errorf("push %s: %w", spec.Push, err))
+	}
+	res.Digest = digest
+	return res, nil
+}
+
+// prebuild runs the entry's prebuild-script in its prebuild-context.
+func (b *Backend) prebuild(ctx context.Context, co *checkout, spec backend.BuildSpec, log io.Writer) error {
+	e := spec.Entry
+	if e.PrebuildScript == "" {
+		return nil
+	}
+	dir, err := co.in(e.PrebuildContext)
+	if err != nil {
+		return err
+	}
+	script, err := co.in(e.PrebuildScript)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "cccp: prebuild: %s in %s\n", e.PrebuildScript, e.PrebuildContext)
+	cmd := exec.CommandContext(ctx, "sh", script)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), "CCCP_APP_ID="+e.AppID, "CCCP_JOB_ID="+e.JobID, "CCCP_COMMIT="+spec.Src.Commit)
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return stageErr(ReasonPrebuildFailed, fmt.Errorf("prebuild-script %s: %w", e.PrebuildScript, err))
+	}
+	return nil
+}
