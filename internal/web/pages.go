@@ -23,6 +23,9 @@ type page struct {
 	CanOnboard bool
 	Path       string
 	Data       any
+	// SigningKeyID is the fingerprint of the key delivered images are
+	// signed with; "" when this cccp signs none.
+	SigningKeyID string
 }
 
 var funcs = template.FuncMap{
@@ -58,6 +61,7 @@ func (s *Server) renderTitled(w http.ResponseWriter, r *http.Request, status int
 	var buf bytes.Buffer
 	err := s.pages[name].Execute(&buf, page{
 		Title: title, User: id, CanOnboard: s.cfg.Onboarder != nil, Path: r.URL.Path, Data: data,
+		SigningKeyID: s.signingKeyID,
 	})
 	if err != nil {
 		s.log.Error("render page", "page", name, "err", err)

@@ -2,11 +2,12 @@ package web
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
 func TestSigningKey(t *testing.T) {
-	pem := []byte("-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n")
+	pem := []byte("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n")
 	for _, tc := range []struct {
 		name   string
 		key    []byte
@@ -25,6 +26,23 @@ func TestSigningKey(t *testing.T) {
 			}
 			if tc.status == http.StatusOK && (rec.Body.String() != string(pem) || rec.Header().Get("Content-Type") != "application/x-pem-file") {
 				t.Errorf("body %q type %q", rec.Body, rec.Header().Get("Content-Type"))
+			}
+		})
+	}
+}
+
+func TestSigningKeyShownInTheUI(t *testing.T) {
+	pem := []byte("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n")
+	for _, tc := range []struct {
+		name string
+		key  []byte
+		want bool
+	}{{"with a key", pem, true}, {"without", nil, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(c *Config) { c.SigningKey = tc.key })
+			body := f.get("/").Body.String()
+			if got := strings.Contains(body, `href="/api/v1/signing-key"`); got != tc.want {
+				t.Errorf("dashboard links the signing key: %v, want %v", got, tc.want)
 			}
 		})
 	}

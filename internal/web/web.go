@@ -17,7 +17,10 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"html/template"
@@ -129,6 +132,8 @@ type Server struct {
 	static fs.FS
 	auth   *auth
 	now    func() time.Time
+	// signingKeyID is the SHA-256 fingerprint of SigningKey's DER.
+	signingKeyID string
 }
 
 // New checks cfg and returns a Server.
@@ -184,6 +189,14 @@ func New(cfg Config) (*Server, error) {
 		now:    cfg.Now,
 	}
 	s.auth = newAuth(cfg)
+	if len(cfg.SigningKey) > 0 {
+		block, _ := pem.Decode(cfg.SigningKey)
+		if block == nil {
+			return nil, errors.New("web: the signing key is not PEM")
+		}
+		sum := sha256.Sum256(block.Bytes)
+		s.signingKeyID = hex.EncodeToString(sum[:])
+	}
 	return s, nil
 }
 
