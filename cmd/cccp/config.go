@@ -11,7 +11,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cccp-project/cccp/internal/evidence"
 	"github.com/cccp-project/cccp/internal/pipeline"
+	"github.com/cccp-project/cccp/internal/sbom"
 )
 
 // serveConfig is `cccp serve`'s configuration file. Secrets may be left out
@@ -63,6 +65,19 @@ type serveConfig struct {
 		// Build chooses the build stage's backend (config_build.go).
 		Build buildStageConfig `yaml:"build"`
 	} `yaml:"pipeline"`
+
+	// Signing configures the evidence of delivered images (internal/evidence).
+	Signing struct {
+		// KeyFile is an unencrypted ECDSA P-256 private key in PEM (in a
+		// cluster, a mounted Secret; also $CCCP_SIGNING_KEY_FILE). Empty:
+		// DATA/signing/cosign.key, generated at first start.
+		KeyFile string `yaml:"key_file"`
+		// Parents: enforce (default) fails a child whose parent of this
+		// index is not signed by this key; warn logs and builds; off.
+		Parents string `yaml:"parents"`
+		// SBOMFormat: spdx-json (default) or cyclonedx-json.
+		SBOMFormat string `yaml:"sbom_format"`
+	} `yaml:"signing"`
 
 	GitHub forgeConfig `yaml:"github"`
 	GitLab forgeConfig `yaml:"gitlab"`
@@ -156,6 +171,7 @@ func (c *serveConfig) applyEnv(getenv func(string) string) {
 	set(&c.Web.SessionKey, "CCCP_SESSION_KEY")
 	set(&c.Web.MetricsToken, "CCCP_METRICS_TOKEN")
 	set(&c.Data, "CCCP_DATA")
+	set(&c.Signing.KeyFile, "CCCP_SIGNING_KEY_FILE")
 	if v := getenv("CCCP_ADMIN_TOKENS"); v != "" {
 		c.Web.AdminTokens = splitList(v)
 	}
@@ -240,6 +256,12 @@ func (c *serveConfig) validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("index.forge must be github, gitlab or gitea when index.repo is set, not %q", c.Index.Forge))
 		}
+	}
+	if _, err := evidence.ParsePolicy(c.Signing.Parents); err != nil {
+		errs = append(errs, fmt.Errorf("signing.parents: %w", err))
+	}
+	if _, err := sbom.ParseFormat(c.Signing.SBOMFormat); err != nil {
+		errs = append(errs, fmt.Errorf("signing.sbom_format: %w", err))
 	}
 	if c.Web.SessionKey != "" && len(c.Web.SessionKey) < 32 {
 		errs = append(errs, errors.New("web.session_key must be at least 32 bytes"))

@@ -160,6 +160,9 @@ type pipelineOptions struct {
 	// entries, when set, looks entries up (the live index of serve)
 	// instead of what setEntries gave.
 	entries func(key string) (*index.Entry, bool)
+	// signing configures the evidence of delivered images; the zero value
+	// is the default (DATA/signing/cosign.key, parents enforced, SPDX).
+	signing signingOptions
 }
 
 // pipelineEnv is everything a pipeline needs on this machine.
@@ -260,7 +263,13 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 			return nil, err
 		}
 	}
+	attester, parents, err := openAttester(f.data, env.client, opts.signing, log)
+	if err != nil {
+		return nil, err
+	}
 	env.runner, err = pipeline.New(pipeline.Config{
+		Attester:      attester,
+		Parents:       parents,
 		Resolver:      gitsrc.Resolver{},
 		Builder:       builder,
 		Tester:        tester,

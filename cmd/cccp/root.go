@@ -26,7 +26,7 @@ delivered to a registry; results are reported back to GitHub, GitLab and Gitea.`
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCommand(), newRunCommand(), newRunsCommand(), newLogsCommand(), newDeliveriesCommand())
 	root.AddCommand(newIndexCommand(), newRegistryCommand(), newServeCommand(), newTestCommand(localImageChecker), newSessionsCommand(),
-		newBackupCommand())
+		newBackupCommand(), newVerifyCommand())
 	return root
 }
 

@@ -119,7 +119,8 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
 		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes}
 	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children,
-		entries: idx.live.Entry, tester: tester, openshift: cfg.Pipeline.Build.openShiftBackend()})
+		entries: idx.live.Entry, tester: tester, openshift: cfg.Pipeline.Build.openShiftBackend(),
+		signing: signingOptions{keyFile: cfg.Signing.KeyFile, parents: cfg.Signing.Parents, sbomFormat: cfg.Signing.SBOMFormat, baseURL: cfg.BaseURL}})
 	if err != nil {
 		return err
 	}
@@ -148,8 +149,13 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if len(forges) > 0 {
 		deliveries = deliveryActions{db: env.db, bot: func() *bot.Bot { botMu.RLock(); defer botMu.RUnlock(); return theBot }}
 	}
+	signKey, err := loadSigningKey(cfg, log)
+	if err != nil {
+		return err
+	}
 	ui, err := web.New(web.Config{
-		BaseURL: cfg.BaseURL, Runs: env.db, Backup: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
+		SigningKey: signKey.PublicKeyPEM(),
+		BaseURL:    cfg.BaseURL, Runs: env.db, Backup: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
 		Deliveries: deliveries,
 		Masker:     masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
 		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",

@@ -80,16 +80,17 @@ var allowed = map[string][]string{
 	"internal/gitsrc":     {"internal/redact"},
 	"internal/registry":   {"internal/redact"},
 
+	// the evidence of delivered images: SBOM, signature, provenance
+	"internal/evidence":   {"internal/provenance", "internal/sbom", "internal/signing", "internal/types"},
+	"internal/sbom":       nil,
+	"internal/signing":    nil,
+	"internal/provenance": nil,
+
 	// state, pages and vocabulary
 	"internal/store":  {"internal/types"},
 	"internal/runlog": nil,
 	"internal/web":    {"internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
 	"internal/index":  {"internal/redact", "internal/safefs"},
-	// what a delivered image carries: its SBOM, signature and provenance
-	"internal/attest":     {"internal/provenance", "internal/sbom", "internal/signing", "internal/types", "internal/registry"},
-	"internal/provenance": {"internal/types"},
-	"internal/sbom":       {"internal/registry"},
-	"internal/signing":    {"internal/registry"},
 	"internal/onboard":    {"internal/index"},
 	"internal/redact":     nil,
 	"internal/types":      nil,

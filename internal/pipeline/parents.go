@@ -55,11 +55,19 @@ func (ex *execution) pinParent(ctx context.Context, image string, log io.Writer)
 		fmt.Fprintf(log, "cccp: parent %s has no delivered image yet (%v); building FROM it as written\n", ref, err)
 		return backend.ParentPin{}, false, nil
 	}
+	pinned := ex.r.cfg.Target.DigestRef(parent.Repository(), digest)
+	if v := ex.r.cfg.Parents; v != nil {
+		if err := v.Verify(ctx, pinned); err != nil {
+			fmt.Fprintf(log, "cccp: refusing to build FROM %s: %v\n", image, err)
+			return backend.ParentPin{}, false, fmt.Errorf("FROM %s: %w", image, err)
+		}
+		fmt.Fprintf(log, "cccp: parent %s is signed by this cccp\n", pinned)
+	}
 	return backend.ParentPin{
 		Key:        parent.Key(),
 		Repository: parent.Repository(),
 		Tag:        tag,
-		DigestRef:  ex.r.cfg.Target.DigestRef(parent.Repository(), digest),
+		DigestRef:  pinned,
 	}, true, nil
 }
 

@@ -109,6 +109,13 @@ type Config struct {
 	// of it. A FROM of such an image (or of one with no registry host) is
 	// pinned to the digest delivered last.
 	OwnRegistries []string
+	// Attester gives a branch run's image its evidence (SBOM, signature,
+	// provenance) before deliver moves any tag; nil delivers without.
+	// Pull-request and trial runs never reach it.
+	Attester Attester
+	// Parents verifies each parent digest a build is pinned to before the
+	// build starts; nil trusts them.
+	Parents ParentVerifier
 	// StageTimeout bounds each stage (default DefaultStageTimeout). A stage
 	// that runs longer is cancelled at its backend and fails with reason
 	// DeadlineExceeded.

@@ -401,6 +401,19 @@ func (ex *execution) deliver(ctx context.Context, log io.Writer) error {
 		return err
 	}
 	src := ex.r.cfg.Target.DigestRef(ex.entry.Repository(), digest)
+	if a := ex.r.cfg.Attester; a != nil && ex.run.Kind == types.KindBranch {
+		var parents []string
+		for _, b := range stageOf(ex.run, types.StageBuild).Bases {
+			if b.Pinned && b.Digest != "" {
+				parents = append(parents, ex.pinnedRef(b))
+			}
+		}
+		d := Delivery{Image: src, Kind: ex.run.Kind, Entry: ex.entry, GitURL: ex.run.GitURL, Commit: ex.run.Commit,
+			Branch: ex.run.Branch, Parents: parents, RunID: ex.run.ID, Started: ex.run.Started}
+		if err := a.Attest(ctx, d, log); err != nil {
+			return fmt.Errorf("attest %s: %w", src, err)
+		}
+	}
 	var delivered []store.Image
 	for _, tag := range ex.entry.Tags() {
 		dst := ex.r.cfg.Target.Ref(ex.entry.Repository(), tag)

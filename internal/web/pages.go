@@ -24,6 +24,9 @@ type page struct {
 	Webhooks   bool // the deliveries page is there
 	Path       string
 	Data       any
+	// SigningKeyID is the fingerprint of the key delivered images are
+	// signed with; "" when this cccp signs none.
+	SigningKeyID string
 }
 
 var funcs = template.FuncMap{
@@ -59,6 +62,7 @@ func (s *Server) renderTitled(w http.ResponseWriter, r *http.Request, status int
 	var buf bytes.Buffer
 	err := s.pages[name].Execute(&buf, page{
 		Title: title, User: id, CanOnboard: s.cfg.Onboarder != nil, Webhooks: s.cfg.Deliveries != nil, Path: r.URL.Path, Data: data,
+		SigningKeyID: s.signingKeyID,
 	})
 	if err != nil {
 		s.log.Error("render page", "page", name, "err", err)

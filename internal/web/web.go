@@ -17,7 +17,10 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"html/template"
@@ -105,6 +108,11 @@ type Config struct {
 	Deliveries Deliveries
 	// Backup enables GET /api/v1/backup (admins only); nil: 404.
 	Backup Backuper
+	// SigningKey is the public key (PKIX PEM) delivered images are signed
+	// with, served to anyone at /api/v1/signing-key (a public key is
+	// public: `cccp verify --server` and cosign users fetch it without a
+	// token). Empty: the endpoint answers 404.
+	SigningKey []byte
 	// Masker masks secrets in everything shown (logs, errors, findings).
 	// Default: a Masker without secrets (it still masks URL passwords).
 	Masker *redact.Masker
@@ -138,6 +146,8 @@ type Server struct {
 	static fs.FS
 	auth   *auth
 	now    func() time.Time
+	// signingKeyID is the SHA-256 fingerprint of SigningKey's DER.
+	signingKeyID string
 }
 
 // New checks cfg and returns a Server.
@@ -201,6 +211,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.auth = newAuth(cfg)
 	s.auth.epoch.Store(epoch)
+	if len(cfg.SigningKey) > 0 {
+		block, _ := pem.Decode(cfg.SigningKey)
+		if block == nil {
+			return nil, errors.New("web: the signing key is not PEM")
+		}
+		sum := sha256.Sum256(block.Bytes)
+		s.signingKeyID = hex.EncodeToString(sum[:])
+	}
 	return s, nil
 }
 
@@ -230,6 +248,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /runs/{id}/cancel", admin(s.cancel))
 	mux.Handle("POST /onboard", admin(s.onboardSubmit))
 
+	mux.HandleFunc("GET /api/v1/signing-key", s.signingKey)
 	mux.Handle("GET /api/v1/projects", read(s.apiProjects))
 	mux.Handle("GET /api/v1/projects/{app}/{job}", read(s.apiProject))
 	mux.Handle("GET /api/v1/projects/{app}/{job}/runs", read(s.apiProjectRuns))
@@ -295,3 +314,14 @@ func (s *Server) projectKey(app, job string) string {
 
 // url makes an absolute URL when BaseURL is set.
 func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
+
+// signingKey serves the public half of cccp's signing key as PEM.
+func (s *Server) signingKey(w http.ResponseWriter, r *http.Request) {
+	if len(s.cfg.SigningKey) == 0 {
+		http.Error(w, "this cccp signs no images", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("Content-Disposition", `inline; filename="cosign.pub"`)
+	w.Write(s.cfg.SigningKey)
+}

@@ -1,10 +1,10 @@
-// Package attest gives a delivered image its evidence and checks it: an
+// Package evidence gives a delivered image its evidence and checks it: an
 // SBOM attached to the digest, a cosign signature of the digest, and a
 // signed SLSA provenance attestation. It composes the sbom, signing and
 // provenance packages; the pipeline calls Attester.Attest from its
 // deliver step for branch runs, `cccp verify` calls Check, and a child's
 // build calls ParentCheck.Verify on each pinned parent.
-package attest
+package evidence
 
 import (
 	"context"
@@ -151,6 +151,10 @@ type Report struct {
 // and a SLSA v1 provenance attestation signed by v whose subject is that
 // digest. A tag is resolved to its digest first, and the report names it.
 func Check(ctx context.Context, reg signing.Registry, v *signing.Verifier, ref string) (Report, error) {
+	reg, err := reuse(ctx, reg)
+	if err != nil {
+		return Report{}, err
+	}
 	c := signing.NewChecker(v, reg)
 	digestRef, err := resolve(ctx, reg, ref)
 	if err != nil {
