@@ -37,6 +37,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,6 +106,9 @@ type Tester struct {
 
 	mu      sync.Mutex
 	started map[string]int // queue handle -> build number, once known
+	// waits are the reasons Jenkins gave while a queue handle waited, in
+	// order, whoever asked: Log shows them even when WaitTest saw them.
+	waits map[string][]string
 }
 
 var (
@@ -183,6 +187,7 @@ func New(cfg Config) (*Tester, error) {
 		poll:    orDefault(cfg.Poll, 5*time.Second),
 		log:     log,
 		started: map[string]int{},
+		waits:   map[string][]string{},
 	}
 	return t, nil
 }
@@ -368,6 +373,7 @@ func (t *Tester) resolve(ctx context.Context, h handle, log io.Writer) (int, err
 			t.mu.Lock()
 			if len(t.started) > 4096 { // a long-lived cccp: forget old ones, they resolve again
 				clear(t.started)
+				clear(t.waits)
 			}
 			t.started[key] = n
 			t.mu.Unlock()
@@ -376,8 +382,15 @@ func (t *Tester) resolve(ctx context.Context, h handle, log io.Writer) (int, err
 			}
 			return n, nil
 		}
-		if why != lastWhy && log != nil {
-			fmt.Fprintf(log, "jenkins: waiting in the queue: %s\n", why)
+		if why != lastWhy {
+			t.mu.Lock()
+			if w := t.waits[key]; len(w) == 0 || w[len(w)-1] != why {
+				t.waits[key] = append(w, why)
+			}
+			t.mu.Unlock()
+			if log != nil {
+				fmt.Fprintf(log, "jenkins: waiting in the queue: %s\n", why)
+			}
 		}
 		lastWhy = why
 		if err := sleep(ctx, t.poll); err != nil {
@@ -518,7 +531,17 @@ func (t *Tester) Log(ctx context.Context, bh backend.Handle, offset int64, w io.
 	if err != nil {
 		return offset, err
 	}
-	n, err := t.resolve(ctx, h, w)
+	shown := &whyWriter{w: w}
+	n, err := t.resolve(ctx, h, shown)
+	// Reasons another caller (WaitTest) saw while this one was not asking.
+	t.mu.Lock()
+	missed := slices.Clone(t.waits[h.String()])
+	t.mu.Unlock()
+	for _, why := range missed {
+		if !shown.seen[why] {
+			fmt.Fprintf(w, "jenkins: waiting in the queue: %s\n", why)
+		}
+	}
 	if err != nil {
 		var se *backend.StageError
 		if errors.As(err, &se) {
@@ -622,4 +645,21 @@ func (t *Tester) Cancel(ctx context.Context, bh backend.Handle) error {
 	}
 	t.log.Info("jenkins: stopped", "build", bp)
 	return nil
+}
+
+// whyWriter passes what resolve writes on and remembers which queue
+// reasons it wrote.
+type whyWriter struct {
+	w    io.Writer
+	seen map[string]bool
+}
+
+func (ww *whyWriter) Write(p []byte) (int, error) {
+	if why, ok := strings.CutPrefix(strings.TrimSuffix(string(p), "\n"), "jenkins: waiting in the queue: "); ok {
+		if ww.seen == nil {
+			ww.seen = map[string]bool{}
+		}
+		ww.seen[why] = true
+	}
+	return ww.w.Write(p)
 }
