@@ -106,9 +106,34 @@ type Tester struct {
 
 	mu      sync.Mutex
 	started map[string]int // queue handle -> build number, once known
-	// waits are the reasons Jenkins gave while a queue handle waited, in
-	// order, whoever asked: Log shows them even when WaitTest saw them.
-	waits map[string][]string
+	// resolving are the queue handles being followed to their build, one
+	// follower each however many callers wait (WaitTest and Log at once):
+	// every caller sees every reason Jenkins gave for the wait.
+	resolving map[string]*resolution
+}
+
+// resolution is one queue handle being followed to its build number.
+type resolution struct {
+	done chan struct{} // closed when n or err is set
+	n    int
+	err  error
+
+	mu   sync.Mutex
+	whys []string // Jenkins' reasons for the wait, in order
+}
+
+func (r *resolution) note(why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.whys) == 0 || r.whys[len(r.whys)-1] != why {
+		r.whys = append(r.whys, why)
+	}
+}
+
+func (r *resolution) reasons(from int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.whys[min(from, len(r.whys)):])
 }
 
 var (
@@ -183,11 +208,11 @@ func New(cfg Config) (*Tester, error) {
 			maxBackoff: 30 * time.Second,
 			outage:     orDefault(cfg.Outage, 10*time.Minute),
 		},
-		job:     job,
-		poll:    orDefault(cfg.Poll, 5*time.Second),
-		log:     log,
-		started: map[string]int{},
-		waits:   map[string][]string{},
+		job:       job,
+		poll:      orDefault(cfg.Poll, 5*time.Second),
+		log:       log,
+		started:   map[string]int{},
+		resolving: map[string]*resolution{},
 	}
 	return t, nil
 }
@@ -345,19 +370,82 @@ type queueItem struct {
 var errQueueGone = errors.New("queue item gone")
 
 // resolve returns h's build number, waiting while the item is queued.
-// Each new reason Jenkins gives for the wait is written to log (if set).
+// Each reason Jenkins gives for the wait is written to log (if set), as
+// it comes. Callers of one handle share one follower of the queue item, so
+// each sees every reason, whichever asked Jenkins.
 func (t *Tester) resolve(ctx context.Context, h handle, log io.Writer) (int, error) {
 	if h.number > 0 {
 		return h.number, nil
 	}
 	key := h.String()
-	t.mu.Lock()
-	n, ok := t.started[key]
-	t.mu.Unlock()
-	if ok {
-		return n, nil
+	for {
+		t.mu.Lock()
+		if n, ok := t.started[key]; ok {
+			t.mu.Unlock()
+			return n, nil
+		}
+		res, ok := t.resolving[key]
+		if !ok {
+			res = &resolution{done: make(chan struct{})}
+			t.resolving[key] = res
+			go t.follow(ctx, key, h, res)
+		}
+		t.mu.Unlock()
+		shown := 0
+		show := func() {
+			for _, why := range res.reasons(shown) {
+				shown++
+				if log != nil {
+					fmt.Fprintf(log, "jenkins: waiting in the queue: %s\n", why)
+				}
+			}
+		}
+		tick := time.NewTicker(min(t.poll, time.Second))
+	wait:
+		for {
+			show()
+			select {
+			case <-res.done:
+				break wait
+			case <-ctx.Done():
+				tick.Stop()
+				return 0, ctx.Err()
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
+		show()
+		if res.err != nil && ctx.Err() == nil && errors.Is(res.err, context.Canceled) {
+			continue // the caller whose context followed the item left; follow it again
+		}
+		if res.err != nil {
+			return 0, res.err
+		}
+		if log != nil {
+			fmt.Fprintf(log, "jenkins: started %s\n", h.build(res.n))
+		}
+		return res.n, nil
 	}
-	lastWhy := ""
+}
+
+// follow asks Jenkins about h's queue item until it has a build number,
+// was cancelled or ctx ends, and records the outcome in res.
+func (t *Tester) follow(ctx context.Context, key string, h handle, res *resolution) {
+	n, err := t.followQueue(ctx, h, res)
+	t.mu.Lock()
+	delete(t.resolving, key)
+	if err == nil {
+		if len(t.started) > 4096 { // a long-lived cccp: forget old ones, they resolve again
+			clear(t.started)
+		}
+		t.started[key] = n
+	}
+	t.mu.Unlock()
+	res.n, res.err = n, err
+	close(res.done)
+}
+
+func (t *Tester) followQueue(ctx context.Context, h handle, res *resolution) (int, error) {
 	for {
 		n, why, err := t.queueState(ctx, h)
 		switch {
@@ -370,29 +458,9 @@ func (t *Tester) resolve(ctx context.Context, h handle, log io.Writer) (int, err
 			return 0, err
 		}
 		if n > 0 {
-			t.mu.Lock()
-			if len(t.started) > 4096 { // a long-lived cccp: forget old ones, they resolve again
-				clear(t.started)
-				clear(t.waits)
-			}
-			t.started[key] = n
-			t.mu.Unlock()
-			if log != nil {
-				fmt.Fprintf(log, "jenkins: started %s\n", h.build(n))
-			}
 			return n, nil
 		}
-		if why != lastWhy {
-			t.mu.Lock()
-			if w := t.waits[key]; len(w) == 0 || w[len(w)-1] != why {
-				t.waits[key] = append(w, why)
-			}
-			t.mu.Unlock()
-			if log != nil {
-				fmt.Fprintf(log, "jenkins: waiting in the queue: %s\n", why)
-			}
-		}
-		lastWhy = why
+		res.note(why)
 		if err := sleep(ctx, t.poll); err != nil {
 			return 0, err
 		}
@@ -531,17 +599,7 @@ func (t *Tester) Log(ctx context.Context, bh backend.Handle, offset int64, w io.
 	if err != nil {
 		return offset, err
 	}
-	shown := &whyWriter{w: w}
-	n, err := t.resolve(ctx, h, shown)
-	// Reasons another caller (WaitTest) saw while this one was not asking.
-	t.mu.Lock()
-	missed := slices.Clone(t.waits[h.String()])
-	t.mu.Unlock()
-	for _, why := range missed {
-		if !shown.seen[why] {
-			fmt.Fprintf(w, "jenkins: waiting in the queue: %s\n", why)
-		}
-	}
+	n, err := t.resolve(ctx, h, w)
 	if err != nil {
 		var se *backend.StageError
 		if errors.As(err, &se) {
@@ -645,21 +703,4 @@ func (t *Tester) Cancel(ctx context.Context, bh backend.Handle) error {
 	}
 	t.log.Info("jenkins: stopped", "build", bp)
 	return nil
-}
-
-// whyWriter passes what resolve writes on and remembers which queue
-// reasons it wrote.
-type whyWriter struct {
-	w    io.Writer
-	seen map[string]bool
-}
-
-func (ww *whyWriter) Write(p []byte) (int, error) {
-	if why, ok := strings.CutPrefix(strings.TrimSuffix(string(p), "\n"), "jenkins: waiting in the queue: "); ok {
-		if ww.seen == nil {
-			ww.seen = map[string]bool{}
-		}
-		ww.seen[why] = true
-	}
-	return ww.w.Write(p)
 }
