@@ -615,6 +615,21 @@ func (db *DB) RetryReport(ctx context.Context, key string, next time.Time, errMs
 // for good): it stays, with reason (no secret in it), out of DueReports,
 // until a newer report of the same target replaces it.
 func (db *DB) FailReport(ctx context.Context, key string, updated time.Time, reason string) error {
+	return db.reportVersion(ctx, key, updated, func(b *bolt.Bucket, r *Report) error {
+		r.Attempts++
+		r.Failed, r.LastError = true, reason
+		nv, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("give up report %s: %w", key, err)
+		}
+		return b.Put([]byte(key), nv)
+	})
+}
+
+// reportVersion calls fn in a write transaction with the report key, if it
+// is still the version updated; a report that is gone or was replaced by a
+// newer one meanwhile is left alone.
+func (db *DB) reportVersion(ctx context.Context, key string, updated time.Time, fn func(b *bolt.Bucket, r *Report) error) error {
 	return db.update(ctx, func(root *bolt.Bucket) error {
 		b := root.Bucket(bucketReports)
 		v := b.Get([]byte(key))
@@ -626,15 +641,9 @@ func (db *DB) FailReport(ctx context.Context, key string, updated time.Time, rea
 			return err
 		}
 		if !r.Updated.Equal(updated) {
-			return nil // replaced meanwhile: try the newer one
+			return nil
 		}
-		r.Attempts++
-		r.Failed, r.LastError = true, reason
-		nv, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("give up report %s: %w", key, err)
-		}
-		return b.Put([]byte(key), nv)
+		return fn(b, &r)
 	})
 }
 
@@ -666,19 +675,7 @@ func (db *DB) GivenUpReports(ctx context.Context, limit int) ([]Report, error) {
 // that is, if it was not replaced by a newer report since it was read.
 // It returns nil when the report is already gone or was replaced.
 func (db *DB) DeleteReport(ctx context.Context, key string, updated time.Time) error {
-	return db.update(ctx, func(root *bolt.Bucket) error {
-		b := root.Bucket(bucketReports)
-		v := b.Get([]byte(key))
-		if v == nil {
-			return nil
-		}
-		r, err := decodeReport([]byte(key), v)
-		if err != nil {
-			return err
-		}
-		if !r.Updated.Equal(updated) {
-			return nil
-		}
+	return db.reportVersion(ctx, key, updated, func(b *bolt.Bucket, _ *Report) error {
 		return b.Delete([]byte(key))
 	})
 }
