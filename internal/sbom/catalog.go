@@ -5,6 +5,8 @@ import (
 	"bufio"
 	"bytes"
 	"debug/buildinfo"
+	"errors"
+	"fmt"
 	"io"
 	"path"
 	"regexp"
@@ -27,6 +29,20 @@ import (
 // executable larger than this is not a package cccp can describe.
 const maxScan = 128 << 20
 
+// The image is the repository's to shape, and its SBOM is made inside
+// cccp: what is kept while the layers are read is bounded in total, not
+// only per file (thousands of zero-filled status.d files compress to
+// nothing in a layer).
+const (
+	maxDatabases = 64 << 20 // the package databases kept until the walk ends, together
+	maxPackages  = 100_000  // packages in one SBOM
+	maxOSRelease = 64 << 10
+)
+
+// ErrTooLarge is returned for an image whose package databases or package
+// count are beyond what cccp describes.
+var ErrTooLarge = errors.New("sbom: image too large to describe")
+
 // found is one package a cataloger found, with where.
 type found struct {
 	Package
@@ -44,6 +60,15 @@ func catalog(tr *tar.Reader) ([]found, string, error) {
 	var out []found
 	var osID string
 	var apk, dpkg [][]byte
+	kept := 0
+	keep := func(r io.Reader, size int64) ([]byte, error) {
+		if kept+int(size) > maxDatabases {
+			return nil, fmt.Errorf("%w: package databases over %d bytes", ErrTooLarge, maxDatabases)
+		}
+		data, err := io.ReadAll(io.LimitReader(r, size))
+		kept += len(data)
+		return data, err
+	}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -58,7 +83,7 @@ func catalog(tr *tar.Reader) ([]found, string, error) {
 		p := path.Clean("/" + h.Name)
 		switch {
 		case p == "/etc/os-release" || p == "/usr/lib/os-release":
-			data, err := io.ReadAll(tr)
+			data, err := io.ReadAll(io.LimitReader(tr, maxOSRelease))
 			if err != nil {
 				return nil, "", err
 			}
@@ -66,13 +91,13 @@ func catalog(tr *tar.Reader) ([]found, string, error) {
 				osID = id
 			}
 		case p == "/lib/apk/db/installed":
-			data, err := io.ReadAll(tr)
+			data, err := keep(tr, h.Size)
 			if err != nil {
 				return nil, "", err
 			}
 			apk = append(apk, data)
 		case p == "/var/lib/dpkg/status" || strings.HasPrefix(p, "/var/lib/dpkg/status.d/") && !strings.HasSuffix(p, ".md5sums"):
-			data, err := io.ReadAll(tr)
+			data, err := keep(tr, h.Size)
 			if err != nil {
 				return nil, "", err
 			}
@@ -89,12 +114,18 @@ func catalog(tr *tar.Reader) ([]found, string, error) {
 			}
 			out = append(out, binaryPackages(p, append(magic[:], rest...))...)
 		}
+		if len(out) > maxPackages {
+			return nil, "", fmt.Errorf("%w: more than %d packages", ErrTooLarge, maxPackages)
+		}
 	}
 	for _, data := range apk {
 		out = append(out, apkPackages(data, osID)...)
 	}
 	for _, data := range dpkg {
 		out = append(out, dpkgPackages(data, osID)...)
+	}
+	if len(out) > maxPackages {
+		return nil, "", fmt.Errorf("%w: more than %d packages", ErrTooLarge, maxPackages)
 	}
 	return out, osID, nil
 }
