@@ -115,8 +115,14 @@ func (b *Builder) stream(ctx context.Context, ns, name string, skip int64, w io.
 // and docker (`Step 1/5 : FROM image`) print in an OpenShift build log.
 var fromLine = regexp.MustCompile(`^(?i:step) \d+(?:/\d+)? ?: (?i:from) +(\S+)(?: +(?i:as) +(\S+))?`)
 
+// maxBases bounds the bases read from a log: a RUN step of the repository's
+// may print lines that look like FROM steps, as many as it likes.
+const maxBases = 64
+
 // bases reads the images the build started FROM from its finished log: the
 // Build object does not list them. Stage names used as images are skipped.
+// At most maxBases are kept, and as many stage names; markPinned adds a
+// pinned parent that the cut left out.
 func (b *Builder) bases(ctx context.Context, ns, name string) ([]backend.Base, error) {
 	rc, err := b.logs.Get().Namespace(ns).Resource("builds").Name(name).SubResource("log").
 		VersionedParams(&buildv1.BuildLogOptions{}, scheme.ParameterCodec).Stream(ctx)
@@ -136,7 +142,7 @@ func (b *Builder) bases(ctx context.Context, ns, name string) ([]backend.Base, e
 		}
 		img := m[1]
 		fromStage := stages[strings.ToLower(img)]
-		if m[2] != "" {
+		if m[2] != "" && len(stages) < maxBases {
 			stages[strings.ToLower(m[2])] = true
 		}
 		if fromStage || seen[img] {
@@ -144,17 +150,27 @@ func (b *Builder) bases(ctx context.Context, ns, name string) ([]backend.Base, e
 		}
 		seen[img] = true
 		bases = append(bases, backend.Base{Image: img, Digest: digestOf(img)})
+		if len(bases) == maxBases {
+			break
+		}
 	}
 	return bases, sc.Err()
 }
 
-// markPinned marks the bases that are the pinned parents.
+// markPinned marks the bases that are the pinned parents, and adds a
+// pinned parent the log did not show (cut off by maxBases): the pipeline
+// pinned it, so the build used it.
 func markPinned(bases, pinned []backend.Base) []backend.Base {
-	for i := range bases {
-		for _, p := range pinned {
+	for _, p := range pinned {
+		found := false
+		for i := range bases {
 			if bases[i].Image == p.Image {
-				bases[i].Pinned = true
+				bases[i].Pinned, found = true, true
 			}
+		}
+		if !found {
+			p.Pinned = true
+			bases = append(bases, p)
 		}
 	}
 	return bases

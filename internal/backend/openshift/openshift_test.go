@@ -3,6 +3,7 @@ package openshift
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -564,6 +565,35 @@ func TestConfigValidate(t *testing.T) {
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
 		}
+	}
+}
+
+// TestWaitBoundsBasesFromTheLog: a RUN step may print lines that look like
+// FROM steps without end; at most maxBases are kept, and the pinned parent
+// is among them even when the imitations came first.
+func TestWaitBoundsBasesFromTheLog(t *testing.T) {
+	pinned := "registry.example.org/acme/base@sha256:" + strings.Repeat("ab", 32)
+	complete := build("web-1", buildv1.BuildPhaseComplete, "9", func(b *buildv1.Build) {
+		b.Status.Output.To = &buildv1.BuildStatusOutputTo{ImageDigest: "sha256:" + strings.Repeat("1", 64)}
+		b.Spec.Strategy.DockerStrategy = &buildv1.DockerBuildStrategy{From: &corev1.ObjectReference{Kind: "DockerImage", Name: pinned}}
+	})
+	h := newHarness(t, Config{}, complete)
+	var log strings.Builder
+	log.WriteString("STEP 1/3: FROM golang:1.26 AS build\nSTEP 2/3: RUN ./noise\n")
+	for i := range 10 * maxBases {
+		fmt.Fprintf(&log, "STEP 1: FROM fake%d\n", i)
+	}
+	log.WriteString("STEP 3/3: FROM " + pinned + "\n")
+	h.scriptLog(logText(log.String()))
+	res, err := h.b.WaitBuild(ctxT(t), "cccp/web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Bases) > maxBases+1 {
+		t.Errorf("%d bases kept, want at most %d", len(res.Bases), maxBases+1)
+	}
+	if !slices.ContainsFunc(res.Bases, func(b backend.Base) bool { return b.Image == pinned && b.Pinned }) {
+		t.Errorf("the pinned parent is not among the bases: %+v", res.Bases[len(res.Bases)-3:])
 	}
 }
 
