@@ -206,6 +206,13 @@ func New(cfg Config) (*Sandbox, error) {
 		}
 		s.cgroups = append(s.cgroups, c)
 	}
+	// Without pids or freezer, Close cannot find what a script started
+	// (a detached container, a setsid child): fail closed rather than let
+	// repository code outlive its stage.
+	if !slices.Contains(s.cgroups, "pids") && !slices.Contains(s.cgroups, "freezer") {
+		return nil, fmt.Errorf("sandbox: neither the pids nor the freezer cgroup controller is usable under %s: "+
+			"what a script starts could outlive its stage (cgroup v1 with both controllers is needed; see hack/install-deps.sh)", cfg.CgroupRoot)
+	}
 	return s, nil
 }
 
@@ -742,6 +749,10 @@ func (b *Box) Close() error {
 	var errs []error
 	if err := killAll(b.cg); err != nil {
 		errs = append(errs, fmt.Errorf("box %s: %w", b.name, err))
+	}
+	if b.svc != nil && b.svc.Process != nil {
+		// Its process group too, in case a cgroup missed something.
+		syscall.Kill(-b.svc.Process.Pid, syscall.SIGKILL)
 	}
 	if b.svcDone != nil {
 		select {

@@ -447,3 +447,16 @@ func TestBoxTestNetwork(t *testing.T) {
 		t.Errorf("no slirp4netns interface in the container:\n%s", out.String())
 	}
 }
+
+// TestNewRefusesWithoutProcessTracking: without the pids or freezer cgroup,
+// Close could not find what a script started, so New fails closed.
+func TestNewRefusesWithoutProcessTracking(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "cgroup")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Config{Scope: "test", CgroupRoot: notADir, Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "neither the pids nor the freezer") {
+		t.Fatalf("New with no usable cgroup = %v; want a refusal naming the controllers", err)
+	}
+}
