@@ -15,7 +15,12 @@
 // only as a regular file beneath it, under a size cap. Builds run as root
 // with buildah's OCI isolation (rootless buildah works here only with
 // --network none or host: the CNI bridge cannot be made rootless and
-// buildah 1.28 has no slirp4netns for RUN steps). A build's local image
+// buildah 1.28 has no slirp4netns for RUN steps). Not contained yet: a
+// build reaches the host's network as buildah does, so an ADD of a URL is
+// fetched by buildah from the host (loopback listeners included) and RUN
+// steps reach the host's non-loopback addresses through the CNI bridge;
+// an operator who builds strangers' repositories should firewall the
+// build host's link-local and internal addresses. A build's local image
 // is removed once pushed; Cleanup removes what a crash left.
 //
 // Handles are `<runID>/<stage>`. The work runs in a goroutine of this
