@@ -26,6 +26,8 @@ const (
 	ReasonBuildFailed       = "BuildFailed"
 	ReasonPushFailed        = "PushFailed"
 	ReasonPullFailed        = "PullFailed"
+	// ReasonForbiddenURL: an ADD of a URL on this host or its networks.
+	ReasonForbiddenURL = "ForbiddenURL"
 )
 
 func stageErr(reason string, err error) error {

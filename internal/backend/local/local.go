@@ -15,12 +15,13 @@
 // only as a regular file beneath it, under a size cap. Builds run as root
 // with buildah's OCI isolation (rootless buildah works here only with
 // --network none or host: the CNI bridge cannot be made rootless and
-// buildah 1.28 has no slirp4netns for RUN steps). Not contained yet: a
-// build reaches the host's network as buildah does, so an ADD of a URL is
-// fetched by buildah from the host (loopback listeners included) and RUN
-// steps reach the host's non-loopback addresses through the CNI bridge;
-// an operator who builds strangers' repositories should firewall the
-// build host's link-local and internal addresses. A build's local image
+// buildah 1.28 has no slirp4netns for RUN steps). buildah fetches an ADD
+// URL itself, as root on the host's network, so an ADD of a URL on this
+// host or its networks (loopback, private, link-local, or a name resolving
+// to one) is refused before the build. Not contained: RUN steps reach the
+// host's non-loopback addresses through the CNI bridge, and a name that
+// resolves differently at fetch time; an operator who builds strangers'
+// repositories should firewall the build host's internal addresses. A build's local image
 // is removed once pushed; Cleanup removes what a crash left.
 //
 // Handles are `<runID>/<stage>`. The work runs in a goroutine of this

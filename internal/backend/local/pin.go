@@ -5,13 +5,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
 	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/safefs"
 )
 
@@ -33,6 +37,9 @@ func pinFrom(ctx context.Context, spec *backend.BuildSpec, root, dockerfile, out
 	res, err := parser.Parse(bytes.NewReader(src))
 	if err != nil {
 		return "", nil, stageErr(ReasonBuildFailed, fmt.Errorf("%s: %w", name, err))
+	}
+	if err := checkAddURLs(ctx, name, res.AST.Children); err != nil {
+		return "", nil, err
 	}
 	lines := strings.SplitAfter(string(src), "\n")
 	changed := false
@@ -78,4 +85,64 @@ func digestOf(ref string) string {
 		return ref[i+1:]
 	}
 	return ""
+}
+
+// checkAddURLs refuses an ADD whose source is a URL on this host or its
+// networks (loopback, private, link-local or unspecified addresses, or a
+// name resolving to one): buildah fetches ADD URLs itself, as root in the
+// host's network namespace, so such an ADD would read cccp's own
+// listeners or a cloud's metadata service into an image anyone can pull.
+// A name that does not resolve is left to the build to fail on.
+func checkAddURLs(ctx context.Context, name string, nodes []*parser.Node) error {
+	for _, node := range nodes {
+		if !strings.EqualFold(node.Value, "add") {
+			continue
+		}
+		var args []string
+		for n := node.Next; n != nil; n = n.Next {
+			args = append(args, n.Value)
+		}
+		if len(args) > 0 {
+			args = args[:len(args)-1] // the destination
+		}
+		for _, a := range args {
+			u, err := url.Parse(a)
+			if err != nil || u.Host == "" || !strings.Contains(a, "://") {
+				continue
+			}
+			if err := hostAllowed(ctx, u.Hostname()); err != nil {
+				return stageErr(ReasonForbiddenURL, fmt.Errorf("%s:%d: ADD %s: %w", name, node.StartLine, redact.URL(a), err))
+			}
+		}
+	}
+	return nil
+}
+
+func hostAllowed(ctx context.Context, host string) error {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return fmt.Errorf("%s is this host", host)
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		return ipAllowed(host, ip)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, h)
+	if err != nil {
+		return nil // unresolvable: the build's own fetch fails
+	}
+	for _, a := range addrs {
+		if err := ipAllowed(host, a.IP); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ipAllowed(host string, ip net.IP) error {
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() {
+		return fmt.Errorf("%s is on this host or its networks (%s)", host, ip)
+	}
+	return nil
 }

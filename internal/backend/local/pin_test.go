@@ -71,3 +71,36 @@ func TestPinFromRefusesDockerfileOutsideCheckout(t *testing.T) {
 		}
 	}
 }
+
+// TestPinFromRefusesAddOfThisHost: buildah fetches an ADD URL itself, as
+// root on the host's network, so a Dockerfile could read cccp's own
+// listeners or a metadata service into an image anyone pulls.
+func TestPinFromRefusesAddOfThisHost(t *testing.T) {
+	tests := []struct {
+		name, add string
+		refused   bool
+	}{
+		{"loopback", "ADD http://127.0.0.1:5115/v2/_catalog /c", true},
+		{"localhost with a flag", "ADD --chown=1:1 http://localhost:8080/api/v1/runs /r", true},
+		{"metadata service", "ADD http://169.254.169.254/latest/meta-data/ /m", true},
+		{"private network", `ADD ["https://10.1.2.3/artifact.tgz", "/a"]`, true},
+		{"ipv6 loopback", "ADD http://[::1]:8080/ /x", true},
+		{"a local file", "ADD app.tgz /app", false},
+		{"a name that does not resolve here", "ADD https://artifacts.example.invalid/a.tgz /a", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			df := filepath.Join(dir, "Dockerfile")
+			if err := os.WriteFile(df, []byte("FROM scratch\n"+tt.add+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := pinFrom(context.Background(), &backend.BuildSpec{}, dir, df, filepath.Join(dir, "out"), io.Discard)
+			var se *backend.StageError
+			refused := errors.As(err, &se) && se.Reason == ReasonForbiddenURL
+			if refused != tt.refused {
+				t.Errorf("pinFrom(%q) = %v; refused %v, want %v", tt.add, err, refused, tt.refused)
+			}
+		})
+	}
+}
