@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -44,6 +45,9 @@ type SBOMSummary struct {
 	Removed  []SBOMPackage
 	Upgraded []SBOMChange
 }
+
+// sbomWait bounds how long the project page waits for the SBOMs.
+const sbomWait = 5 * time.Second
 
 // sbomShown caps each list of changes on the page.
 const sbomShown = 50
@@ -105,6 +109,10 @@ func (s *Server) sbomView(ctx context.Context, project string) *sbomView {
 		return nil
 	}
 	v := &sbomView{Digest: d.digest, PreviousDigest: d.previous}
+	// The page waits for the registry: a slow one costs it the section,
+	// not the page.
+	ctx, cancel := context.WithTimeout(ctx, sbomWait)
+	defer cancel()
 	sum, err := s.cfg.SBOMs.Summary(ctx, d.repository, d.digest, d.previous)
 	switch {
 	case errors.Is(err, ErrNoSBOM):
