@@ -301,6 +301,7 @@ type projectView struct {
 	FindingsRun    string
 	Checks         []checkView
 	Images         []imageView
+	SBOM           *sbomView // nil: no delivered image or no SBOMs
 }
 
 const projectRuns = 30
@@ -315,6 +316,7 @@ func (s *Server) projectData(ctx context.Context, app, job, before string) (*pro
 		v.GitURL = s.mask.String(e.GitURL)
 		v.Parents = s.cfg.Projects.Parents(name)
 		v.Children = s.cfg.Projects.Children(name)
+		v.SBOM = s.sbomView(ctx, name)
 	}
 	runs, err := s.cfg.Runs.Runs(ctx, store.RunFilter{Project: name, Limit: projectRuns + 1, Before: before})
 	if err != nil && runs == nil {

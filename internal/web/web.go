@@ -106,6 +106,10 @@ type Config struct {
 	// Deliveries enables the page of webhook deliveries in trouble and
 	// their replay; nil hides it.
 	Deliveries Deliveries
+	// SBOMs shows the SBOM of a project's latest delivered image on its
+	// page and serves the document at /projects/{app}/{job}/sbom; nil
+	// hides them.
+	SBOMs SBOMs
 	// Backup enables GET /api/v1/backup (admins only); nil: 404.
 	Backup Backuper
 	// SigningKey is the public key (PKIX PEM) delivered images are signed
@@ -237,6 +241,7 @@ func (s *Server) Handler() http.Handler {
 
 	mux.Handle("GET /{$}", read(s.dashboard))
 	mux.Handle("GET /projects/{app}/{job}", read(s.project))
+	mux.Handle("GET /projects/{app}/{job}/sbom", read(s.sbomDocument))
 	mux.Handle("GET /runs/{id}", read(s.runPage))
 	mux.Handle("GET /runs/{id}/stages/{stage}/events", read(s.logEvents))
 	mux.Handle("GET /runs/{id}/stages/{stage}/log.txt", read(s.logText))
