@@ -350,7 +350,7 @@ func TestCommentExplains(t *testing.T) {
 	tb.pipe.finish(ctx, cli.ID, store.Passed)
 	if _, err := tb.db.UpdateRun(ctx, web.ID, func(r *store.Run) error {
 		r.State = store.Failed
-		r.Stages[1] = store.Stage{Name: "test", State: store.Failed, Checks: []store.Check{
+		r.Stages[1] = store.Stage{Name: "test", State: store.Failed, Reason: "ChecksFailed", Error: "failed: user-script", Checks: []store.Check{
 			{Name: "smoke", State: store.Passed},
 			{Name: "user-script", State: store.Failed, Explain: []string{"test.sh: expected 200, got 500"}},
 		}}
@@ -360,7 +360,8 @@ func TestCommentExplains(t *testing.T) {
 	}
 	tb.report(t)
 	body := tb.forge.Comments()["Codertocat/Hello-World#1 "+prMarker]
-	for _, want := range []string{"user-script: test.sh: expected 200, got 500", "main.c:12: error: 'x' undeclared", "cccp: stage test ended"} {
+	for _, want := range []string{"user-script: test.sh: expected 200, got 500", "main.c:12: error: 'x' undeclared", "cccp: stage test ended",
+		"cccp: ChecksFailed: failed: user-script"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("comment lacks %q:\n%s", want, body)
 		}

@@ -308,6 +308,9 @@ func (b *Bot) failureSection(r *store.Run) (logSection, bool) {
 			continue
 		}
 		stageErr = s.Error
+		if s.Reason != "" && s.Error != "" {
+			stageErr = s.Reason + ": " + s.Error // e.g. DeadlineExceeded: the test stage ran longer than ...
+		}
 		for _, c := range s.Checks {
 			if c.State != store.Failed {
 				continue
