@@ -1,6 +1,9 @@
 package forgetest
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
@@ -34,5 +37,24 @@ func CheckParsed(t testing.TB, ev *event.Event, err error, forge string) {
 		if ev.PR == nil || ev.Comment == nil {
 			t.Fatalf("comment event without pull request or comment: %+v", ev)
 		}
+	}
+}
+
+// SeedExamples adds every recorded example in dir (`<event>-<variant>.json`)
+// to a fuzz target's corpus as (event name, body), the arguments of the
+// forge fuzz targets' Parse.
+func SeedExamples(f *testing.F, dir string) {
+	f.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no examples in %s: %v", dir, err)
+	}
+	for _, file := range files {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		kind, _, _ := strings.Cut(filepath.Base(file), "-")
+		f.Add(kind, body)
 	}
 }

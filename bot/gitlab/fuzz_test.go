@@ -3,9 +3,6 @@ package gitlab
 import (
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
@@ -16,18 +13,7 @@ import (
 // recorded examples (testdata/gitlab): it never panics, and what it accepts
 // is complete enough for the router (forgetest.CheckParsed).
 func FuzzParse(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join(testdata, "*.json"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no examples in %s: %v", testdata, err)
-	}
-	for _, file := range files {
-		body, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		kind, _, _ := strings.Cut(filepath.Base(file), "-")
-		f.Add(kind, body)
-	}
+	forgetest.SeedExamples(f, testdata)
 	w, err := NewWebhook([]byte("x"))
 	if err != nil {
 		f.Fatal(err)
