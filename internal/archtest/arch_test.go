@@ -56,7 +56,7 @@ var allowed = map[string][]string{
 	"internal/backend/backendtest": {"internal/backend", "internal/index", "internal/types"},
 
 	// runs and stages
-	"internal/pipeline": {"internal/backend", "internal/index", "internal/redact", "internal/store", "internal/types"},
+	"internal/pipeline": {"internal/backend", "internal/cascade", "internal/index", "internal/redact", "internal/store", "internal/types"},
 	"internal/backend":  {"internal/index", "internal/types"},
 	// the OpenShift build backend: the seam and the index, never the local tools
 	"internal/backend/openshift": {"internal/backend", "internal/index", "internal/types"},
@@ -95,6 +95,8 @@ var allowed = map[string][]string{
 	// lines of a log that explain a failure
 	"internal/liveindex": {"internal/index"},
 	"internal/explain":   nil,
+	// which descendants a parent's new image rebuilds, in what order (pure)
+	"internal/cascade": nil,
 	"internal/onboard":   {"internal/index"},
 	"internal/redact":    nil,
 	"internal/types":     nil,
