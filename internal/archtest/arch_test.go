@@ -97,9 +97,9 @@ var allowed = map[string][]string{
 	"internal/explain":   nil,
 	// which descendants a parent's new image rebuilds, in what order (pure)
 	"internal/cascade": nil,
-	"internal/onboard":   {"internal/index"},
-	"internal/redact":    nil,
-	"internal/types":     nil,
+	"internal/onboard": {"internal/index"},
+	"internal/redact":  nil,
+	"internal/types":   nil,
 }
 
 type pkg struct {
