@@ -168,39 +168,42 @@ func (db *DB) CreateRun(ctx context.Context, r *Run) error {
 	if err := errors.Join(checkName("project", r.Project), checkName("kind", string(r.Kind))); err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
-	return db.update(ctx, func(root *bolt.Bucket) error {
-		runs := root.Bucket(bucketRuns)
-		seq, err := runs.NextSequence()
-		if err != nil {
-			return fmt.Errorf("create run: %w", err)
-		}
-		nr := *r
-		nr.ID = strconv.FormatUint(seq, 10)
-		if nr.Created.IsZero() {
-			nr.Created = time.Now().UTC()
-		}
-		if nr.State == "" {
-			nr.State = Queued
-		}
-		if err := putRun(root, seq, &nr); err != nil {
-			return fmt.Errorf("create run: %w", err)
-		}
-		sk := seqKey(seq)
-		if err := root.Bucket(bucketByProject).Put(projectKey(nr.Project, seq), nil); err != nil {
+	return db.update(ctx, func(root *bolt.Bucket) error { return createRun(root, r) })
+}
+
+// createRun is CreateRun inside a transaction.
+func createRun(root *bolt.Bucket, r *Run) error {
+	runs := root.Bucket(bucketRuns)
+	seq, err := runs.NextSequence()
+	if err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	nr := *r
+	nr.ID = strconv.FormatUint(seq, 10)
+	if nr.Created.IsZero() {
+		nr.Created = time.Now().UTC()
+	}
+	if nr.State == "" {
+		nr.State = Queued
+	}
+	if err := putRun(root, seq, &nr); err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	sk := seqKey(seq)
+	if err := root.Bucket(bucketByProject).Put(projectKey(nr.Project, seq), nil); err != nil {
+		return err
+	}
+	latest := root.Bucket(bucketLatest)
+	if err := latest.Put(latestKey("", nr.Project), sk); err != nil {
+		return err
+	}
+	if nr.Kind != "" {
+		if err := latest.Put(latestKey(string(nr.Kind), nr.Project), sk); err != nil {
 			return err
 		}
-		latest := root.Bucket(bucketLatest)
-		if err := latest.Put(latestKey("", nr.Project), sk); err != nil {
-			return err
-		}
-		if nr.Kind != "" {
-			if err := latest.Put(latestKey(string(nr.Kind), nr.Project), sk); err != nil {
-				return err
-			}
-		}
-		*r = nr
-		return nil
-	})
+	}
+	*r = nr
+	return nil
 }
 
 // putRun writes the run record and keeps the unfinished index in step.
@@ -237,32 +240,37 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (*R
 	}
 	var out *Run
 	err = db.update(ctx, func(root *bolt.Bucket) error {
-		sk := seqKey(seq)
-		v := root.Bucket(bucketRuns).Get(sk)
-		if v == nil {
-			return fmt.Errorf("run %s: %w", id, ErrNotFound)
-		}
-		r, err := decodeRun(sk, v)
-		if err != nil {
-			return err
-		}
-		id, project, kind := r.ID, r.Project, r.Kind
-		if err := fn(r); err != nil {
-			return err
-		}
-		if r.ID != id || r.Project != project || r.Kind != kind {
-			return fmt.Errorf("update run %s: ID, Project and Kind cannot change", id)
-		}
-		if err := putRun(root, seq, r); err != nil {
-			return fmt.Errorf("update run %s: %w", id, err)
-		}
-		out = r
-		return nil
+		out, err = updateRun(root, id, seq, fn)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// updateRun is UpdateRun inside a transaction.
+func updateRun(root *bolt.Bucket, id string, seq uint64, fn func(*Run) error) (*Run, error) {
+	sk := seqKey(seq)
+	v := root.Bucket(bucketRuns).Get(sk)
+	if v == nil {
+		return nil, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	r, err := decodeRun(sk, v)
+	if err != nil {
+		return nil, err
+	}
+	id, project, kind := r.ID, r.Project, r.Kind
+	if err := fn(r); err != nil {
+		return nil, err
+	}
+	if r.ID != id || r.Project != project || r.Kind != kind {
+		return nil, fmt.Errorf("update run %s: ID, Project and Kind cannot change", id)
+	}
+	if err := putRun(root, seq, r); err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	return r, nil
 }
 
 // Run returns run id, or ErrNotFound.

@@ -45,6 +45,9 @@ type Cause struct {
 	Forge      string
 	Repo       string // forge full name, e.g. org/app
 	DeliveryID string
+	// Cascade is the ID of the cascade (see Cascade) a parent-triggered
+	// run belongs to.
+	Cascade string `json:",omitempty"`
 }
 
 // Check is the result of one predefined or user test inside a stage.
