@@ -125,10 +125,10 @@ type Config struct {
 	// it, so a run that crashes cccp cannot crash-loop it.
 	MaxResumes int
 	// Children, when set, gives the keys of the entries built FROM the
-	// entry of the given key; a
-	// passed branch run then queues a run for each (cause "parent"), so a
-	// rebuilt parent rebuilds its children. Unset, nothing is chained (the
-	// CLI orders runs itself).
+	// entry of the given key; a branch run that delivers a new digest then
+	// starts a cascade (cascade.go) that rebuilds every descendant once,
+	// parents first. Store must then implement CascadeStore. Unset,
+	// nothing is chained.
 	Children func(name string) []string
 	Logger   *slog.Logger
 	Observer Observer
@@ -216,6 +216,9 @@ func New(cfg Config) (*Runner, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("pipeline: missing configuration: %s", strings.Join(missing, ", "))
 	}
+	if _, ok := cfg.Store.(CascadeStore); cfg.Children != nil && !ok {
+		return nil, errors.New("pipeline: Children is set but the Store keeps no cascades (CascadeStore)")
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
@@ -290,6 +293,7 @@ func (r *Runner) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	go r.resumeCascades(ctx)
 	return nil
 }
 
@@ -414,6 +418,7 @@ func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
 	}
 	r.notify(run)
 	if run.State.Done() {
+		r.settleCascade(ctx, run)
 		r.release(id)
 	}
 	return nil
@@ -574,7 +579,7 @@ func (r *Runner) execute(ctx context.Context, id string) {
 }
 
 func (r *Runner) finish(ctx context.Context, id string, state store.State, msg string) {
-	run, err := r.cfg.Store.UpdateRun(ctx, id, func(run *store.Run) error {
+	run, err := r.finishRun(ctx, id, func(run *store.Run) error {
 		if run.State.Done() {
 			return nil
 		}
@@ -595,9 +600,6 @@ func (r *Runner) finish(ctx context.Context, id string, state store.State, msg s
 	} else {
 		r.log.Info("run finished", "run", id, "project", run.Project, "state", run.State)
 		r.notify(run)
-		if run.State == store.Passed && run.Kind == types.KindBranch && r.cfg.Children != nil {
-			go r.triggerChildren(ctx, run) // never block a worker on a full queue
-		}
 	}
 	r.endRun(ctx, id)
 	r.release(id)
@@ -653,20 +655,11 @@ func (r *Runner) countResume(ctx context.Context, id string) bool {
 	if giveUp {
 		r.log.Warn("run resumed too often; failed", "run", id, "resumes", run.Resumes)
 		r.notify(run)
+		r.settleCascade(ctx, run)
 		r.endRun(ctx, id)
 		return false
 	}
 	return true
-}
-
-// triggerChildren queues a branch run of every child of a delivered parent.
-func (r *Runner) triggerChildren(ctx context.Context, parent *store.Run) {
-	for _, child := range r.cfg.Children(parent.Project) {
-		cause := store.Cause{Kind: types.CauseParent, Parent: parent.Project, Detail: "parent run " + parent.ID}
-		if _, err := r.Enqueue(ctx, Request{Project: child, Kind: types.KindBranch, Cause: cause}); err != nil {
-			r.log.Error("queue child run", "parent", parent.Project, "child", child, "err", err)
-		}
-	}
 }
 
 func firstNonEmpty(ss ...string) string {

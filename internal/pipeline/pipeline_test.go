@@ -58,6 +58,10 @@ type fakeBackend struct {
 	block    chan struct{} // when set, builds wait for it (or cancel)
 	started  chan struct{}
 	checks   []backend.CheckResult
+	// failURL, when set, fails the builds of git URLs containing it;
+	// uniqueDigests gives each run's image its own digest.
+	failURL       string
+	uniqueDigests bool
 
 	mu   sync.Mutex
 	jobs map[backend.Handle]*fakeJob
@@ -115,6 +119,10 @@ func (b *fakeBackend) wait(ctx context.Context, h backend.Handle) (*fakeJob, err
 
 // fromLine is the first line of the fake repositories' Dockerfiles.
 func fromLine(url string) string {
+	if _, job, ok := strings.Cut(url, "/git/from-"); ok {
+		job, _, _ = strings.Cut(job, "/")
+		return "demo/" + job + ":latest"
+	}
 	if strings.Contains(url, "child") {
 		return "demo/base:latest"
 	}
@@ -147,7 +155,14 @@ func (b *fakeBackend) StartBuild(_ context.Context, spec backend.BuildSpec) (bac
 		if b.buildErr != nil {
 			return b.buildErr
 		}
-		j.build = backend.BuildResult{Digest: digestA, Bases: []backend.Base{base}}
+		if b.failURL != "" && strings.Contains(spec.Src.GitURL, b.failURL) {
+			return &backend.StageError{Reason: "BuildFailed", Message: "RUN exit 1"}
+		}
+		digest := digestA
+		if b.uniqueDigests {
+			digest = fmt.Sprintf("sha256:%064s", spec.RunID)
+		}
+		j.build = backend.BuildResult{Digest: digest, Bases: []backend.Base{base}}
 		return nil
 	})
 }
@@ -202,15 +217,23 @@ func (b *fakeBackend) Cancel(_ context.Context, h backend.Handle) error {
 
 type fakeImages struct {
 	rec     *recorder
+	mu      sync.Mutex
 	digests map[string]string
 }
 
 func (i *fakeImages) Tag(_ context.Context, src, dst string) error {
 	i.rec.add("tag %s -> %s", src, dst)
+	if _, d, ok := strings.Cut(src, "@"); ok {
+		i.mu.Lock()
+		i.digests[dst] = d
+		i.mu.Unlock()
+	}
 	return nil
 }
 
 func (i *fakeImages) Digest(_ context.Context, ref string) (string, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	if d, ok := i.digests[ref]; ok {
 		return d, nil
 	}

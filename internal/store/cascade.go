@@ -69,6 +69,8 @@ type CascadeNode struct {
 	// run that records why ("waiting on X, which failed").
 	Run  string `json:",omitempty"`
 	Note string `json:",omitempty"`
+	// Blame is, for a stopped node, the project whose failure stopped it.
+	Blame string `json:",omitempty"`
 }
 
 // Node returns the node of project, or nil.

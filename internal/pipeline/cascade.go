@@ -1,0 +1,233 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cccp-project/cccp/internal/cascade"
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// Cascades: when a branch run delivers an image with a new digest, every
+// entry below it (Config.Children, transitively) is rebuilt once, each
+// after all of its parents in the cascade delivered, against their new
+// digests (pinning in parents.go reads what was delivered last). The
+// cascade is recorded with the parent's final result in one transaction
+// (CascadeStore.FinishRun), and each child's node is settled with the
+// child's result the same way, so a crash loses or doubles nothing: Start
+// queues what a crash left claimed but not queued (resumeCascades).
+
+// CascadeStore keeps cascades with the runs' final results; the Store
+// must implement it when Config.Children is set (internal/store.DB does).
+type CascadeStore interface {
+	FinishRun(ctx context.Context, id string, fn func(*store.Run) error, step store.CascadeStep) (*store.Run, []*store.Cascade, error)
+	BindCascadeRun(ctx context.Context, id, project, run string) error
+	OpenCascades(ctx context.Context) ([]*store.Cascade, error)
+	CascadeRun(ctx context.Context, id, project string) (string, error)
+}
+
+// UpToDate tells whether a passed run delivered nothing new because its
+// inputs were unchanged: its build stage did not run. (The up-to-date
+// decision of build keys ends a run that way; a rebuild that happens to
+// give the same digest counts as unchanged too, see outcome.)
+func UpToDate(run *store.Run) bool {
+	if run.State != store.Passed {
+		return false
+	}
+	for _, s := range run.Stages {
+		if s.Name == types.StageBuild {
+			return s.State == store.Skipped
+		}
+	}
+	return false
+}
+
+// outcome is what a finished run means for the nodes below it.
+func outcome(run *store.Run, prev string) cascade.State {
+	if run.State != store.Passed {
+		return cascade.Failed
+	}
+	if d := run.DeliveredDigest(); d != "" && d != prev && !UpToDate(run) {
+		return cascade.Delivered
+	}
+	return cascade.Unchanged
+}
+
+// finishRun records a run's final result (fn) and, with cascades on, what
+// it means for them, then queues the children that became ready.
+func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) error) (*store.Run, error) {
+	cs, ok := r.cascades()
+	if !ok {
+		return r.cfg.Store.UpdateRun(ctx, id, fn)
+	}
+	// Only the nodes this transaction claimed are queued here: another
+	// node's result returns the same cascade with nodes claimed and queued
+	// by someone else, not yet bound.
+	var claimed []claim
+	step := func(run *store.Run, prev string, part *store.Cascade) *store.Cascade {
+		claimed = claimed[:0]
+		start, part2 := r.cascadeStep(run, prev, part)
+		claimed = append(claimed, part2...)
+		return start
+	}
+	run, _, err := cs.FinishRun(ctx, id, fn, step)
+	if err != nil {
+		return nil, err
+	}
+	if len(claimed) > 0 {
+		// Never block a worker on a full queue; what is not queued when
+		// cccp stops is queued by the next Start.
+		go r.queueClaimed(context.WithoutCancel(ctx), claimed)
+	}
+	return run, nil
+}
+
+// claim is a node a cascade step moved to queued: its run is to be queued.
+type claim struct {
+	c       *store.Cascade // its ID is set once the transaction commits
+	project string
+}
+
+func (r *Runner) cascades() (CascadeStore, bool) {
+	if r.cfg.Children == nil {
+		return nil, false
+	}
+	cs, ok := r.cfg.Store.(CascadeStore)
+	return cs, ok
+}
+
+// cascadeStep is the store.CascadeStep of the Runner: it settles the
+// run's node in its cascade and starts a cascade below a branch run that
+// delivered a new digest (unless the run is itself part of one, whose plan
+// already holds its descendants).
+// It returns the new cascade and the nodes it claimed (queued).
+func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.Cascade) (*store.Cascade, []claim) {
+	out := outcome(run, prev)
+	var claimed []claim
+	if part != nil {
+		if n := part.Node(run.Project); n != nil && n.State == store.CascadeQueued && (n.Run == "" || n.Run == run.ID) {
+			n.Run, n.State = run.ID, string(out)
+			claimed = advance(part)
+		}
+	}
+	if run.Kind != types.KindBranch || run.Cause.Cascade != "" || out != cascade.Delivered {
+		return nil, claimed
+	}
+	nodes := cascade.Plan(run.Project, r.cfg.Children)
+	if len(nodes) == 0 {
+		return nil, claimed
+	}
+	c := &store.Cascade{Root: run.Project, Digest: run.DeliveredDigest(), Nodes: make([]store.CascadeNode, len(nodes))}
+	for i, n := range nodes {
+		c.Nodes[i] = store.CascadeNode{Project: n.Key, WaitsOn: n.WaitsOn, State: store.CascadeWaiting}
+	}
+	return c, append(claimed, advance(c)...)
+}
+
+// advance applies cascade.Advance to a stored cascade and returns the
+// nodes it queued.
+func advance(c *store.Cascade) []claim {
+	nodes := make([]cascade.Node, len(c.Nodes))
+	state := map[string]cascade.State{c.Root: cascade.Delivered}
+	blame := map[string]string{}
+	for i, n := range c.Nodes {
+		nodes[i] = cascade.Node{Key: n.Project, WaitsOn: n.WaitsOn}
+		state[n.Project] = cascade.State(n.State)
+		if n.Blame != "" {
+			blame[n.Project] = n.Blame
+		}
+	}
+	var claimed []claim
+	for _, d := range cascade.Advance(nodes, state, blame) {
+		n := c.Node(d.Key)
+		n.State = string(d.State)
+		switch d.State {
+		case cascade.Stopped:
+			n.Blame = d.Blame
+			n.Note = fmt.Sprintf("waiting on %s, which failed", d.Blame)
+		case cascade.Queued:
+			claimed = append(claimed, claim{c: c, project: n.Project})
+		}
+	}
+	return claimed
+}
+
+// queueClaimed queues a run of each claimed node and binds it to its node.
+func (r *Runner) queueClaimed(ctx context.Context, claimed []claim) {
+	cs, _ := r.cascades()
+	for _, cl := range claimed {
+		c := cl.c
+		cause := store.Cause{Kind: types.CauseParent, Parent: c.Root, Cascade: c.ID,
+			Detail: fmt.Sprintf("cascade %s from run %s of %s", c.ID, c.RootRun, c.Root)}
+		run, err := r.Enqueue(ctx, Request{Project: cl.project, Kind: types.KindBranch, Cause: cause})
+		if err != nil {
+			r.log.Error("queue cascade run", "cascade", c.ID, "project", cl.project, "err", err)
+			continue
+		}
+		if err := cs.BindCascadeRun(ctx, c.ID, cl.project, run.ID); err != nil {
+			r.log.Error("bind cascade run", "cascade", c.ID, "project", cl.project, "run", run.ID, "err", err)
+		}
+	}
+}
+
+// settleCascade records the end of a cascade run that did not end through
+// finish (cancelled, or given up after too many resumes).
+func (r *Runner) settleCascade(ctx context.Context, run *store.Run) {
+	if run == nil || !run.State.Done() || run.Cause.Cascade == "" {
+		return
+	}
+	if _, ok := r.cascades(); !ok {
+		return
+	}
+	if _, err := r.finishRun(ctx, run.ID, func(*store.Run) error { return nil }); err != nil {
+		r.log.Error("settle cascade run", "run", run.ID, "err", err)
+	}
+}
+
+// resumeCascades picks up the open cascades after a restart: a node
+// claimed but not queued is queued (or bound to the run that was queued
+// just before the stop), and a node whose run ended without being settled
+// is settled.
+func (r *Runner) resumeCascades(ctx context.Context) {
+	cs, ok := r.cascades()
+	if !ok {
+		return
+	}
+	open, err := cs.OpenCascades(ctx)
+	if err != nil {
+		r.log.Error("resume cascades", "err", err)
+		return
+	}
+	var unqueued []claim
+	for _, c := range open {
+		r.log.Info("resuming cascade", "cascade", c.ID, "root", c.Root)
+		for _, n := range c.Nodes {
+			if n.State != store.CascadeQueued {
+				continue
+			}
+			if n.Run == "" {
+				id, err := cs.CascadeRun(ctx, c.ID, n.Project)
+				if err != nil {
+					r.log.Error("resume cascade", "cascade", c.ID, "project", n.Project, "err", err)
+					continue
+				}
+				if id == "" {
+					unqueued = append(unqueued, claim{c: c, project: n.Project})
+					continue
+				}
+				if err := cs.BindCascadeRun(ctx, c.ID, n.Project, id); err != nil {
+					r.log.Error("resume cascade", "cascade", c.ID, "project", n.Project, "err", err)
+				}
+				n.Run = id
+			}
+			run, err := r.cfg.Store.Run(ctx, n.Run)
+			if err != nil {
+				r.log.Error("resume cascade", "cascade", c.ID, "run", n.Run, "err", err)
+				continue
+			}
+			r.settleCascade(ctx, run)
+		}
+	}
+	r.queueClaimed(ctx, unqueued)
+}
