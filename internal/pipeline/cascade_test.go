@@ -86,6 +86,17 @@ func deliveredBefore(calls []string, parent, child string) bool {
 
 func TestCascadeBuildsEveryDescendantOnceParentsFirst(t *testing.T) {
 	h := chainHarness(t)
+	// side builds slowly: mid and leaf1 deliver first, and leaf2 must
+	// still wait for side.
+	h.cfg.Workers = 2
+	h.backend.block, h.backend.blockURL = make(chan struct{}), "/side"
+	go func() {
+		for !slices.ContainsFunc(h.rec.list(), func(c string) bool { return strings.HasSuffix(c, "-> reg.test:5000/demo/leaf1:latest") }) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+		close(h.backend.block)
+	}()
 	r := h.start(t)
 	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
 	c := waitCascade(t, h.db, root.ID)

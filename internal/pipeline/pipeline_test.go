@@ -62,6 +62,9 @@ type fakeBackend struct {
 	// uniqueDigests gives each run's image its own digest.
 	failURL       string
 	uniqueDigests bool
+	// blockURL, when set, limits block to the builds of git URLs
+	// containing it.
+	blockURL string
 
 	mu   sync.Mutex
 	jobs map[backend.Handle]*fakeJob
@@ -145,7 +148,7 @@ func (b *fakeBackend) StartBuild(_ context.Context, spec backend.BuildSpec) (bac
 		if b.started != nil {
 			b.started <- struct{}{}
 		}
-		if b.block != nil {
+		if b.block != nil && (b.blockURL == "" || strings.Contains(spec.Src.GitURL, b.blockURL)) {
 			select {
 			case <-b.block:
 			case <-ctx.Done():
