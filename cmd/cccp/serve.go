@@ -106,7 +106,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		return err
 	}
 
-	var theBot *bot.Bot // set below; the observer only reads it once serving
+	var theBot *bot.Bot           // set below; the observer only reads it once serving
 	var notifier *notify.Notifier // set below when mail is on (serve_notify.go)
 	var botMu sync.RWMutex
 	observe := func(r *store.Run) {
