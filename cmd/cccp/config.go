@@ -103,6 +103,9 @@ type serveConfig struct {
 	BuildDrafts bool `yaml:"build_drafts"`
 	// Secrets are more values to mask wherever cccp shows a log.
 	Secrets []string `yaml:"secrets"`
+
+	// Notify is email about finished builds (config_notify.go).
+	Notify notifyConfig `yaml:"notify"`
 }
 
 type forgeConfig struct {
@@ -153,7 +156,7 @@ func loadServeConfigWith(path string, getenv func(string) string, override func(
 // removes them from its environment once read.
 var secretEnv = []string{"CCCP_GITHUB_WEBHOOK_SECRET", "CCCP_GITHUB_TOKEN", "CCCP_GITLAB_WEBHOOK_SECRET",
 	"CCCP_GITLAB_TOKEN", "CCCP_GITEA_WEBHOOK_SECRET", "CCCP_GITEA_TOKEN", "CCCP_ADMIN_TOKENS", "CCCP_READ_TOKENS", "CCCP_SESSION_KEY",
-	"CCCP_JENKINS_TOKEN", "CCCP_METRICS_TOKEN"}
+	"CCCP_JENKINS_TOKEN", "CCCP_METRICS_TOKEN", "CCCP_SMTP_PASSWORD"}
 
 // applyEnv takes secrets (and a few settings) from the environment.
 func (c *serveConfig) applyEnv(getenv func(string) string) {
@@ -179,6 +182,7 @@ func (c *serveConfig) applyEnv(getenv func(string) string) {
 		c.Web.ReadTokens = splitList(v)
 	}
 	c.Pipeline.Test.applyEnv(getenv)
+	c.Notify.applyEnv(getenv)
 }
 
 func splitList(s string) []string {
@@ -225,6 +229,7 @@ func (c *serveConfig) defaults() {
 	}
 	c.Pipeline.Test.defaults()
 	c.Pipeline.Build.defaults()
+	c.Notify.defaults()
 }
 
 func (c *serveConfig) validate() error {
@@ -272,6 +277,9 @@ func (c *serveConfig) validate() error {
 	if err := c.validateBuild(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Notify.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -283,5 +291,5 @@ func (c *serveConfig) secrets() []string {
 	}
 	s = append(s, c.Web.AdminTokens...)
 	s = append(s, c.Web.ReadTokens...)
-	return append(s, c.Web.SessionKey, c.Web.MetricsToken, c.Pipeline.Test.Jenkins.Token)
+	return append(s, c.Web.SessionKey, c.Web.MetricsToken, c.Pipeline.Test.Jenkins.Token, c.Notify.SMTP.Password)
 }

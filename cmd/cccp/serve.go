@@ -22,6 +22,7 @@ import (
 	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/liveindex"
+	"github.com/cccp-project/cccp/internal/notify"
 	"github.com/cccp-project/cccp/internal/onboard"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
@@ -105,14 +106,18 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		return err
 	}
 
-	var theBot *bot.Bot // set below; the observer only reads it once serving
+	var theBot *bot.Bot           // set below; the observer only reads it once serving
+	var notifier *notify.Notifier // set below when mail is on (serve_notify.go)
 	var botMu sync.RWMutex
 	observe := func(r *store.Run) {
 		botMu.RLock()
-		b := theBot
+		b, n := theBot, notifier
 		botMu.RUnlock()
 		if b != nil {
 			b.Observe(r)
+		}
+		if n != nil && r.State.Done() {
+			n.Wake()
 		}
 	}
 	f := &envFlags{data: cfg.Data, registry: cfg.Registry.External, registryAddr: cfg.Registry.Address,
@@ -129,6 +134,14 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if _, err := idx.reload(ctx); err != nil {
 		return err
 	}
+
+	n, outbox, err := startNotifier(ctx, cfg, env, idx, masker, log)
+	if err != nil {
+		return err
+	}
+	botMu.Lock()
+	notifier = n
+	botMu.Unlock()
 
 	actions := runActions{runner: env.runner}
 	var onboarder web.Onboarder = &onboard.Local{Root: cfg.Index.Path, Queue: firstBuild{idx: idx, runner: env.runner}}
@@ -156,7 +169,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	ui, err := web.New(web.Config{
 		SigningKey: signKey.PublicKeyPEM(),
 		BaseURL:    cfg.BaseURL, Runs: env.db, Backup: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
-		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client},
+		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client}, Outbox: outbox,
 		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
 		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
 		Sessions:       web.StoreSessions(env.db),

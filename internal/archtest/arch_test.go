@@ -89,6 +89,8 @@ var allowed = map[string][]string{
 	// state, pages and vocabulary
 	"internal/store":  {"internal/types"},
 	"internal/runlog": nil,
+	// email about finished runs through the store's outbox
+	"internal/notify": {"internal/explain", "internal/redact", "internal/store", "internal/types"},
 	"internal/web":    {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
 	"internal/index":  {"internal/redact", "internal/safefs"},
 	// the one live index (entries and graph, swapped atomically) and the

@@ -4,7 +4,10 @@
 // per-repository `cccp.yaml`.
 package index
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Pos is a place in a source file. Line and Col are 1-based; zero means
 // unknown.
@@ -53,8 +56,11 @@ type Entry struct {
 	DesiredTag string `json:"desired-tag"`
 	// ExtraTags come from the `desired-tags` list (a cccp extension): more
 	// tags the same image is delivered under. Tags returns both.
-	ExtraTags       []string `json:"desired-tags,omitempty"`
-	NotifyEmail     []string `json:"notify-email,omitempty"`
+	ExtraTags   []string `json:"desired-tags,omitempty"`
+	NotifyEmail []string `json:"notify-email,omitempty"`
+	// NotifyOnSuccess (a cccp extension) overrides the configured switch
+	// for mails about passed builds: "true" or "false"; "" follows it.
+	NotifyOnSuccess string   `json:"notify-on-success,omitempty"`
 	BuildContext    string   `json:"build-context"`
 	DependsOn       []string `json:"depends-on,omitempty"`
 	PrebuildScript  string   `json:"prebuild-script,omitempty"`
@@ -85,6 +91,19 @@ func (e *Entry) ItemPos(key string, i int) Pos {
 		return ps[i]
 	}
 	return e.PosOf(key)
+}
+
+// NotifySuccess reads notify-on-success: whether passed builds are mailed,
+// and whether the entry says so at all (a value lint refuses counts as
+// unset).
+func (e *Entry) NotifySuccess() (on, set bool) {
+	switch strings.ToLower(e.NotifyOnSuccess) {
+	case "true", "yes", "on":
+		return true, true
+	case "false", "no", "off":
+		return false, true
+	}
+	return false, false
 }
 
 // Name is the entry's project name, `app-id/job-id`.

@@ -114,6 +114,8 @@ func TestLintRules(t *testing.T) {
 		{"tag format", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "desired-tag: .hidden", "desired-tags: [ok, 'a b']")}, LintOptions{}, []string{"tag-format@8", "tag-format@9"}},
 		{"numeric tag kept as written", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "desired-tag: 3.10")}, LintOptions{}, nil},
 		{"email", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "notify-email: [a@b.org, nobody]")}, LintOptions{}, []string{"email@7"}},
+		{"notify-on-success bad", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "notify-on-success: sometimes")}, LintOptions{}, []string{"notify-on-success@8"}},
+		{"notify-on-success false", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "notify-on-success: false")}, LintOptions{}, nil},
 		{"email without dot", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "notify-email: a@localhost")}, LintOptions{}, []string{"email@7"}},
 		{"prebuild on a backend without it", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "prebuild-script: x.sh", "prebuild-context: .")}, LintOptions{PrebuildUnsupported: "openshift"}, []string{"prebuild-unsupported@8"}},
 		{"prebuild on the local backend", map[string]string{"app.yaml": "Projects:\n" + entry("1", "web", "prebuild-script: x.sh", "prebuild-context: .")}, LintOptions{}, nil},

@@ -182,6 +182,9 @@ func lintEntry(idx *Index, e *Entry, opts LintOptions) []Finding {
 			fs = append(fs, warnf(e.ItemPos("notify-email", i), "email", "notify-email %q has no domain with a dot; mail will not be delivered", a))
 		}
 	}
+	if _, set := e.NotifySuccess(); e.NotifyOnSuccess != "" && !set {
+		fs = append(fs, errorf(e.PosOf("notify-on-success"), "notify-on-success", "notify-on-success must be true or false, not %q", e.NotifyOnSuccess))
+	}
 	return fs
 }
 

@@ -377,17 +377,18 @@ func kindName(n *yaml.Node) string {
 // stringFields maps the scalar keys of an entry to their field.
 func stringFields(e *Entry) map[string]*string {
 	return map[string]*string{
-		"id":               &e.ID,
-		"app-id":           &e.AppID,
-		"job-id":           &e.JobID,
-		"git-url":          &e.GitURL,
-		"git-branch":       &e.GitBranch,
-		"git-path":         &e.GitPath,
-		"target-file":      &e.TargetFile,
-		"desired-tag":      &e.DesiredTag,
-		"build-context":    &e.BuildContext,
-		"prebuild-script":  &e.PrebuildScript,
-		"prebuild-context": &e.PrebuildContext,
+		"id":                &e.ID,
+		"app-id":            &e.AppID,
+		"job-id":            &e.JobID,
+		"git-url":           &e.GitURL,
+		"git-branch":        &e.GitBranch,
+		"git-path":          &e.GitPath,
+		"target-file":       &e.TargetFile,
+		"desired-tag":       &e.DesiredTag,
+		"build-context":     &e.BuildContext,
+		"prebuild-script":   &e.PrebuildScript,
+		"prebuild-context":  &e.PrebuildContext,
+		"notify-on-success": &e.NotifyOnSuccess,
 	}
 }
 
@@ -398,7 +399,7 @@ var listFields = map[string]bool{"depends-on": true, "notify-email": true, "desi
 var KnownFields = []string{
 	"id", "app-id", "job-id", "git-url", "git-branch", "git-path", "target-file",
 	"desired-tag", "desired-tags", "notify-email", "build-context", "depends-on",
-	"prebuild-script", "prebuild-context",
+	"prebuild-script", "prebuild-context", "notify-on-success",
 }
 
 func parseIndexFile(file string, data []byte) (entries []*Entry, skipped []Pos, fs []Finding) {

@@ -29,6 +29,13 @@
 //	    <seq>                   -> uint64 big-endian version: a run caused by a forge event
 //	                               changed (written in the run's own transaction) and its
 //	                               reports are not yet in reports/ (PutReports acknowledges)
+//	  runs_finished/            (created on first use)
+//	    <seq>                   -> empty: the run went from unfinished to finished (written
+//	                               in the run's own transaction) and its mail is not yet
+//	                               decided (QueueMail acknowledges)
+//	  mail/                     (created on first use)
+//	    <seq>                   -> JSON Mail: the email outbox; a sent mail is deleted, a
+//	                               refused one stays with Failed and the server's answer
 //	  reports/
 //	    <key>                   -> JSON Report (forge outbox, one per target)
 //	  cascades/, cascades_open/, cascade_roots/, delivered/

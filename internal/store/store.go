@@ -225,6 +225,11 @@ func putRun(root *bolt.Bucket, seq uint64, r *Run) error {
 	}
 	unf := root.Bucket(bucketUnfinished)
 	if r.State.Done() {
+		if unf.Get(sk) != nil { // it finishes now: its mail is to be decided (mail.go)
+			if err := markFinished(root, sk); err != nil {
+				return err
+			}
+		}
 		return unf.Delete(sk)
 	}
 	return unf.Put(sk, nil)

@@ -110,6 +110,8 @@ type Config struct {
 	// page and serves the document at /projects/{app}/{job}/sbom; nil
 	// hides them.
 	SBOMs SBOMs
+	// Outbox enables GET /api/v1/mail, the mail waiting or refused; nil: 404.
+	Outbox Outbox
 	// Backup enables GET /api/v1/backup (admins only); nil: 404.
 	Backup Backuper
 	// SigningKey is the public key (PKIX PEM) delivered images are signed
@@ -264,6 +266,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/projects", admin(s.apiOnboard))
 	mux.Handle("POST /api/v1/sessions/revoke", admin(s.apiRevokeSessions))
 	mux.Handle("GET /api/v1/deliveries", read(s.apiDeliveries))
+	mux.Handle("GET /api/v1/mail", read(s.apiMail))
 	mux.Handle("POST /api/v1/deliveries/{forge}/{id}/replay", admin(s.apiReplay))
 	mux.Handle("GET /api/v1/backup", admin(s.apiBackup))
 	mux.Handle("/", read(s.notFoundPage))
