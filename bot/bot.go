@@ -54,11 +54,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cccp-project/cccp/bot/dispatch"
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/intake"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
@@ -66,25 +67,18 @@ import (
 )
 
 // Webhook verifies and parses one forge's deliveries (bot/github.Webhook
-// and its GitLab and Gitea siblings).
+// and its GitLab and Gitea siblings): the intake verifies, the router
+// parses.
 type Webhook interface {
-	// Verify checks the signature or token; an error wraps
-	// event.ErrBadSignature.
-	Verify(headers http.Header, body []byte) error
+	intake.Webhook
 	// Parse turns a verified delivery into an event; deliveries cccp does
 	// not act on return an error wrapping event.ErrIgnored.
 	Parse(headers http.Header, body []byte) (*event.Event, error)
-	// Headers are the forge's header rules: delivery ID, retry key, event
-	// name, what is stored.
-	Headers() event.Headers
 }
 
 // HeaderVerifier is a Webhook whose check needs only the headers (GitLab's
-// token): it runs before the body is read, so an unauthenticated sender
-// cannot make cccp read a body.
-type HeaderVerifier interface {
-	VerifyHeaders(headers http.Header) error
-}
+// token): it runs before the body is read.
+type HeaderVerifier = intake.HeaderVerifier
 
 // Client is what the bot asks of a forge's API: reports, permission and
 // pull-request look-ups.
@@ -247,32 +241,24 @@ type Config struct {
 // ErrConfig is wrapped by New for an unusable configuration.
 var ErrConfig = errors.New("bot: bad configuration")
 
-// Bot is the webhook server, dispatcher and reporter. It is an
+// Bot is the webhook server, dispatcher and reporter, assembled from
+// bot/intake, bot/dispatch and the router and reporter here. It is an
 // http.Handler; Run starts its workers.
 type Bot struct {
 	cfg     Config
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
-	hooks   map[string]*hook
+	intake  *intake.Intake
+	disp    *dispatch.Dispatcher
+	ready   <-chan struct{} // closed once Run read the pending deliveries
+	started atomic.Bool
 
-	unauth   chan struct{} // one per webhook body being read before its check
-	work     chan job      // stored deliveries handed over in memory
-	bodies   *sync.Pool    // webhook body buffers
-	overflow atomic.Bool   // work was full: rescan the store
-	wake     chan struct{} // overflow happened
-	outWake  chan struct{} // a report was put
-	ready    chan struct{} // closed once Run started its workers
-	started  atomic.Bool
-
-	rep   *reporter
-	prs   *keyedMutex
-	trust trustState           // permission cache, reply rate limit (trust.go)
-	hold  map[string]time.Time // forge -> no reports before; outbox goroutine only
-
-	nextDue   atomic.Int64 // unix-nano of the earliest put-off delivery; 0 = none known
-	holdMu    sync.Mutex
-	routeHold map[string]time.Time // forge -> no routing that calls it before
+	outWake chan struct{} // a report was put
+	rep     *reporter
+	prs     *keyedMutex
+	trust   trustState           // permission cache, reply rate limit (trust.go)
+	hold    map[string]time.Time // forge -> no reports before; outbox goroutine only
 }
 
 // New checks cfg and returns a Bot.
@@ -313,18 +299,6 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 25 << 20
-	}
-	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = 30 * time.Second
-	}
-	if cfg.MaxUnauthenticated <= 0 {
-		cfg.MaxUnauthenticated = 256
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 8
-	}
 	if cfg.LogLines <= 0 {
 		cfg.LogLines = 20
 	}
@@ -347,24 +321,25 @@ func New(cfg Config) (*Bot, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: newMetrics(),
-		hooks:   map[string]*hook{},
-		unauth:  make(chan struct{}, cfg.MaxUnauthenticated),
-		work:    make(chan job, queueSize),
-		bodies:  newBodyPool(),
-		wake:    make(chan struct{}, 1),
 		outWake: make(chan struct{}, 1),
-		ready:   make(chan struct{}),
 		prs:     newKeyedMutex(),
 		hold:    map[string]time.Time{},
-
-		routeHold: map[string]time.Time{},
 	}
+	b.disp = dispatch.New(dispatch.Config{
+		Store: cfg.Store, Process: b.process, Workers: cfg.Workers, Permanent: permanent,
+		RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Mask: cfg.Masker.String,
+		Registerer: b.metrics.reg, Logger: cfg.Logger, Now: cfg.Now,
+	})
+	b.ready = b.disp.Ready()
+	b.intake = intake.New(intake.Config{
+		Store: cfg.Store, HandOff: b.disp.Queue, MaxBody: cfg.MaxBody, BodyTimeout: cfg.BodyTimeout,
+		MaxUnauthenticated: cfg.MaxUnauthenticated, Discard: cfg.DiscardDeliveries,
+		Registerer: b.metrics.reg, Logger: cfg.Logger,
+	})
 	b.rep = &reporter{b: b, wake: make(chan struct{}, 1)}
 	b.mux = http.NewServeMux()
 	for name, f := range cfg.Forges {
-		h := &hook{b: b, forge: name, wh: f.Webhook, hdr: f.Webhook.Headers(), m: b.metrics.forge(name)}
-		b.hooks[name] = h
-		b.mux.Handle("/webhooks/"+name, h)
+		b.mux.Handle("/webhooks/"+name, b.intake.Handler(name, f.Webhook))
 	}
 	b.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	b.mux.HandleFunc("/readyz", b.readyz)
@@ -395,7 +370,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	go func() { b.outbox(ctx); close(done) }()
 	go b.pruneLoop(ctx)
 	go func() { b.rep.loop(ctx) }()
-	err := b.dispatch(ctx)
+	err := b.disp.Run(ctx)
 	<-done
 	return err
 }

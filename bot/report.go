@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/retry"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
 )
@@ -286,7 +287,7 @@ func (b *Bot) send(ctx context.Context, r store.Report) bool {
 	}
 	if err != nil {
 		b.metrics.reports.WithLabelValues(r.Kind, "failed").Inc()
-		wait := b.backoff(r.Attempts, err)
+		wait := retry.Backoff(b.cfg.RetryBase, b.cfg.RetryMax, r.Attempts, err)
 		var re *event.RetryableError
 		if errors.As(err, &re) && re.RetryAfter() > 0 {
 			b.hold[p.Forge] = b.cfg.Now().Add(re.RetryAfter())
@@ -368,21 +369,6 @@ func (b *Bot) prune(ctx context.Context) {
 	if n+sent+prs > 0 {
 		b.log.Info("pruned", "deliveries", n, "sent_reports", sent, "pull_requests", prs)
 	}
-}
-
-// backoff is RetryBase * 2^attempts, capped at RetryMax, and never shorter
-// than what the forge asked for.
-func (b *Bot) backoff(attempts int, err error) time.Duration {
-	d := b.cfg.RetryBase
-	for i := 0; i < attempts && d < b.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, b.cfg.RetryMax)
-	var re *event.RetryableError
-	if errors.As(err, &re) && re.RetryAfter() > d {
-		d = re.RetryAfter()
-	}
-	return d
 }
 
 // ---- keyed mutex
