@@ -60,6 +60,7 @@ import (
 	"github.com/cccp-project/cccp/bot/dispatch"
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/intake"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
@@ -254,11 +255,10 @@ type Bot struct {
 	ready   <-chan struct{} // closed once Run read the pending deliveries
 	started atomic.Bool
 
-	outWake chan struct{} // a report was put
-	rep     *reporter
-	prs     *keyedMutex
-	trust   trustState           // permission cache, reply rate limit (trust.go)
-	hold    map[string]time.Time // forge -> no reports before; outbox goroutine only
+	outbox *report.Outbox
+	rep    *reporter
+	prs    *keyedMutex
+	trust  trustState // permission cache, reply rate limit (trust.go)
 }
 
 // New checks cfg and returns a Bot.
@@ -321,10 +321,12 @@ func New(cfg Config) (*Bot, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: newMetrics(),
-		outWake: make(chan struct{}, 1),
 		prs:     newKeyedMutex(),
-		hold:    map[string]time.Time{},
 	}
+	b.outbox = report.New(report.Config{
+		Store: cfg.Store, Client: b.reportClient, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
+		Poll: cfg.OutboxPoll, Mask: cfg.Masker.String, Registerer: b.metrics.reg, Logger: cfg.Logger, Now: cfg.Now,
+	})
 	b.disp = dispatch.New(dispatch.Config{
 		Store: cfg.Store, Process: b.process, Workers: cfg.Workers, Permanent: permanent,
 		RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Mask: cfg.Masker.String,
@@ -367,7 +369,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		return errors.New("bot: Run called twice")
 	}
 	done := make(chan struct{})
-	go func() { b.outbox(ctx); close(done) }()
+	go func() { b.outbox.Run(ctx); close(done) }()
 	go b.pruneLoop(ctx)
 	go func() { b.rep.loop(ctx) }()
 	err := b.disp.Run(ctx)
@@ -378,6 +380,14 @@ func (b *Bot) Run(ctx context.Context) error {
 func (b *Bot) client(forge string) Client {
 	if f, ok := b.cfg.Forges[forge]; ok {
 		return f.Client
+	}
+	return nil
+}
+
+// reportClient is the outbox's view of a forge's client.
+func (b *Bot) reportClient(forge string) report.Client {
+	if c := b.client(forge); c != nil {
+		return c
 	}
 	return nil
 }

@@ -7,29 +7,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// ---- metrics
-
+// metrics is the bot's registry: bot/intake, bot/dispatch and bot/report
+// register their own counters on it, served at /metrics.
 type metrics struct {
-	reg     *prometheus.Registry
-	reports *prometheus.CounterVec
-	outbox  prometheus.Gauge
+	reg *prometheus.Registry
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cccp_reports_total",
-			Help: "Forge reports by kind (status, comment) and result (sent, failed, unchanged).",
-		}, []string{"kind", "result"}),
-		outbox: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "cccp_report_outbox_due",
-			Help: "Reports due in the outbox, as last seen by the outbox worker.",
-		}),
-	}
-	m.reg.MustRegister(m.reports, m.outbox)
-	return m
-}
+func newMetrics() *metrics { return &metrics{reg: prometheus.NewRegistry()} }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

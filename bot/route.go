@@ -23,7 +23,6 @@ import (
 const (
 	nsPR       = "bot-pr"         // prKey -> prRecord JSON
 	nsOkToTest = "bot-ok-to-test" // prKey -> approved head SHA
-	nsSent     = "bot-sent"       // report key -> hash of the last payload sent
 )
 
 // route acts on one parsed event.

@@ -33,13 +33,15 @@ var allowed = map[string][]string{
 		"internal/store", "internal/types"},
 
 	// the bot core and its forge adapters
-	"bot": {"bot/commands", "bot/dispatch", "bot/event", "bot/intake", "bot/internal/...", "internal/explain", "internal/gitsrc", "internal/index",
+	"bot": {"bot/commands", "bot/dispatch", "bot/event", "bot/intake", "bot/report", "bot/internal/...", "internal/explain", "internal/gitsrc", "internal/index",
 		"internal/pipeline", "internal/redact", "internal/store", "internal/types"},
 	"bot/commands": {"internal/types"},
 	// the bot's parts: intake (verify, store, deduplicate), dispatch
 	// (durable, next-attempt times); neither knows routing or the other
-	"bot/intake":           {"bot/event", "internal/store"},
-	"bot/dispatch":         {"bot/event", "bot/internal/retry", "internal/store"},
+	"bot/intake":   {"bot/event", "internal/store"},
+	"bot/dispatch": {"bot/event", "bot/internal/retry", "internal/store"},
+	// reporting: the outbox and the pieces comments are assembled from
+	"bot/report":           {"bot/event", "bot/internal/retry", "internal/redact", "internal/store"},
 	"bot/event":            {"internal/types"},
 	"bot/github":           {"bot/event", "bot/internal/..."},
 	"bot/gitlab":           {"bot/event", "bot/internal/..."},
