@@ -1,22 +1,31 @@
 // Package bot turns forge webhooks into pipeline work and pipeline results
 // into forge reports.
 //
-// The flow, in the order a delivery travels:
+// Bot assembles parts with one job each, in the order a delivery travels:
 //
-//	ServeHTTP (server.go)   cap the body, verify the signature, store the delivery
-//	                        (fsynced, deduplicated by delivery ID), answer 202
-//	dispatcher (dispatch.go) take stored deliveries (all due ones at start, so a
-//	                        crash loses nothing), parse, route, finish in batches;
-//	                        a failed routing is put off to a stored next attempt,
-//	                        or given up on a permanent error (ReplayDelivery)
-//	router (route.go)       push / pull request / index pull request / index push /
-//	                        comment commands / check re-run -> pipeline requests,
-//	                        gated by the trust rule (ok-to-test pinned to a head SHA)
-//	reporter (report.go)    every run change (recorded by the store in the run's
-//	                        own transaction) -> a forge status and the one PR
-//	                        comment, rendered and put in the store's outbox
-//	outbox (report.go)      send due reports; retry with exponential backoff,
-//	                        honouring event.RetryableError; remember what was sent
+//	bot/intake    cap the body, verify the sender, store the delivery (fsynced,
+//	              deduplicated by the forge's own header rules: retry key,
+//	              delivery ID), answer 202, hand it to the dispatcher
+//	bot/dispatch  take stored deliveries (all due ones at start, so a crash
+//	              loses nothing), process, finish in batches; a failure is
+//	              put off to a stored next attempt, a permanent one given up
+//	              (ReplayDelivery)
+//	bot/route     pure decisions: the runs a push or pull request asks for,
+//	              whether a git-url names the event's repository, approvals
+//	bot (here)    route.go acts on them: push / pull request / index pull
+//	              request / index push / comment commands (bot/commands) /
+//	              check re-run -> pipeline requests, gated by the trust rule
+//	              (trust.go: ok-to-test pinned to a head SHA)
+//	bot (here)    report.go: every run change (recorded by the store in the
+//	              run's own transaction) -> a forge status and the one PR
+//	              comment, rendered (render.go) and put in the store's outbox
+//	bot/report    the outbox: send due reports, back off honouring
+//	              event.RetryableError, remember what was sent; and the
+//	              pieces comments are assembled from
+//
+// Each part declares the narrow store interface it uses (intake.Store,
+// dispatch.Store, report.Store); Store below is their union with what
+// routing needs.
 //
 // Exactly once in effect: every run the bot creates carries the delivery ID
 // in its store.Cause, and before creating a run for a delivery the router

@@ -2,9 +2,10 @@ package bot
 
 import (
 	"fmt"
-	"github.com/cccp-project/cccp/internal/store"
 	"strings"
 	"unicode"
+
+	"github.com/cccp-project/cccp/internal/store"
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/report"
