@@ -1,22 +1,31 @@
 // Package bot turns forge webhooks into pipeline work and pipeline results
 // into forge reports.
 //
-// The flow, in the order a delivery travels:
+// Bot assembles parts with one job each, in the order a delivery travels:
 //
-//	ServeHTTP (server.go)   cap the body, verify the signature, store the delivery
-//	                        (fsynced, deduplicated by delivery ID), answer 202
-//	dispatcher (dispatch.go) take stored deliveries (all due ones at start, so a
-//	                        crash loses nothing), parse, route, finish in batches;
-//	                        a failed routing is put off to a stored next attempt,
-//	                        or given up on a permanent error (ReplayDelivery)
-//	router (route.go)       push / pull request / index pull request / index push /
-//	                        comment commands / check re-run -> pipeline requests,
-//	                        gated by the trust rule (ok-to-test pinned to a head SHA)
-//	reporter (report.go)    every run change (recorded by the store in the run's
-//	                        own transaction) -> a forge status and the one PR
-//	                        comment, rendered and put in the store's outbox
-//	outbox (report.go)      send due reports; retry with exponential backoff,
-//	                        honouring event.RetryableError; remember what was sent
+//	bot/intake    cap the body, verify the sender, store the delivery (fsynced,
+//	              deduplicated by the forge's own header rules: retry key,
+//	              delivery ID), answer 202, hand it to the dispatcher
+//	bot/dispatch  take stored deliveries (all due ones at start, so a crash
+//	              loses nothing), process, finish in batches; a failure is
+//	              put off to a stored next attempt, a permanent one given up
+//	              (ReplayDelivery)
+//	bot/route     pure decisions: the runs a push or pull request asks for,
+//	              whether a git-url names the event's repository, approvals
+//	bot (here)    route.go acts on them: push / pull request / index pull
+//	              request / index push / comment commands (bot/commands) /
+//	              check re-run -> pipeline requests, gated by the trust rule
+//	              (trust.go: ok-to-test pinned to a head SHA)
+//	bot (here)    report.go: every run change (recorded by the store in the
+//	              run's own transaction) -> a forge status and the one PR
+//	              comment, rendered (render.go) and put in the store's outbox
+//	bot/report    the outbox: send due reports, back off honouring
+//	              event.RetryableError, remember what was sent; and the
+//	              pieces comments are assembled from
+//
+// Each part declares the narrow store interface it uses (intake.Store,
+// dispatch.Store, report.Store); Store below is their union with what
+// routing needs.
 //
 // Exactly once in effect: every run the bot creates carries the delivery ID
 // in its store.Cause, and before creating a run for a delivery the router
@@ -54,11 +63,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cccp-project/cccp/bot/dispatch"
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/intake"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
@@ -66,25 +77,18 @@ import (
 )
 
 // Webhook verifies and parses one forge's deliveries (bot/github.Webhook
-// and its GitLab and Gitea siblings).
+// and its GitLab and Gitea siblings): the intake verifies, the router
+// parses.
 type Webhook interface {
-	// Verify checks the signature or token; an error wraps
-	// event.ErrBadSignature.
-	Verify(headers http.Header, body []byte) error
+	intake.Webhook
 	// Parse turns a verified delivery into an event; deliveries cccp does
 	// not act on return an error wrapping event.ErrIgnored.
 	Parse(headers http.Header, body []byte) (*event.Event, error)
-	// Headers are the forge's header rules: delivery ID, retry key, event
-	// name, what is stored.
-	Headers() event.Headers
 }
 
 // HeaderVerifier is a Webhook whose check needs only the headers (GitLab's
-// token): it runs before the body is read, so an unauthenticated sender
-// cannot make cccp read a body.
-type HeaderVerifier interface {
-	VerifyHeaders(headers http.Header) error
-}
+// token): it runs before the body is read.
+type HeaderVerifier = intake.HeaderVerifier
 
 // Client is what the bot asks of a forge's API: reports, permission and
 // pull-request look-ups.
@@ -247,32 +251,23 @@ type Config struct {
 // ErrConfig is wrapped by New for an unusable configuration.
 var ErrConfig = errors.New("bot: bad configuration")
 
-// Bot is the webhook server, dispatcher and reporter. It is an
+// Bot is the webhook server, dispatcher and reporter, assembled from
+// bot/intake, bot/dispatch and the router and reporter here. It is an
 // http.Handler; Run starts its workers.
 type Bot struct {
 	cfg     Config
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
-	hooks   map[string]*hook
+	intake  *intake.Intake
+	disp    *dispatch.Dispatcher
+	ready   <-chan struct{} // closed once Run read the pending deliveries
+	started atomic.Bool
 
-	unauth   chan struct{} // one per webhook body being read before its check
-	work     chan job      // stored deliveries handed over in memory
-	bodies   *sync.Pool    // webhook body buffers
-	overflow atomic.Bool   // work was full: rescan the store
-	wake     chan struct{} // overflow happened
-	outWake  chan struct{} // a report was put
-	ready    chan struct{} // closed once Run started its workers
-	started  atomic.Bool
-
-	rep   *reporter
-	prs   *keyedMutex
-	trust trustState           // permission cache, reply rate limit (trust.go)
-	hold  map[string]time.Time // forge -> no reports before; outbox goroutine only
-
-	nextDue   atomic.Int64 // unix-nano of the earliest put-off delivery; 0 = none known
-	holdMu    sync.Mutex
-	routeHold map[string]time.Time // forge -> no routing that calls it before
+	outbox *report.Outbox
+	rep    *reporter
+	prs    *keyedMutex
+	trust  trustState // permission cache, reply rate limit (trust.go)
 }
 
 // New checks cfg and returns a Bot.
@@ -313,18 +308,6 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 25 << 20
-	}
-	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = 30 * time.Second
-	}
-	if cfg.MaxUnauthenticated <= 0 {
-		cfg.MaxUnauthenticated = 256
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 8
-	}
 	if cfg.LogLines <= 0 {
 		cfg.LogLines = 20
 	}
@@ -347,24 +330,27 @@ func New(cfg Config) (*Bot, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: newMetrics(),
-		hooks:   map[string]*hook{},
-		unauth:  make(chan struct{}, cfg.MaxUnauthenticated),
-		work:    make(chan job, queueSize),
-		bodies:  newBodyPool(),
-		wake:    make(chan struct{}, 1),
-		outWake: make(chan struct{}, 1),
-		ready:   make(chan struct{}),
 		prs:     newKeyedMutex(),
-		hold:    map[string]time.Time{},
-
-		routeHold: map[string]time.Time{},
 	}
+	b.outbox = report.New(report.Config{
+		Store: cfg.Store, Client: b.reportClient, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
+		Poll: cfg.OutboxPoll, Mask: cfg.Masker.String, Registerer: b.metrics.reg, Logger: cfg.Logger, Now: cfg.Now,
+	})
+	b.disp = dispatch.New(dispatch.Config{
+		Store: cfg.Store, Process: b.process, Workers: cfg.Workers, Permanent: permanent,
+		RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Mask: cfg.Masker.String,
+		Registerer: b.metrics.reg, Logger: cfg.Logger, Now: cfg.Now,
+	})
+	b.ready = b.disp.Ready()
+	b.intake = intake.New(intake.Config{
+		Store: cfg.Store, HandOff: b.disp.Queue, MaxBody: cfg.MaxBody, BodyTimeout: cfg.BodyTimeout,
+		MaxUnauthenticated: cfg.MaxUnauthenticated, Discard: cfg.DiscardDeliveries,
+		Registerer: b.metrics.reg, Logger: cfg.Logger,
+	})
 	b.rep = &reporter{b: b, wake: make(chan struct{}, 1)}
 	b.mux = http.NewServeMux()
 	for name, f := range cfg.Forges {
-		h := &hook{b: b, forge: name, wh: f.Webhook, hdr: f.Webhook.Headers(), m: b.metrics.forge(name)}
-		b.hooks[name] = h
-		b.mux.Handle("/webhooks/"+name, h)
+		b.mux.Handle("/webhooks/"+name, b.intake.Handler(name, f.Webhook))
 	}
 	b.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	b.mux.HandleFunc("/readyz", b.readyz)
@@ -392,10 +378,10 @@ func (b *Bot) Run(ctx context.Context) error {
 		return errors.New("bot: Run called twice")
 	}
 	done := make(chan struct{})
-	go func() { b.outbox(ctx); close(done) }()
+	go func() { b.outbox.Run(ctx); close(done) }()
 	go b.pruneLoop(ctx)
 	go func() { b.rep.loop(ctx) }()
-	err := b.dispatch(ctx)
+	err := b.disp.Run(ctx)
 	<-done
 	return err
 }
@@ -403,6 +389,14 @@ func (b *Bot) Run(ctx context.Context) error {
 func (b *Bot) client(forge string) Client {
 	if f, ok := b.cfg.Forges[forge]; ok {
 		return f.Client
+	}
+	return nil
+}
+
+// reportClient is the outbox's view of a forge's client.
+func (b *Bot) reportClient(forge string) report.Client {
+	if c := b.client(forge); c != nil {
+		return c
 	}
 	return nil
 }

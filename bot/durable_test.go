@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/store"
 )
@@ -248,16 +249,16 @@ func TestPrune(t *testing.T) {
 		tb.db.PruneMeta(ctx, ns, func(string, []byte) bool { c++; return false })
 		return c
 	}
-	if count(nsSent) == 0 || count(nsPR) != 1 || count(nsOkToTest) != 1 {
-		t.Fatalf("before: sent %d, prs %d, approvals %d", count(nsSent), count(nsPR), count(nsOkToTest))
+	if count(report.NsSent) == 0 || count(nsPR) != 1 || count(nsOkToTest) != 1 {
+		t.Fatalf("before: sent %d, prs %d, approvals %d", count(report.NsSent), count(nsPR), count(nsOkToTest))
 	}
 	tb.prune(ctx) // nothing is old yet
-	if count(nsSent) == 0 || count(nsPR) != 1 {
+	if count(report.NsSent) == 0 || count(nsPR) != 1 {
 		t.Fatal("pruned young state")
 	}
 	tb.now = tb.now.Add(2 * time.Hour)
 	tb.prune(ctx)
-	if s, p, a := count(nsSent), count(nsPR), count(nsOkToTest); s+p+a != 0 {
+	if s, p, a := count(report.NsSent), count(nsPR), count(nsOkToTest); s+p+a != 0 {
 		t.Errorf("after Keep: sent %d, prs %d, approvals %d left", s, p, a)
 	}
 	if code, _ := post(t, tb, "/webhooks/github", hdr, body); code != http.StatusAccepted {

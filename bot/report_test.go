@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/store"
 )
@@ -179,7 +180,7 @@ func TestCommentTruncation(t *testing.T) {
 			if tt.limit >= 1500 && !strings.Contains(body, "[Full log](https://cccp.example/runs/"+web.ID+")") {
 				t.Errorf("comment lacks the full log link:\n%s", body)
 			}
-			if tt.limit == 1500 && !strings.Contains(body, cutNote) {
+			if tt.limit == 1500 && !strings.Contains(body, report.CutNote) {
 				t.Errorf("cut log lacks the note:\n%s", body)
 			}
 		})
@@ -226,39 +227,6 @@ func fenceOf(line string) string {
 		return line
 	}
 	return ""
-}
-
-func FuzzAssemble(f *testing.F) {
-	f.Add("head\n", "row\n", "line 1\nline ```2```\nünï\n", 200, 2)
-	f.Add("", "", strings.Repeat("é", 300), 50, 1)
-	f.Add("h", "r", "```\n````\n", 10, 3)
-	f.Fuzz(func(t *testing.T, head, row, log string, limit, n int) {
-		if limit < 0 || limit > 1<<16 || n < 0 || n > 5 {
-			return
-		}
-		// head and rows are the bot's own markdown: no fences in them.
-		head = prMarker + "\n" + strings.ReplaceAll(strings.ToValidUTF8(head, ""), "`", "'")
-		row = strings.ReplaceAll(strings.ToValidUTF8(row, ""), "`", "'")
-		log = strings.ToValidUTF8(log, "")
-		var secs []logSection
-		for i := range n {
-			l := log + strings.Repeat("x", i)
-			secs = append(secs, logSection{head: "\n#### h\n\n", log: l, fence: fenceFor(l), tail: "\n[Full log](u)\n"})
-		}
-		out := assemble(limit, head, []string{row, row}, "\nfoot\n", secs)
-		if len(out) > limit {
-			t.Fatalf("%d bytes over limit %d", len(out), limit)
-		}
-		if !utf8.ValidString(out) {
-			t.Fatalf("invalid UTF-8: %q", out)
-		}
-		if len(head)+2*len(row)+len("\nfoot\n") <= limit && !strings.Contains(out, "\nfoot\n") {
-			t.Fatalf("the fixed parts fit but were cut: %q", out)
-		}
-		if open := openFence(out); open != "" {
-			t.Fatalf("fence %q left open: %q", open, out)
-		}
-	})
 }
 
 // TestOutboxRetry: a forge outage delays reports, never drops them, and

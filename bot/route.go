@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cccp-project/cccp/bot/commands"
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/route"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
@@ -23,7 +23,6 @@ import (
 const (
 	nsPR       = "bot-pr"         // prKey -> prRecord JSON
 	nsOkToTest = "bot-ok-to-test" // prKey -> approved head SHA
-	nsSent     = "bot-sent"       // report key -> hash of the last payload sent
 )
 
 // route acts on one parsed event.
@@ -33,7 +32,7 @@ func (b *Bot) route(ctx context.Context, ev *event.Event) error {
 		if b.isIndexRepo(ev) {
 			return b.indexPush(ctx, ev)
 		}
-		for _, req := range pushRequests(ev, b.cfg.Entries()) {
+		for _, req := range route.PushRequests(ev, b.cfg.Entries()) {
 			if _, err := b.enqueue(ctx, req); err != nil {
 				return err
 			}
@@ -50,119 +49,6 @@ func (b *Bot) route(ctx context.Context, ev *event.Event) error {
 		return b.checkRerun(ctx, ev)
 	}
 	return nil // ping, ignored
-}
-
-// ---- pure routing
-
-// pushRequests returns the branch runs a push asks for: one per entry
-// whose repository and branch the push updated. Branch deletions ask for
-// nothing.
-func pushRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
-	if ev.Kind != event.KindPush || ev.Deleted || ev.Branch == "" || isZeroSHA(ev.After) {
-		return nil
-	}
-	var out []pipeline.Request
-	for _, e := range entries {
-		if e.GitBranch != ev.Branch || !sameRepo(e.GitURL, ev.Repo) {
-			continue
-		}
-		out = append(out, pipeline.Request{
-			Project: e.Key(),
-			Kind:    types.KindBranch,
-			Cause: store.Cause{Kind: "push", Commit: ev.After, Ref: ev.Ref, Actor: ev.Sender,
-				Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
-			Branch: ev.Branch,
-			Commit: ev.After,
-		})
-	}
-	return out
-}
-
-// prRequests returns the PR runs a pull request asks for: one per entry
-// tracking the pull request's base branch in its repository. A fork's head
-// is built from the fork.
-func prRequests(ev *event.Event, entries []*index.Entry) []pipeline.Request {
-	pr := ev.PR
-	if pr == nil || pr.HeadSHA == "" || pr.Closed {
-		return nil
-	}
-	var out []pipeline.Request
-	for _, e := range entries {
-		if e.GitBranch != pr.BaseRef || !sameRepo(e.GitURL, ev.Repo) {
-			continue
-		}
-		req := pipeline.Request{
-			Project: e.Key(),
-			Kind:    types.KindPR,
-			Cause: store.Cause{Kind: "pull_request", Commit: pr.HeadSHA, Ref: pr.HeadRef, PR: pr.Number,
-				Actor: ev.Sender, Forge: ev.Forge, Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID},
-			Branch: pr.HeadRef,
-			Commit: pr.HeadSHA,
-		}
-		if pr.Fork && pr.HeadCloneURL != "" {
-			req.GitURL = pr.HeadCloneURL
-		}
-		out = append(out, req)
-	}
-	return out
-}
-
-func isZeroSHA(s string) bool { return s != "" && strings.Trim(s, "0") == "" }
-
-// sameRepo reports whether an index entry's git-url names the event's
-// repository.
-func sameRepo(gitURL string, r event.Repo) bool {
-	n := NormalizeRepoURL(gitURL)
-	if n == "" {
-		return false
-	}
-	for _, u := range []string{r.CloneURL, r.HTMLURL} {
-		if u != "" && NormalizeRepoURL(u) == n {
-			return true
-		}
-	}
-	return false
-}
-
-// NormalizeRepoURL reduces a repository URL to "host/path" for comparison:
-// scheme, userinfo, default ports, a trailing "/" or ".git" are dropped and
-// everything is lower-cased (GitHub, GitLab and Gitea names are
-// case-insensitive). scp-like "git@host:org/app.git",
-// "ssh://git@host/org/app" and "https://host/org/app" are equal.
-// Unparseable input gives "".
-func NormalizeRepoURL(u string) string {
-	u = strings.TrimSpace(u)
-	if u == "" {
-		return ""
-	}
-	var host, path string
-	if i := strings.Index(u, "://"); i >= 0 {
-		p, err := url.Parse(u)
-		if err != nil || p.Host == "" {
-			return ""
-		}
-		host = p.Hostname()
-		if port := p.Port(); port != "" && port != "22" && port != "80" && port != "443" && port != "9418" {
-			host += ":" + port
-		}
-		path = p.Path
-	} else {
-		// scp-like: [user@]host:path
-		at := strings.LastIndex(u[:max(strings.IndexByte(u, ':'), 0)], "@")
-		rest := u[at+1:]
-		h, p, ok := strings.Cut(rest, ":")
-		if !ok || h == "" || strings.Contains(h, "/") {
-			return ""
-		}
-		host, path = h, p
-	}
-	path = strings.Trim(path, "/")
-	path = strings.TrimSuffix(path, ".git")
-	path = strings.Trim(path, "/")
-	if host == "" || path == "" {
-		return ""
-	}
-	return strings.ToLower(host + "/" + path)
 }
 
 // ---- exactly-once run creation
@@ -288,7 +174,7 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 	if stop, err := b.prLifecycle(ctx, ev); stop || err != nil {
 		return err
 	}
-	if !isIndex && len(prRequests(ev, b.cfg.Entries())) == 0 {
+	if !isIndex && len(route.PRRequests(ev, b.cfg.Entries())) == 0 {
 		// No entry builds this repository's base branch: stay silent
 		// (an App installed on a whole organisation sees every PR).
 		return nil
@@ -304,7 +190,7 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 			}
 			rec.HeadSHA, rec.Index, rec.Waiting, rec.Author = ev.PR.HeadSHA, isIndex, true, ev.PR.Author
 			rec.WaitingFor = nil
-			for _, req := range prRequests(ev, b.cfg.Entries()) {
+			for _, req := range route.PRRequests(ev, b.cfg.Entries()) {
 				rec.WaitingFor = append(rec.WaitingFor, req.Project)
 			}
 			return nil
@@ -316,7 +202,7 @@ func (b *Bot) pullRequest(ctx context.Context, ev *event.Event, only map[string]
 	if isIndex {
 		reqs, lint = b.indexPR(ctx, ev)
 	} else {
-		reqs = prRequests(ev, b.cfg.Entries())
+		reqs = route.PRRequests(ev, b.cfg.Entries())
 	}
 	if only != nil {
 		reqs = slices.DeleteFunc(reqs, func(r pipeline.Request) bool { return !only[r.Project] })
@@ -381,7 +267,7 @@ func (b *Bot) prLifecycle(ctx context.Context, ev *event.Event) (stop bool, err 
 	if rec == nil && pr.Closed {
 		return true, nil // nothing was ever done for it
 	}
-	if rec == nil && len(prRequests(ev, b.cfg.Entries())) == 0 && !b.isIndexRepo(ev) {
+	if rec == nil && len(route.PRRequests(ev, b.cfg.Entries())) == 0 && !b.isIndexRepo(ev) {
 		return true, nil // silent, as for any pull request cccp does not build
 	}
 	_, err = b.updatePR(ctx, ev, func(rec *prRecord) error {
@@ -432,7 +318,7 @@ func (b *Bot) trusted(ctx context.Context, ev *event.Event) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return approved(v, ev.PR.HeadSHA), nil
+	return route.Approved(v, ev.PR.HeadSHA), nil
 }
 
 // ---- the index repository

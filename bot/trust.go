@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/route"
 	"github.com/cccp-project/cccp/internal/store"
 )
 
@@ -209,7 +210,7 @@ func (b *Bot) approve(ctx context.Context, ev *event.Event, sha string) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if err := b.cfg.Store.PutMeta(ctx, nsOkToTest, key, addApproval(prev, sha)); err != nil {
+	if err := b.cfg.Store.PutMeta(ctx, nsOkToTest, key, route.AddApproval(prev, sha)); err != nil {
 		return fmt.Errorf("store approval of %s: %w", key, err)
 	}
 	if !strings.EqualFold(sha, ev.PR.HeadSHA) {
@@ -217,30 +218,4 @@ func (b *Bot) approve(ctx context.Context, ev *event.Event, sha string) error {
 			"Review it and comment `/ok-to-test %s`.", short(sha), short(ev.PR.HeadSHA), ev.PR.HeadSHA))
 	}
 	return b.pullRequest(ctx, ev, nil)
-}
-
-// maxApprovals is how many approved commits a pull request keeps: approving
-// an older commit by name does not withdraw the approval of the head.
-const maxApprovals = 5
-
-// addApproval puts sha first in a stored list of approved commits (one per
-// line; before lists, the value was one SHA, which reads the same).
-func addApproval(stored []byte, sha string) []byte {
-	list := []string{sha}
-	for _, s := range strings.Split(string(stored), "\n") {
-		if s != "" && !strings.EqualFold(s, sha) && len(list) < maxApprovals {
-			list = append(list, s)
-		}
-	}
-	return []byte(strings.Join(list, "\n"))
-}
-
-// approved reports whether head is among the stored approved commits.
-func approved(stored []byte, head string) bool {
-	for _, s := range strings.Split(string(stored), "\n") {
-		if s != "" && strings.EqualFold(s, head) {
-			return true
-		}
-	}
-	return false
 }

@@ -2,11 +2,13 @@ package bot
 
 import (
 	"fmt"
-	"github.com/cccp-project/cccp/internal/store"
 	"strings"
 	"unicode"
 
+	"github.com/cccp-project/cccp/internal/store"
+
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 )
 
 // waitingTitle is the title of the statuses of a pull request waiting for
@@ -23,7 +25,7 @@ func waitingReports(rec *prRecord) ([]store.Report, error) {
 	for _, project := range rec.WaitingFor {
 		st := event.Status{Name: checkName(project), SHA: rec.HeadSHA, State: event.StateQueued, Title: waitingTitle,
 			Summary: waitingSummary(rec)}
-		rep, err := makeReport(reportStatus, statusKey(rec.Forge, rec.Repo, st), payload{Forge: rec.Forge, Repo: rec.Repo, Status: &st})
+		rep, err := report.Make(report.KindStatus, report.StatusKey(rec.Forge, rec.Repo, st), report.Payload{Forge: rec.Forge, Repo: rec.Repo, Status: &st})
 		if err != nil {
 			return nil, err
 		}

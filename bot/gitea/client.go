@@ -1,8 +1,9 @@
 // Package gitea is cccp's Gitea and Forgejo adapter: webhook verification
 // and parsing (webhook.go), commit statuses (status.go), the one
-// pull-request comment (comment.go), permission look-ups (acl.go), the API
-// client (client.go) and onboarding pull requests (pullrequest.go).
-// bot/github and bot/gitlab have the same files.
+// pull-request comment (comment.go), permission look-ups (permission.go),
+// the pull-request look-up (pullrequest.go), the API client (client.go) and
+// onboarding pull requests (onboard.go). bot/github and bot/gitlab have the
+// same files; bot/forgetest.Conformance checks all three alike.
 package gitea
 
 import (

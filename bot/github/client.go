@@ -1,8 +1,10 @@
 // Package github is cccp's GitHub adapter: webhook verification and parsing
 // (webhook.go), check runs and commit statuses (status.go), the one
-// pull-request comment (comment.go), permission look-ups (acl.go), clients
-// for a GitHub App or a token (client.go) and onboarding pull requests
-// (pullrequest.go). bot/gitlab and bot/gitea have the same files.
+// pull-request comment (comment.go), permission look-ups (permission.go),
+// the pull-request look-up (pullrequest.go), clients for a GitHub App or a
+// token (client.go) and onboarding pull requests (onboard.go). bot/gitlab
+// and bot/gitea have the same files; bot/forgetest.Conformance checks all
+// three alike.
 package github
 
 import (

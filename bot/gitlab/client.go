@@ -1,8 +1,9 @@
 // Package gitlab is cccp's GitLab adapter: webhook verification and parsing
 // (webhook.go), commit statuses (status.go), the one merge-request comment
-// (comment.go), permission look-ups (acl.go), the API client (client.go)
-// and onboarding merge requests (pullrequest.go). bot/github and bot/gitea
-// have the same files.
+// (comment.go), permission look-ups (permission.go), the merge-request
+// look-up (pullrequest.go), the API client (client.go) and onboarding merge
+// requests (onboard.go). bot/github and bot/gitea have the same files;
+// bot/forgetest.Conformance checks all three alike.
 package gitlab
 
 import (

@@ -3,55 +3,33 @@ package gitlab
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"slices"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/cccp-project/cccp/bot/event"
 )
 
-// OpenPullRequest creates branch from base in project repo with one commit
-// adding files (path to content), and opens a merge request into base. It
-// returns the merge request's web URL. An open merge request from branch is
-// returned as is; an existing branch is reused without a new commit.
-func (c *Client) OpenPullRequest(ctx context.Context, repo, base, branch, title, body string, files map[string][]byte) (string, error) {
-	open, _, err := c.api.MergeRequests.ListProjectMergeRequests(repo, &gl.ListProjectMergeRequestsOptions{
-		SourceBranch: gl.Ptr(branch), TargetBranch: gl.Ptr(base), State: gl.Ptr("opened"),
-	}, gl.WithContext(ctx))
+// PullRequest fetches merge request number of project repo.
+func (c *Client) PullRequest(ctx context.Context, repo string, number int) (*event.PullRequest, error) {
+	mr, _, err := c.api.MergeRequests.GetMergeRequest(repo, int64(number), nil, gl.WithContext(ctx))
 	if err != nil {
-		return "", apiError(fmt.Sprintf("list merge requests of %s", repo), err)
+		return nil, apiError(fmt.Sprintf("get merge request %s!%d", repo, number), err)
 	}
-	if len(open) > 0 {
-		return open[0].WebURL, nil
+	pr := &event.PullRequest{
+		Number: int(mr.IID), HeadSHA: mr.SHA, HeadRef: mr.SourceBranch, BaseRef: mr.TargetBranch,
+		Title: mr.Title, Fork: mr.SourceProjectID != mr.TargetProjectID,
 	}
-	_, _, err = c.api.Branches.GetBranch(repo, branch, gl.WithContext(ctx))
-	switch {
-	case isStatus(err, http.StatusNotFound):
-		paths := make([]string, 0, len(files))
-		for p := range files {
-			paths = append(paths, p)
-		}
-		slices.Sort(paths)
-		actions := make([]*gl.CommitActionOptions, 0, len(paths))
-		for _, p := range paths {
-			actions = append(actions, &gl.CommitActionOptions{
-				Action: gl.Ptr(gl.FileCreate), FilePath: gl.Ptr(p), Content: gl.Ptr(string(files[p])),
-			})
-		}
-		_, _, err = c.api.Commits.CreateCommit(repo, &gl.CreateCommitOptions{
-			Branch: gl.Ptr(branch), StartBranch: gl.Ptr(base), CommitMessage: gl.Ptr(title), Actions: actions,
-		}, gl.WithContext(ctx))
+	if mr.Author != nil {
+		pr.Author, pr.AuthorID = mr.Author.Username, mr.Author.ID
+	}
+	if pr.Fork {
+		// The head lives in the fork: fetch it from there, not from the
+		// target project at the fork's SHA.
+		src, _, err := c.api.Projects.GetProject(mr.SourceProjectID, nil, gl.WithContext(ctx))
 		if err != nil {
-			return "", apiError(fmt.Sprintf("commit to %s of %s", branch, repo), err)
+			return nil, apiError(fmt.Sprintf("get source project %d of %s!%d", mr.SourceProjectID, repo, number), err)
 		}
-	case err != nil:
-		return "", apiError(fmt.Sprintf("get branch %s of %s", branch, repo), err)
+		pr.HeadCloneURL = src.HTTPURLToRepo
 	}
-	mr, _, err := c.api.MergeRequests.CreateMergeRequest(repo, &gl.CreateMergeRequestOptions{
-		Title: gl.Ptr(title), Description: gl.Ptr(body), SourceBranch: gl.Ptr(branch), TargetBranch: gl.Ptr(base),
-		RemoveSourceBranch: gl.Ptr(true),
-	}, gl.WithContext(ctx))
-	if err != nil {
-		return "", apiError(fmt.Sprintf("open merge request %s -> %s on %s", branch, base, repo), err)
-	}
-	return mr.WebURL, nil
+	return pr, nil
 }

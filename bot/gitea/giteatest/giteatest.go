@@ -186,3 +186,14 @@ func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 	s.PutFile(target, r.PathValue("path"), string(content))
 	forgetest.WriteJSON(w, http.StatusCreated, map[string]any{"content": map[string]any{"path": r.PathValue("path")}})
 }
+
+// AddPull stores a pull request as the API returns it (a recorded
+// payload's pull_request object); its number is its position, from 1.
+func (s *Server) AddPull(pr map[string]any) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.pulls) + 1
+	pr["number"] = n
+	s.pulls = append(s.pulls, pr)
+	return n
+}

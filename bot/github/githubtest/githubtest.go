@@ -284,3 +284,14 @@ func (s *Server) getPull(w http.ResponseWriter, r *http.Request) {
 	}
 	forgetest.WriteJSON(w, http.StatusOK, s.pulls[n-1])
 }
+
+// AddPull stores a pull request as the API returns it (a recorded
+// payload's pull_request object); its number is its position, from 1.
+func (s *Server) AddPull(pr map[string]any) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.pulls) + 1
+	pr["number"] = n
+	s.pulls = append(s.pulls, pr)
+	return n
+}
