@@ -56,7 +56,9 @@ var allowed = map[string][]string{
 	"internal/backend/backendtest": {"internal/backend", "internal/index", "internal/types"},
 
 	// runs and stages
-	"internal/pipeline": {"internal/backend", "internal/index", "internal/redact", "internal/store", "internal/types"},
+	"internal/pipeline": {"internal/backend", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
+	// the pure scheduling policy: which queued run works next
+	"internal/queue": {"internal/types"},
 	"internal/backend":  {"internal/index", "internal/types"},
 	// the OpenShift build backend: the seam and the index, never the local tools
 	"internal/backend/openshift": {"internal/backend", "internal/index", "internal/types"},
