@@ -58,8 +58,8 @@ var allowed = map[string][]string{
 	// runs and stages
 	"internal/pipeline": {"internal/backend", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
 	// the pure scheduling policy: which queued run works next
-	"internal/queue": {"internal/types"},
-	"internal/backend":  {"internal/index", "internal/types"},
+	"internal/queue":   {"internal/types"},
+	"internal/backend": {"internal/index", "internal/types"},
 	// the OpenShift build backend: the seam and the index, never the local tools
 	"internal/backend/openshift": {"internal/backend", "internal/index", "internal/types"},
 	"internal/backend/local": {"internal/backend", "internal/buildah", "internal/checks", "internal/gitsrc",
