@@ -77,6 +77,9 @@ type Stage struct {
 	// Bases are the images the build started FROM, as the backend used
 	// them (build stage only).
 	Bases []Base `json:",omitempty"`
+	// Waiting says why a stage that is due has not started: every slot of
+	// its backend is taken ("waiting for a build slot (2 of 2 in use)").
+	Waiting string `json:",omitempty"`
 }
 
 // Base is one image a build started FROM.
