@@ -272,6 +272,7 @@ func (c *serveConfig) validate() error {
 	if err := c.validateBuild(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateQueue()...)
 	return errors.Join(errs...)
 }
 
