@@ -125,7 +125,7 @@ func (s *Server) apiRunOf(r *store.Run) apiRun {
 			Name: st.Name, State: string(st.State), Started: timePtr(st.Started), Finished: timePtr(st.Finished),
 			Reason: st.Reason, Error: s.mask.String(st.Error), Digest: st.Digest, Checks: s.apiChecks(st.Checks),
 			Waiting: st.Waiting,
-			LogURL: s.url("/api/v1/runs/" + r.ID + "/stages/" + string(st.Name) + "/log"),
+			LogURL:  s.url("/api/v1/runs/" + r.ID + "/stages/" + string(st.Name) + "/log"),
 		})
 	}
 	return a
