@@ -361,6 +361,14 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 			r.notify(q)
 			return q, nil
 		}
+		if errors.Is(err, errKnownRequest) {
+			r.qmu.Unlock()
+			q, err := r.cfg.Store.Run(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
+			}
+			return q, nil
+		}
 		if !errors.Is(err, errNotQueued) {
 			r.qmu.Unlock()
 			return nil, fmt.Errorf("enqueue %s: fold into queued run %s: %w", entry.Key(), id, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,8 +25,8 @@ import (
 // manual run that a rescan was folded into stays a person's).
 const backendClass = "queue-class"
 
-// backendCoalesced counts the requests folded into a queued run.
-const backendCoalesced = "coalesced"
+// maxFolds bounds store.Run.Folded: a run keeps the newest folds.
+const maxFolds = 100
 
 // scheduler is the in-memory index of the queued runs.
 type scheduler struct {
@@ -140,6 +141,15 @@ func (r *Runner) next(ctx context.Context) (id string, done func(), ok bool) {
 // errNotQueued: the run to coalesce with has started or ended meanwhile.
 var errNotQueued = errors.New("no longer queued")
 
+// errKnownRequest: the request is one the queued run already holds (a
+// webhook delivery processed again after a crash).
+var errKnownRequest = errors.New("request already queued")
+
+// sameRequest tells whether two causes are one forge delivery's request.
+func sameRequest(a, b store.Cause) bool {
+	return a.DeliveryID != "" && a.DeliveryID == b.DeliveryID && a.Forge == b.Forge && a.Commit == b.Commit
+}
+
 // coalesce folds run (a new request, not yet stored) into the queued run
 // id of the same target: that run now builds run's commit for run's
 // cause. The caller holds r.qmu, so no worker takes id meanwhile.
@@ -148,7 +158,20 @@ func (r *Runner) coalesce(ctx context.Context, id string, run *store.Run) (*stor
 		if q.State != store.Queued || !q.Started.IsZero() {
 			return errNotQueued
 		}
+		if sameRequest(q.Cause, run.Cause) {
+			return errKnownRequest
+		}
+		for _, f := range q.Folded {
+			if sameRequest(f.Cause, run.Cause) {
+				return errKnownRequest
+			}
+		}
 		class := min(classOf(q), queue.ClassOf(run.Kind, run.Cause.Kind))
+		q.Folded = append(q.Folded, store.Fold{Cause: q.Cause, Commit: q.Commit,
+			By: firstNonEmpty(run.Commit, run.Cause.Commit), At: time.Now().UTC()})
+		if len(q.Folded) > maxFolds {
+			q.Folded = slices.Delete(q.Folded, 0, len(q.Folded)-maxFolds)
+		}
 		q.Cause, q.GitURL, q.Branch, q.Commit = run.Cause, run.GitURL, run.Branch, run.Commit
 		if q.Backend == nil {
 			q.Backend = map[string]string{}
@@ -157,8 +180,6 @@ func (r *Runner) coalesce(ctx context.Context, id string, run *store.Run) (*stor
 		if e, ok := run.Backend[backendEntry]; ok {
 			q.Backend[backendEntry] = e
 		}
-		n, _ := strconv.Atoi(q.Backend[backendCoalesced])
-		q.Backend[backendCoalesced] = strconv.Itoa(n + 1)
 		if class < queue.ClassOf(q.Kind, q.Cause.Kind) {
 			q.Backend[backendClass] = strconv.Itoa(int(class))
 		} else {

@@ -139,8 +139,8 @@ func TestBurstOfPushesMakesOneRun(t *testing.T) {
 	if got.State != store.Passed || got.Commit != "c20" || got.Cause.Commit != "c20" {
 		t.Errorf("run %s: %s at commit %s (cause %s); want passed at c20", got.ID, got.State, got.Commit, got.Cause.Commit)
 	}
-	if got.Backend[backendCoalesced] != "19" {
-		t.Errorf("coalesced count %q, want 19", got.Backend[backendCoalesced])
+	if len(got.Folded) != 19 || got.Folded[0].Commit != "c01" || got.Folded[0].By != "c02" || got.Folded[18].Cause.Commit != "c19" {
+		t.Errorf("folded %+v; want c01 ... c19, each superseded by the next", got.Folded)
 	}
 	if want := []string{"busy", "c20"}; !slices.Equal(builtCommits(h), want) {
 		t.Errorf("built %v, want %v", builtCommits(h), want)
@@ -456,5 +456,37 @@ func TestStageWaitingForSlotIsVisible(t *testing.T) {
 	}
 	if _, ok := seen.Load(second.ID); !ok {
 		t.Error("the observer never saw the wait")
+	}
+}
+
+func TestRedeliveredRequestDoesNotFoldAgain(t *testing.T) {
+	h, _ := queueHarness(t)
+	r, err := New(h.cfg) // not started: everything stays queued
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	delivery := func(id, commit string) Request {
+		req := push("demo/base:latest", commit)
+		req.Cause.DeliveryID = id
+		return req
+	}
+	first, err := r.Enqueue(ctx, delivery("d1", "c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Enqueue(ctx, delivery("d2", "c2")); err != nil {
+		t.Fatal(err)
+	}
+	// cccp crashed before it marked d1 and d2 done: both come again.
+	for _, d := range []Request{delivery("d1", "c1"), delivery("d2", "c2")} {
+		got, err := r.Enqueue(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != first.ID || got.Commit != "c2" || len(got.Folded) != 1 {
+			t.Errorf("redelivered %s: run %s at %s with %d folds; want run %s at c2 with 1 fold",
+				d.Cause.DeliveryID, got.ID, got.Commit, len(got.Folded), first.ID)
+		}
 	}
 }
