@@ -280,6 +280,7 @@ func (c *serveConfig) validate() error {
 	if err := c.Notify.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateQueue()...)
 	return errors.Join(errs...)
 }
 

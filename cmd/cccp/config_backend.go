@@ -20,6 +20,8 @@ type testStageConfig struct {
 	// Backend is local (podman on this machine, the default) or jenkins.
 	Backend string        `yaml:"backend"`
 	Jenkins jenkinsConfig `yaml:"jenkins"`
+	// MaxConcurrent is how many tests run at once (config_queue.go).
+	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
 // jenkinsConfig is `pipeline.test.jenkins`, read only with backend jenkins.

@@ -16,6 +16,8 @@ type buildStageConfig struct {
 	// Backend is local (buildah on this machine, the default) or openshift.
 	Backend   string          `yaml:"backend"`
 	OpenShift openShiftConfig `yaml:"openshift"`
+	// MaxConcurrent is how many builds run at once (config_queue.go).
+	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
 // openShiftConfig is `pipeline.build.openshift`, read only with backend

@@ -52,6 +52,8 @@ type envFlags struct {
 	stageTimeout time.Duration
 	maxResumes   int
 	verbose      bool
+	// maxConcurrent limits stages per backend (pipeline.Config.MaxConcurrent).
+	maxConcurrent map[types.StageName]int
 }
 
 func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
@@ -283,6 +285,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Workers:       f.workers,
 		StageTimeout:  f.stageTimeout,
 		MaxResumes:    f.maxResumes,
+		MaxConcurrent: f.maxConcurrent,
 		OwnRegistries: append([]string{env.target.Host}, f.aliases...),
 		Logger:        log,
 		Observer:      obs,

@@ -66,8 +66,10 @@ var allowed = map[string][]string{
 	"internal/backend/backendtest": {"internal/backend", "internal/index", "internal/types"},
 
 	// runs and stages
-	"internal/pipeline": {"internal/backend", "internal/cascade", "internal/index", "internal/redact", "internal/store", "internal/types"},
-	"internal/backend":  {"internal/index", "internal/types"},
+	"internal/pipeline": {"internal/backend", "internal/cascade", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
+	// the pure scheduling policy: which queued run works next
+	"internal/queue":   {"internal/types"},
+	"internal/backend": {"internal/index", "internal/types"},
 	// the OpenShift build backend: the seam and the index, never the local tools
 	"internal/backend/openshift": {"internal/backend", "internal/index", "internal/types"},
 	"internal/backend/local": {"internal/backend", "internal/buildah", "internal/checks", "internal/gitsrc",

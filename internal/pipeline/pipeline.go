@@ -4,9 +4,11 @@
 // only runs when the one before passed, so a tag never points at an image
 // that did not pass the stages before it.
 //
-// A Runner owns a queue of runs kept in the store; workers take runs from it,
-// a newer run for the same target supersedes an older one, and runs left
-// unfinished by a crash are resumed at the stage they were in. The Runner
+// A Runner owns a queue of runs kept in the store; workers take runs from it
+// in the order internal/queue decides (priority class, then projects in
+// turn), a newer request for the same target coalesces with a queued run or
+// supersedes a running one, and runs left unfinished by a crash are resumed
+// at the stage they were in. The Runner
 // keeps the state machine, the queue and every decision: which commit a run
 // builds (resolved before the build), which parent digest a FROM is pinned
 // to, which checks block, which tags move. The heavy work of the build and
@@ -101,6 +103,12 @@ type Config struct {
 	// Workers is how many runs work at once (default 1: builds are CPU-
 	// and disk-bound, and a 2-core machine gains little from more).
 	Workers int
+	// MaxConcurrent limits how many stages of a name run at once across
+	// all runs: the capacity of that stage's backend (a build farm of two,
+	// a test cluster of four). A stage whose backend has no free slot
+	// waits, and says so in Stage.Waiting. Missing or 0: only Workers
+	// limits it.
+	MaxConcurrent map[types.StageName]int
 	// Blocking names the checks whose failure fails the test stage.
 	// Default: DefaultBlocking.
 	Blocking map[types.CheckName]bool
@@ -181,7 +189,12 @@ var ErrUnknownProject = errors.New("unknown project")
 type Runner struct {
 	cfg   Config
 	log   *slog.Logger
-	queue chan string
+	slots map[types.StageName]chan struct{} // per-stage semaphores (MaxConcurrent)
+
+	// qmu guards sched. Enqueue holds it while it coalesces or creates a
+	// run, so a worker never takes a run while it is being changed.
+	qmu   sync.Mutex
+	sched scheduler
 
 	mu      sync.Mutex
 	active  map[string]context.CancelFunc // run ID -> cancel of its work
@@ -234,10 +247,17 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	slots := map[types.StageName]chan struct{}{}
+	for name, n := range cfg.MaxConcurrent {
+		if n > 0 {
+			slots[name] = make(chan struct{}, n)
+		}
+	}
 	return &Runner{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		queue:   make(chan string, 4096),
+		slots:   slots,
+		sched:   newScheduler(),
 		active:  map[string]context.CancelFunc{},
 		waiters: map[string][]chan struct{}{},
 	}, nil
@@ -257,15 +277,6 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: resume: %w", err)
 	}
-	r.mu.Lock()
-	r.done = make(chan struct{})
-	r.mu.Unlock()
-	var wg sync.WaitGroup
-	for i := 0; i < r.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); r.work(ctx) }()
-	}
-	go func() { wg.Wait(); close(r.done) }()
 	sealer, _ := r.cfg.Logs.(interface {
 		Seal(runID, stage string) error
 	})
@@ -285,21 +296,31 @@ func (r *Runner) Start(ctx context.Context) error {
 				continue
 			}
 		}
-		id := run.ID
-		go func() { // workers are running: a full queue never blocks Start
-			select {
-			case r.queue <- id:
-			case <-ctx.Done():
-			}
-		}()
+		r.qmu.Lock()
+		r.push(run)
+		r.qmu.Unlock()
 	}
+	r.mu.Lock()
+	r.done = make(chan struct{})
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := 0; i < r.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.work(ctx) }()
+	}
+	go func() { wg.Wait(); close(r.done) }()
 	go r.resumeCascades(ctx)
 	return nil
 }
 
-// Enqueue stores a new run and queues it. A queued or running run of the
-// same project, kind and branch (or pull request) is superseded: it is
-// cancelled, since only the newest commit's result matters.
+// Enqueue stores a new run and queues it; only the newest commit's result
+// of a target (project, kind and branch or pull request) matters:
+//   - While a run of the same target is queued and has not started, the
+//     request is folded into it instead: that run (same ID, same place in
+//     line) now builds the request's commit for the request's cause, and
+//     is returned. A burst of pushes thus makes one run.
+//   - Otherwise a new run is stored, and an older running run of the same
+//     target is cancelled, its Error saying by which run and commit.
 func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 	entry := req.Entry
 	if entry == nil {
@@ -334,16 +355,38 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		State:   store.Queued,
 		Stages:  plannedStages(kind),
 	}
+	r.qmu.Lock()
+	if id, ok := r.sched.targets[targetKey(run)]; ok {
+		q, err := r.coalesce(ctx, id, run)
+		if err == nil {
+			r.reclass(q)
+			r.qmu.Unlock()
+			r.log.Info("request folded into queued run", "run", q.ID, "project", q.Project, "commit", q.Commit, "cause", q.Cause.Kind)
+			r.notify(q)
+			return q, nil
+		}
+		if errors.Is(err, errKnownRequest) {
+			r.qmu.Unlock()
+			q, err := r.cfg.Store.Run(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
+			}
+			return q, nil
+		}
+		if !errors.Is(err, errNotQueued) {
+			r.qmu.Unlock()
+			return nil, fmt.Errorf("enqueue %s: fold into queued run %s: %w", entry.Key(), id, err)
+		}
+		delete(r.sched.targets, targetKey(run))
+	}
 	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
+		r.qmu.Unlock()
 		return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
 	}
+	r.push(run)
+	r.qmu.Unlock()
 	r.supersede(ctx, run)
 	r.notify(run)
-	select {
-	case r.queue <- run.ID:
-	case <-ctx.Done():
-		return run, ctx.Err()
-	}
 	return run, nil
 }
 
@@ -368,7 +411,7 @@ func (r *Runner) supersede(ctx context.Context, run *store.Run) {
 		if !olderRun(old.ID, run.ID) || !sameTarget(old, run) {
 			continue
 		}
-		if err := r.Cancel(ctx, old.ID, "superseded by run "+run.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := r.Cancel(ctx, old.ID, supersedeReason(run)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			r.log.Warn("supersede", "run", old.ID, "err", err)
 		}
 	}
@@ -410,6 +453,9 @@ func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return fmt.Errorf("cancel run %s: %w", id, err)
 	}
+	r.qmu.Lock()
+	r.drop(id)
+	r.qmu.Unlock()
 	r.mu.Lock()
 	cancel := r.active[id]
 	r.mu.Unlock()
@@ -481,12 +527,12 @@ func (r *Runner) notify(run *store.Run) {
 
 func (r *Runner) work(ctx context.Context) {
 	for {
-		select {
-		case <-ctx.Done():
+		id, done, ok := r.next(ctx)
+		if !ok {
 			return
-		case id := <-r.queue:
-			r.execute(ctx, id)
 		}
+		r.execute(ctx, id)
+		done()
 	}
 }
 
@@ -548,7 +594,12 @@ func (r *Runner) execute(ctx context.Context, id string) {
 		if failed != "" || st.State == store.Passed || st.State == store.Skipped || st.State == store.Cancelled {
 			continue
 		}
-		if err := ex.stage(runCtx, st.Name); err != nil {
+		release, err := ex.slot(runCtx, st.Name)
+		if err == nil {
+			err = ex.stage(runCtx, st.Name)
+			release()
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				// Shutting down: leave the run unfinished so it resumes.
 				r.log.Info("run interrupted by shutdown", "run", id, "stage", st.Name)

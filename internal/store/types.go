@@ -80,6 +80,9 @@ type Stage struct {
 	// Bases are the images the build started FROM, as the backend used
 	// them (build stage only).
 	Bases []Base `json:",omitempty"`
+	// Waiting says why a stage that is due has not started: every slot of
+	// its backend is taken ("waiting for a build slot (2 of 2 in use)").
+	Waiting string `json:",omitempty"`
 }
 
 // Base is one image a build started FROM.
@@ -115,6 +118,20 @@ type Run struct {
 	// Resumes counts how often the run was picked up again after cccp
 	// stopped in the middle of it.
 	Resumes int `json:",omitempty"`
+	// Folded are the requests folded into this run while it was queued,
+	// oldest first: each asked for an older commit of the same target, and
+	// the run took the newer request's commit and cause instead.
+	Folded []Fold `json:",omitempty"`
+}
+
+// Fold is one request folded into a queued run of the same target: its
+// cause and commit were the run's until a newer request (By) replaced
+// them, before the run started.
+type Fold struct {
+	Cause  Cause
+	Commit string `json:",omitempty"` // "" = the branch head
+	By     string `json:",omitempty"` // the commit that superseded it ("" = the branch head)
+	At     time.Time
 }
 
 // RunFilter selects runs for Runs. Zero values select everything.

@@ -45,6 +45,7 @@ type apiStage struct {
 	Finished *time.Time      `json:"finished,omitempty"`
 	Reason   string          `json:"reason,omitempty"`
 	Error    string          `json:"error,omitempty"`
+	Waiting  string          `json:"waiting,omitempty"`
 	Digest   string          `json:"digest,omitempty"`
 	Checks   []apiCheck      `json:"checks,omitempty"`
 	LogURL   string          `json:"log_url"`
@@ -123,7 +124,8 @@ func (s *Server) apiRunOf(r *store.Run) apiRun {
 		a.Stages = append(a.Stages, apiStage{
 			Name: st.Name, State: string(st.State), Started: timePtr(st.Started), Finished: timePtr(st.Finished),
 			Reason: st.Reason, Error: s.mask.String(st.Error), Digest: st.Digest, Checks: s.apiChecks(st.Checks),
-			LogURL: s.url("/api/v1/runs/" + r.ID + "/stages/" + string(st.Name) + "/log"),
+			Waiting: st.Waiting,
+			LogURL:  s.url("/api/v1/runs/" + r.ID + "/stages/" + string(st.Name) + "/log"),
 		})
 	}
 	return a

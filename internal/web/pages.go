@@ -367,6 +367,7 @@ func (s *Server) project(w http.ResponseWriter, r *http.Request) {
 type stageView struct {
 	Name, State, Duration, Error string
 	Reason                       string
+	Waiting                      string // for a slot of its backend
 	Checks                       []checkView
 	Log                          *stageLog
 	NoLog                        bool
@@ -401,7 +402,8 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, st := range run.Stages {
 		sv := stageView{Name: string(st.Name), State: string(st.State), Duration: stageDuration(now, st), Reason: st.Reason,
-			Error: s.mask.String(st.Error), Checks: s.checkViews(st.Checks),
+			Waiting: st.Waiting,
+			Error:   s.mask.String(st.Error), Checks: s.checkViews(st.Checks),
 			Open: st.State == store.Failed || st.State == store.Running, Live: st.State == store.Running}
 		if st.State != store.Queued && st.State != store.Skipped {
 			sv.Log = s.pageLog(run.ID, st)

@@ -1,0 +1,246 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cccp-project/cccp/internal/queue"
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// The Runner's queue is the store's: every queued run is a store run in
+// state queued (runs_unfinished), and its place in line is derived from
+// what is stored with it (its sequence number, its kind and cause, and
+// whether it had started), so a restart rebuilds the same order. What the
+// Runner keeps in memory is an index of those runs for internal/queue's
+// policy, filled by Start and Enqueue.
+
+// backendClass is the key in store.Run.Backend that keeps a coalesced
+// run's priority class when it is better than its newest cause's (a
+// manual run that a rescan was folded into stays a person's).
+const backendClass = "queue-class"
+
+// maxFolds bounds store.Run.Folded: a run keeps the newest folds.
+const maxFolds = 100
+
+// scheduler is the in-memory index of the queued runs.
+type scheduler struct {
+	items   []queue.Item
+	targets map[string]string // target key -> ID of its queued, never started run
+	running map[string]int    // app-id -> runs working now
+	last    string            // app-id served last
+	wake    chan struct{}     // closed and replaced when an item is added
+}
+
+func newScheduler() scheduler {
+	return scheduler{targets: map[string]string{}, running: map[string]int{}, wake: make(chan struct{})}
+}
+
+// targetKey names what a run is for: newer requests for the same key
+// supersede or coalesce with older ones.
+func targetKey(run *store.Run) string {
+	if run.Kind == types.KindPR || run.Kind == types.KindTrial {
+		return run.Project + "\x00" + string(run.Kind) + "\x00" + run.Cause.Repo + "\x00" + strconv.Itoa(run.Cause.PR)
+	}
+	return run.Project + "\x00" + string(run.Kind) + "\x00" + run.Branch
+}
+
+// classOf is a stored run's priority class.
+func classOf(run *store.Run) queue.Class {
+	c := queue.ClassOf(run.Kind, run.Cause.Kind)
+	if s, ok := run.Backend[backendClass]; ok {
+		if n, err := strconv.Atoi(s); err == nil && queue.Class(n) < c {
+			c = queue.Class(n)
+		}
+	}
+	return c
+}
+
+func itemOf(run *store.Run) (queue.Item, error) {
+	seq, err := strconv.ParseUint(run.ID, 10, 64)
+	if err != nil {
+		return queue.Item{}, fmt.Errorf("run ID %q: %w", run.ID, err)
+	}
+	return queue.Item{ID: run.ID, Seq: seq, Project: queue.ProjectOf(run.Project), Class: classOf(run),
+		Resumed: run.State == store.Running}, nil
+}
+
+// push adds a stored run to the queue; the caller holds r.qmu.
+func (r *Runner) push(run *store.Run) {
+	for _, it := range r.sched.items {
+		if it.ID == run.ID {
+			return // resumed and enqueued before Start: queued once
+		}
+	}
+	it, err := itemOf(run)
+	if err != nil {
+		r.log.Error("queue run", "run", run.ID, "err", err)
+		return
+	}
+	r.sched.items = append(r.sched.items, it)
+	if !it.Resumed {
+		r.sched.targets[targetKey(run)] = run.ID
+	}
+	close(r.sched.wake)
+	r.sched.wake = make(chan struct{})
+}
+
+// drop removes a run from the queue (cancelled while queued); the caller
+// holds r.qmu.
+func (r *Runner) drop(id string) {
+	for i, it := range r.sched.items {
+		if it.ID == id {
+			r.sched.items[i] = r.sched.items[len(r.sched.items)-1]
+			r.sched.items = r.sched.items[:len(r.sched.items)-1]
+			break
+		}
+	}
+	for k, v := range r.sched.targets {
+		if v == id {
+			delete(r.sched.targets, k)
+		}
+	}
+}
+
+// next waits for a queued run and takes it out of the queue, counted as
+// running for its project until done is called. It returns false when ctx
+// ends.
+func (r *Runner) next(ctx context.Context) (id string, done func(), ok bool) {
+	for {
+		r.qmu.Lock()
+		i := queue.Pick(r.sched.items, queue.State{Running: r.sched.running, Last: r.sched.last})
+		if i >= 0 {
+			it := r.sched.items[i]
+			r.drop(it.ID)
+			r.sched.running[it.Project]++
+			r.sched.last = it.Project
+			r.qmu.Unlock()
+			return it.ID, func() {
+				r.qmu.Lock()
+				if r.sched.running[it.Project]--; r.sched.running[it.Project] <= 0 {
+					delete(r.sched.running, it.Project)
+				}
+				r.qmu.Unlock()
+			}, true
+		}
+		wake := r.sched.wake
+		r.qmu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return "", nil, false
+		}
+	}
+}
+
+// errNotQueued: the run to coalesce with has started or ended meanwhile.
+var errNotQueued = errors.New("no longer queued")
+
+// errKnownRequest: the request is one the queued run already holds (a
+// webhook delivery processed again after a crash).
+var errKnownRequest = errors.New("request already queued")
+
+// sameRequest tells whether two causes are one forge delivery's request.
+func sameRequest(a, b store.Cause) bool {
+	return a.DeliveryID != "" && a.DeliveryID == b.DeliveryID && a.Forge == b.Forge && a.Commit == b.Commit
+}
+
+// coalesce folds run (a new request, not yet stored) into the queued run
+// id of the same target: that run now builds run's commit for run's
+// cause. The caller holds r.qmu, so no worker takes id meanwhile.
+func (r *Runner) coalesce(ctx context.Context, id string, run *store.Run) (*store.Run, error) {
+	return r.cfg.Store.UpdateRun(ctx, id, func(q *store.Run) error {
+		if q.State != store.Queued || !q.Started.IsZero() {
+			return errNotQueued
+		}
+		if sameRequest(q.Cause, run.Cause) {
+			return errKnownRequest
+		}
+		for _, f := range q.Folded {
+			if sameRequest(f.Cause, run.Cause) {
+				return errKnownRequest
+			}
+		}
+		class := min(classOf(q), queue.ClassOf(run.Kind, run.Cause.Kind))
+		q.Folded = append(q.Folded, store.Fold{Cause: q.Cause, Commit: q.Commit,
+			By: firstNonEmpty(run.Commit, run.Cause.Commit), At: time.Now().UTC()})
+		if len(q.Folded) > maxFolds {
+			q.Folded = slices.Delete(q.Folded, 0, len(q.Folded)-maxFolds)
+		}
+		q.Cause, q.GitURL, q.Branch, q.Commit = run.Cause, run.GitURL, run.Branch, run.Commit
+		if q.Backend == nil {
+			q.Backend = map[string]string{}
+		}
+		delete(q.Backend, backendEntry)
+		if e, ok := run.Backend[backendEntry]; ok {
+			q.Backend[backendEntry] = e
+		}
+		if class < queue.ClassOf(q.Kind, q.Cause.Kind) {
+			q.Backend[backendClass] = strconv.Itoa(int(class))
+		} else {
+			delete(q.Backend, backendClass)
+		}
+		return nil
+	})
+}
+
+// reclass updates the queued item of a coalesced run.
+func (r *Runner) reclass(run *store.Run) {
+	for i := range r.sched.items {
+		if r.sched.items[i].ID == run.ID {
+			r.sched.items[i].Class = classOf(run)
+		}
+	}
+}
+
+// supersedeReason is the Error of a run cancelled because run came.
+func supersedeReason(run *store.Run) string {
+	commit := firstNonEmpty(run.Commit, run.Cause.Commit)
+	if commit == "" {
+		return "superseded by run " + run.ID
+	}
+	return fmt.Sprintf("superseded by run %s (commit %s)", run.ID, shortCommit(commit))
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// slot takes a slot of the stage's backend for the run, waiting visibly
+// (the stage says so) while every slot is taken. The returned func gives
+// the slot back. Stages without a limit return at once.
+func (ex *execution) slot(ctx context.Context, name types.StageName) (release func(), err error) {
+	sem := ex.r.slots[name]
+	if sem == nil {
+		return func() {}, nil
+	}
+	select {
+	case sem <- struct{}{}:
+		if stageOf(ex.run, name).Waiting != "" { // left by a stop of cccp while it waited
+			ex.update(ctx, func(run *store.Run) { stageOf(run, name).Waiting = "" })
+		}
+		return func() { <-sem }, nil
+	default:
+	}
+	waiting := fmt.Sprintf("waiting for a %s slot (%d of %d in use)", name, len(sem), cap(sem))
+	ex.r.log.Info("stage waits for a slot", "run", ex.run.ID, "stage", name, "limit", cap(sem))
+	ex.update(ctx, func(run *store.Run) { stageOf(run, name).Waiting = waiting })
+	since := time.Now()
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		ex.update(context.WithoutCancel(ctx), func(run *store.Run) { stageOf(run, name).Waiting = "" })
+		return nil, ctx.Err()
+	}
+	ex.r.log.Info("stage got a slot", "run", ex.run.ID, "stage", name, "waited", time.Since(since).Round(time.Millisecond))
+	ex.update(ctx, func(run *store.Run) { stageOf(run, name).Waiting = "" })
+	return func() { <-sem }, nil
+}
