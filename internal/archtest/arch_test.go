@@ -56,7 +56,7 @@ var allowed = map[string][]string{
 	"internal/backend/backendtest": {"internal/backend", "internal/index", "internal/types"},
 
 	// runs and stages
-	"internal/pipeline": {"internal/backend", "internal/index", "internal/redact", "internal/store", "internal/types"},
+	"internal/pipeline": {"internal/backend", "internal/buildkey", "internal/index", "internal/redact", "internal/store", "internal/types"},
 	"internal/backend":  {"internal/index", "internal/types"},
 	// the OpenShift build backend: the seam and the index, never the local tools
 	"internal/backend/openshift": {"internal/backend", "internal/index", "internal/types"},
@@ -97,6 +97,7 @@ var allowed = map[string][]string{
 	"internal/explain":   nil,
 	"internal/onboard":   {"internal/index"},
 	"internal/redact":    nil,
+	"internal/buildkey":  nil,
 	"internal/types":     nil,
 }
 
