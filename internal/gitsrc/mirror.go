@@ -16,13 +16,44 @@ import (
 // Mirror keeps a bare, blob-less partial copy of each repository it is asked
 // about under Dir, to answer object IDs at a commit (the tree of a folder,
 // the blob of a file) without a checkout. A commit already fetched is
-// answered from the copy alone (one `git rev-parse`); another is fetched at
-// depth 1 without blobs (trees only, a few kilobytes for most repositories).
+// answered from the copy alone (one `git rev-parse`, then from memory);
+// another is fetched at depth 1 without blobs (trees only, a few kilobytes
+// for most repositories).
 type Mirror struct {
 	Dir string
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	// known caches answers: an object ID at a commit never changes.
+	known map[string]string
+}
+
+// maxKnown bounds the cache of answers.
+const maxKnown = 4096
+
+func (m *Mirror) cached(url, commit string, paths []string) ([]string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, len(paths))
+	for i, p := range paths {
+		id, ok := m.known[url+"\x00"+commit+"\x00"+p]
+		if !ok {
+			return nil, false
+		}
+		ids[i] = id
+	}
+	return ids, true
+}
+
+func (m *Mirror) remember(url, commit string, paths, ids []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.known == nil || len(m.known)+len(paths) > maxKnown {
+		m.known = map[string]string{}
+	}
+	for i, p := range paths {
+		m.known[url+"\x00"+commit+"\x00"+p] = ids[i]
+	}
 }
 
 // lock serialises the git commands on one repository's copy.
@@ -48,6 +79,9 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 	}
 	if !isHex(commit) {
 		return nil, fmt.Errorf("object ids in %s: bad commit %q", redact.URL(url), commit)
+	}
+	if ids, ok := m.cached(url, commit, paths); ok {
+		return ids, nil
 	}
 	sum := sha256.Sum256([]byte(url))
 	dir := filepath.Join(m.Dir, hex.EncodeToString(sum[:12])+".git")
@@ -80,6 +114,7 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 	if len(ids) != len(paths) {
 		return nil, fmt.Errorf("object ids of %q in %s at %s: got %d ids", paths, redact.URL(url), commit, len(ids))
 	}
+	m.remember(url, commit, paths, ids)
 	return ids, nil
 }
 
