@@ -98,6 +98,7 @@ var allowed = map[string][]string{
 	"internal/onboard":   {"internal/index"},
 	"internal/redact":    nil,
 	"internal/buildkey":  nil,
+	"internal/poll":      {"internal/redact", "internal/store", "internal/types"},
 	"internal/types":     nil,
 }
 
