@@ -99,6 +99,7 @@ var allowed = map[string][]string{
 	"internal/redact":    nil,
 	"internal/buildkey":  nil,
 	"internal/poll":      {"internal/redact", "internal/store", "internal/types"},
+	"internal/basewatch": {"internal/store", "internal/types"},
 	"internal/types":     nil,
 }
 
