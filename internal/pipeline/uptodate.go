@@ -149,7 +149,25 @@ func (ex *execution) baseDigest(ctx context.Context, image string, pinned bool) 
 	if i := strings.LastIndexByte(image, '@'); i >= 0 {
 		return image[i+1:], nil // already pinned by its Dockerfile
 	}
-	return ex.r.cfg.Images.Digest(ctx, image)
+	return ex.r.cfg.Images.Digest(ctx, fullRef(image))
+}
+
+// fullRef names an image as written after FROM with its registry and tag,
+// as a build resolves it: a name without a registry host is Docker Hub's
+// (`centos:7` is docker.io/library/centos:7), a name without a tag is
+// :latest.
+func fullRef(image string) string {
+	first, _, hasSlash := strings.Cut(image, "/")
+	if !hasSlash || !(strings.ContainsAny(first, ".:") || first == "localhost") {
+		if !hasSlash {
+			image = "library/" + image
+		}
+		image = "docker.io/" + image
+	}
+	if last := image[strings.LastIndexByte(image, '/')+1:]; !strings.Contains(last, ":") {
+		image += ":latest"
+	}
+	return image
 }
 
 func digestOf(ref string) string {

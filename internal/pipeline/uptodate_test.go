@@ -158,3 +158,18 @@ func TestRepoPath(t *testing.T) {
 		}
 	}
 }
+
+func TestFullRef(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"centos:7", "docker.io/library/centos:7"},
+		{"alpine", "docker.io/library/alpine:latest"},
+		{"org/img", "docker.io/org/img:latest"},
+		{"quay.io/org/img:1", "quay.io/org/img:1"},
+		{"127.0.0.1:5000/library/busybox", "127.0.0.1:5000/library/busybox:latest"},
+		{"localhost/x:2", "localhost/x:2"},
+	} {
+		if got := fullRef(tc.in); got != tc.want {
+			t.Errorf("fullRef(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
