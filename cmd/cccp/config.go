@@ -64,6 +64,10 @@ type serveConfig struct {
 		Test testStageConfig `yaml:"test"`
 		// Build chooses the build stage's backend (config_build.go).
 		Build buildStageConfig `yaml:"build"`
+		// Poll and BaseImages watch for changes without webhooks
+		// (serve_watch.go).
+		Poll       pollConfig       `yaml:"poll"`
+		BaseImages baseImagesConfig `yaml:"base_images"`
 	} `yaml:"pipeline"`
 
 	// Signing configures the evidence of delivered images (internal/evidence).
@@ -281,6 +285,9 @@ func (c *serveConfig) validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateQueue()...)
+	if err := c.validateWatch(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -273,6 +273,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Attester:      attester,
 		Parents:       parents,
 		Resolver:      gitsrc.Resolver{},
+		Trees:         &gitsrc.Mirror{Dir: filepath.Join(f.data, "mirrors")},
 		Builder:       builder,
 		Tester:        tester,
 		Images:        env.client,

@@ -216,6 +216,9 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	}
 
+	if err := startWatchers(ctx, cfg, env.runner, env.db, idx, env.client.Digest, log); err != nil {
+		return err
+	}
 	if cfg.Pipeline.Rescan > 0 {
 		go env.runner.Periodic(ctx, cfg.Pipeline.Rescan, idx.keys)
 	}
@@ -413,7 +416,7 @@ func (a runActions) Rerun(ctx context.Context, run *store.Run, actor string) (*s
 		return nil, err
 	}
 	return a.runner.Enqueue(ctx, pipeline.Request{Project: run.Project, Kind: run.Kind, Cause: cause,
-		GitURL: run.GitURL, Branch: run.Branch, Commit: run.Commit, Entry: entry})
+		GitURL: run.GitURL, Branch: run.Branch, Commit: run.Commit, Entry: entry, Force: true})
 }
 
 func (a runActions) Cancel(ctx context.Context, id, actor string) error {

@@ -66,7 +66,7 @@ var allowed = map[string][]string{
 	"internal/backend/backendtest": {"internal/backend", "internal/index", "internal/types"},
 
 	// runs and stages
-	"internal/pipeline": {"internal/backend", "internal/cascade", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
+	"internal/pipeline": {"internal/backend", "internal/buildkey", "internal/cascade", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
 	// the pure scheduling policy: which queued run works next
 	"internal/queue":   {"internal/types"},
 	"internal/backend": {"internal/index", "internal/types"},
@@ -110,10 +110,13 @@ var allowed = map[string][]string{
 	"internal/liveindex": {"internal/index"},
 	"internal/explain":   nil,
 	// which descendants a parent's new image rebuilds, in what order (pure)
-	"internal/cascade": nil,
-	"internal/onboard": {"internal/index"},
-	"internal/redact":  nil,
-	"internal/types":   nil,
+	"internal/cascade":   nil,
+	"internal/onboard":   {"internal/index"},
+	"internal/redact":    nil,
+	"internal/types":     nil,
+	"internal/buildkey":  nil,
+	"internal/poll":      {"internal/redact", "internal/store", "internal/types"},
+	"internal/basewatch": {"internal/store", "internal/types"},
 }
 
 type pkg struct {

@@ -140,6 +140,14 @@ type Config struct {
 	Children func(name string) []string
 	Logger   *slog.Logger
 	Observer Observer
+	// Trees, when set, gives the object IDs of a build's context folder and
+	// Dockerfile for its build key (see uptodate.go); unset, the commit
+	// stands for them.
+	Trees Trees
+	// BuildKeySalt is hashed into every build key: a digest of the stage
+	// backends' settings that change their output, so a changed setting
+	// rebuilds everything once.
+	BuildKeySalt string
 }
 
 // DefaultBlocking returns the default set of blocking checks.
@@ -162,6 +170,9 @@ type Request struct {
 	// Entry, when set, is built instead of the index's entry of that name
 	// (trial builds of an entry not yet merged).
 	Entry *index.Entry
+	// Force builds even when the build key equals the last delivered
+	// run's (a manual run).
+	Force bool
 }
 
 // backendEntry is the key in store.Run.Backend that holds the proposed
@@ -352,6 +363,7 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		GitURL:  firstNonEmpty(req.GitURL, entry.GitURL),
 		Branch:  firstNonEmpty(req.Branch, entry.GitBranch),
 		Commit:  req.Commit,
+		Force:   req.Force,
 		State:   store.Queued,
 		Stages:  plannedStages(kind),
 	}

@@ -259,7 +259,7 @@ type harness struct {
 	cfg     Config
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "cccp.db"), store.Options{})
@@ -297,7 +297,7 @@ func entry(app, job, url string) *index.Entry {
 		TargetFile: "Dockerfile", DesiredTag: "latest", BuildContext: "./"}
 }
 
-func (h *harness) start(t *testing.T) *Runner {
+func (h *harness) start(t testing.TB) *Runner {
 	t.Helper()
 	r, err := New(h.cfg)
 	if err != nil {
@@ -311,7 +311,7 @@ func (h *harness) start(t *testing.T) *Runner {
 	return r
 }
 
-func runAndWait(t *testing.T, r *Runner, req Request) *store.Run {
+func runAndWait(t testing.TB, r *Runner, req Request) *store.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -61,6 +61,9 @@ var errStageDeadline = errors.New("stage deadline exceeded")
 // log gets the backend's output; an error also ends up in Stage.Error (and
 // a backend's reason in Stage.Reason).
 func (ex *execution) stage(ctx context.Context, name types.StageName) error {
+	if ex.run.UpToDate {
+		return nil // the build found nothing to do and skipped every stage
+	}
 	lw, err := ex.r.cfg.Logs.Create(ex.run.ID, string(name))
 	if err != nil {
 		return ex.failStage(ctx, name, fmt.Errorf("open %s log: %w", name, err))
@@ -94,6 +97,9 @@ func (ex *execution) stage(ctx context.Context, name types.StageName) error {
 		err = ex.deliver(sctx, logw)
 	default:
 		err = fmt.Errorf("unknown stage %q", name)
+	}
+	if err == nil && ex.run.UpToDate {
+		return nil
 	}
 	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(sctx), errStageDeadline) {
 		err = &backend.StageError{Reason: ReasonDeadlineExceeded,
@@ -289,6 +295,9 @@ func (ex *execution) build(ctx context.Context, log io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if ex.upToDate(ctx, src.Commit, log) {
+		return nil
+	}
 	tag := stageTag(ex.entry, TagTest)
 	if ex.run.Kind != types.KindBranch {
 		// PR and trial builds never move the shared tags.
@@ -324,6 +333,7 @@ func (ex *execution) build(ctx context.Context, log io.Writer) error {
 		s.Digest, s.Bases = res.Digest, bases
 		run.Images = append(run.Images, store.Image{Ref: ref, Digest: res.Digest})
 	})
+	ex.recordKey(ctx, src.Commit, bases, log)
 	return nil
 }
 

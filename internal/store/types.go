@@ -118,6 +118,14 @@ type Run struct {
 	// Resumes counts how often the run was picked up again after cccp
 	// stopped in the middle of it.
 	Resumes int `json:",omitempty"`
+	// BuildKey is the digest over everything the build depended on
+	// (internal/buildkey); UpToDate marks a branch run that found the key
+	// equal to the last delivered run's and built nothing (its images are
+	// the ones delivered before, with their digests); Force asks for a build
+	// even then (a manual run).
+	BuildKey string `json:",omitempty"`
+	UpToDate bool   `json:",omitempty"`
+	Force    bool   `json:",omitempty"`
 	// Folded are the requests folded into this run while it was queued,
 	// oldest first: each asked for an older commit of the same target, and
 	// the run took the newer request's commit and cause instead.

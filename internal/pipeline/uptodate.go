@@ -1,0 +1,276 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cccp-project/cccp/internal/buildkey"
+	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// Up-to-date builds. A branch run computes its build key (internal/buildkey)
+// before building: the resolved commit, the object IDs of the build
+// context and the Dockerfile at that commit (Config.Trees), the entry's
+// fields, every FROM image's digest now and the stage configuration. When
+// the key equals the key of the entry's last delivered run, and the run is
+// not forced, nothing can differ from what was delivered: the run ends at
+// once, marked UpToDate, its stages skipped with ReasonUpToDate, and its
+// images are the ones delivered before with their digests (so no cascade
+// follows). A run that builds records the key of what it built, with the
+// bases the backend reported.
+//
+// The FROM images before a build are those the last delivered run
+// recorded: when the Dockerfile changed its object ID changes the key
+// anyway, so a stale list can never make a changed build look unchanged.
+
+// ReasonUpToDate is the reason of the stages of a run that found nothing to
+// build.
+const ReasonUpToDate = "UpToDate"
+
+// UpToDateNote is what an up-to-date run says about itself.
+const UpToDateNote = "up to date, nothing to build"
+
+// Trees gives git object IDs at a commit without a checkout.
+type Trees interface {
+	// ObjectIDs returns the object ID of each path (relative to the
+	// repository root, "" for the root tree) at commit.
+	ObjectIDs(ctx context.Context, gitURL, commit string, paths ...string) ([]string, error)
+}
+
+// runLister finds an entry's earlier runs; the store does.
+type runLister interface {
+	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
+}
+
+// forced tells whether a run builds even when it is up to date: asked for
+// (Request.Force), or a /retest.
+func forced(run *store.Run) bool {
+	return run.Force || run.Cause.Kind == types.CauseRetest
+}
+
+// lastDelivered is the entry's newest passed branch run with a build key.
+func (ex *execution) lastDelivered(ctx context.Context) (*store.Run, error) {
+	lister, ok := ex.r.cfg.Store.(runLister)
+	if !ok {
+		return nil, nil
+	}
+	runs, err := lister.Runs(ctx, store.RunFilter{Project: ex.run.Project, States: []store.State{store.Passed}, Limit: 20})
+	if err != nil {
+		return nil, fmt.Errorf("last delivered run of %s: %w", ex.run.Project, err)
+	}
+	for _, r := range runs {
+		if r.ID != ex.run.ID && r.Kind == types.KindBranch && r.BuildKey != "" {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
+
+// keyInputs gathers the inputs of the run's build key except its bases.
+func (ex *execution) keyInputs(ctx context.Context, commit string) (buildkey.Inputs, error) {
+	e := ex.entry
+	in := buildkey.Inputs{
+		GitURL: ex.run.GitURL,
+		Commit: commit,
+		Entry: map[string]string{
+			"git-path": e.GitPath, "target-file": e.TargetFile, "build-context": e.BuildContext,
+			"prebuild-script": e.PrebuildScript, "prebuild-context": e.PrebuildContext,
+			"depends-on": strings.Join(e.DependsOn, ","), "tags": strings.Join(e.Tags(), ","),
+		},
+		Stage: ex.stageConfig(),
+	}
+	if t := ex.r.cfg.Trees; t != nil {
+		ids, err := t.ObjectIDs(ctx, ex.run.GitURL, commit, repoPath(e.GitPath, e.BuildContext), repoPath(e.GitPath, e.TargetFile))
+		if err != nil {
+			return in, fmt.Errorf("build context of %s at %s: %w", redact.URL(ex.run.GitURL), commit, err)
+		}
+		in.ContextTree, in.Dockerfile = ids[0], ids[1]
+	}
+	return in, nil
+}
+
+// stageConfig is the configuration of cccp that changes what a run builds
+// or whether it passes.
+func (ex *execution) stageConfig() map[string]string {
+	var blocking []string
+	for n, on := range ex.r.cfg.Blocking {
+		if on {
+			blocking = append(blocking, string(n))
+		}
+	}
+	slices.Sort(blocking)
+	attest := "off"
+	if ex.r.cfg.Attester != nil {
+		attest = "on"
+	}
+	return map[string]string{
+		"builder":  backendName(ex.r.cfg.Builder),
+		"tester":   backendName(ex.r.cfg.Tester),
+		"blocking": strings.Join(blocking, ","),
+		"attest":   attest,
+		"own":      strings.Join(ex.r.cfg.OwnRegistries, ","),
+		"salt":     ex.r.cfg.BuildKeySalt,
+	}
+}
+
+// repoPath joins an entry's git-path and a path in it to a path relative to
+// the repository root ("" for the root).
+func repoPath(gitPath, p string) string {
+	c := path.Clean("/" + gitPath + "/" + p)
+	return strings.TrimPrefix(c, "/")
+}
+
+// baseDigest is the digest a FROM image resolves to now: a parent of this
+// index by its delivered digest, any other image by a HEAD request.
+func (ex *execution) baseDigest(ctx context.Context, image string, pinned bool) (string, error) {
+	if image == "scratch" {
+		return "scratch", nil
+	}
+	if strings.Contains(image, "$") {
+		return "", fmt.Errorf("FROM %s uses a build argument", image)
+	}
+	if pinned {
+		pin, ok, err := ex.pinParent(ctx, image, io.Discard)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("parent %s has no delivered image", image)
+		}
+		return digestOf(pin.DigestRef), nil
+	}
+	if i := strings.LastIndexByte(image, '@'); i >= 0 {
+		return image[i+1:], nil // already pinned by its Dockerfile
+	}
+	return ex.r.cfg.Images.Digest(ctx, fullRef(image))
+}
+
+// fullRef names an image as written after FROM with its registry and tag,
+// as a build resolves it: a name without a registry host is Docker Hub's
+// (`centos:7` is docker.io/library/centos:7), a name without a tag is
+// :latest.
+func fullRef(image string) string {
+	first, _, hasSlash := strings.Cut(image, "/")
+	if !hasSlash || !(strings.ContainsAny(first, ".:") || first == "localhost") {
+		if !hasSlash {
+			image = "library/" + image
+		}
+		image = "docker.io/" + image
+	}
+	if last := image[strings.LastIndexByte(image, '/')+1:]; !strings.Contains(last, ":") {
+		image += ":latest"
+	}
+	return image
+}
+
+func digestOf(ref string) string {
+	if i := strings.LastIndexByte(ref, '@'); i >= 0 {
+		return ref[i+1:]
+	}
+	return ""
+}
+
+// upToDate decides, before a branch run builds, whether it has anything to
+// build; when not, it records the run as up to date and returns true. Any
+// input it cannot learn makes it build (and say why in the log).
+func (ex *execution) upToDate(ctx context.Context, commit string, log io.Writer) bool {
+	if ex.run.Kind != types.KindBranch {
+		return false
+	}
+	last, err := ex.lastDelivered(ctx)
+	if err != nil || last == nil {
+		if err != nil {
+			fmt.Fprintf(log, "cccp: building: %v\n", err)
+		}
+		return false
+	}
+	in, err := ex.keyInputs(ctx, commit)
+	if err != nil {
+		fmt.Fprintf(log, "cccp: building: %v\n", err)
+		return false
+	}
+	build := stageOf(last, types.StageBuild)
+	for _, b := range build.Bases {
+		d, err := ex.baseDigest(ctx, b.Image, b.Pinned)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			fmt.Fprintf(log, "cccp: building: digest of FROM %s: %v\n", b.Image, err)
+			return false
+		}
+		in.Bases = append(in.Bases, buildkey.Base{Image: b.Image, Digest: d})
+	}
+	key, err := buildkey.Sum(in)
+	if err != nil {
+		fmt.Fprintf(log, "cccp: building: %v\n", err)
+		return false
+	}
+	if key != last.BuildKey {
+		return false
+	}
+	if forced(ex.run) {
+		fmt.Fprintf(log, "cccp: inputs unchanged since run %s, building anyway (forced)\n", last.ID)
+		return false
+	}
+	fmt.Fprintf(log, "cccp: %s: inputs unchanged since run %s (build key %s)\n", UpToDateNote, last.ID, key)
+	var images []store.Image
+	for _, im := range last.Images {
+		if im.Digest == build.Digest && !strings.HasSuffix(im.Ref, ":"+stageTag(ex.entry, TagTest)) &&
+			!strings.HasSuffix(im.Ref, ":"+stageTag(ex.entry, TagRC)) {
+			images = append(images, im)
+		}
+	}
+	note := UpToDateNote + " (same inputs as run " + last.ID + ")"
+	ex.update(ctx, func(run *store.Run) {
+		now := time.Now().UTC()
+		run.UpToDate, run.BuildKey, run.Images = true, key, images
+		for i := range run.Stages {
+			s := &run.Stages[i]
+			if s.State == store.Queued || s.State == store.Running {
+				s.State, s.Reason, s.Error, s.Finished = store.Skipped, ReasonUpToDate, note, now
+			}
+			if s.Name == types.StageBuild {
+				s.Digest, s.Bases = build.Digest, slices.Clone(build.Bases)
+			}
+		}
+	})
+	return true
+}
+
+// recordKey stores the key of what a build built, with the bases the
+// backend reported; a base it reported without digest is looked up now.
+func (ex *execution) recordKey(ctx context.Context, commit string, bases []store.Base, log io.Writer) {
+	if ex.run.Kind != types.KindBranch {
+		return
+	}
+	in, err := ex.keyInputs(ctx, commit)
+	if err == nil {
+		for _, b := range bases {
+			d := b.Digest
+			if d == "" {
+				if d, err = ex.baseDigest(ctx, b.Image, b.Pinned); err != nil {
+					err = fmt.Errorf("digest of FROM %s: %w", b.Image, err)
+					break
+				}
+			}
+			in.Bases = append(in.Bases, buildkey.Base{Image: b.Image, Digest: d})
+		}
+	}
+	var key string
+	if err == nil {
+		key, err = buildkey.Sum(in)
+	}
+	if err != nil {
+		fmt.Fprintf(log, "cccp: no build key (the next trigger builds again): %v\n", err)
+		return
+	}
+	ex.update(ctx, func(run *store.Run) { run.BuildKey = key })
+}

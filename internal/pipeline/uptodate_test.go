@@ -1,0 +1,175 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// movingResolver is a branch whose head can move.
+type movingResolver struct {
+	mu     sync.Mutex
+	commit string
+}
+
+func (r *movingResolver) Resolve(context.Context, string, string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.commit, nil
+}
+
+func (r *movingResolver) set(c string) { r.mu.Lock(); r.commit = c; r.mu.Unlock() }
+
+// fakeTrees answers object IDs from a map of path -> ID, the same at every
+// commit unless changed.
+type fakeTrees struct {
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+func (f *fakeTrees) ObjectIDs(_ context.Context, _, _ string, paths ...string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, p := range paths {
+		id, ok := f.ids[p]
+		if !ok {
+			return nil, fmt.Errorf("no %q", p)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+func (f *fakeTrees) set(p, id string) { f.mu.Lock(); f.ids[p] = id; f.mu.Unlock() }
+
+func builds(h *harness) int {
+	n := 0
+	for _, c := range h.rec.list() {
+		if strings.HasPrefix(c, "build ") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestUnchangedRetriggerBuildsNothing(t *testing.T) {
+	h := newHarness(t)
+	res := &movingResolver{commit: "c0ffee"}
+	trees := &fakeTrees{ids: map[string]string{"": "tree1", "Dockerfile": "blob1"}}
+	h.cfg.Resolver, h.cfg.Trees = res, trees
+	h.images.digests["reg.test:5000/demo/base:latest"] = digestA
+	r := h.start(t)
+	const digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	push := store.Cause{Kind: types.CausePush}
+
+	// Steps run in order against one runner and store: each changes one
+	// input (or none) and triggers the child entry again.
+	for _, step := range []struct {
+		name      string
+		change    func()
+		req       Request
+		wantBuild bool
+	}{
+		{"first run builds", func() {}, Request{Cause: push}, true},
+		{"unchanged re-trigger", func() {}, Request{Cause: push}, false},
+		{"again unchanged (the up-to-date run counts as delivered)", func() {}, Request{Cause: push}, false},
+		{"forced", func() {}, Request{Cause: store.Cause{Kind: types.CauseManual}, Force: true}, true},
+		{"retest forces", func() {}, Request{Cause: store.Cause{Kind: types.CauseRetest}}, true},
+		{"manual run without force", func() {}, Request{Cause: store.Cause{Kind: types.CauseManual}}, false},
+		{"new commit", func() { res.set("beef") }, Request{Cause: push}, true},
+		{"context changed", func() { trees.set("", "tree2") }, Request{Cause: push}, true},
+		{"dockerfile changed", func() { trees.set("Dockerfile", "blob2") }, Request{Cause: push}, true},
+		{"parent delivered a new digest", func() { h.images.digests["reg.test:5000/demo/base:latest"] = digestB }, Request{Cause: push}, true},
+		{"unchanged after all that", func() {}, Request{Cause: push}, false},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			step.change()
+			before := builds(h)
+			req := step.req
+			req.Project = "demo/child:latest"
+			run := runAndWait(t, r, req)
+			built := builds(h) > before
+			if built != step.wantBuild {
+				t.Fatalf("built = %v, want %v (run %s %s, up to date %v)", built, step.wantBuild, run.ID, stageStates(run), run.UpToDate)
+			}
+			if run.State != store.Passed {
+				t.Fatalf("run %s: %s %s", run.ID, run.State, run.Error)
+			}
+			if run.BuildKey == "" {
+				t.Errorf("run %s has no build key", run.ID)
+			}
+			if run.UpToDate == step.wantBuild {
+				t.Errorf("UpToDate = %v, want %v", run.UpToDate, !step.wantBuild)
+			}
+			if step.wantBuild {
+				return
+			}
+			if got := stageStates(run); got != "build=skipped test=skipped deliver=skipped" {
+				t.Errorf("stages %s", got)
+			}
+			for _, s := range run.Stages {
+				if s.Reason != ReasonUpToDate || !strings.Contains(s.Error, UpToDateNote) {
+					t.Errorf("stage %s: reason %q note %q", s.Name, s.Reason, s.Error)
+				}
+			}
+			// The delivered image stays as it was: same digest, final tag.
+			if len(run.Images) != 1 || run.Images[0].Ref != "reg.test:5000/demo/child:latest" || run.Images[0].Digest != digestA {
+				t.Errorf("images %+v", run.Images)
+			}
+			if d := run.Stages[0].Digest; d != digestA {
+				t.Errorf("build digest %q", d)
+			}
+		})
+	}
+}
+
+func TestStageConfigChangesTheKey(t *testing.T) {
+	h := newHarness(t)
+	r := h.start(t)
+	first := runAndWait(t, r, Request{Project: "demo/base:latest"})
+	h2 := *h
+	h2.cfg.Blocking = DefaultBlocking()
+	h2.cfg.Blocking[types.CheckLint] = true
+	ex := &execution{r: &Runner{cfg: h2.cfg}, run: first, entry: h.entries["demo/base:latest"]}
+	ex0 := &execution{r: r, run: first, entry: h.entries["demo/base:latest"]}
+	a, b := ex0.stageConfig(), ex.stageConfig()
+	if a["blocking"] == b["blocking"] {
+		t.Errorf("blocking %q in both configurations", a["blocking"])
+	}
+}
+
+func TestRepoPath(t *testing.T) {
+	for _, tc := range []struct{ gitPath, p, want string }{
+		{"/", "./", ""},
+		{"/", "Dockerfile", "Dockerfile"},
+		{"/app/", "./", "app"},
+		{"app", "docker/Dockerfile", "app/docker/Dockerfile"},
+		{"/app", "../x", "x"},
+		{"/", "../../etc", "etc"},
+	} {
+		if got := repoPath(tc.gitPath, tc.p); got != tc.want {
+			t.Errorf("repoPath(%q, %q) = %q, want %q", tc.gitPath, tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestFullRef(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"centos:7", "docker.io/library/centos:7"},
+		{"alpine", "docker.io/library/alpine:latest"},
+		{"org/img", "docker.io/org/img:latest"},
+		{"quay.io/org/img:1", "quay.io/org/img:1"},
+		{"127.0.0.1:5000/library/busybox", "127.0.0.1:5000/library/busybox:latest"},
+		{"localhost/x:2", "localhost/x:2"},
+	} {
+		if got := fullRef(tc.in); got != tc.want {
+			t.Errorf("fullRef(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
