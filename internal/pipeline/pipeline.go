@@ -154,6 +154,9 @@ type Request struct {
 	// Entry, when set, is built instead of the index's entry of that name
 	// (trial builds of an entry not yet merged).
 	Entry *index.Entry
+	// Digest is the image a rescan tests (the entry's delivered digest,
+	// sha256:...); required for types.KindRescan, unused otherwise.
+	Digest string
 }
 
 // backendEntry is the key in store.Run.Backend that holds the proposed
@@ -319,6 +322,13 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		}
 		backend = map[string]string{backendEntry: string(b)}
 	}
+	stages := plannedStages(kind)
+	if kind == types.KindRescan {
+		if !validDigest(req.Digest) {
+			return nil, fmt.Errorf("enqueue rescan of %s: %w", entry.Key(), errNoDigest)
+		}
+		stages[0].Digest = req.Digest
+	}
 	run := &store.Run{
 		Backend: backend,
 		Project: entry.Key(),
@@ -328,7 +338,7 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		Branch:  firstNonEmpty(req.Branch, entry.GitBranch),
 		Commit:  req.Commit,
 		State:   store.Queued,
-		Stages:  plannedStages(kind),
+		Stages:  stages,
 	}
 	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
 		return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
@@ -344,6 +354,9 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 }
 
 func plannedStages(kind types.RunKind) []store.Stage {
+	if kind == types.KindRescan {
+		return []store.Stage{{Name: types.StageTest, State: store.Queued}}
+	}
 	stages := []store.Stage{{Name: types.StageBuild, State: store.Queued}, {Name: types.StageTest, State: store.Queued}}
 	if kind == types.KindBranch {
 		stages = append(stages, store.Stage{Name: types.StageDeliver, State: store.Queued})
