@@ -31,6 +31,12 @@
 //	                               reports are not yet in reports/ (PutReports acknowledges)
 //	  reports/
 //	    <key>                   -> JSON Report (forge outbox, one per target)
+//	  rescans/                  (created by the first rescan; no migration)
+//	    <seq>                   -> JSON Rescan: one rescan of every delivered image, with
+//	                               each entry's state (its progress)
+//	  scans/                    (created by the first rescan's first scan)
+//	    <project> 0x00 <seq>    -> JSON Scan: one scan's findings of an entry's delivered
+//	                               image, and what is new or resolved since the one before
 //	  kv/
 //	    <ns>/                   -> nested bucket per namespace
 //	      <key>                 -> opaque bytes (ok-to-test approvals, comment ids, ...)
