@@ -52,7 +52,8 @@ type serveConfig struct {
 	Pipeline struct {
 		Workers  int           `yaml:"workers"`
 		Blocking []string      `yaml:"blocking"`
-		Rescan   time.Duration `yaml:"rescan"`
+		// Rescan is when delivered images are scanned again (config_rescan.go).
+		Rescan rescanConfig `yaml:"rescan"`
 		// LogMaxBytes caps one stage's log.
 		LogMaxBytes int64 `yaml:"log_max_bytes"`
 		// StageTimeout is each stage's deadline (default 30m).
@@ -231,6 +232,9 @@ func (c *serveConfig) validate() error {
 	var errs []error
 	if c.Index.Path == "" {
 		errs = append(errs, errors.New("index.path is required"))
+	}
+	if err := c.Pipeline.Rescan.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for name, f := range map[string]forgeConfig{"github": c.GitHub, "gitlab": c.GitLab, "gitea": c.Gitea} {
 		if !f.enabled() {

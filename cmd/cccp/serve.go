@@ -203,8 +203,8 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	}
 
-	if cfg.Pipeline.Rescan > 0 {
-		go env.runner.Periodic(ctx, cfg.Pipeline.Rescan, idx.keys)
+	if _, err := startRescans(ctx, cfg, env, idx, nil, log); err != nil {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -690,27 +690,3 @@ func firstNonEmpty(ss ...string) string {
 	}
 	return ""
 }
-
-// Periodic queues a branch run of every entry keys returns, every interval,
-// until ctx ends: the rescan that rebuilds images whose base or packages
-// changed without a commit. A run already queued for an entry is superseded
-// as usual, so a slow machine never piles rescans up.
-func (r *Runner) Periodic(ctx context.Context, every time.Duration, keys func() []string) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, k := range keys() {
-			if _, err := r.Enqueue(ctx, Request{Project: k, Kind: types.KindBranch, Cause: store.Cause{Kind: types.CauseRescan}}); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				r.log.Error("rescan", "project", k, "err", err)
-			}
-		}
-	}
-}

@@ -58,7 +58,9 @@ func (noopTarget) DigestRef(repo, digest string) string { return "reg.test/" + r
 
 type noopImages struct{}
 
-func (noopImages) Tag(context.Context, string, string) error { return fmt.Errorf("a rescan moved a tag") }
+func (noopImages) Tag(context.Context, string, string) error {
+	return fmt.Errorf("a rescan moved a tag")
+}
 func (noopImages) Digest(context.Context, string) (string, error) {
 	return "", fmt.Errorf("not used")
 }
