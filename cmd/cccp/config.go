@@ -50,8 +50,8 @@ type serveConfig struct {
 	} `yaml:"registry"`
 
 	Pipeline struct {
-		Workers  int           `yaml:"workers"`
-		Blocking []string      `yaml:"blocking"`
+		Workers  int      `yaml:"workers"`
+		Blocking []string `yaml:"blocking"`
 		// Rescan is when delivered images are scanned again (config_rescan.go).
 		Rescan rescanConfig `yaml:"rescan"`
 		// LogMaxBytes caps one stage's log.
