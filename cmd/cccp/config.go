@@ -50,9 +50,10 @@ type serveConfig struct {
 	} `yaml:"registry"`
 
 	Pipeline struct {
-		Workers  int           `yaml:"workers"`
-		Blocking []string      `yaml:"blocking"`
-		Rescan   time.Duration `yaml:"rescan"`
+		Workers  int      `yaml:"workers"`
+		Blocking []string `yaml:"blocking"`
+		// Rescan is when delivered images are scanned again (config_rescan.go).
+		Rescan rescanConfig `yaml:"rescan"`
 		// LogMaxBytes caps one stage's log.
 		LogMaxBytes int64 `yaml:"log_max_bytes"`
 		// StageTimeout is each stage's deadline (default 30m).
@@ -240,6 +241,9 @@ func (c *serveConfig) validate() error {
 	var errs []error
 	if c.Index.Path == "" {
 		errs = append(errs, errors.New("index.path is required"))
+	}
+	if err := c.Pipeline.Rescan.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for name, f := range map[string]forgeConfig{"github": c.GitHub, "gitlab": c.GitLab, "gitea": c.Gitea} {
 		if !f.enabled() {

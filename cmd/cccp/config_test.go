@@ -70,7 +70,7 @@ func TestLoadServeConfig(t *testing.T) {
 					"data":                    c.Data == "/var/lib/cccp",
 					"index.forge/repo":        c.Index.Forge == "github" && c.Index.Repo == "example-org/container-index",
 					"registry.address":        c.Registry.Address == DefaultRegistryAddr,
-					"pipeline.rescan":         c.Pipeline.Rescan == 24*time.Hour,
+					"pipeline.rescan":         c.Pipeline.Rescan.Schedule == "0 3 * * 0" && c.Pipeline.Rescan.Parallel == 2 && c.Pipeline.Rescan.migration() == "",
 					"pipeline.workers":        c.Pipeline.Workers == 2,
 					"pipeline.blocking":       slices.Equal(c.Pipeline.Blocking, []string{"smoke", "user-script"}),
 					"github app mode":         c.GitHub.AppID == 123456 && c.GitHub.PrivateKeyFile == "/etc/cccp/github-app.pem" && c.GitHub.Token == "",
@@ -213,7 +213,35 @@ pipeline:
 		{
 			name:    "bad duration",
 			content: "index: {path: /srv/index}\npipeline: {rescan: daily}\n",
-			wantErr: []string{"daily"},
+			wantErr: []string{"daily", "schedule:"},
+		},
+		{
+			name:    "bad rescan schedule",
+			content: "index: {path: /srv/index}\npipeline: {rescan: {schedule: \"0 3 * *\"}}\n",
+			wantErr: []string{"pipeline.rescan.schedule", "five cron fields"},
+		},
+		{
+			name:    "rescan schedule given as a duration",
+			content: "index: {path: /srv/index}\npipeline: {rescan: {schedule: 24h}}\n",
+			wantErr: []string{"pipeline.rescan.schedule", "@every 24h0m0s"},
+		},
+		{
+			name:    "old rescan duration keeps its period",
+			content: "index: {path: /srv/index}\npipeline: {rescan: 12h}\n",
+			check: func(t *testing.T, c *serveConfig) {
+				if c.Pipeline.Rescan.Schedule != "@every 12h0m0s" || !strings.Contains(c.Pipeline.Rescan.migration(), "schedule: \"@every 12h0m0s\"") {
+					t.Errorf("rescan: 12h read as %+v, migration %q", c.Pipeline.Rescan, c.Pipeline.Rescan.migration())
+				}
+			},
+		},
+		{
+			name:    "old rescan 0 is off",
+			content: "index: {path: /srv/index}\npipeline: {rescan: 0}\n",
+			check: func(t *testing.T, c *serveConfig) {
+				if c.Pipeline.Rescan.Schedule != "off" {
+					t.Errorf("rescan: 0 read as %+v", c.Pipeline.Rescan)
+				}
+			},
 		},
 		{
 			name:    "empty file needs index.path",
@@ -242,8 +270,8 @@ pipeline:
 			check: func(t *testing.T, c *serveConfig) {
 				got := fmt.Sprintf("listen=%s base_url=%s registry=%s branch=%s workers=%d log_max=%d lines=%d rescan=%s forges=%v/%v/%v",
 					c.Listen, c.BaseURL, c.Registry.Address, c.Index.Branch, c.Pipeline.Workers, c.Pipeline.LogMaxBytes,
-					c.CommentLogLines, c.Pipeline.Rescan, c.GitHub.enabled(), c.GitLab.enabled(), c.Gitea.enabled())
-				want := "listen=127.0.0.1:8080 base_url=http://127.0.0.1:8080 registry=127.0.0.1:5115 branch=master workers=1 log_max=16777216 lines=20 rescan=0s forges=false/false/false"
+					c.CommentLogLines, c.Pipeline.Rescan.Schedule, c.GitHub.enabled(), c.GitLab.enabled(), c.Gitea.enabled())
+				want := "listen=127.0.0.1:8080 base_url=http://127.0.0.1:8080 registry=127.0.0.1:5115 branch=master workers=1 log_max=16777216 lines=20 rescan=0 3 * * 0 forges=false/false/false"
 				if got != want {
 					t.Errorf("defaults:\n got %s\nwant %s", got, want)
 				}
@@ -540,8 +568,8 @@ func TestConfigChart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the chart's config.yaml does not load: %v\n%s", err, cfgText)
 		}
-		if c2.Listen != "0.0.0.0:8080" || c2.Data != "/var/lib/cccp" || c2.Pipeline.Rescan != 24*time.Hour {
-			t.Errorf("chart config: listen %s data %s rescan %s", c2.Listen, c2.Data, c2.Pipeline.Rescan)
+		if c2.Listen != "0.0.0.0:8080" || c2.Data != "/var/lib/cccp" || c2.Pipeline.Rescan.Schedule != "@every 24h0m0s" {
+			t.Errorf("chart config: listen %s data %s rescan %s", c2.Listen, c2.Data, c2.Pipeline.Rescan.Schedule)
 		}
 	})
 

@@ -219,8 +219,8 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if err := startWatchers(ctx, cfg, env.runner, env.db, idx, env.client.Digest, log); err != nil {
 		return err
 	}
-	if cfg.Pipeline.Rescan > 0 {
-		go env.runner.Periodic(ctx, cfg.Pipeline.Rescan, idx.keys)
+	if _, err := startRescans(ctx, cfg, env, idx, nil, log); err != nil {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)

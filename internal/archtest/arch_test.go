@@ -68,7 +68,10 @@ var allowed = map[string][]string{
 	// runs and stages
 	"internal/pipeline": {"internal/backend", "internal/buildkey", "internal/cascade", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
 	// the pure scheduling policy: which queued run works next
-	"internal/queue":   {"internal/types"},
+	"internal/queue": {"internal/types"},
+	// rescan schedules rescan runs through the pipeline and keeps their
+	// findings in the store.
+	"internal/rescan":  {"internal/index", "internal/pipeline", "internal/store", "internal/types"},
 	"internal/backend": {"internal/index", "internal/types"},
 	// the OpenShift build backend: the seam and the index, never the local tools
 	"internal/backend/openshift": {"internal/backend", "internal/index", "internal/types"},

@@ -169,6 +169,10 @@ type TestSpec struct {
 	Entry *index.Entry
 	Src   Source
 	Image string // immutable reference, host/app/job@sha256:...
+	// Checks, when set, are the only checks to run (a rescan runs only the
+	// scans); empty runs every check. A backend that cannot choose may run
+	// more: the pipeline keeps only these.
+	Checks []types.CheckName
 }
 
 // CheckResult is one check's outcome, as a backend reports it. Blocking is

@@ -40,7 +40,7 @@ var probeHold = []string{"/bin/sh", "-c", "read _"}
 // is started once, with /bin/sh waiting, and each scan's script runs in it
 // with its own `podman exec`, all at the same time. logs[i] receives scan
 // i's output (without marker lines); the results come back in the order of
-// scans.
+// scans (a subset of the package's scans, in their order).
 //
 // Each scan's output arrives on its own exec's pipes, so which scan it
 // belongs to does not depend on anything printed inside the container.
@@ -54,7 +54,7 @@ var probeHold = []string{"/bin/sh", "-c", "read _"}
 //
 // An image without /bin/sh skips every scan; a container that cannot be
 // started fails every scan with the reason.
-func (s *Suite) probes(ctx context.Context, image string, logs []io.Writer) []scanResult {
+func (s *Suite) probes(ctx context.Context, image string, scans []scan, logs []io.Writer) []scanResult {
 	res := make([]scanResult, len(scans))
 	name := s.containerName("probe")
 	defer s.remove(name)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,24 @@ type StageSpec struct {
 	// Hold is how long the smoke run must keep running (or exit 0 before);
 	// DefaultHold when 0.
 	Hold time.Duration
+	// Only, when set, are the only checks run (a rescan's scans); the
+	// others are neither run nor reported. Empty runs every check.
+	Only []types.CheckName
+}
+
+// wants tells whether spec asks for check n.
+func (spec StageSpec) wants(n types.CheckName) bool {
+	return len(spec.Only) == 0 || slices.Contains(spec.Only, n)
+}
+
+// NeedsSource tells whether any check spec asks for reads the checkout (the
+// lint reads the Dockerfile, the user's script runs in it); the scans,
+// the capability labels and the smoke run need only the image.
+func NeedsSource(only []types.CheckName) bool {
+	if len(only) == 0 {
+		return true
+	}
+	return slices.Contains(only, types.CheckLint) || slices.Contains(only, types.CheckUserScript)
 }
 
 // State is a check's outcome. Its values are those of store.State and
@@ -77,21 +96,28 @@ const explainMax = logTail
 // with the reason. The error is ctx's when the stage was interrupted; the
 // outcomes are then those of the checks that had ended.
 func (s *Suite) RunStage(ctx context.Context, spec StageSpec, log io.Writer) ([]Outcome, error) {
-	blocks := make([]*block, len(types.Checks))
+	var blocks []*block
 	byName := map[types.CheckName]*block{}
-	for i, name := range types.Checks {
-		blocks[i] = newBlock(ctx, name)
-		byName[name] = blocks[i]
+	for _, name := range types.Checks {
+		if spec.wants(name) {
+			b := newBlock(ctx, name)
+			blocks = append(blocks, b)
+			byName[name] = b
+		}
 	}
 	fmt.Fprintf(log, "cccp: running %d checks at the same time; each check's output follows when it ends\n", len(blocks))
+	// run starts check name's work unless spec leaves it out.
+	run := func(name types.CheckName, fn func(b *block)) {
+		if b := byName[name]; b != nil {
+			go fn(b)
+		}
+	}
 
 	// The smoke run is usually the longest check: it starts first.
-	go func() {
-		b := byName[types.CheckSmoke]
+	run(types.CheckSmoke, func(b *block) {
 		b.finish(s.Smoke(ctx, spec.Image, spec.Hold, b))
-	}()
-	go func() {
-		b := byName[types.CheckUserScript]
+	})
+	run(types.CheckUserScript, func(b *block) {
 		switch {
 		case spec.TestScript == "":
 			b.finish(Result{Skipped: true, Summary: "no test-script in cccp.yaml"}, nil)
@@ -101,29 +127,35 @@ func (s *Suite) RunStage(ctx context.Context, spec StageSpec, log io.Writer) ([]
 			script := filepath.Join(spec.RepoDir, filepath.Clean("/"+spec.TestScript))
 			b.finish(s.UserScript(ctx, script, spec.RepoDir, spec.Image, b))
 		}
-	}()
-	go func() {
-		b := byName[types.CheckLint]
+	})
+	run(types.CheckLint, func(b *block) {
 		b.finish(s.lint(spec.Root, spec.Dockerfile, b))
-	}()
-	go func() {
-		b := byName[types.CheckCapabilities]
+	})
+	run(types.CheckCapabilities, func(b *block) {
 		labels, err := s.Containers.ImageLabels(ctx, spec.Image)
 		if err != nil {
 			b.finish(Result{}, err)
 			return
 		}
 		b.finish(Capabilities(labels, b), nil)
-	}()
-	go func() {
-		logs := make([]io.Writer, len(scans))
-		for i, sc := range scans {
-			logs[i] = byName[sc.name]
+	})
+	var wanted []scan
+	for _, sc := range scans {
+		if byName[sc.name] != nil {
+			wanted = append(wanted, sc)
 		}
-		for i, r := range s.probes(ctx, spec.Image, logs) {
-			byName[scans[i].name].finish(r.Result, r.err)
-		}
-	}()
+	}
+	if len(wanted) > 0 {
+		go func() {
+			logs := make([]io.Writer, len(wanted))
+			for i, sc := range wanted {
+				logs[i] = byName[sc.name]
+			}
+			for i, r := range s.probes(ctx, spec.Image, wanted, logs) {
+				byName[wanted[i].name].finish(r.Result, r.err)
+			}
+		}()
+	}
 
 	// Every check ends when ctx does, so waiting in order cannot hang
 	// past a cancellation.

@@ -291,7 +291,7 @@ func TestProbesWithoutShellSkipEveryScan(t *testing.T) {
 
 	s := newSuite(t)
 	logs := []*bytes.Buffer{{}, {}, {}}
-	res := s.probes(context.Background(), name, []io.Writer{logs[0], logs[1], logs[2]})
+	res := s.probes(context.Background(), name, scans, []io.Writer{logs[0], logs[1], logs[2]})
 	for i, r := range res {
 		if r.err != nil || !r.Skipped || !strings.Contains(r.Summary, "no /bin/sh") {
 			t.Errorf("%s = %+v, %v\nlog: %s", scans[i].name, r.Result, r.err, logs[i])
@@ -457,5 +457,35 @@ func TestLintReadsABoundedRegularDockerfile(t *testing.T) {
 				t.Errorf("lint = %+v, %v; want an error with %q, in the log too", r, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestRunStageOnlyRunsTheChecksAsked is a rescan's test stage: only the
+// scans named, nothing else run or reported, and no checkout needed.
+func TestRunStageOnlyRunsTheChecksAsked(t *testing.T) {
+	image := configImage(t, "--env", "PATH=/fake:/bin", "--entrypoint", `["sleep","600"]`, "--cmd", "")
+	s := newSuite(t)
+	s.Containers = mountRunner{Runner: boxed(t, s, image), mount: fakeTools(t) + ":/fake:ro"}
+	only := []types.CheckName{types.CheckPackageUpdates, types.CheckLangPackages}
+	var log bytes.Buffer
+	got, err := s.RunStage(context.Background(), StageSpec{Image: image, Only: only}, &log)
+	if err != nil {
+		t.Fatalf("RunStage: %v\n%s", err, log.String())
+	}
+	var names []types.CheckName
+	for _, o := range got {
+		names = append(names, o.Name)
+		if o.State != Failed || len(o.Findings) == 0 {
+			t.Errorf("%s: %s %q %q, want failed with the fake tool's update", o.Name, o.State, o.Summary, o.Findings)
+		}
+	}
+	if !slices.Equal(names, only) {
+		t.Errorf("outcomes %q, want %q\n%s", names, only, log.String())
+	}
+	if order, _ := blocks(t, log.String()); !slices.Equal(order, only) {
+		t.Errorf("log blocks %q, want %q", order, only)
+	}
+	if NeedsSource(only) || !NeedsSource(nil) || !NeedsSource([]types.CheckName{types.CheckLint}) {
+		t.Errorf("NeedsSource: the scans need no checkout, every check and the lint do")
 	}
 }

@@ -173,6 +173,9 @@ type Request struct {
 	// Force builds even when the build key equals the last delivered
 	// run's (a manual run).
 	Force bool
+	// Digest is the image a rescan tests (the entry's delivered digest,
+	// sha256:...); required for types.KindRescan, unused otherwise.
+	Digest string
 }
 
 // backendEntry is the key in store.Run.Backend that holds the proposed
@@ -355,6 +358,13 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		}
 		backend = map[string]string{backendEntry: string(b)}
 	}
+	stages := plannedStages(kind)
+	if kind == types.KindRescan {
+		if !validDigest(req.Digest) {
+			return nil, fmt.Errorf("enqueue rescan of %s: %w", entry.Key(), errNoDigest)
+		}
+		stages[0].Digest = req.Digest
+	}
 	run := &store.Run{
 		Backend: backend,
 		Project: entry.Key(),
@@ -365,7 +375,7 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		Commit:  req.Commit,
 		Force:   req.Force,
 		State:   store.Queued,
-		Stages:  plannedStages(kind),
+		Stages:  stages,
 	}
 	r.qmu.Lock()
 	if id, ok := r.sched.targets[targetKey(run)]; ok {
@@ -403,6 +413,9 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 }
 
 func plannedStages(kind types.RunKind) []store.Stage {
+	if kind == types.KindRescan {
+		return []store.Stage{{Name: types.StageTest, State: store.Queued}}
+	}
 	stages := []store.Stage{{Name: types.StageBuild, State: store.Queued}, {Name: types.StageTest, State: store.Queued}}
 	if kind == types.KindBranch {
 		stages = append(stages, store.Stage{Name: types.StageDeliver, State: store.Queued})
@@ -732,28 +745,4 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
-}
-
-// Periodic queues a branch run of every entry keys returns, every interval,
-// until ctx ends: the rescan that rebuilds images whose base or packages
-// changed without a commit. A run already queued for an entry is superseded
-// as usual, so a slow machine never piles rescans up.
-func (r *Runner) Periodic(ctx context.Context, every time.Duration, keys func() []string) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, k := range keys() {
-			if _, err := r.Enqueue(ctx, Request{Project: k, Kind: types.KindBranch, Cause: store.Cause{Kind: types.CauseRescan}}); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				r.log.Error("rescan", "project", k, "err", err)
-			}
-		}
-	}
 }

@@ -337,8 +337,12 @@ func (ex *execution) build(ctx context.Context, log io.Writer) error {
 	return nil
 }
 
-// digest is the build stage's pushed digest; later stages use only it.
+// digest is the build stage's pushed digest; later stages use only it. A
+// rescan has no build stage: its test stage names the delivered digest.
 func (ex *execution) digest() (string, error) {
+	if ex.run.Kind == types.KindRescan {
+		return rescanDigest(ex.run)
+	}
 	d := stageOf(ex.run, types.StageBuild).Digest
 	if d == "" {
 		return "", errors.New("the build stage recorded no digest")
@@ -358,12 +362,18 @@ func (ex *execution) test(ctx context.Context, log io.Writer) ([]store.Check, er
 	image := ex.r.cfg.Target.DigestRef(ex.entry.Repository(), digest)
 	fmt.Fprintf(log, "cccp: testing %s\n", image)
 	spec := backend.TestSpec{RunID: ex.run.ID, Kind: ex.run.Kind, Entry: ex.entry, Src: src, Image: image}
+	if ex.run.Kind == types.KindRescan {
+		spec.Checks = RescanChecks
+	}
 	var res backend.TestResult
 	t := ex.r.cfg.Tester
 	err = ex.onBackend(ctx, types.StageTest, t, log,
 		func(ctx context.Context) (backend.Handle, error) { return t.StartTest(ctx, spec) },
 		func(ctx context.Context, h backend.Handle) (err error) { res, err = t.WaitTest(ctx, h); return err })
 	checks := ex.checks(res.Checks)
+	if len(spec.Checks) > 0 {
+		checks = onlyChecks(checks, spec.Checks)
+	}
 	if err != nil {
 		return checks, err
 	}

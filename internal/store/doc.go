@@ -40,6 +40,12 @@
 //	    <key>                   -> JSON Report (forge outbox, one per target)
 //	  cascades/, cascades_open/, cascade_roots/, delivered/
 //	                            -> rebuild cascades and last delivered digests (cascade.go)
+//	  rescans/                  (created by the first rescan; no migration)
+//	    <seq>                   -> JSON Rescan: one rescan of every delivered image, with
+//	                               each entry's state (its progress)
+//	  scans/                    (created by the first rescan's first scan)
+//	    <project> 0x00 <seq>    -> JSON Scan: one scan's findings of an entry's delivered
+//	                               image, and what is new or resolved since the one before
 //	  kv/
 //	    <ns>/                   -> nested bucket per namespace
 //	      <key>                 -> opaque bytes (ok-to-test approvals, comment ids, ...)

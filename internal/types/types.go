@@ -65,6 +65,9 @@ const (
 	KindPR RunKind = "pr"
 	// KindTrial builds and tests an entry proposed in an index pull request.
 	KindTrial RunKind = "trial"
+	// KindRescan re-runs the test stage's scans on an entry's delivered
+	// digest: no build, no tag moves, no signing.
+	KindRescan RunKind = "rescan"
 )
 
 // CauseKind says why a run was started.

@@ -8,12 +8,16 @@ import (
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // test pulls the image by digest and runs every check on it, in the run's
 // checkout (cccp.yaml, the Dockerfile for the lint, the user's test
 // script).
 func (b *Backend) test(ctx context.Context, spec backend.TestSpec, log io.Writer) (backend.TestResult, error) {
+	if !checks.NeedsSource(spec.Checks) {
+		return b.testImageOnly(ctx, spec, log)
+	}
 	co, err := b.checkout(ctx, spec.RunID, spec.Src, log)
 	if err != nil {
 		return backend.TestResult{}, err
@@ -37,7 +41,22 @@ func (b *Backend) test(ctx context.Context, spec backend.TestSpec, log io.Writer
 	if err := st.pull(ctx, spec.Image, b.tlsVerify(spec.Image)); err != nil {
 		return backend.TestResult{}, stageErr(ReasonPullFailed, fmt.Errorf("pull %s: %w", spec.Image, err))
 	}
-	checks, err := b.runChecks(ctx, st, checkSpec{image: spec.Image, root: co.root, dockerfile: dockerfile, repoDir: repoDir, config: cfg}, log)
+	checks, err := b.runChecks(ctx, st, checkSpec{image: spec.Image, only: spec.Checks, root: co.root, dockerfile: dockerfile, repoDir: repoDir, config: cfg}, log)
+	return backend.TestResult{Checks: checks}, err
+}
+
+// testImageOnly runs checks that need only the image (a rescan's scans):
+// no checkout, no cccp.yaml.
+func (b *Backend) testImageOnly(ctx context.Context, spec backend.TestSpec, log io.Writer) (backend.TestResult, error) {
+	st, err := b.testStage(ctx, spec.Image, false)
+	if err != nil {
+		return backend.TestResult{}, err
+	}
+	defer st.close()
+	if err := st.pull(ctx, spec.Image, b.tlsVerify(spec.Image)); err != nil {
+		return backend.TestResult{}, stageErr(ReasonPullFailed, fmt.Errorf("pull %s: %w", spec.Image, err))
+	}
+	checks, err := b.runChecks(ctx, st, checkSpec{image: spec.Image, only: spec.Checks}, log)
 	return backend.TestResult{Checks: checks}, err
 }
 
@@ -48,6 +67,7 @@ type checkSpec struct {
 	dockerfile string // absolute path in the checkout
 	repoDir    string // the entry's git-path in the checkout, where test scripts run
 	config     *index.RepoConfig
+	only       []types.CheckName // empty: every check
 }
 
 // runChecks runs the predefined checks and the user's test script, the

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cccp-project/cccp/internal/rescan"
+)
+
+// rescanConfig is `pipeline.rescan`: when every delivered image is scanned
+// again (internal/rescan).
+type rescanConfig struct {
+	// Schedule is a cron line (default rescan.DefaultSchedule, weekly) or
+	// "off".
+	Schedule string `yaml:"schedule"`
+	// Parallel bounds the rescan runs queued or running at once (default
+	// rescan.DefaultParallel).
+	Parallel int `yaml:"parallel"`
+	// Legacy is the old form's value (`pipeline.rescan: 24h`), kept to warn
+	// at start; its period became the schedule "@every 24h".
+	Legacy string `yaml:"-"`
+}
+
+// UnmarshalYAML reads the block form, or the old duration form, which
+// keeps its period: `rescan: 24h` rescans every 24h from cccp's start (it
+// used to rebuild every entry instead), `rescan: 0` never.
+func (r *rescanConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		type plain rescanConfig
+		return n.Decode((*plain)(r))
+	}
+	d, err := time.ParseDuration(n.Value)
+	if n.Value == "0" || n.Value == "" {
+		d, err = 0, nil
+	}
+	if err != nil {
+		return fmt.Errorf("line %d: pipeline.rescan: %q is neither the old duration form (24h) nor a block; write\n  rescan:\n    schedule: %q   # cron: minute hour day-of-month month day-of-week", n.Line, n.Value, rescan.DefaultSchedule)
+	}
+	r.Legacy, r.Schedule = n.Value, rescan.Off
+	if d > 0 {
+		r.Schedule = "@every " + d.String()
+	}
+	return nil
+}
+
+// migration says how to write an old `pipeline.rescan: DURATION` in the
+// new form ("" when the new form is used).
+func (r rescanConfig) migration() string {
+	if r.Legacy == "" {
+		return ""
+	}
+	return fmt.Sprintf("pipeline.rescan: %s is the old form, read as schedule %q; rescans now re-run the scans of delivered images instead of rebuilding them. Write `pipeline.rescan: {schedule: %q}` (or a cron line such as %q) to keep it, or `schedule: off`", r.Legacy, r.Schedule, r.Schedule, rescan.DefaultSchedule)
+}
+
+// defaults fills in the schedule and checks it.
+func (r *rescanConfig) validate() error {
+	if r.Schedule == "" {
+		r.Schedule = rescan.DefaultSchedule
+	}
+	if r.Parallel < 0 {
+		return fmt.Errorf("pipeline.rescan.parallel: %d is negative", r.Parallel)
+	}
+	if _, err := rescan.ParseSchedule(r.Schedule); err != nil {
+		return fmt.Errorf("pipeline.rescan.schedule: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,399 @@
+// Package rescan re-runs the test stage's scans on every delivered image on
+// a schedule, without rebuilding: one pipeline run of kind rescan per entry,
+// on the digest its last passed branch run delivered. It records what each
+// scan found and what changed since the scan before (new and resolved
+// findings), shows a whole rescan's progress entry by entry, and tells an
+// entry's notify-email only when something changed.
+//
+// The scans of many images are spread: at most Parallel rescan runs of one
+// rescan are queued or running at a time, so a rescan of hundreds of images
+// never fills the queue ahead of the pushes and pull requests people wait
+// on.
+package rescan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/pipeline"
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// Runner queues runs and waits for them; *pipeline.Runner implements it.
+type Runner interface {
+	Enqueue(ctx context.Context, req pipeline.Request) (*store.Run, error)
+	Wait(ctx context.Context, id string) (*store.Run, error)
+}
+
+// Store keeps rescans, scans and runs; *store.DB implements it.
+type Store interface {
+	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
+	CreateRescan(ctx context.Context, r *store.Rescan) error
+	UpdateRescan(ctx context.Context, id string, fn func(*store.Rescan) error) (*store.Rescan, error)
+	Rescans(ctx context.Context, limit int) ([]*store.Rescan, error)
+	PutScan(ctx context.Context, s *store.Scan) error
+	Scans(ctx context.Context, project string, limit int) ([]*store.Scan, error)
+}
+
+// Notifier sends one message to people (the notify outbox implements it).
+// It must not block for long: sending is the outbox's job.
+type Notifier interface {
+	Notify(ctx context.Context, to []string, subject, text string) error
+}
+
+// DefaultParallel is how many rescan runs of one rescan are queued or
+// running at once unless configured.
+const DefaultParallel = 2
+
+// Config is what a Scanner needs. Runner, Store and Entries are required.
+type Config struct {
+	Runner Runner
+	Store  Store
+	// Entries is the index now: every entry is rescanned.
+	Entries func() []*index.Entry
+	// Notifier tells an entry's notify-email about changed findings; nil
+	// sends nothing.
+	Notifier Notifier
+	// Parallel bounds the rescan runs of one rescan queued or running at
+	// once (default DefaultParallel).
+	Parallel int
+	// BaseURL is where people reach cccp, for links in messages.
+	BaseURL string
+	Logger  *slog.Logger
+}
+
+// Scanner runs rescans, one at a time.
+type Scanner struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	running string // ID of the rescan under way, "" when none
+	// cur is the progress of the rescan under way, ahead of the store
+	// (flushed every FlushEvery, so a rescan of hundreds of images does not
+	// rewrite its record hundreds of times).
+	cur     *store.Rescan
+	flushed time.Time
+}
+
+// FlushEvery is how often a rescan's progress is written to the store
+// while it runs; Progress shows it live.
+const FlushEvery = time.Second
+
+// ErrBusy is returned when a rescan is asked for while one is under way.
+var ErrBusy = errors.New("a rescan is already under way")
+
+// New checks cfg and returns a Scanner.
+func New(cfg Config) (*Scanner, error) {
+	var missing []string
+	if cfg.Runner == nil {
+		missing = append(missing, "Runner")
+	}
+	if cfg.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if cfg.Entries == nil {
+		missing = append(missing, "Entries")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("rescan: missing configuration: %s", strings.Join(missing, ", "))
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = DefaultParallel
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	return &Scanner{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Run rescans on sched until ctx ends. A rescan still under way when the
+// next is due makes that one skip.
+func (s *Scanner) Run(ctx context.Context, sched Schedule) {
+	if err := s.Recover(ctx); err != nil {
+		s.log.Warn("rescan: close interrupted rescans", "err", err)
+	}
+	for {
+		next := sched.Next(time.Now())
+		if next.IsZero() {
+			return
+		}
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if _, err := s.Rescan(ctx, "schedule"); err != nil && ctx.Err() == nil {
+			s.log.Error("rescan", "err", err)
+		}
+	}
+}
+
+// Recover ends the rescans a stop of cccp left unfinished: their entries
+// that had not ended are marked cancelled (their runs, if queued, resume
+// with the pipeline but are not compared).
+func (s *Scanner) Recover(ctx context.Context) error {
+	list, err := s.cfg.Store.Rescans(ctx, 10)
+	if err != nil {
+		return err
+	}
+	for _, r := range list {
+		if !r.Finished.IsZero() {
+			continue
+		}
+		_, err := s.cfg.Store.UpdateRescan(ctx, r.ID, func(r *store.Rescan) error {
+			for i := range r.Entries {
+				if e := &r.Entries[i]; !e.State.Done() {
+					e.State, e.Note = store.Cancelled, "cccp stopped during this rescan"
+				}
+			}
+			r.Finished = time.Now().UTC()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start begins a rescan of every entry and returns it at once, its work
+// going on until done or ctx ends.
+func (s *Scanner) Start(ctx context.Context, trigger string) (*store.Rescan, error) {
+	r, err := s.begin(ctx, trigger)
+	if err != nil {
+		return nil, err
+	}
+	go s.work(ctx, r)
+	return r, nil
+}
+
+// Rescan rescans every entry and returns when all are done.
+func (s *Scanner) Rescan(ctx context.Context, trigger string) (*store.Rescan, error) {
+	r, err := s.begin(ctx, trigger)
+	if err != nil {
+		return nil, err
+	}
+	return s.work(ctx, r), nil
+}
+
+// target is one entry to rescan and the run that delivered its image.
+type target struct {
+	entry     *index.Entry
+	delivered *store.Run
+	digest    string
+}
+
+// begin records a new rescan: every entry of the index, those with nothing
+// delivered already skipped.
+func (s *Scanner) begin(ctx context.Context, trigger string) (*store.Rescan, error) {
+	s.mu.Lock()
+	if s.running != "" {
+		id := s.running
+		s.mu.Unlock()
+		return nil, fmt.Errorf("rescan %s: %w", id, ErrBusy)
+	}
+	s.running = "starting"
+	s.mu.Unlock()
+	entries := slices.Clone(s.cfg.Entries())
+	slices.SortFunc(entries, func(a, b *index.Entry) int { return strings.Compare(a.Key(), b.Key()) })
+	r := &store.Rescan{Trigger: trigger}
+	for _, e := range entries {
+		re := store.RescanEntry{Project: e.Key(), State: store.Queued}
+		if _, _, err := s.delivered(ctx, e.Key()); err != nil {
+			re.State, re.Note = store.Skipped, err.Error()
+		}
+		r.Entries = append(r.Entries, re)
+	}
+	if err := s.cfg.Store.CreateRescan(ctx, r); err != nil {
+		s.mu.Lock()
+		s.running = ""
+		s.mu.Unlock()
+		return nil, fmt.Errorf("rescan: %w", err)
+	}
+	s.mu.Lock()
+	s.running, s.cur, s.flushed = r.ID, cloneRescan(r), time.Now()
+	s.mu.Unlock()
+	s.log.Info("rescan started", "rescan", r.ID, "entries", len(r.Entries), "trigger", trigger)
+	return r, nil
+}
+
+// errNothingDelivered skips an entry whose image was never delivered.
+var errNothingDelivered = errors.New("nothing delivered yet: no passed branch run")
+
+// delivered finds the newest passed branch run of project and the digest
+// it delivered.
+func (s *Scanner) delivered(ctx context.Context, project string) (*store.Run, string, error) {
+	before := ""
+	for {
+		runs, err := s.cfg.Store.Runs(ctx, store.RunFilter{Project: project, States: []store.State{store.Passed}, Limit: 50, Before: before})
+		if err != nil {
+			return nil, "", fmt.Errorf("find the delivered image: %w", err)
+		}
+		for _, run := range runs {
+			if run.Kind != types.KindBranch {
+				continue
+			}
+			for _, st := range run.Stages {
+				if st.Name == types.StageBuild && st.Digest != "" {
+					return run, st.Digest, nil
+				}
+			}
+		}
+		if len(runs) < 50 {
+			return nil, "", errNothingDelivered
+		}
+		before = runs[len(runs)-1].ID
+	}
+}
+
+// work runs every queued entry of r, at most Parallel at a time, and
+// records the end of r.
+func (s *Scanner) work(ctx context.Context, r *store.Rescan) *store.Rescan {
+	defer func() {
+		s.mu.Lock()
+		s.running, s.cur = "", nil
+		s.mu.Unlock()
+	}()
+	todo := make(chan string)
+	var wg sync.WaitGroup
+	for range s.cfg.Parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for project := range todo {
+				s.scanEntry(ctx, r.ID, project)
+			}
+		}()
+	}
+feed:
+	for _, e := range r.Entries {
+		if e.State != store.Queued {
+			continue
+		}
+		select {
+		case todo <- e.Project:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(todo)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return r // cccp is stopping: Recover closes it at the next start
+	}
+	s.mu.Lock()
+	final := cloneRescan(s.cur)
+	s.mu.Unlock()
+	done, err := s.cfg.Store.UpdateRescan(ctx, r.ID, func(r *store.Rescan) error {
+		r.Entries = final.Entries
+		r.Finished = time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		s.log.Error("rescan: record its end", "rescan", r.ID, "err", err)
+		return r
+	}
+	s.log.Info("rescan finished", "rescan", r.ID, "entries", len(done.Entries), "took", done.Finished.Sub(done.Started))
+	return done
+}
+
+// setEntry changes project's part in the rescan under way, and writes the
+// progress to the store when it was last written FlushEvery ago.
+func (s *Scanner) setEntry(ctx context.Context, id, project string, fn func(e *store.RescanEntry)) {
+	s.mu.Lock()
+	if s.cur == nil || s.cur.ID != id {
+		s.mu.Unlock()
+		return
+	}
+	for i := range s.cur.Entries {
+		if s.cur.Entries[i].Project == project {
+			fn(&s.cur.Entries[i])
+		}
+	}
+	var snap *store.Rescan
+	if time.Since(s.flushed) >= FlushEvery {
+		snap, s.flushed = cloneRescan(s.cur), time.Now()
+	}
+	s.mu.Unlock()
+	if snap == nil {
+		return
+	}
+	_, err := s.cfg.Store.UpdateRescan(context.WithoutCancel(ctx), id, func(r *store.Rescan) error {
+		r.Entries = snap.Entries
+		return nil
+	})
+	if err != nil {
+		s.log.Error("rescan: record progress", "rescan", id, "err", err)
+	}
+}
+
+// Progress is the rescan under way, as it is now (nil when none).
+func (s *Scanner) Progress() *store.Rescan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return nil
+	}
+	return cloneRescan(s.cur)
+}
+
+func cloneRescan(r *store.Rescan) *store.Rescan {
+	c := *r
+	c.Entries = slices.Clone(r.Entries)
+	return &c
+}
+
+// scanEntry runs one entry's rescan run, waits for it, and records its
+// findings.
+func (s *Scanner) scanEntry(ctx context.Context, id, project string) {
+	delivered, digest, err := s.delivered(ctx, project)
+	if err != nil {
+		s.setEntry(ctx, id, project, func(e *store.RescanEntry) { e.State, e.Note = store.Skipped, err.Error() })
+		return
+	}
+	run, err := s.cfg.Runner.Enqueue(ctx, pipeline.Request{
+		Project: project, Kind: types.KindRescan,
+		Cause:  store.Cause{Kind: types.CauseRescan, Detail: "rescan " + id},
+		GitURL: delivered.GitURL, Branch: delivered.Branch, Commit: delivered.Commit, Digest: digest,
+	})
+	if err != nil {
+		state, note := store.Failed, err.Error()
+		if errors.Is(err, pipeline.ErrUnknownProject) {
+			state, note = store.Skipped, "no longer in the index"
+		}
+		s.setEntry(ctx, id, project, func(e *store.RescanEntry) { e.State, e.Note = state, note })
+		return
+	}
+	s.setEntry(ctx, id, project, func(e *store.RescanEntry) { e.State, e.RunID = store.Running, run.ID })
+	done, err := s.cfg.Runner.Wait(ctx, run.ID)
+	if err != nil {
+		return // cccp is stopping
+	}
+	scan, err := s.record(ctx, id, delivered, done, digest)
+	if err != nil {
+		s.log.Error("rescan: record findings", "rescan", id, "project", project, "err", err)
+	}
+	state, note := done.State, done.Error
+	if state == store.Failed && scan != nil && scan.State == store.Passed {
+		// The scans ran and found something: that is the scan's result,
+		// not a failure to scan.
+		state, note = store.Passed, ""
+	}
+	changed := scan != nil && (len(scan.New) > 0 || len(scan.Resolved) > 0)
+	s.setEntry(ctx, id, project, func(e *store.RescanEntry) { e.State, e.Note, e.Changed = state, note, changed })
+	if changed {
+		s.notify(ctx, project, scan)
+	}
+}

@@ -1,0 +1,164 @@
+package rescan
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/pipeline"
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// The bookkeeping of rescans over the no-op backend: what is recorded per
+// entry, when people are told, the progress, and entries to skip.
+// TestRescanLocal (local_test.go) runs the same with real scans.
+func TestRescanRecordsChangesAndNotifiesOnlyOnChange(t *testing.T) {
+	w := newNoopWorld(t, 3, 2)
+	ctx := context.Background()
+	// One entry more that never delivered anything.
+	w.entries = append(w.entries, &index.Entry{AppID: "bench", JobID: "new", GitURL: "file:///git/y", GitBranch: "master", DesiredTag: "latest"})
+
+	updates := map[string][]string{} // image digest -> package updates the repository offers
+	w.be.scans = func(image string) []backend.CheckResult {
+		_, d, _ := strings.Cut(image, "@")
+		if u := updates[d]; len(u) > 0 {
+			return []backend.CheckResult{{Name: types.CheckPackageUpdates, State: backend.CheckFailed, Findings: u}}
+		}
+		return []backend.CheckResult{{Name: types.CheckPackageUpdates, State: backend.CheckPassed}}
+	}
+	rescan := func() *store.Rescan {
+		t.Helper()
+		r, err := w.scanner.Rescan(ctx, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	r1 := rescan() // nothing changed since the deliveries
+	if got := w.notes.list(); len(got) != 0 {
+		t.Errorf("first rescan, nothing new: sent %q", got)
+	}
+	if r1.Done() != 4 || r1.Finished.IsZero() {
+		t.Errorf("rescan 1: %d of %d done, finished %v", r1.Done(), len(r1.Entries), r1.Finished)
+	}
+	skipped := r1.Entries[slices.IndexFunc(r1.Entries, func(e store.RescanEntry) bool { return e.Project == "bench/new:latest" })]
+	if skipped.State != store.Skipped || !strings.Contains(skipped.Note, "nothing delivered") {
+		t.Errorf("entry without a delivery: %+v", skipped)
+	}
+
+	updates[digestOf(1)] = []string{"musl-1.2.4-r2 < 1.2.4-r3"}
+	rescan()
+	want := []string{"team001@example.org: cccp rescan of bench/app001:latest: 1 new finding"}
+	if got := w.notes.list(); !slices.Equal(got, want) {
+		t.Errorf("after a new update: sent %q, want %q", got, want)
+	}
+	r3 := rescan() // unchanged
+	if got := w.notes.list(); !slices.Equal(got, want) {
+		t.Errorf("after an unchanged rescan: sent %q, want only %q", got, want)
+	}
+	for _, e := range r3.Entries {
+		if e.Changed {
+			t.Errorf("unchanged rescan: %s marked changed", e.Project)
+		}
+	}
+	delete(updates, digestOf(1))
+	rescan()
+	want = append(want, "team001@example.org: cccp rescan of bench/app001:latest: 1 resolved finding")
+	if got := w.notes.list(); !slices.Equal(got, want) {
+		t.Errorf("after the update was taken: sent %q, want %q", got, want)
+	}
+
+	scans, err := w.db.Scans(ctx, "bench/app001:latest", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var history []string
+	for _, s := range slices.Backward(scans) {
+		history = append(history, strings.Join([]string{string(s.State), count(s.Findings), "+" + count(s.New), "-" + count(s.Resolved)}, " "))
+	}
+	if want := []string{"passed 0 +0 -0", "passed 1 +1 -0", "passed 1 +0 -0", "passed 0 +0 -1"}; !slices.Equal(history, want) {
+		t.Errorf("history %q, want %q", history, want)
+	}
+	if w.be.tests != 12 {
+		t.Errorf("%d scans ran, want 12 (3 delivered entries, 4 rescans)", w.be.tests)
+	}
+}
+
+func count(f []store.Finding) string { return string(rune('0' + len(f))) }
+
+func TestRescanRefusesASecondAtOnce(t *testing.T) {
+	w := newNoopWorld(t, 1, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.scanner.mu.Lock()
+	w.scanner.running = "7"
+	w.scanner.mu.Unlock()
+	if _, err := w.scanner.Rescan(ctx, "test"); err == nil || !strings.Contains(err.Error(), "rescan 7: a rescan is already under way") {
+		t.Errorf("second rescan: %v", err)
+	}
+}
+
+// BenchmarkRescan300 is the bar of issue 11: a rescan of 300 delivered
+// images with the no-op backend, from the trigger to every scan recorded
+// (the runs queued, tested by nothing, their findings compared and stored,
+// the progress written), under 1 s.
+func BenchmarkRescan300(b *testing.B) {
+	w := newNoopWorld(b, 300, 4)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		r, err := w.scanner.Rescan(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Done() != 300 {
+			b.Fatalf("%d of 300 done", r.Done())
+		}
+	}
+}
+
+// BenchmarkRescan300Queue is the scheduling alone: from the trigger to a
+// rescan run of each of 300 delivered images stored and queued (each
+// entry's delivered digest found, the rescan recorded), with nothing
+// working the queue. BenchmarkRescan300 adds the runs' own work over the
+// no-op backend (each run's durable state changes) and the findings.
+func BenchmarkRescan300Queue(b *testing.B) {
+	w := newNoopWorld(b, 300, 4)
+	ctx := context.Background()
+	runner := w.scanner.cfg.Runner.(interface {
+		Cancel(ctx context.Context, id, reason string) error
+	})
+	b.ResetTimer()
+	for b.Loop() {
+		r, err := w.scanner.begin(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var ids []string
+		for _, e := range r.Entries {
+			d, digest, err := w.scanner.delivered(ctx, e.Project)
+			if err != nil {
+				b.Fatal(err)
+			}
+			run, err := w.scanner.cfg.Runner.Enqueue(ctx, pipeline.Request{Project: e.Project, Kind: types.KindRescan,
+				Cause: store.Cause{Kind: types.CauseRescan}, Commit: d.Commit, Digest: digest})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, run.ID)
+		}
+		b.StopTimer()
+		for _, id := range ids {
+			runner.Cancel(ctx, id, "bench")
+		}
+		w.scanner.mu.Lock()
+		w.scanner.running, w.scanner.cur = "", nil
+		w.scanner.mu.Unlock()
+		b.StartTimer()
+	}
+}
