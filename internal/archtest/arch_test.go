@@ -105,9 +105,10 @@ var allowed = map[string][]string{
 	"internal/store":  {"internal/types"},
 	"internal/runlog": nil,
 	// email about finished runs through the store's outbox
-	"internal/notify": {"internal/explain", "internal/redact", "internal/store", "internal/types"},
-	"internal/web":    {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
-	"internal/index":  {"internal/redact", "internal/safefs"},
+	"internal/notify":    {"internal/explain", "internal/redact", "internal/store", "internal/types"},
+	"internal/web":       {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
+	"internal/index":     {"internal/redact", "internal/safefs"},
+	"internal/retention": {"internal/store", "internal/types"},
 	// the one live index (entries and graph, swapped atomically) and the
 	// lines of a log that explain a failure
 	"internal/liveindex": {"internal/index"},

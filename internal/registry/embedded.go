@@ -79,9 +79,14 @@ type Embedded struct {
 	host   string
 	served chan error
 
-	// writes is held shared by every write request and exclusively by GC,
-	// so a collection sees no manifest or blob arrive half-way.
+	// writes is held shared by every write request, and by every read of a
+	// blob or manifest by digest, and exclusively by GC's sweep, so a
+	// collection sees no manifest or blob arrive half-way (gc.go).
 	writes sync.RWMutex
+	gcMu   sync.Mutex // one GC at a time
+	// touched holds the digests requests named recently, by hex digest.
+	touchMu sync.Mutex
+	touched map[string]time.Time
 
 	// fresh holds connections that have not sent a request yet; Close
 	// ends them at once (net/http would wait 5 s for each).
@@ -119,6 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Embedded, error) {
 	e := &Embedded{
 		cfg: cfg, log: log, dlog: distributionLogger(log), creds: creds,
 		served: make(chan error, 1), fresh: map[net.Conn]bool{},
+		touched: map[string]time.Time{},
 	}
 	e.app, err = newApp(withLogger(context.Background(), e.dlog), e.storageDir())
 	if err != nil {
@@ -268,12 +274,23 @@ func (e *Embedded) handler() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(withLogger(r.Context(), e.dlog))
+		digests, byDigest := digestsOf(r)
+		for _, d := range digests {
+			e.touch(d)
+		}
 		switch {
 		case isBase(r) && !authorized(r):
 			// The version check is where clients learn the auth scheme;
 			// a challenge here makes docker, skopeo and buildah send
 			// credentials later (reads pass without them anyway).
 			unauthorized(w)
+		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && byDigest:
+			// Whether a blob exists decides whether a client uploads it:
+			// the answer must not change between GC's decision and its
+			// deletion.
+			e.writes.RLock()
+			defer e.writes.RUnlock()
+			e.app.ServeHTTP(w, r)
 		case r.Method == http.MethodGet || r.Method == http.MethodHead:
 			e.app.ServeHTTP(w, r)
 		case !authorized(r):

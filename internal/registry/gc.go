@@ -2,17 +2,55 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/distribution/distribution/v3/registry/storage"
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
+
+// Online garbage collection
+//
+// distribution's own collector (storage.MarkAndSweep) is an offline tool:
+// it assumes nothing is pushed while it runs, so a manifest pushed during
+// its mark may refer to a blob its sweep then deletes. cccp collects while
+// it serves, so GC works in two phases over the filesystem layout:
+//
+//  1. Mark, with pushes going on. Every tag's current manifest is a root,
+//     and so is every manifest revision linked less than GCKeepRecent ago
+//     (a push by digest whose tag comes later, such as the children of an
+//     index). From the roots, manifests are read and the config, layers,
+//     child manifests and subject they name are marked. An untagged
+//     manifest whose subject is marked (a referrer) is marked too.
+//  2. Re-mark and sweep, with a short pause. GC takes the registry's gate
+//     exclusively: write requests, and reads that ask for a blob or a
+//     manifest by digest (how a client decides to skip an upload), wait
+//     until it ends; nothing fails. Under the gate GC marks again, which
+//     reads only tags and manifests that changed since phase 1, then
+//     deletes what is still unmarked and old: manifest revisions (and their
+//     tag history entries), blobs, and the layer links of deleted blobs.
+//
+// What phase 2 keeps although unmarked, so that a push in progress never
+// loses a blob it counts on:
+//   - a blob whose data, or any repository's link to it, was written less
+//     than GCKeepRecent ago (layers sent before their manifest, a blob
+//     mounted from another repository);
+//   - a blob or manifest that a request named by digest less than
+//     GCKeepRecent ago (the registry remembers them in memory): a client
+//     that found a layer present and skipped its upload pushes its
+//     manifest within that time.
+//
+// Uploads in progress live in _uploads until committed and are never
+// swept. The pause lasts as long as the second mark and the deletions,
+// milliseconds for a few thousand tags; a long blob download that started
+// before the pause delays it (and the requests queued behind it), it does
+// not fail anything. A client that waits longer than GCKeepRecent between
+// sending a layer and its manifest may find the layer gone and must push
+// it again, as with any registry that collects garbage.
 
 // GCStats counts what a garbage collection removed (or, in a dry run,
 // would remove).
@@ -23,133 +61,414 @@ type GCStats struct {
 	BytesFreed        int64 // size of those blobs
 	LayerLinksDeleted int   // per-repository links to such blobs
 	// KeptRecent counts unreferenced manifests, blobs and links kept
-	// because they were written less than Config.GCKeepRecent ago (a push
-	// in progress).
+	// because they were written or asked for less than
+	// Config.GCKeepRecent ago (a push in progress).
 	KeptRecent int
+	// Paused is how long writes waited for the sweep.
+	Paused time.Duration
 }
 
-// storage root inside the driver, as distribution lays it out.
-const v2Root = "/docker/registry/v2"
+// storage root inside the driver's root folder, as distribution lays it out.
+const v2Root = "docker/registry/v2"
 
-// GC removes untagged manifests and the blobs only they used, with
-// distribution's mark and sweep. Every tagged image, and every manifest a
-// tagged index refers to, is kept whole.
-//
-// GC runs on the live registry with writes paused: write requests wait
-// until it ends, reads go on. Because a client pushes layers before the
-// manifest that refers to them, anything written less than
-// Config.GCKeepRecent ago is kept. With dryRun nothing is deleted and the
-// stats say what would be.
+// GC removes untagged manifests and the blobs no tagged manifest refers
+// to, while the registry serves; see "Online garbage collection" above.
+// With dryRun nothing is deleted and the stats say what would be.
 func (e *Embedded) GC(ctx context.Context, dryRun bool) (GCStats, error) {
-	e.writes.Lock()
-	defer e.writes.Unlock()
-	ctx = withLogger(ctx, e.dlog)
+	e.gcMu.Lock() // one collection at a time
+	defer e.gcMu.Unlock()
+	now := time.Now()
+	g := &collector{root: filepath.Join(e.storageDir(), v2Root), cutoff: now.Add(-e.cfg.GCKeepRecent),
+		marked: map[string]bool{}, manifests: map[string]*manifestRefs{}}
+	if err := g.mark(ctx); err != nil {
+		return GCStats{}, fmt.Errorf("gc: mark: %w", err)
+	}
 
-	fs := filesystem.New(filesystem.DriverParameters{RootDirectory: e.storageDir(), MaxThreads: 25})
-	stats := GCStats{DryRun: dryRun}
-	d := &gcDriver{StorageDriver: fs, dryRun: dryRun, cutoff: time.Now().Add(-e.cfg.GCKeepRecent), stats: &stats}
-	if err := d.findRecentLinks(ctx); err != nil {
-		return GCStats{}, fmt.Errorf("gc: %w", err)
+	e.writes.Lock()
+	paused := time.Now()
+	defer e.writes.Unlock()
+	if err := g.mark(ctx); err != nil {
+		return GCStats{}, fmt.Errorf("gc: mark again: %w", err)
 	}
-	reg, err := storage.NewRegistry(ctx, d, storage.EnableDelete)
+	g.touched = e.touchedSince(g.cutoff)
+	stats, err := g.sweep(ctx, dryRun)
+	stats.Paused = time.Since(paused)
 	if err != nil {
-		return GCStats{}, fmt.Errorf("gc: %w", err)
-	}
-	err = storage.MarkAndSweep(ctx, d, reg, storage.GCOpts{RemoveUntagged: true, Quiet: true})
-	if err != nil && !isEmptyStorage(err) {
-		return stats, fmt.Errorf("gc: %w", err)
+		return stats, fmt.Errorf("gc: sweep: %w", err)
 	}
 	e.log.Info("registry garbage collected", "dry_run", dryRun, "manifests", stats.ManifestsDeleted,
-		"blobs", stats.BlobsDeleted, "bytes", stats.BytesFreed, "kept_recent", stats.KeptRecent)
+		"blobs", stats.BlobsDeleted, "bytes", stats.BytesFreed, "kept_recent", stats.KeptRecent,
+		"paused", stats.Paused)
 	return stats, nil
 }
 
-// isEmptyStorage reports the error MarkAndSweep gives on a registry that
-// has never stored anything.
-func isEmptyStorage(err error) bool {
-	var nf storagedriver.PathNotFoundError
-	return errors.As(err, &nf) || strings.Contains(err.Error(), "Path not found")
+// touch notes that a request named digest (a blob or a manifest).
+func (e *Embedded) touch(digest string) {
+	hex, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || !isHex(hex) {
+		return
+	}
+	e.touchMu.Lock()
+	e.touched[hex] = time.Now()
+	e.touchMu.Unlock()
 }
 
-// gcDriver sits between MarkAndSweep and the filesystem driver: it counts
-// deletions, keeps recent content and, in a dry run, deletes nothing.
-type gcDriver struct {
-	storagedriver.StorageDriver
-	dryRun bool
+// touchedSince returns the digests named after cutoff and forgets older
+// ones.
+func (e *Embedded) touchedSince(cutoff time.Time) map[string]bool {
+	e.touchMu.Lock()
+	defer e.touchMu.Unlock()
+	out := map[string]bool{}
+	for d, at := range e.touched {
+		if at.After(cutoff) {
+			out[d] = true
+		} else {
+			delete(e.touched, d)
+		}
+	}
+	return out
+}
+
+// digestsOf returns the digests a registry request names: a blob or a
+// manifest by digest, an upload's digest or a mount's source.
+func digestsOf(r *http.Request) (digests []string, byDigest bool) {
+	p := r.URL.Path
+	for _, kind := range []string{"/blobs/", "/manifests/"} {
+		if i := strings.LastIndex(p, kind); i >= 0 {
+			last := p[i+len(kind):]
+			if strings.HasPrefix(last, "sha256:") {
+				digests = append(digests, last)
+				byDigest = true
+			}
+		}
+	}
+	q := r.URL.Query()
+	for _, k := range []string{"digest", "mount"} {
+		if d := q.Get(k); d != "" {
+			digests = append(digests, d)
+		}
+	}
+	return digests, byDigest
+}
+
+func isHex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// collector is one garbage collection over the storage folder.
+type collector struct {
+	root   string
 	cutoff time.Time
 
-	mu     sync.Mutex
-	stats  *GCStats
-	recent map[string]bool // blob hex digests linked into a repository recently
+	marked    map[string]bool          // blob hex digests in use
+	manifests map[string]*manifestRefs // parsed manifests by hex digest
+	repos     []*repoState
+	touched   map[string]bool
 }
 
-// findRecentLinks notes the blobs that a repository linked after the
-// cutoff: an old blob being mounted into a new repository must survive
-// even when no manifest refers to it yet.
-func (d *gcDriver) findRecentLinks(ctx context.Context) error {
-	d.recent = map[string]bool{}
-	err := d.StorageDriver.Walk(ctx, v2Root+"/repositories", func(fi storagedriver.FileInfo) error {
-		p := fi.Path()
-		if fi.IsDir() || path.Base(p) != "link" || !strings.Contains(p, "/_layers/") {
+// repoState is what the last mark saw of one repository.
+type repoState struct {
+	dir        string               // folder of the repository
+	revisions  map[string]time.Time // manifest hex -> link time
+	layerLinks map[string]time.Time // blob hex -> link time
+}
+
+// manifestRefs is what a manifest refers to.
+type manifestRefs struct {
+	blobs     []string // config and layers
+	manifests []string // children of an index
+	subject   string
+}
+
+// mark walks every repository and marks what its tags and recent
+// revisions reach. A second call re-reads the links but parses only
+// manifests it has not seen.
+func (g *collector) mark(ctx context.Context) error {
+	g.repos = nil
+	err := filepath.WalkDir(filepath.Join(g.root, "repositories"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() {
 			return nil
 		}
-		if fi.ModTime().After(d.cutoff) {
-			d.recent[path.Base(path.Dir(p))] = true
+		switch d.Name() {
+		case "_uploads", "_layers":
+			return filepath.SkipDir
+		case "_manifests":
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			repo, err := g.markRepo(filepath.Dir(p))
+			if err != nil {
+				return err
+			}
+			g.repos = append(g.repos, repo)
+			return filepath.SkipDir
 		}
 		return nil
 	})
-	var nf storagedriver.PathNotFoundError
-	if errors.As(err, &nf) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	return err
 }
 
-func (d *gcDriver) isRecent(ctx context.Context, p string) bool {
-	fi, err := d.StorageDriver.Stat(ctx, p)
-	return err == nil && fi.ModTime().After(d.cutoff)
+func (g *collector) markRepo(dir string) (*repoState, error) {
+	r := &repoState{dir: dir}
+	var err error
+	if r.revisions, err = links(filepath.Join(dir, "_manifests", "revisions", "sha256")); err != nil {
+		return nil, err
+	}
+	if r.layerLinks, err = links(filepath.Join(dir, "_layers", "sha256")); err != nil {
+		return nil, err
+	}
+	tags, err := os.ReadDir(filepath.Join(dir, "_manifests", "tags"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	for _, t := range tags {
+		b, err := os.ReadFile(filepath.Join(dir, "_manifests", "tags", t.Name(), "current", "link"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a tag being written or deleted
+		}
+		if err != nil {
+			return nil, err
+		}
+		g.markManifest(strings.TrimPrefix(strings.TrimSpace(string(b)), "sha256:"))
+	}
+	for hex, at := range r.revisions {
+		if at.After(g.cutoff) {
+			g.markManifest(hex)
+		}
+	}
+	// Referrers: an untagged manifest whose subject is in use.
+	for changed := true; changed; {
+		changed = false
+		for hex := range r.revisions {
+			if g.marked[hex] {
+				continue
+			}
+			if m := g.parse(hex); m != nil && m.subject != "" && g.marked[m.subject] {
+				g.markManifest(hex)
+				changed = true
+			}
+		}
+	}
+	return r, nil
 }
 
-// Delete classifies what MarkAndSweep removes by its path.
-func (d *gcDriver) Delete(ctx context.Context, p string) error {
-	var count func()
-	switch {
-	case strings.HasPrefix(p, v2Root+"/blobs/"):
-		hex := path.Base(p)
-		data, err := d.StorageDriver.Stat(ctx, p+"/data")
-		if d.recent[hex] || (err == nil && data.ModTime().After(d.cutoff)) {
-			return d.keep()
-		}
-		var size int64
-		if err == nil {
-			size = data.Size()
-		}
-		count = func() { d.stats.BlobsDeleted++; d.stats.BytesFreed += size }
-	case strings.Contains(p, "/_layers/"):
-		if d.isRecent(ctx, p) {
-			return d.keep()
-		}
-		count = func() { d.stats.LayerLinksDeleted++ }
-	case strings.Contains(p, "/_manifests/revisions/"):
-		if d.isRecent(ctx, p+"/link") {
-			return d.keep()
-		}
-		count = func() { d.stats.ManifestsDeleted++ }
-	default: // tag history entries of a removed manifest
-		count = func() {}
+// links reads a folder of <hex>/link entries into hex -> link time.
+func links(dir string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
 	}
-	d.mu.Lock()
-	count()
-	d.mu.Unlock()
-	if d.dryRun {
+	if err != nil {
+		return nil, err
+	}
+	for _, ent := range ents {
+		if !isHex(ent.Name()) {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(dir, ent.Name(), "link"))
+		if err != nil {
+			continue // being written or removed
+		}
+		out[ent.Name()] = fi.ModTime()
+	}
+	return out, nil
+}
+
+func (g *collector) blobPath(hex string) string {
+	return filepath.Join(g.root, "blobs", "sha256", hex[:2], hex)
+}
+
+// parse reads manifest hex once; nil if it is missing or not a manifest.
+func (g *collector) parse(hex string) *manifestRefs {
+	if m, ok := g.manifests[hex]; ok {
+		return m
+	}
+	var m *manifestRefs
+	defer func() { g.manifests[hex] = m }()
+	b, err := os.ReadFile(filepath.Join(g.blobPath(hex), "data"))
+	if err != nil {
 		return nil
 	}
-	return d.StorageDriver.Delete(ctx, p)
+	type desc struct {
+		Digest string `json:"digest"`
+	}
+	var raw struct {
+		Config    *desc  `json:"config"`
+		Layers    []desc `json:"layers"`
+		Blobs     []desc `json:"blobs"`
+		Manifests []desc `json:"manifests"`
+		Subject   *desc  `json:"subject"`
+		FSLayers  []struct {
+			BlobSum string `json:"blobSum"`
+		} `json:"fsLayers"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil
+	}
+	hexOf := func(d string) string { return strings.TrimPrefix(d, "sha256:") }
+	m = &manifestRefs{}
+	if raw.Config != nil {
+		m.blobs = append(m.blobs, hexOf(raw.Config.Digest))
+	}
+	for _, l := range append(raw.Layers, raw.Blobs...) {
+		m.blobs = append(m.blobs, hexOf(l.Digest))
+	}
+	for _, l := range raw.FSLayers {
+		m.blobs = append(m.blobs, hexOf(l.BlobSum))
+	}
+	for _, c := range raw.Manifests {
+		m.manifests = append(m.manifests, hexOf(c.Digest))
+	}
+	if raw.Subject != nil {
+		m.subject = hexOf(raw.Subject.Digest)
+	}
+	return m
 }
 
-func (d *gcDriver) keep() error {
-	d.mu.Lock()
-	d.stats.KeptRecent++
-	d.mu.Unlock()
+func (g *collector) markManifest(hex string) {
+	if !isHex(hex) || g.marked[hex] {
+		return
+	}
+	g.marked[hex] = true
+	m := g.parse(hex)
+	if m == nil {
+		return
+	}
+	for _, b := range m.blobs {
+		g.marked[b] = true
+	}
+	for _, c := range m.manifests {
+		g.markManifest(c)
+	}
+}
+
+// sweep deletes (or, dry, counts) what the mark left.
+func (g *collector) sweep(ctx context.Context, dryRun bool) (GCStats, error) {
+	stats := GCStats{DryRun: dryRun}
+	remove := func(p string) error {
+		if dryRun {
+			return nil
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+		return nil
+	}
+	recentLink := map[string]bool{}
+	for _, r := range g.repos {
+		for hex, at := range r.layerLinks {
+			if at.After(g.cutoff) {
+				recentLink[hex] = true
+			}
+		}
+	}
+
+	// Blobs.
+	deleted := map[string]bool{}
+	shards, err := os.ReadDir(filepath.Join(g.root, "blobs", "sha256"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return stats, err
+	}
+	for _, shard := range shards {
+		if err := ctx.Err(); err != nil {
+			return stats, err
+		}
+		ents, err := os.ReadDir(filepath.Join(g.root, "blobs", "sha256", shard.Name()))
+		if err != nil {
+			return stats, err
+		}
+		for _, ent := range ents {
+			hex := ent.Name()
+			if !isHex(hex) || g.marked[hex] {
+				continue
+			}
+			fi, err := os.Stat(filepath.Join(g.blobPath(hex), "data"))
+			if err != nil {
+				continue // being written
+			}
+			if recentLink[hex] || g.touched[hex] || fi.ModTime().After(g.cutoff) {
+				stats.KeptRecent++
+				continue
+			}
+			if err := remove(g.blobPath(hex)); err != nil {
+				return stats, err
+			}
+			deleted[hex] = true
+			stats.BlobsDeleted++
+			stats.BytesFreed += fi.Size()
+		}
+	}
+
+	// Manifest revisions and layer links, per repository.
+	for _, r := range g.repos {
+		for hex, at := range r.revisions {
+			if g.marked[hex] {
+				continue
+			}
+			if at.After(g.cutoff) || g.touched[hex] {
+				stats.KeptRecent++
+				continue
+			}
+			if err := remove(filepath.Join(r.dir, "_manifests", "revisions", "sha256", hex)); err != nil {
+				return stats, err
+			}
+			if err := g.removeTagHistory(r.dir, hex, remove); err != nil {
+				return stats, err
+			}
+			stats.ManifestsDeleted++
+		}
+		for hex, at := range r.layerLinks {
+			if g.marked[hex] {
+				continue
+			}
+			if at.After(g.cutoff) {
+				stats.KeptRecent++
+				continue
+			}
+			if !deleted[hex] {
+				continue // the blob stays for another reason
+			}
+			if err := remove(filepath.Join(r.dir, "_layers", "sha256", hex)); err != nil {
+				return stats, err
+			}
+			stats.LayerLinksDeleted++
+		}
+	}
+	return stats, nil
+}
+
+// removeTagHistory removes the entries of tags that once pointed at
+// manifest hex.
+func (g *collector) removeTagHistory(repoDir, hex string, remove func(string) error) error {
+	tags, err := os.ReadDir(filepath.Join(repoDir, "_manifests", "tags"))
+	if err != nil {
+		return nil
+	}
+	for _, t := range tags {
+		p := filepath.Join(repoDir, "_manifests", "tags", t.Name(), "index", "sha256", hex)
+		if _, err := os.Stat(p); err == nil {
+			if err := remove(p); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
