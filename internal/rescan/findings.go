@@ -54,11 +54,11 @@ func diff(before, now []store.Finding) (added, resolved []store.Finding) {
 	return added, resolved
 }
 
-// record stores what the rescan run found and what changed since the
+// scanOf is what the rescan run found and what changed since the
 // previous scan of the same digest, or, when there is none (the first
 // rescan, or the first since a new image was delivered), since the
 // delivering run's own scans.
-func (s *Scanner) record(ctx context.Context, rescanID string, delivered, run *store.Run, digest string) (*store.Scan, error) {
+func (s *Scanner) scanOf(ctx context.Context, rescanID string, delivered, run *store.Run, digest string) (*store.Scan, error) {
 	ctx = context.WithoutCancel(ctx)
 	scan := &store.Scan{Project: run.Project, RescanID: rescanID, RunID: run.ID, Digest: digest,
 		Time: run.Finished, State: store.Failed}
@@ -73,9 +73,6 @@ func (s *Scanner) record(ctx context.Context, rescanID string, delivered, run *s
 			return nil, err
 		}
 		scan.New, scan.Resolved = diff(before, now)
-	}
-	if err := s.cfg.Store.PutScan(ctx, scan); err != nil {
-		return nil, fmt.Errorf("store scan of %s: %w", run.Project, err)
 	}
 	return scan, nil
 }

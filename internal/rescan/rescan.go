@@ -39,7 +39,7 @@ type Store interface {
 	CreateRescan(ctx context.Context, r *store.Rescan) error
 	UpdateRescan(ctx context.Context, id string, fn func(*store.Rescan) error) (*store.Rescan, error)
 	Rescans(ctx context.Context, limit int) ([]*store.Rescan, error)
-	PutScan(ctx context.Context, s *store.Scan) error
+	SaveRescan(ctx context.Context, r *store.Rescan, scans []*store.Scan) error
 	Scans(ctx context.Context, project string, limit int) ([]*store.Scan, error)
 }
 
@@ -81,6 +81,7 @@ type Scanner struct {
 	// (flushed every FlushEvery, so a rescan of hundreds of images does not
 	// rewrite its record hundreds of times).
 	cur     *store.Rescan
+	pending []*store.Scan // recorded since the last write
 	flushed time.Time
 }
 
@@ -291,27 +292,21 @@ feed:
 	close(todo)
 	wg.Wait()
 	if ctx.Err() != nil {
-		return r // cccp is stopping: Recover closes it at the next start
+		s.flush(ctx, time.Time{}) // the scans that ended; Recover closes the rescan at the next start
+		return r
 	}
-	s.mu.Lock()
-	final := cloneRescan(s.cur)
-	s.mu.Unlock()
-	done, err := s.cfg.Store.UpdateRescan(ctx, r.ID, func(r *store.Rescan) error {
-		r.Entries = final.Entries
-		r.Finished = time.Now().UTC()
-		return nil
-	})
-	if err != nil {
-		s.log.Error("rescan: record its end", "rescan", r.ID, "err", err)
+	done := s.flush(ctx, time.Now().UTC())
+	if done == nil {
 		return r
 	}
 	s.log.Info("rescan finished", "rescan", r.ID, "entries", len(done.Entries), "took", done.Finished.Sub(done.Started))
 	return done
 }
 
-// setEntry changes project's part in the rescan under way, and writes the
-// progress to the store when it was last written FlushEvery ago.
-func (s *Scanner) setEntry(ctx context.Context, id, project string, fn func(e *store.RescanEntry)) {
+// setEntry changes project's part in the rescan under way, adds its scan
+// (if any) to the next write, and writes when the last write was
+// FlushEvery ago.
+func (s *Scanner) setEntry(ctx context.Context, id, project string, scan *store.Scan, fn func(e *store.RescanEntry)) {
 	s.mu.Lock()
 	if s.cur == nil || s.cur.ID != id {
 		s.mu.Unlock()
@@ -322,21 +317,44 @@ func (s *Scanner) setEntry(ctx context.Context, id, project string, fn func(e *s
 			fn(&s.cur.Entries[i])
 		}
 	}
-	var snap *store.Rescan
-	if time.Since(s.flushed) >= FlushEvery {
-		snap, s.flushed = cloneRescan(s.cur), time.Now()
+	if scan != nil {
+		s.pending = append(s.pending, scan)
 	}
+	due := time.Since(s.flushed) >= FlushEvery
 	s.mu.Unlock()
-	if snap == nil {
-		return
+	if due {
+		s.flush(ctx, time.Time{})
 	}
-	_, err := s.cfg.Store.UpdateRescan(context.WithoutCancel(ctx), id, func(r *store.Rescan) error {
-		r.Entries = snap.Entries
+}
+
+// flush writes the progress of the rescan under way and the scans recorded
+// since the last write in one transaction, then tells people about the
+// scans that changed: after the write, so a stop of cccp in between never
+// loses a scan that someone was told about. finished, when set, ends the
+// rescan.
+func (s *Scanner) flush(ctx context.Context, finished time.Time) *store.Rescan {
+	s.mu.Lock()
+	if s.cur == nil {
+		s.mu.Unlock()
 		return nil
-	})
-	if err != nil {
-		s.log.Error("rescan: record progress", "rescan", id, "err", err)
 	}
+	snap, scans := cloneRescan(s.cur), s.pending
+	snap.Finished = finished
+	s.pending, s.flushed = nil, time.Now()
+	s.mu.Unlock()
+	if err := s.cfg.Store.SaveRescan(context.WithoutCancel(ctx), snap, scans); err != nil {
+		s.log.Error("rescan: record progress and findings", "rescan", snap.ID, "scans", len(scans), "err", err)
+		s.mu.Lock()
+		s.pending = append(scans, s.pending...) // the next write tries again
+		s.mu.Unlock()
+		return nil
+	}
+	for _, sc := range scans {
+		if len(sc.New) > 0 || len(sc.Resolved) > 0 {
+			s.notify(ctx, sc.Project, sc)
+		}
+	}
+	return snap
 }
 
 // Progress is the rescan under way, as it is now (nil when none).
@@ -360,7 +378,7 @@ func cloneRescan(r *store.Rescan) *store.Rescan {
 func (s *Scanner) scanEntry(ctx context.Context, id, project string) {
 	delivered, digest, err := s.delivered(ctx, project)
 	if err != nil {
-		s.setEntry(ctx, id, project, func(e *store.RescanEntry) { e.State, e.Note = store.Skipped, err.Error() })
+		s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.Note = store.Skipped, err.Error() })
 		return
 	}
 	run, err := s.cfg.Runner.Enqueue(ctx, pipeline.Request{
@@ -373,17 +391,17 @@ func (s *Scanner) scanEntry(ctx context.Context, id, project string) {
 		if errors.Is(err, pipeline.ErrUnknownProject) {
 			state, note = store.Skipped, "no longer in the index"
 		}
-		s.setEntry(ctx, id, project, func(e *store.RescanEntry) { e.State, e.Note = state, note })
+		s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.Note = state, note })
 		return
 	}
-	s.setEntry(ctx, id, project, func(e *store.RescanEntry) { e.State, e.RunID = store.Running, run.ID })
+	s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.RunID = store.Running, run.ID })
 	done, err := s.cfg.Runner.Wait(ctx, run.ID)
 	if err != nil {
 		return // cccp is stopping
 	}
-	scan, err := s.record(ctx, id, delivered, done, digest)
+	scan, err := s.scanOf(ctx, id, delivered, done, digest)
 	if err != nil {
-		s.log.Error("rescan: record findings", "rescan", id, "project", project, "err", err)
+		s.log.Error("rescan: compare findings", "rescan", id, "project", project, "err", err)
 	}
 	state, note := done.State, done.Error
 	if state == store.Failed && scan != nil && scan.State == store.Passed {
@@ -392,8 +410,5 @@ func (s *Scanner) scanEntry(ctx context.Context, id, project string) {
 		state, note = store.Passed, ""
 	}
 	changed := scan != nil && (len(scan.New) > 0 || len(scan.Resolved) > 0)
-	s.setEntry(ctx, id, project, func(e *store.RescanEntry) { e.State, e.Note, e.Changed = state, note, changed })
-	if changed {
-		s.notify(ctx, project, scan)
-	}
+	s.setEntry(ctx, id, project, scan, func(e *store.RescanEntry) { e.State, e.Note, e.Changed = state, note, changed })
 }

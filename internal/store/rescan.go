@@ -237,3 +237,54 @@ func putJSON(b *bolt.Bucket, k []byte, v any, what string) error {
 	}
 	return b.Put(k, raw)
 }
+
+// SaveRescan writes r's progress and end (its Entries and Finished) and
+// stores scans, in one transaction: a rescan of hundreds of images writes
+// its findings in a few batches, not one transaction each. Each scan gets
+// its ID.
+func (db *DB) SaveRescan(ctx context.Context, r *Rescan, scans []*Scan) error {
+	seq, err := parseRunID(r.ID)
+	if err != nil {
+		return fmt.Errorf("save rescan: %w", err)
+	}
+	for _, s := range scans {
+		if s.Project == "" {
+			return errors.New("save rescan: a scan with an empty project")
+		}
+		if err := checkName("project", s.Project); err != nil {
+			return fmt.Errorf("save rescan: %w", err)
+		}
+	}
+	return db.update(ctx, func(root *bolt.Bucket) error {
+		b := root.Bucket(bucketRescans)
+		if b == nil || b.Get(seqKey(seq)) == nil {
+			return fmt.Errorf("rescan %s: %w", r.ID, ErrNotFound)
+		}
+		stored, err := decodeRescan(seqKey(seq), b.Get(seqKey(seq)))
+		if err != nil {
+			return err
+		}
+		stored.Entries, stored.Finished = r.Entries, r.Finished
+		if err := putJSON(b, seqKey(seq), stored, "rescan "+r.ID); err != nil {
+			return err
+		}
+		if len(scans) == 0 {
+			return nil
+		}
+		sb, err := root.CreateBucketIfNotExists(bucketScans)
+		if err != nil {
+			return fmt.Errorf("save rescan: %w", err)
+		}
+		for _, s := range scans {
+			sseq, err := sb.NextSequence()
+			if err != nil {
+				return fmt.Errorf("save rescan: %w", err)
+			}
+			s.ID = strconv.FormatUint(sseq, 10)
+			if err := putJSON(sb, projectKey(s.Project, sseq), s, "scan of "+s.Project); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
