@@ -2,6 +2,7 @@
 #   make demo   set up this machine (Debian) and run the pipeline on the example index
 #   make test   run every test (installs the container tools it needs first)
 #   make bench  run the benchmarks and write BENCHMARKS.md
+#   make image  build, test and deliver cccp's own image with cccp (deploy/Containerfile)
 
 GO        ?= go
 BIN       := bin/cccp
@@ -9,7 +10,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 DATA      ?= $(CURDIR)/.cccp-data
 
-.PHONY: all build deps tools demo test test-short bench fuzz lint clean
+.PHONY: all build deps tools demo image test test-short bench fuzz lint clean
 
 all: build
 
@@ -26,6 +27,11 @@ tools:
 
 demo: deps build
 	./hack/demo.sh $(BIN) $(DATA)
+
+# image builds, tests and delivers cccp's own image through cccp's own
+# pipeline (testdata/image; the committed HEAD of this branch).
+image: deps build
+	./hack/image.sh $(BIN) $(DATA)
 
 test: deps tools
 	$(GO) vet ./...

@@ -2,14 +2,15 @@
 # Installs the system packages cccp drives on one machine: buildah builds,
 # podman and runc run test containers, skopeo checks delivered images,
 # busybox-static makes base images without a registry, chromium runs the
-# browser tests. Repository code runs in a box: bubblewrap for scripts,
+# browser tests, debootstrap makes the Debian base of the test that builds
+# cccp's own image. Repository code runs in a box: bubblewrap for scripts,
 # rootless podman (uidmap, slirp4netns, fuse-overlayfs) for their
 # containers, both as the unprivileged user CCCP_SANDBOX_USER (default
 # cccp-sandbox), which this script creates with subuid/subgid ranges and
 # a container storage of its own. Debian 12 package names; needs root (or
 # sudo). Idempotent: a second run changes nothing.
 set -euo pipefail
-pkgs=(git buildah podman runc skopeo busybox-static chromium wrk uidmap slirp4netns fuse-overlayfs bubblewrap)
+pkgs=(git buildah podman runc skopeo busybox-static chromium wrk uidmap slirp4netns fuse-overlayfs bubblewrap debootstrap)
 sandbox_user="${CCCP_SANDBOX_USER:-cccp-sandbox}"
 sandbox_home="${CCCP_SANDBOX_HOME:-/var/lib/$sandbox_user}"
 

@@ -220,7 +220,7 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 	}
 	args = append(args, fmt.Sprintf("--layers=%t", !req.NoLayers), "--iidfile", iid.Name(), "-f", dfPath, "-t", req.Image)
 	regConf := filepath.Join(filepath.Dir(iid.Name()), filepath.Base(iid.Name())+"-registries.conf")
-	if err := regconf.Write(regConf, "/etc/containers/registries.conf", req.InsecureRegistries); err != nil {
+	if err := regconf.Write(regConf, regconf.Base(os.Getenv), req.InsecureRegistries); err != nil {
 		return "", nil, err
 	}
 	defer os.Remove(regConf)

@@ -14,6 +14,20 @@ import (
 	"strconv"
 )
 
+// System is the machine's registries.conf.
+const System = "/etc/containers/registries.conf"
+
+// Base is the registries.conf that cccp's own builds and pulls start from:
+// $CONTAINERS_REGISTRIES_CONF when the operator set it for cccp (a mirror
+// of docker.io where no public registry can be reached, say), else System.
+// getenv is os.Getenv outside tests.
+func Base(getenv func(string) string) string {
+	if p := getenv("CONTAINERS_REGISTRIES_CONF"); p != "" {
+		return p
+	}
+	return System
+}
+
 // Generate returns base's content (the machine's registries.conf; a missing
 // file is empty) followed by one [[registry]] table per insecure host with
 // `insecure = true`. A host base already names is left as base has it.

@@ -45,3 +45,22 @@ func TestGenerate(t *testing.T) {
 		})
 	}
 }
+
+func TestBase(t *testing.T) {
+	for _, tc := range []struct{ name, env, want string }{
+		{"unset: the machine's", "", System},
+		{"set by the operator", "/etc/cccp/registries.conf", "/etc/cccp/registries.conf"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Base(func(k string) string {
+				if k == "CONTAINERS_REGISTRIES_CONF" {
+					return tc.env
+				}
+				return ""
+			})
+			if got != tc.want {
+				t.Errorf("Base = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -393,7 +393,7 @@ func (b *Box) Puller() *podman.Runner {
 // `insecure = true` (plain HTTP or an unverified certificate allowed),
 // every other registry verified.
 func (b *Box) WriteRegistriesConf(insecure []string) error {
-	return regconf.Write(b.RegistriesConf(), "/etc/containers/registries.conf", insecure)
+	return regconf.Write(b.RegistriesConf(), regconf.Base(os.Getenv), insecure)
 }
 
 func (b *Box) startService(ctx context.Context) error {

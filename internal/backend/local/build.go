@@ -150,6 +150,7 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	}
 	if _, err := b.cfg.Buildah.Build(ctx, buildah.BuildRequest{
 		ContextDir: contextDir, Dockerfile: dockerfile, Image: local, Log: log, InsecureRegistries: b.cfg.InsecureRegistries,
+		BuildArgs: buildArgs(spec),
 	}); err != nil {
 		b.removeImage(local)
 		return res, stageErr(ReasonBuildFailed, err)
@@ -166,4 +167,12 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	}
 	res.Digest = digest
 	return res, nil
+}
+
+// buildArgs are the build arguments every build gets, the same the
+// OpenShift backend passes: a Dockerfile that declares `ARG CCCP_COMMIT`
+// can stamp the commit it was built from (deploy/Containerfile does).
+// Arguments a Dockerfile does not declare change nothing.
+func buildArgs(spec backend.BuildSpec) map[string]string {
+	return map[string]string{"CCCP_RUN_ID": spec.RunID, "CCCP_COMMIT": spec.Src.Commit}
 }
