@@ -110,6 +110,9 @@ type Config struct {
 	// page and serves the document at /projects/{app}/{job}/sbom; nil
 	// hides them.
 	SBOMs SBOMs
+	// Cascades shows the open rebuild cascades on the dashboard (what
+	// waits on what); nil hides them.
+	Cascades CascadeReader
 	// Backup enables GET /api/v1/backup (admins only); nil: 404.
 	Backup Backuper
 	// SigningKey is the public key (PKIX PEM) delivered images are signed
