@@ -31,8 +31,11 @@ func newRunCommand() *cobra.Command {
 		Short: "Build, test and deliver index entries on this machine",
 		Long: `run builds, tests and delivers the named entries of the index (default: all of
 them), parents before children, with buildah and podman on this machine. Images
-go to the embedded registry unless --registry names another. It exits 1 if any
-pipeline failed.`,
+go to the embedded registry unless --registry names another. Named entries
+(of --kind branch) are followed by every descendant whose inputs changed: a
+child is rebuilt, against its parents' new digests, once all of its rebuilt
+parents delivered; the summary says which were rebuilt and which were up to
+date. It exits 1 if any pipeline failed.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if indexPath == "" {
 				return usageError{fmt.Errorf("--index is required")}
@@ -73,8 +76,15 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 		return usageError{err}
 	}
 
+	// Named entries of a branch run: run them, then every descendant whose
+	// inputs changed, through the pipeline's cascade (run_cascade.go).
+	cascading := len(names) > 0 && types.RunKind(kind) == types.KindBranch
 	progress := newProgress(stderr)
-	env, err := openPipeline(ctx, f, f.logger(stderr), progress.observe, pipelineOptions{blocking: blocking})
+	opts := pipelineOptions{blocking: blocking}
+	if cascading {
+		opts.chainChildren, opts.graph = true, graphChildren(graph)
+	}
+	env, err := openPipeline(ctx, f, f.logger(stderr), progress.observe, opts)
 	if err != nil {
 		return err
 	}
@@ -87,6 +97,9 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 		fmt.Fprintf(stderr, "cccp: embedded registry at %s (anonymous pulls; data in %s)\n", env.reg.Host(), f.data)
 	}
 
+	if cascading {
+		return runCascades(ctx, stdout, stderr, env, f, graph, selected)
+	}
 	results := map[string]*store.Run{}
 	skipped := map[string]string{}
 	for _, layer := range graph.Layers() {

@@ -169,7 +169,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	ui, err := web.New(web.Config{
 		SigningKey: signKey.PublicKeyPEM(),
 		BaseURL:    cfg.BaseURL, Runs: env.db, Backup: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
-		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client}, Outbox: outbox,
+		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client}, Outbox: outbox, Cascades: env.db,
 		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
 		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
 		Sessions:       web.StoreSessions(env.db),

@@ -3,7 +3,9 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/cascade"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -25,6 +27,7 @@ type CascadeStore interface {
 	BindCascadeRun(ctx context.Context, id, project, run string) error
 	OpenCascades(ctx context.Context) ([]*store.Cascade, error)
 	CascadeRun(ctx context.Context, id, project string) (string, error)
+	LatestRuns(ctx context.Context, kind string) (map[string]*store.Run, error)
 }
 
 // UpToDate tells whether a passed run delivered nothing new because its
@@ -64,10 +67,16 @@ func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) e
 	// Only the nodes this transaction claimed are queued here: another
 	// node's result returns the same cascade with nodes claimed and queued
 	// by someone else, not yet bound.
+	// A run that may start a cascade plans it with the FROM edges of the
+	// latest builds, read before the transaction.
+	children := r.cfg.Children
+	if run, err := r.cfg.Store.Run(ctx, id); err == nil && run.Kind == types.KindBranch && run.Cause.Cascade == "" {
+		children = r.childrenOf(ctx, cs)
+	}
 	var claimed []claim
 	step := func(run *store.Run, prev string, part *store.Cascade) *store.Cascade {
 		claimed = claimed[:0]
-		start, part2 := r.cascadeStep(run, prev, part)
+		start, part2 := r.cascadeStep(run, prev, part, children)
 		claimed = append(claimed, part2...)
 		return start
 	}
@@ -89,6 +98,53 @@ type claim struct {
 	project string
 }
 
+// childrenOf is Config.Children (the index's depends-on) joined by the
+// edges the Dockerfiles' FROM lines gave: every entry whose latest branch
+// build started FROM a pinned image of another entry is that entry's child,
+// even when its depends-on does not say so. (An entry cccp never built has
+// no recorded FROM yet; its depends-on is all there is.)
+func (r *Runner) childrenOf(ctx context.Context, cs CascadeStore) func(string) []string {
+	latest, err := cs.LatestRuns(ctx, string(types.KindBranch))
+	if err != nil {
+		r.log.Warn("cascade: FROM edges of the latest builds", "err", err) // some records unreadable
+	}
+	learned := map[string][]string{}
+	for child, run := range latest {
+		if _, ok := r.cfg.Entries(child); !ok {
+			continue
+		}
+		for _, b := range stageOf(run, types.StageBuild).Bases {
+			if !b.Pinned {
+				continue
+			}
+			repo, tag, ok := backend.OwnImage(b.Image, r.cfg.OwnRegistries)
+			if !ok {
+				continue
+			}
+			parent := entryNameOf(repo) + ":" + tag
+			if _, ok := r.cfg.Entries(parent); ok && parent != child && !slices.Contains(learned[parent], child) {
+				learned[parent] = append(learned[parent], child)
+			}
+		}
+	}
+	for _, kids := range learned {
+		slices.Sort(kids)
+	}
+	return func(key string) []string {
+		kids := r.cfg.Children(key)
+		if len(learned[key]) == 0 {
+			return kids
+		}
+		out := slices.Clone(kids)
+		for _, c := range learned[key] {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+}
+
 func (r *Runner) cascades() (CascadeStore, bool) {
 	if r.cfg.Children == nil {
 		return nil, false
@@ -102,7 +158,7 @@ func (r *Runner) cascades() (CascadeStore, bool) {
 // delivered a new digest (unless the run is itself part of one, whose plan
 // already holds its descendants).
 // It returns the new cascade and the nodes it claimed (queued).
-func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.Cascade) (*store.Cascade, []claim) {
+func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.Cascade, children func(string) []string) (*store.Cascade, []claim) {
 	out := outcome(run, prev)
 	var claimed []claim
 	if part != nil {
@@ -114,7 +170,7 @@ func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.Cascade) (
 	if run.Kind != types.KindBranch || run.Cause.Cascade != "" || out != cascade.Delivered {
 		return nil, claimed
 	}
-	nodes := cascade.Plan(run.Project, r.cfg.Children)
+	nodes := cascade.Plan(run.Project, children)
 	if len(nodes) == 0 {
 		return nil, claimed
 	}

@@ -263,3 +263,22 @@ func TestCascadeResumesAfterCrashWithoutLosingOrDoubling(t *testing.T) {
 		})
 	}
 }
+
+// A child whose Dockerfile names its parent only in FROM (no depends-on)
+// is in the cascade once cccp built it FROM the parent.
+func TestCascadeFollowsFROMEdgesOfTheLatestBuild(t *testing.T) {
+	h := newHarness(t)
+	h.backend.uniqueDigests = true
+	h.cfg.Children = func(string) []string { return nil } // no depends-on anywhere
+	r := h.start(t)
+	manual := store.Cause{Kind: types.CauseManual}
+	runAndWait(t, r, Request{Project: "demo/base:latest", Cause: manual})
+	if child := runAndWait(t, r, Request{Project: "demo/child:latest", Cause: manual}); child.State != store.Passed {
+		t.Fatalf("child %s", child.State)
+	}
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: manual})
+	c := waitCascade(t, h.db, root.ID)
+	if len(c.Nodes) != 1 || c.Nodes[0].Project != "demo/child:latest" || c.Nodes[0].State != store.CascadeDelivered {
+		t.Fatalf("cascade nodes %+v, want demo/child rebuilt", c.Nodes)
+	}
+}

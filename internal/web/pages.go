@@ -140,6 +140,7 @@ type dashView struct {
 	Rows    []dashRow
 	Total   int
 	Entries int
+	Queue   queueView
 }
 
 // dashboardRows is the dashboard's data: every entry with its newest
@@ -258,6 +259,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	v := dashView{Q: q.Get("q"), Failed: q.Get("failed") == "1", Entries: len(rows)}
 	v.Rows = filterRows(rows, v.Q, v.Failed)
 	v.Total = len(v.Rows)
+	v.Queue = s.queue(r.Context())
 	s.renderTitled(w, r, http.StatusOK, "dashboard", "Projects", v)
 }
 

@@ -112,6 +112,9 @@ type Config struct {
 	SBOMs SBOMs
 	// Outbox enables GET /api/v1/mail, the mail waiting or refused; nil: 404.
 	Outbox Outbox
+	// Cascades shows the open rebuild cascades on the dashboard (what
+	// waits on what); nil hides them.
+	Cascades CascadeReader
 	// Backup enables GET /api/v1/backup (admins only); nil: 404.
 	Backup Backuper
 	// SigningKey is the public key (PKIX PEM) delivered images are signed
