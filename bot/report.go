@@ -96,14 +96,15 @@ func (rp *reporter) flush(ctx context.Context) {
 			if r.Kind == types.KindTrial {
 				continue // reported in the index check
 			}
-			st := b.runStatus(r, c.Limit())
-			rep, err := makeReport(reportStatus, statusKey(r.Cause.Forge, r.Cause.Repo, st), payload{
-				Forge: r.Cause.Forge, Repo: r.Cause.Repo, Status: &st})
-			if err != nil {
-				b.log.Error("status report", "run", r.ID, "err", err)
-				continue
+			for _, st := range append([]event.Status{b.runStatus(r, c.Limit())}, b.foldedStatuses(r)...) {
+				rep, err := makeReport(reportStatus, statusKey(r.Cause.Forge, r.Cause.Repo, st), payload{
+					Forge: r.Cause.Forge, Repo: r.Cause.Repo, Status: &st})
+				if err != nil {
+					b.log.Error("status report", "run", r.ID, "err", err)
+					continue
+				}
+				reports = append(reports, rep)
 			}
-			reports = append(reports, rep)
 		}
 		for key := range prs {
 			reps, err := b.prReports(ctx, key)
