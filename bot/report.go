@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -74,14 +75,15 @@ func (rp *reporter) flush(ctx context.Context) {
 			if r.Kind == types.KindTrial {
 				continue // reported in the index check
 			}
-			st := b.runStatus(r, c.Limit())
-			rep, err := report.Make(report.KindStatus, report.StatusKey(r.Cause.Forge, r.Cause.Repo, st), report.Payload{
-				Forge: r.Cause.Forge, Repo: r.Cause.Repo, Status: &st})
-			if err != nil {
-				b.log.Error("status report", "run", r.ID, "err", err)
-				continue
+			for _, st := range append([]event.Status{b.runStatus(r, c.Limit())}, b.foldedStatuses(r)...) {
+				rep, err := report.Make(report.KindStatus, report.StatusKey(r.Cause.Forge, r.Cause.Repo, st), report.Payload{
+					Forge: r.Cause.Forge, Repo: r.Cause.Repo, Status: &st})
+				if err != nil {
+					b.log.Error("status report", "run", r.ID, "err", err)
+					continue
+				}
+				reports = append(reports, rep)
 			}
-			reports = append(reports, rep)
 		}
 		for key := range prs {
 			reps, err := b.prReports(ctx, key)

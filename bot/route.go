@@ -62,8 +62,19 @@ func (b *Bot) enqueue(ctx context.Context, req pipeline.Request) (*store.Run, er
 			return nil, fmt.Errorf("look up runs of %s: %w", req.Project, err)
 		}
 		for _, r := range runs {
-			if r.Cause.DeliveryID == id && r.Cause.Forge == req.Cause.Forge && r.Kind == req.Kind && r.Cause.Commit == req.Cause.Commit {
-				return r, nil
+			if r.Kind != req.Kind {
+				continue
+			}
+			// The delivery's request is the run's cause, or one folded
+			// into it while it was queued.
+			causes := []store.Cause{r.Cause}
+			for _, f := range r.Folded {
+				causes = append(causes, f.Cause)
+			}
+			for _, c := range causes {
+				if c.DeliveryID == id && c.Forge == req.Cause.Forge && c.Commit == req.Cause.Commit {
+					return r, nil
+				}
 			}
 		}
 	}

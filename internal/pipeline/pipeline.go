@@ -314,6 +314,9 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.push(run)
 		r.qmu.Unlock()
 	}
+	r.qmu.Lock()
+	r.sched.loaded = true
+	r.qmu.Unlock()
 	r.mu.Lock()
 	r.done = make(chan struct{})
 	r.mu.Unlock()
@@ -425,19 +428,24 @@ func plannedStages(kind types.RunKind) []store.Stage {
 
 // supersede cancels older unfinished runs for the same target as run.
 func (r *Runner) supersede(ctx context.Context, run *store.Run) {
-	unfinished, err := r.cfg.Store.UnfinishedRuns(ctx)
-	if err != nil {
-		r.log.Warn("supersede: list runs", "err", err)
-		return
-	}
-	for _, old := range unfinished {
-		// Only older runs: two runs enqueued at once must not cancel each
-		// other.
-		if !olderRun(old.ID, run.ID) || !sameTarget(old, run) {
-			continue
+	// Only older runs: two runs enqueued at once must not cancel each
+	// other.
+	older, ok := r.olderOfTarget(run)
+	if !ok {
+		unfinished, err := r.cfg.Store.UnfinishedRuns(ctx)
+		if err != nil {
+			r.log.Warn("supersede: list runs", "err", err)
+			return
 		}
-		if err := r.Cancel(ctx, old.ID, supersedeReason(run)); err != nil && !errors.Is(err, store.ErrNotFound) {
-			r.log.Warn("supersede", "run", old.ID, "err", err)
+		for _, old := range unfinished {
+			if olderRun(old.ID, run.ID) && sameTarget(old, run) {
+				older = append(older, old.ID)
+			}
+		}
+	}
+	for _, id := range older {
+		if err := r.Cancel(ctx, id, supersedeReason(run)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.log.Warn("supersede", "run", id, "err", err)
 		}
 	}
 }
@@ -480,6 +488,9 @@ func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
 	}
 	r.qmu.Lock()
 	r.drop(id)
+	if run.State.Done() {
+		delete(r.sched.known, id)
+	}
 	r.qmu.Unlock()
 	r.mu.Lock()
 	cancel := r.active[id]

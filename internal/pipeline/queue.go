@@ -32,13 +32,15 @@ const maxFolds = 100
 type scheduler struct {
 	items   []queue.Item
 	targets map[string]string // target key -> ID of its queued, never started run
+	known   map[string]string // run ID -> target key, of every run queued or working here
+	loaded  bool              // Start queued the store's unfinished runs: known has them all
 	running map[string]int    // app-id -> runs working now
 	last    string            // app-id served last
 	wake    chan struct{}     // closed and replaced when an item is added
 }
 
 func newScheduler() scheduler {
-	return scheduler{targets: map[string]string{}, running: map[string]int{}, wake: make(chan struct{})}
+	return scheduler{targets: map[string]string{}, known: map[string]string{}, running: map[string]int{}, wake: make(chan struct{})}
 }
 
 // targetKey names what a run is for: newer requests for the same key
@@ -83,6 +85,7 @@ func (r *Runner) push(run *store.Run) {
 		return
 	}
 	r.sched.items = append(r.sched.items, it)
+	r.sched.known[run.ID] = targetKey(run)
 	if !it.Resumed {
 		r.sched.targets[targetKey(run)] = run.ID
 	}
@@ -122,6 +125,7 @@ func (r *Runner) next(ctx context.Context) (id string, done func(), ok bool) {
 			r.qmu.Unlock()
 			return it.ID, func() {
 				r.qmu.Lock()
+				delete(r.sched.known, it.ID)
 				if r.sched.running[it.Project]--; r.sched.running[it.Project] <= 0 {
 					delete(r.sched.running, it.Project)
 				}
@@ -136,6 +140,24 @@ func (r *Runner) next(ctx context.Context) (id string, done func(), ok bool) {
 			return "", nil, false
 		}
 	}
+}
+
+// olderOfTarget are the IDs of the runs queued or working here that are
+// older than run and of its target; ok is false before Start has queued
+// the store's unfinished runs (then only the store knows them all).
+func (r *Runner) olderOfTarget(run *store.Run) (ids []string, ok bool) {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	if !r.sched.loaded {
+		return nil, false
+	}
+	key := targetKey(run)
+	for id, k := range r.sched.known {
+		if k == key && olderRun(id, run.ID) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, true
 }
 
 // errNotQueued: the run to coalesce with has started or ended meanwhile.

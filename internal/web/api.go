@@ -72,6 +72,15 @@ type apiRun struct {
 	Error    string        `json:"error,omitempty"`
 	Stages   []apiStage    `json:"stages"`
 	Images   []apiImage    `json:"images"`
+	Folded   []apiFold     `json:"folded,omitempty"`
+}
+
+// apiFold is a request folded into a queued run (store.Fold).
+type apiFold struct {
+	Cause  apiCause   `json:"cause"`
+	Commit string     `json:"commit,omitempty"`
+	By     string     `json:"by,omitempty"`
+	At     *time.Time `json:"at,omitempty"`
 }
 
 type apiProject struct {
@@ -110,6 +119,11 @@ func apiImages(ims []store.Image) []apiImage {
 	return out
 }
 
+func (s *Server) apiCauseOf(c store.Cause) apiCause {
+	return apiCause{Kind: c.Kind, Text: s.mask.String(causeText(c)), Commit: c.Commit, Ref: c.Ref, PR: c.PR,
+		Parent: c.Parent, Actor: c.Actor, Forge: c.Forge, Repo: c.Repo}
+}
+
 func (s *Server) apiRunOf(r *store.Run) apiRun {
 	c := r.Cause
 	a := apiRun{
@@ -119,6 +133,9 @@ func (s *Server) apiRunOf(r *store.Run) apiRun {
 		GitURL: s.mask.String(r.GitURL), Branch: r.Branch, Commit: r.Commit,
 		Created: timePtr(r.Created), Started: timePtr(r.Started), Finished: timePtr(r.Finished),
 		Error: s.mask.String(r.Error), Stages: []apiStage{}, Images: apiImages(r.Images),
+	}
+	for _, f := range r.Folded {
+		a.Folded = append(a.Folded, apiFold{Cause: s.apiCauseOf(f.Cause), Commit: f.Commit, By: f.By, At: timePtr(f.At)})
 	}
 	for _, st := range r.Stages {
 		a.Stages = append(a.Stages, apiStage{

@@ -38,3 +38,29 @@ func TestStageWaitingForASlotIsShown(t *testing.T) {
 		t.Errorf("api stages %+v; want the build waiting", got.Stages)
 	}
 }
+
+func TestFoldedRequestsInTheAPI(t *testing.T) {
+	f := newFixture(t)
+	run := f.addRun("acme/web:latest", types.KindBranch, store.Cause{Kind: types.CausePush, Commit: "c2"}, nil, "")
+	if _, err := f.db.UpdateRun(context.Background(), run.ID, func(r *store.Run) error {
+		r.Folded = []store.Fold{{Cause: store.Cause{Kind: types.CausePush, Commit: "c1", DeliveryID: "d1"}, Commit: "c1", By: "c2"}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.get("/api/v1/runs/" + run.ID)
+	var got struct {
+		Folded []struct {
+			Cause struct {
+				Commit string `json:"commit"`
+			} `json:"cause"`
+			By string `json:"by"`
+		} `json:"folded"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("api: %v: %s", err, rec.Body)
+	}
+	if len(got.Folded) != 1 || got.Folded[0].Cause.Commit != "c1" || got.Folded[0].By != "c2" {
+		t.Errorf("folded %+v; want c1 folded by c2", got.Folded)
+	}
+}
