@@ -42,7 +42,9 @@ func TestValidateWatch(t *testing.T) {
 		wantErr string
 	}{
 		{"off", func(*serveConfig) {}, ""},
-		{"on", func(c *serveConfig) { c.Pipeline.Poll.Interval, c.Pipeline.BaseImages.Interval = time.Minute, time.Hour }, ""},
+		{"on", func(c *serveConfig) {
+			c.Pipeline.Poll.Interval, c.Pipeline.BaseImages.Interval = time.Minute, time.Hour
+		}, ""},
 		{"poll too often", func(c *serveConfig) { c.Pipeline.Poll.Interval = time.Second }, "pipeline.poll.interval"},
 		{"base images too often", func(c *serveConfig) { c.Pipeline.BaseImages.Interval = time.Second }, "pipeline.base_images.interval"},
 		{"empty prefix", func(c *serveConfig) { c.Pipeline.Poll.Repos = []string{""} }, "pipeline.poll.repos[0]"},
