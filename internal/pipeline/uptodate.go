@@ -55,7 +55,9 @@ func forced(run *store.Run) bool {
 	return run.Force || run.Cause.Kind == types.CauseRetest
 }
 
-// lastDelivered is the entry's newest passed branch run with a build key.
+// lastDelivered is the entry's newest passed branch run: the one whose image
+// the tags point at. Without a build key (it could not be computed) it is
+// not returned, since an older key would describe another image.
 func (ex *execution) lastDelivered(ctx context.Context) (*store.Run, error) {
 	lister, ok := ex.r.cfg.Store.(runLister)
 	if !ok {
@@ -66,9 +68,13 @@ func (ex *execution) lastDelivered(ctx context.Context) (*store.Run, error) {
 		return nil, fmt.Errorf("last delivered run of %s: %w", ex.run.Project, err)
 	}
 	for _, r := range runs {
-		if r.ID != ex.run.ID && r.Kind == types.KindBranch && r.BuildKey != "" {
-			return r, nil
+		if r.ID == ex.run.ID || r.Kind != types.KindBranch {
+			continue
 		}
+		if r.BuildKey == "" {
+			return nil, nil
+		}
+		return r, nil
 	}
 	return nil, nil
 }

@@ -173,3 +173,25 @@ func TestFullRef(t *testing.T) {
 		}
 	}
 }
+
+// The newest delivered image decides: when the newest passed run has no
+// key (a base digest could not be learnt), an older run's equal key must
+// not make the trigger up to date, since the tags point at the newer image.
+func TestOnlyTheNewestDeliveredRunCounts(t *testing.T) {
+	h := newHarness(t)
+	h.images.digests["reg.test:5000/demo/base:latest"] = digestA
+	r := h.start(t)
+	req := Request{Project: "demo/child:latest", Cause: store.Cause{Kind: types.CausePush}}
+	if run := runAndWait(t, r, req); run.BuildKey == "" || run.UpToDate {
+		t.Fatalf("first run: key %q up to date %v", run.BuildKey, run.UpToDate)
+	}
+	// A forced run whose key could not be stored.
+	forcedRun := runAndWait(t, r, Request{Project: req.Project, Force: true, Cause: store.Cause{Kind: types.CauseManual}})
+	if _, err := h.db.UpdateRun(context.Background(), forcedRun.ID, func(r *store.Run) error { r.BuildKey = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before := builds(h)
+	if run := runAndWait(t, r, req); run.UpToDate || builds(h) == before {
+		t.Errorf("run %s up to date %v, built %v: an older run's key decided", run.ID, run.UpToDate, builds(h) > before)
+	}
+}
