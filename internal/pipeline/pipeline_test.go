@@ -115,6 +115,9 @@ func (b *fakeBackend) wait(ctx context.Context, h backend.Handle) (*fakeJob, err
 
 // fromLine is the first line of the fake repositories' Dockerfiles.
 func fromLine(url string) string {
+	if strings.Contains(url, "external") {
+		return "quay.io/org/img:1" // a base image outside the index
+	}
 	if strings.Contains(url, "child") {
 		return "demo/base:latest"
 	}

@@ -195,3 +195,35 @@ func TestOnlyTheNewestDeliveredRunCounts(t *testing.T) {
 		t.Errorf("run %s up to date %v, built %v: an older run's key decided", run.ID, run.UpToDate, builds(h) > before)
 	}
 }
+
+// A FROM image outside the index is part of the key by the digest its tag
+// points at: a moved tag (what basewatch reports) builds again, and a
+// registry that cannot be asked never makes a run look up to date.
+func TestExternalBaseDigestIsInTheKey(t *testing.T) {
+	h := newHarness(t)
+	e := entry("demo", "ext", "file:///git/external")
+	h.entries[e.Key()] = e
+	h.images.digests["quay.io/org/img:1"] = digestA
+	r := h.start(t)
+	const digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	for _, step := range []struct {
+		name      string
+		change    func()
+		wantBuild bool
+	}{
+		{"first run", func() {}, true},
+		{"unchanged", func() {}, false},
+		{"tag moved", func() { h.images.digests["quay.io/org/img:1"] = digestB }, true},
+		{"unchanged again", func() {}, false},
+		{"registry cannot be asked", func() { delete(h.images.digests, "quay.io/org/img:1") }, true},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			step.change()
+			before := builds(h)
+			run := runAndWait(t, r, Request{Project: e.Key(), Cause: store.Cause{Kind: types.CauseBaseImage}})
+			if built := builds(h) > before; built != step.wantBuild {
+				t.Errorf("built = %v, want %v (%s)", built, step.wantBuild, buildLog(t, h, run.ID))
+			}
+		})
+	}
+}
