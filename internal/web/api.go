@@ -71,6 +71,10 @@ type apiRun struct {
 	Error    string        `json:"error,omitempty"`
 	Stages   []apiStage    `json:"stages"`
 	Images   []apiImage    `json:"images"`
+	// UpToDate: the run's build key equalled the last delivered run's and
+	// it built nothing; BuildKey is that digest.
+	UpToDate bool   `json:"up_to_date,omitempty"`
+	BuildKey string `json:"build_key,omitempty"`
 }
 
 type apiProject struct {
@@ -118,6 +122,7 @@ func (s *Server) apiRunOf(r *store.Run) apiRun {
 		GitURL: s.mask.String(r.GitURL), Branch: r.Branch, Commit: r.Commit,
 		Created: timePtr(r.Created), Started: timePtr(r.Started), Finished: timePtr(r.Finished),
 		Error: s.mask.String(r.Error), Stages: []apiStage{}, Images: apiImages(r.Images),
+		UpToDate: r.UpToDate, BuildKey: r.BuildKey,
 	}
 	for _, st := range r.Stages {
 		a.Stages = append(a.Stages, apiStage{

@@ -35,6 +35,9 @@ func TestUpToDateRunIsShown(t *testing.T) {
 			t.Errorf("%s lacks %q", tc.path, tc.want)
 		}
 	}
+	if body := f.get("/api/v1/runs/" + run.ID).Body.String(); !strings.Contains(body, `"up_to_date": true`) {
+		t.Errorf("the API does not say the run was up to date:\n%s", body)
+	}
 	if body := f.get("/runs/" + run.ID).Body.String(); strings.Contains(body, `<span class="error">UpToDate`) {
 		t.Error("the up-to-date note is shown as an error")
 	}
