@@ -25,6 +25,7 @@ echo "== index lint, 10,000 entries"; gobench ./internal/index 'BenchmarkLint10k
 echo "== registry retag, 10 MB vs 500 MB"; gobench ./internal/registry 'BenchmarkTag' -benchtime 100x
 echo "== dashboard, 300 entries x 30 runs"; gobench ./internal/web 'BenchmarkDashboard$'
 echo "== store: deliveries, latest runs"; gobench ./internal/store 'Benchmark(AcceptDelivery|LatestRuns)$'
+echo "== up-to-date decision"; gobench ./internal/pipeline 'BenchmarkUpToDateDecision$' -benchtime 100x
 echo "== test stage, demo apps"; gobench ./internal/checks 'BenchmarkTestStage$' -benchtime 1x
 echo "== pipeline overhead"; make -s build >/dev/null
 ./hack/bench-pipeline.sh bin/cccp "${BENCH_ROUNDS:-5}" | tee "$work/pipeline.txt"
@@ -53,6 +54,7 @@ Go benchmarks ran $count times; the median is reported. The raw output follows e
 | second run of an unchanged entry reuses the layer cache (issue 3) | yes | $(awk -F': ' '/layer cache hits/ {print $2}' "$work/pipeline.txt") layers from cache |
 | test stage wall time on the demo apps / its longest check run alone (issue 8) | <= 1.25 | base $(metric BenchmarkTestStage/base stage/longest), hello $(metric BenchmarkTestStage/hello stage/longest) |
 | dashboard render, 300 entries x 30 runs (issue 5) | < 50 ms | $(ms "$dash") |
+| "up to date" decision for an unchanged entry, end to end from the trigger (issue 11) | < 50 ms | $(ms "$(nsop 'BenchmarkUpToDateDecision/branch_resolved')") (commit given by the trigger: $(ms "$(nsop 'BenchmarkUpToDateDecision/commit_given')")) |
 | latest run of 300 projects from bbolt | | $(ms "$latest") |
 | store alone: durable deliveries, 64 writers, 25 KB, fsync before return | | $(metric BenchmarkAcceptDelivery deliveries/s)/s, p99 $(metric BenchmarkAcceptDelivery p99-ms) ms |
 

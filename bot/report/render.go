@@ -192,6 +192,9 @@ func FailedStage(r *store.Run) string {
 func RunTitle(r *store.Run) string {
 	switch r.State {
 	case store.Passed:
+		if r.UpToDate {
+			return "up to date, nothing to build"
+		}
 		if !r.Started.IsZero() && !r.Finished.IsZero() {
 			return "passed in " + r.Finished.Sub(r.Started).Round(time.Second).String()
 		}

@@ -25,6 +25,7 @@ func newRunCommand() *cobra.Command {
 		allowFile bool
 		kind      string
 		blocking  []string
+		force     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run --index PATH [APP-ID/JOB-ID...]",
@@ -43,19 +44,20 @@ date. It exits 1 if any pipeline failed.`,
 			if k := types.RunKind(kind); k != types.KindBranch && k != types.KindPR {
 				return usageError{fmt.Errorf("--kind must be %q or %q", types.KindBranch, types.KindPR)}
 			}
-			return runPipelines(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), &f, indexPath, allowFile, kind, blocking, args)
+			return runPipelines(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), &f, indexPath, allowFile, kind, blocking, args, force)
 		},
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&indexPath, "index", "", "the container index: a repository root, an index.d folder or one file")
 	cmd.Flags().BoolVar(&allowFile, "allow-file-urls", false, "allow file:// git URLs in the index")
+	cmd.Flags().BoolVar(&force, "force", false, "build even an entry whose inputs did not change since its last delivered run")
 	cmd.Flags().StringVar(&kind, "kind", string(types.KindBranch), "branch (build, test, deliver) or pr (build and test only)")
 	cmd.Flags().StringSliceVar(&blocking, "blocking", []string{string(types.CheckSmoke), string(types.CheckUserScript)},
 		"checks whose failure fails the test stage: lint, capabilities, package-updates, rpm-verify, language-packages, smoke, user-script")
 	return cmd
 }
 
-func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, indexPath string, allowFile bool, kind string, blocking, names []string) error {
+func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, indexPath string, allowFile bool, kind string, blocking, names []string, force bool) error {
 	idx, findings, err := index.Load(ctx, indexPath, index.LoadOptions{})
 	if err != nil {
 		return err
@@ -114,7 +116,7 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 				fmt.Fprintf(stderr, "%-28s skipped: %s\n", e.Key(), why)
 				continue
 			}
-			run, err := env.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: types.RunKind(kind), Cause: store.Cause{Kind: types.CauseManual, Actor: "cccp run"}})
+			run, err := env.runner.Enqueue(ctx, pipeline.Request{Project: e.Key(), Kind: types.RunKind(kind), Cause: store.Cause{Kind: types.CauseManual, Actor: "cccp run"}, Force: force})
 			if err != nil {
 				return err
 			}
@@ -227,6 +229,9 @@ func printSummary(w io.Writer, idx *index.Index, selected map[string]bool, resul
 			images = strings.Join(refs, " ") + " @" + shortDigest(r.Images[0].Digest)
 		}
 		result := string(r.State)
+		if r.UpToDate {
+			result += " (" + pipeline.UpToDateNote + ")"
+		}
 		if r.Error != "" && r.State != store.Passed {
 			result += " (" + r.Error + ")"
 		}

@@ -216,7 +216,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	}
 
-	if err := startWatchers(ctx, cfg, env.runner, env.db, idx, env.client.Digest, log); err != nil {
+	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.client.Digest, log); err != nil {
 		return err
 	}
 	if _, err := startRescans(ctx, cfg, env, idx, nil, log); err != nil {

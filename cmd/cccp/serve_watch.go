@@ -10,6 +10,7 @@ import (
 
 	"github.com/cccp-project/cccp/internal/basewatch"
 	"github.com/cccp-project/cccp/internal/gitsrc"
+	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/poll"
 	"github.com/cccp-project/cccp/internal/store"
@@ -106,9 +107,20 @@ func (c *serveConfig) polled(gitURL string, hooked map[string]bool) bool {
 	return !hooked[gitHost(gitURL)]
 }
 
+// enqueuer queues runs (the pipeline's Runner).
+type enqueuer interface {
+	Enqueue(ctx context.Context, req pipeline.Request) (*store.Run, error)
+}
+
+// watchedIndex is what the watchers read of the live index.
+type watchedIndex interface {
+	Entries() []*index.Entry
+	Entry(key string) (*index.Entry, bool)
+}
+
 // startWatchers starts polling branch heads and watching base images, as
 // configured, until ctx ends.
-func startWatchers(ctx context.Context, cfg *serveConfig, runner *pipeline.Runner, db *store.DB, idx *indexHolder,
+func startWatchers(ctx context.Context, cfg *serveConfig, runner enqueuer, db *store.DB, idx watchedIndex,
 	head func(ctx context.Context, ref string) (string, error), log *slog.Logger) error {
 	if err := cfg.validateWatch(); err != nil {
 		return err
@@ -119,7 +131,7 @@ func startWatchers(ctx context.Context, cfg *serveConfig, runner *pipeline.Runne
 			Interval: iv,
 			Targets: func() []poll.Target {
 				var out []poll.Target
-				for _, e := range idx.entries() {
+				for _, e := range idx.Entries() {
 					if cfg.polled(e.GitURL, hooked) {
 						out = append(out, poll.Target{Key: e.Key(), GitURL: e.GitURL, Branch: e.GitBranch})
 					}
@@ -147,7 +159,7 @@ func startWatchers(ctx context.Context, cfg *serveConfig, runner *pipeline.Runne
 				if err != nil && len(runs) == 0 {
 					return nil, err
 				}
-				return basewatch.Collect(runs, func(key string) bool { _, ok := idx.live.Entry(key); return ok }), nil
+				return basewatch.Collect(runs, func(key string) bool { _, ok := idx.Entry(key); return ok }), nil
 			},
 			Head: head,
 			Meta: db,

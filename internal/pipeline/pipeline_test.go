@@ -126,6 +126,9 @@ func fromLine(url string) string {
 		job, _, _ = strings.Cut(job, "/")
 		return "demo/" + job + ":latest"
 	}
+	if strings.Contains(url, "external") {
+		return "quay.io/org/img:1" // a base image outside the index
+	}
 	if strings.Contains(url, "child") {
 		return "demo/base:latest"
 	}

@@ -71,6 +71,9 @@ func (ex *execution) stage(ctx context.Context, name types.StageName) error {
 	defer lw.Close()
 	logw := &lockedWriter{w: lw}
 	reattach := ex.reattach[name]
+	if name == types.StageBuild && !reattach && ex.upToDate(ctx, logw) {
+		return nil // recorded in one write: nothing to build
+	}
 	ex.update(ctx, func(run *store.Run) {
 		if run.State == store.Queued {
 			run.State = store.Running
@@ -97,9 +100,6 @@ func (ex *execution) stage(ctx context.Context, name types.StageName) error {
 		err = ex.deliver(sctx, logw)
 	default:
 		err = fmt.Errorf("unknown stage %q", name)
-	}
-	if err == nil && ex.run.UpToDate {
-		return nil
 	}
 	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(sctx), errStageDeadline) {
 		err = &backend.StageError{Reason: ReasonDeadlineExceeded,
@@ -294,9 +294,6 @@ func (ex *execution) build(ctx context.Context, log io.Writer) error {
 	parents, err := ex.parents(ctx, log)
 	if err != nil {
 		return err
-	}
-	if ex.upToDate(ctx, src.Commit, log) {
-		return nil
 	}
 	tag := stageTag(ex.entry, TagTest)
 	if ex.run.Kind != types.KindBranch {

@@ -55,7 +55,9 @@ func forced(run *store.Run) bool {
 	return run.Force || run.Cause.Kind == types.CauseRetest
 }
 
-// lastDelivered is the entry's newest passed branch run with a build key.
+// lastDelivered is the entry's newest passed branch run: the one whose image
+// the tags point at. Without a build key (it could not be computed) it is
+// not returned, since an older key would describe another image.
 func (ex *execution) lastDelivered(ctx context.Context) (*store.Run, error) {
 	lister, ok := ex.r.cfg.Store.(runLister)
 	if !ok {
@@ -66,9 +68,13 @@ func (ex *execution) lastDelivered(ctx context.Context) (*store.Run, error) {
 		return nil, fmt.Errorf("last delivered run of %s: %w", ex.run.Project, err)
 	}
 	for _, r := range runs {
-		if r.ID != ex.run.ID && r.Kind == types.KindBranch && r.BuildKey != "" {
-			return r, nil
+		if r.ID == ex.run.ID || r.Kind != types.KindBranch {
+			continue
 		}
+		if r.BuildKey == "" {
+			return nil, nil
+		}
+		return r, nil
 	}
 	return nil, nil
 }
@@ -177,10 +183,12 @@ func digestOf(ref string) string {
 	return ""
 }
 
-// upToDate decides, before a branch run builds, whether it has anything to
-// build; when not, it records the run as up to date and returns true. Any
-// input it cannot learn makes it build (and say why in the log).
-func (ex *execution) upToDate(ctx context.Context, commit string, log io.Writer) bool {
+// upToDate decides, before a branch run's build stage starts, whether it
+// has anything to build; when not, it records the run as up to date, in one
+// write, and returns true. Any input it cannot learn makes it build (and
+// say why in the log). A branch it resolves is stored as the run's commit
+// either way, so the build does not ask again.
+func (ex *execution) upToDate(ctx context.Context, log io.Writer) bool {
 	if ex.run.Kind != types.KindBranch {
 		return false
 	}
@@ -191,35 +199,29 @@ func (ex *execution) upToDate(ctx context.Context, commit string, log io.Writer)
 		}
 		return false
 	}
-	in, err := ex.keyInputs(ctx, commit)
-	if err != nil {
-		fmt.Fprintf(log, "cccp: building: %v\n", err)
+	commit := ex.run.Commit
+	if commit == "" {
+		if commit, err = ex.r.cfg.Resolver.Resolve(ctx, ex.run.GitURL, ex.run.Branch); err != nil {
+			return false // the build's own resolve fails the run with the reason
+		}
+		fmt.Fprintf(log, "cccp: branch %s of %s is at commit %s\n", ex.run.Branch, redact.URL(ex.run.GitURL), commit)
+	}
+	key, why := ex.currentKey(ctx, commit, last)
+	upToDate := why == "" && key == last.BuildKey
+	switch {
+	case why != "":
+		fmt.Fprintf(log, "cccp: building: %s\n", why)
+	case upToDate && forced(ex.run):
+		fmt.Fprintf(log, "cccp: inputs unchanged since run %s, building anyway (forced)\n", last.ID)
+		upToDate = false
+	}
+	if !upToDate {
+		if ex.run.Commit == "" {
+			ex.update(ctx, func(run *store.Run) { run.Commit = commit })
+		}
 		return false
 	}
 	build := stageOf(last, types.StageBuild)
-	for _, b := range build.Bases {
-		d, err := ex.baseDigest(ctx, b.Image, b.Pinned)
-		if err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
-			fmt.Fprintf(log, "cccp: building: digest of FROM %s: %v\n", b.Image, err)
-			return false
-		}
-		in.Bases = append(in.Bases, buildkey.Base{Image: b.Image, Digest: d})
-	}
-	key, err := buildkey.Sum(in)
-	if err != nil {
-		fmt.Fprintf(log, "cccp: building: %v\n", err)
-		return false
-	}
-	if key != last.BuildKey {
-		return false
-	}
-	if forced(ex.run) {
-		fmt.Fprintf(log, "cccp: inputs unchanged since run %s, building anyway (forced)\n", last.ID)
-		return false
-	}
 	fmt.Fprintf(log, "cccp: %s: inputs unchanged since run %s (build key %s)\n", UpToDateNote, last.ID, key)
 	var images []store.Image
 	for _, im := range last.Images {
@@ -231,7 +233,10 @@ func (ex *execution) upToDate(ctx context.Context, commit string, log io.Writer)
 	note := UpToDateNote + " (same inputs as run " + last.ID + ")"
 	ex.update(ctx, func(run *store.Run) {
 		now := time.Now().UTC()
-		run.UpToDate, run.BuildKey, run.Images = true, key, images
+		if run.State == store.Queued {
+			run.State, run.Started = store.Running, now
+		}
+		run.Commit, run.UpToDate, run.BuildKey, run.Images = commit, true, key, images
 		for i := range run.Stages {
 			s := &run.Stages[i]
 			if s.State == store.Queued || s.State == store.Running {
@@ -242,7 +247,28 @@ func (ex *execution) upToDate(ctx context.Context, commit string, log io.Writer)
 			}
 		}
 	})
-	return true
+	return ex.run.UpToDate
+}
+
+// currentKey is the build key of commit with the bases of the last
+// delivered run as they resolve now, or why there is none.
+func (ex *execution) currentKey(ctx context.Context, commit string, last *store.Run) (key, why string) {
+	in, err := ex.keyInputs(ctx, commit)
+	if err != nil {
+		return "", err.Error()
+	}
+	for _, b := range stageOf(last, types.StageBuild).Bases {
+		d, err := ex.baseDigest(ctx, b.Image, b.Pinned)
+		if err != nil {
+			return "", fmt.Sprintf("digest of FROM %s: %v", b.Image, err)
+		}
+		in.Bases = append(in.Bases, buildkey.Base{Image: b.Image, Digest: d})
+	}
+	key, err = buildkey.Sum(in)
+	if err != nil {
+		return "", err.Error()
+	}
+	return key, ""
 }
 
 // recordKey stores the key of what a build built, with the bases the

@@ -48,7 +48,7 @@ func (f *fakeTrees) ObjectIDs(_ context.Context, _, _ string, paths ...string) (
 
 func (f *fakeTrees) set(p, id string) { f.mu.Lock(); f.ids[p] = id; f.mu.Unlock() }
 
-func builds(h *harness) int {
+func buildCount(h *harness) int {
 	n := 0
 	for _, c := range h.rec.list() {
 		if strings.HasPrefix(c, "build ") {
@@ -90,11 +90,11 @@ func TestUnchangedRetriggerBuildsNothing(t *testing.T) {
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			step.change()
-			before := builds(h)
+			before := buildCount(h)
 			req := step.req
 			req.Project = "demo/child:latest"
 			run := runAndWait(t, r, req)
-			built := builds(h) > before
+			built := buildCount(h) > before
 			if built != step.wantBuild {
 				t.Fatalf("built = %v, want %v (run %s %s, up to date %v)", built, step.wantBuild, run.ID, stageStates(run), run.UpToDate)
 			}
@@ -171,5 +171,59 @@ func TestFullRef(t *testing.T) {
 		if got := fullRef(tc.in); got != tc.want {
 			t.Errorf("fullRef(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// The newest delivered image decides: when the newest passed run has no
+// key (a base digest could not be learnt), an older run's equal key must
+// not make the trigger up to date, since the tags point at the newer image.
+func TestOnlyTheNewestDeliveredRunCounts(t *testing.T) {
+	h := newHarness(t)
+	h.images.digests["reg.test:5000/demo/base:latest"] = digestA
+	r := h.start(t)
+	req := Request{Project: "demo/child:latest", Cause: store.Cause{Kind: types.CausePush}}
+	if run := runAndWait(t, r, req); run.BuildKey == "" || run.UpToDate {
+		t.Fatalf("first run: key %q up to date %v", run.BuildKey, run.UpToDate)
+	}
+	// A forced run whose key could not be stored.
+	forcedRun := runAndWait(t, r, Request{Project: req.Project, Force: true, Cause: store.Cause{Kind: types.CauseManual}})
+	if _, err := h.db.UpdateRun(context.Background(), forcedRun.ID, func(r *store.Run) error { r.BuildKey = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before := buildCount(h)
+	if run := runAndWait(t, r, req); run.UpToDate || buildCount(h) == before {
+		t.Errorf("run %s up to date %v, built %v: an older run's key decided", run.ID, run.UpToDate, buildCount(h) > before)
+	}
+}
+
+// A FROM image outside the index is part of the key by the digest its tag
+// points at: a moved tag (what basewatch reports) builds again, and a
+// registry that cannot be asked never makes a run look up to date.
+func TestExternalBaseDigestIsInTheKey(t *testing.T) {
+	h := newHarness(t)
+	e := entry("demo", "ext", "file:///git/external")
+	h.entries[e.Key()] = e
+	h.images.digests["quay.io/org/img:1"] = digestA
+	r := h.start(t)
+	const digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	for _, step := range []struct {
+		name      string
+		change    func()
+		wantBuild bool
+	}{
+		{"first run", func() {}, true},
+		{"unchanged", func() {}, false},
+		{"tag moved", func() { h.images.digests["quay.io/org/img:1"] = digestB }, true},
+		{"unchanged again", func() {}, false},
+		{"registry cannot be asked", func() { delete(h.images.digests, "quay.io/org/img:1") }, true},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			step.change()
+			before := buildCount(h)
+			run := runAndWait(t, r, Request{Project: e.Key(), Cause: store.Cause{Kind: types.CauseBaseImage}})
+			if built := buildCount(h) > before; built != step.wantBuild {
+				t.Errorf("built = %v, want %v (%s)", built, step.wantBuild, buildLog(t, h, run.ID))
+			}
+		})
 	}
 }

@@ -47,6 +47,14 @@ func causeText(c store.Cause) string {
 		return "manual" + by
 	case types.CauseRetest:
 		return "retest" + by
+	case types.CausePoll:
+		s := "branch moved (polled)"
+		if c.Commit != "" {
+			s += " to " + shortCommit(c.Commit)
+		}
+		return s
+	case types.CauseBaseImage:
+		return "base image changed"
 	case "":
 		return "unknown"
 	}
@@ -157,6 +165,8 @@ type runRow struct {
 	ID, Project, State, Cause, Commit, Branch string
 	When, Duration, Error                     string
 	Stages                                    []stageCell
+	// UpToDate: the run found its inputs unchanged and built nothing.
+	UpToDate bool
 }
 
 func (s *Server) runRow(now time.Time, r *store.Run) runRow {
@@ -164,7 +174,7 @@ func (s *Server) runRow(now time.Time, r *store.Run) runRow {
 		ID: r.ID, Project: r.Project, Kind: r.Kind, State: string(r.State),
 		Cause: s.mask.String(causeText(r.Cause)), Commit: shortCommit(r.Commit), Branch: r.Branch,
 		When: ago(now, lastTime(r)), Duration: runDuration(now, r), Error: s.mask.String(r.Error),
-		Stages: stageCells(r),
+		Stages: stageCells(r), UpToDate: r.UpToDate,
 	}
 }
 
