@@ -21,8 +21,8 @@ import (
 //	dpkg    /var/lib/dpkg/status and /var/lib/dpkg/status.d/* (distroless)
 //	go      module and dependency versions of Go binaries (debug/buildinfo)
 //	busybox the BusyBox version string of a busybox binary
-//	rpm     rpmdb.sqlite and ndb Packages.db under /var/lib/rpm or
-//	        /usr/lib/sysimage/rpm (rpm.go); not yet Berkeley DB (CentOS 7)
+//	rpm     rpmdb.sqlite, ndb Packages.db and Berkeley DB Packages under
+//	        /var/lib/rpm or /usr/lib/sysimage/rpm (rpm.go)
 
 // maxScan bounds what is read of one file: a package database or an
 // executable larger than this is not a package cccp can describe.
@@ -280,11 +280,15 @@ var rpmDatabases = map[string]bool{
 	"/usr/lib/sysimage/rpm/rpmdb.sqlite": true,
 	"/var/lib/rpm/Packages.db":           true,
 	"/usr/lib/sysimage/rpm/Packages.db":  true,
+	"/var/lib/rpm/Packages":              true,
 }
 
 func rpmBlobs(p string, data []byte) ([][]byte, error) {
-	if strings.HasSuffix(p, ".sqlite") {
+	switch {
+	case strings.HasSuffix(p, ".sqlite"):
 		return rpmSQLiteBlobs(data)
+	case strings.HasSuffix(p, ".db"):
+		return ndbBlobs(data)
 	}
-	return ndbBlobs(data)
+	return bdbBlobs(data)
 }

@@ -18,9 +18,10 @@ import (
 //	        Packages(hnum INTEGER PRIMARY KEY, blob BLOB), one header per row
 //	ndb     /var/lib/rpm/Packages.db, /usr/lib/sysimage/rpm/Packages.db
 //	        (SUSE): rpm's own slot file of header blobs
+//	bdb     /var/lib/rpm/Packages (rpm < 4.16: CentOS 7 and 8): a Berkeley DB
+//	        hash database, one header per value
 //
-// Berkeley DB (/var/lib/rpm/Packages of CentOS 7 and 8) is not read yet.
-// Each row or blob is an rpm header (see rpmHeader).
+// Each row, blob or value is an rpm header (see rpmHeader).
 
 // rpm header tags read (rpmtag.h).
 const (
@@ -234,6 +235,92 @@ func ndbBlobs(b []byte) ([][]byte, error) {
 		out = append(out, b[start+16:start+16+n])
 		if len(out) > maxPackages {
 			return nil, fmt.Errorf("%w: more than %d packages", ErrTooLarge, maxPackages)
+		}
+	}
+	return out, nil
+}
+
+// ---- Berkeley DB (rpm < 4.16: CentOS 7 and 8)
+
+const (
+	bdbHashMagic    = 0x061561
+	bdbHeaderSize   = 26 // every page's header
+	bdbHashUnsorted = 2  // hash page type before Berkeley DB 4.6 (CentOS 5)
+	bdbHash         = 13 // hash page type
+	bdbHOffPage     = 3  // an item stored on overflow pages
+)
+
+// bdbBlobs reads the values of a Berkeley DB hash database, rpm's
+// Packages: page 0 is the metadata (magic at 12, page size at 20, last
+// page at 32); each hash page holds key/value item offsets after its
+// 26-byte header (entry count at 20, type at 25), and rpm's headers are
+// large, so each value is an off-page item (type, 3 unused bytes, first
+// overflow page, length) whose overflow pages chain through next-page
+// (16) with their used length at 22. Byte order is the writer's: the
+// magic tells which.
+func bdbBlobs(b []byte) ([][]byte, error) {
+	if len(b) < 512 {
+		return nil, errors.New("not a Berkeley DB file")
+	}
+	var bo binary.ByteOrder = binary.LittleEndian
+	switch {
+	case binary.LittleEndian.Uint32(b[12:]) == bdbHashMagic:
+	case binary.BigEndian.Uint32(b[12:]) == bdbHashMagic:
+		bo = binary.BigEndian
+	default:
+		return nil, errors.New("not a Berkeley DB hash database")
+	}
+	pageSize := uint64(bo.Uint32(b[20:]))
+	if pageSize < 512 || pageSize > 64<<10 || pageSize&(pageSize-1) != 0 {
+		return nil, fmt.Errorf("bdb: page size %d", pageSize)
+	}
+	last := uint64(bo.Uint32(b[32:]))
+	pages := uint64(len(b)) / pageSize
+	if last >= pages {
+		last = pages - 1 // a file cut short: read what is there
+	}
+	page := func(n uint64) []byte { return b[n*pageSize : (n+1)*pageSize] }
+	var out [][]byte
+	used := map[uint64]bool{} // overflow pages already read: a chain never loops
+	for n := uint64(1); n <= last; n++ {
+		pg := page(n)
+		if t := pg[25]; t != bdbHash && t != bdbHashUnsorted {
+			continue
+		}
+		entries := uint64(bo.Uint16(pg[20:]))
+		if bdbHeaderSize+2*entries > pageSize {
+			return nil, fmt.Errorf("bdb: page %d: %d entries do not fit", n, entries)
+		}
+		for i := uint64(1); i < entries; i += 2 { // key, value, key, value, ...
+			off := uint64(bo.Uint16(pg[bdbHeaderSize+2*i:]))
+			if off+12 > pageSize || pg[off] != bdbHOffPage {
+				continue
+			}
+			next, size := uint64(bo.Uint32(pg[off+4:])), uint64(bo.Uint32(pg[off+8:]))
+			if size > uint64(len(b)) {
+				return nil, fmt.Errorf("bdb: page %d: a value of %d bytes in a file of %d", n, size, len(b))
+			}
+			v := make([]byte, 0, size)
+			for next != 0 && uint64(len(v)) < size {
+				if next >= pages || used[next] {
+					return nil, fmt.Errorf("bdb: overflow page %d out of the file or read twice", next)
+				}
+				used[next] = true
+				op := page(next)
+				chunk := op[bdbHeaderSize:]
+				if hf := uint64(bo.Uint16(op[22:])); hf <= pageSize-bdbHeaderSize {
+					chunk = chunk[:hf] // the used length of an overflow page
+				}
+				if rest := size - uint64(len(v)); uint64(len(chunk)) > rest {
+					chunk = chunk[:rest]
+				}
+				v = append(v, chunk...)
+				next = uint64(bo.Uint32(op[16:]))
+			}
+			out = append(out, v)
+			if len(out) > maxPackages {
+				return nil, fmt.Errorf("%w: more than %d packages", ErrTooLarge, maxPackages)
+			}
 		}
 	}
 	return out, nil

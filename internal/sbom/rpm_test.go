@@ -54,6 +54,10 @@ func catalogFiles(t *testing.T, files []tarFile) []found {
 func TestRPMDatabases(t *testing.T) {
 	db, qa := rpmFixture(t)
 	ndb := ndbFile(t, db)
+	bdb, err := os.ReadFile("testdata/rpm/Packages")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, path string
 		data       []byte
@@ -61,6 +65,7 @@ func TestRPMDatabases(t *testing.T) {
 		{"sqlite in /var/lib/rpm (CentOS Stream 9)", "var/lib/rpm/rpmdb.sqlite", db},
 		{"sqlite in /usr/lib/sysimage/rpm (Fedora)", "usr/lib/sysimage/rpm/rpmdb.sqlite", db},
 		{"ndb (SUSE)", "usr/lib/sysimage/rpm/Packages.db", ndb},
+		{"Berkeley DB (CentOS 7)", "var/lib/rpm/Packages", bdb},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,4 +226,39 @@ func FuzzRPMDatabase(f *testing.F) {
 		}
 		rpmHeader(b)
 	})
+}
+
+// TestBDBHostile: a Berkeley DB Packages whose overflow chain loops, or
+// that is cut short, is refused or read in part, never looped over.
+func TestBDBHostile(t *testing.T) {
+	b, err := os.ReadFile("testdata/rpm/Packages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pageSize = 4096
+	// Find an overflow page (type 7) with a successor, and point the
+	// successor back at it.
+	loop := bytes.Clone(b)
+	made := false
+	for n := 1; (n+1)*pageSize <= len(loop) && !made; n++ {
+		pg := loop[n*pageSize:]
+		if pg[25] == 7 && binary.LittleEndian.Uint32(pg[16:]) != 0 {
+			next := binary.LittleEndian.Uint32(pg[16:])
+			binary.LittleEndian.PutUint32(loop[int(next)*pageSize+16:], uint32(n))
+			made = true
+		}
+	}
+	if !made {
+		t.Fatal("the fixture has no chain of overflow pages: make.sh should make a longer header")
+	}
+	if _, err := bdbBlobs(loop); err == nil {
+		t.Error("a looping overflow chain read without an error")
+	}
+	short, err := bdbBlobs(b[:len(b)/2])
+	if err != nil && !strings.Contains(err.Error(), "out of the file") {
+		t.Errorf("a file cut short: %v", err)
+	}
+	if all, _ := bdbBlobs(b); len(short) >= len(all) {
+		t.Errorf("a file cut in half read %d headers of %d", len(short), len(all))
+	}
 }

@@ -98,3 +98,20 @@ rpm --define "_db_backend sqlite" --dbpath "$db" -i --justdb --nodeps --ignorear
   $(find "$work/top/RPMS" -name '*.rpm' ! -name 'cccp-subs-*')
 rpm --define "_db_backend sqlite" --dbpath "$db" -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\n' | sort >"$here/rpmdb.sqlite.qa"
 cp "$db/rpmdb.sqlite" "$here/rpmdb.sqlite"
+
+# Packages: the same headers in a Berkeley DB hash database, as rpm < 4.16
+# kept them (CentOS 7 and 8): key the package number (uint32, little-endian
+# as on x86), value the header. Debian's rpm cannot write Berkeley DB, so
+# db_load of the Berkeley DB library itself (apt-get install db5.3-util)
+# writes it, from a dump python3 makes of rpmdb.sqlite.
+python3 - "$here/rpmdb.sqlite" >"$work/Packages.dump" <<'PY'
+import sqlite3, struct, sys
+con = sqlite3.connect("file:" + sys.argv[1] + "?immutable=1", uri=True)
+print("VERSION=3\nformat=bytevalue\ntype=hash\ndb_pagesize=4096\nHEADER=END")
+for hnum, blob in con.execute("SELECT hnum, blob FROM Packages ORDER BY hnum"):
+    print(" " + struct.pack("<I", hnum).hex())
+    print(" " + blob.hex())
+print("DATA=END")
+PY
+rm -f "$here/Packages"
+db5.3_load -f "$work/Packages.dump" "$here/Packages"
