@@ -21,9 +21,8 @@ import (
 //	dpkg    /var/lib/dpkg/status and /var/lib/dpkg/status.d/* (distroless)
 //	go      module and dependency versions of Go binaries (debug/buildinfo)
 //	busybox the BusyBox version string of a busybox binary
-//
-// RPM databases (sqlite or Berkeley DB) are not read: the rpm -qa check of
-// the test stage covers RPM-based images until they are.
+//	rpm     rpmdb.sqlite, ndb Packages.db and Berkeley DB Packages under
+//	        /var/lib/rpm or /usr/lib/sysimage/rpm (rpm.go)
 
 // maxScan bounds what is read of one file: a package database or an
 // executable larger than this is not a package cccp can describe.
@@ -60,6 +59,11 @@ func catalog(tr *tar.Reader) ([]found, string, error) {
 	var out []found
 	var osID string
 	var apk, dpkg [][]byte
+	type rpmDB struct {
+		path string
+		data []byte
+	}
+	var rpms []rpmDB
 	kept := 0
 	keep := func(r io.Reader, size int64) ([]byte, error) {
 		if kept+int(size) > maxDatabases {
@@ -102,6 +106,12 @@ func catalog(tr *tar.Reader) ([]found, string, error) {
 				return nil, "", err
 			}
 			dpkg = append(dpkg, data)
+		case rpmDatabases[p]:
+			data, err := keep(tr, h.Size)
+			if err != nil {
+				return nil, "", err
+			}
+			rpms = append(rpms, rpmDB{p, data})
 		case h.Mode&0o111 != 0:
 			var magic [4]byte
 			n, _ := io.ReadFull(tr, magic[:])
@@ -123,6 +133,20 @@ func catalog(tr *tar.Reader) ([]found, string, error) {
 	}
 	for _, data := range dpkg {
 		out = append(out, dpkgPackages(data, osID)...)
+	}
+	for _, db := range rpms {
+		// A database that cannot be read (damaged, or a format not read
+		// yet) costs its packages, not the SBOM of the rest of the image;
+		// one that holds too many packages costs the SBOM, as elsewhere.
+		blobs, err := rpmBlobs(db.path, db.data)
+		if errors.Is(err, ErrTooLarge) {
+			return nil, "", err
+		}
+		if err != nil {
+			continue
+		}
+		pkgs, _ := rpmPackages(blobs, db.path, osID)
+		out = append(out, pkgs...)
 	}
 	if len(out) > maxPackages {
 		return nil, "", fmt.Errorf("%w: more than %d packages", ErrTooLarge, maxPackages)
@@ -247,4 +271,24 @@ func dpkgPackages(data []byte, osID string) []found {
 			Arch: r["Architecture"], Location: "/var/lib/dpkg/status", PURL: purl})
 	}
 	return out
+}
+
+// rpmDatabases are the rpm databases read, by path in the image (rpm 4.16+
+// moved them to /usr/lib/sysimage/rpm; /var/lib/rpm is then a link).
+var rpmDatabases = map[string]bool{
+	"/var/lib/rpm/rpmdb.sqlite":          true,
+	"/usr/lib/sysimage/rpm/rpmdb.sqlite": true,
+	"/var/lib/rpm/Packages.db":           true,
+	"/usr/lib/sysimage/rpm/Packages.db":  true,
+	"/var/lib/rpm/Packages":              true,
+}
+
+func rpmBlobs(p string, data []byte) ([][]byte, error) {
+	switch {
+	case strings.HasSuffix(p, ".sqlite"):
+		return rpmSQLiteBlobs(data)
+	case strings.HasSuffix(p, ".db"):
+		return ndbBlobs(data)
+	}
+	return bdbBlobs(data)
 }
