@@ -166,7 +166,12 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	rescans, err := newRescans(cfg, env, idx, nil, log)
+	if err != nil {
+		return err
+	}
 	ui, err := web.New(web.Config{
+		Rescans: env.db, RescanProgress: rescans.progress,
 		SigningKey: signKey.PublicKeyPEM(),
 		BaseURL:    cfg.BaseURL, Runs: env.db, Backup: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
 		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client}, Outbox: outbox, Cascades: env.db,
@@ -219,9 +224,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.client.Digest, log); err != nil {
 		return err
 	}
-	if _, err := startRescans(ctx, cfg, env, idx, nil, log); err != nil {
-		return err
-	}
+	rescans.start(ctx)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -5,26 +5,46 @@ import (
 	"log/slog"
 
 	"github.com/cccp-project/cccp/internal/rescan"
+	"github.com/cccp-project/cccp/internal/store"
 )
 
-// startRescans runs the configured rescans of delivered images until ctx
-// ends, and returns the Scanner (nil when rescans are off) for the API.
-// notifier tells entries' notify-email about changed findings; nil sends
-// nothing (the email outbox satisfies rescan.Notifier).
-func startRescans(ctx context.Context, cfg *serveConfig, env *pipelineEnv, idx *indexHolder, notifier rescan.Notifier, log *slog.Logger) (*rescan.Scanner, error) {
+// rescans are the configured rescans of delivered images.
+type rescans struct {
+	scanner *rescan.Scanner // nil when rescans are off
+	sched   rescan.Schedule
+}
+
+// newRescans prepares the rescans of pipeline.rescan; notifier tells
+// entries' notify-email about changed findings (nil sends nothing; the
+// email outbox satisfies rescan.Notifier). Nothing runs before start.
+func newRescans(cfg *serveConfig, env *pipelineEnv, idx *indexHolder, notifier rescan.Notifier, log *slog.Logger) (*rescans, error) {
 	log = log.With("component", "rescan")
 	if m := cfg.Pipeline.Rescan.migration(); m != "" {
 		log.Warn(m)
 	}
 	sched, err := rescan.ParseSchedule(cfg.Pipeline.Rescan.Schedule)
 	if err != nil || sched == nil {
-		return nil, err
+		return &rescans{}, err
 	}
 	s, err := rescan.New(rescan.Config{Runner: env.runner, Store: env.db, Entries: idx.entries, Notifier: notifier,
 		Parallel: cfg.Pipeline.Rescan.Parallel, BaseURL: cfg.BaseURL, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	go s.Run(ctx, sched)
-	return s, nil
+	return &rescans{scanner: s, sched: sched}, nil
+}
+
+// start runs the rescans on their schedule until ctx ends.
+func (r *rescans) start(ctx context.Context) {
+	if r.scanner != nil {
+		go r.scanner.Run(ctx, r.sched)
+	}
+}
+
+// progress is the rescan under way, for the web UI.
+func (r *rescans) progress() *store.Rescan {
+	if r.scanner == nil {
+		return nil
+	}
+	return r.scanner.Progress()
 }

@@ -135,6 +135,7 @@ type dashRow struct {
 }
 
 type dashView struct {
+	Rescan  *rescanView // the newest rescan; nil: none or not configured
 	Q       string
 	Failed  bool
 	Rows    []dashRow
@@ -256,7 +257,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	v := dashView{Q: q.Get("q"), Failed: q.Get("failed") == "1", Entries: len(rows)}
+	v := dashView{Q: q.Get("q"), Failed: q.Get("failed") == "1", Entries: len(rows), Rescan: s.latestRescan(r.Context())}
 	v.Rows = filterRows(rows, v.Q, v.Failed)
 	v.Total = len(v.Rows)
 	v.Queue = s.queue(r.Context())
@@ -303,7 +304,8 @@ type projectView struct {
 	FindingsRun    string
 	Checks         []checkView
 	Images         []imageView
-	SBOM           *sbomView // nil: no delivered image or no SBOMs
+	SBOM           *sbomView  // nil: no delivered image or no SBOMs
+	Scans          []scanView // rescans' findings, newest first
 }
 
 const projectRuns = 30
@@ -335,7 +337,7 @@ func (s *Server) projectData(ctx context.Context, app, job, before string) (*pro
 	seen := map[string]bool{}
 	for _, run := range runs {
 		v.Runs = append(v.Runs, s.runRow(now, run))
-		if v.Checks == nil {
+		if v.Checks == nil && run.Kind != types.KindRescan { // a rescan's scans are in Scans
 			if st, ok := stageOf(run, "test"); ok && len(st.Checks) > 0 {
 				v.Checks, v.FindingsRun = s.checkViews(st.Checks), run.ID
 			}
@@ -347,6 +349,7 @@ func (s *Server) projectData(ctx context.Context, app, job, before string) (*pro
 			}
 		}
 	}
+	v.Scans = s.scanViews(ctx, name)
 	return v, true, nil
 }
 

@@ -115,6 +115,11 @@ type Config struct {
 	// Cascades shows the open rebuild cascades on the dashboard (what
 	// waits on what); nil hides them.
 	Cascades CascadeReader
+	// Rescans shows rescans' progress (dashboard, /api/v1/rescans) and each
+	// project's scan history; nil hides them. RescanProgress, when set,
+	// gives the rescan under way as it is now (ahead of the store).
+	Rescans        Rescans
+	RescanProgress func() *store.Rescan
 	// Backup enables GET /api/v1/backup (admins only); nil: 404.
 	Backup Backuper
 	// SigningKey is the public key (PKIX PEM) delivered images are signed
@@ -263,6 +268,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/projects/{app}/{job}", read(s.apiProject))
 	mux.Handle("GET /api/v1/projects/{app}/{job}/runs", read(s.apiProjectRuns))
 	mux.Handle("GET /api/v1/runs/{id}", read(s.apiRun))
+	mux.Handle("GET /api/v1/rescans", read(s.apiRescans))
+	mux.Handle("GET /api/v1/rescans/{id}", read(s.apiRescan))
+	mux.Handle("GET /api/v1/projects/{app}/{job}/scans", read(s.apiScans))
 	mux.Handle("GET /api/v1/runs/{id}/stages/{stage}/log", read(s.logText))
 	mux.Handle("POST /api/v1/runs/{id}/rerun", admin(s.apiRerun))
 	mux.Handle("POST /api/v1/runs/{id}/cancel", admin(s.apiCancel))

@@ -1,0 +1,72 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// A project page shows its scans with what changed; the dashboard and the
+// API show a rescan's progress, the one under way from its live progress.
+func TestRescansOnPagesAndAPI(t *testing.T) {
+	var live *store.Rescan
+	f := newFixture(t, func(c *Config) { c.RescanProgress = func() *store.Rescan { return live } })
+	f.srv.cfg.Rescans = f.db
+	ctx := context.Background()
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, sc := range []*store.Scan{
+		{Project: "acme/base:latest", RunID: "7", Digest: digest, State: store.Passed},
+		{Project: "acme/base:latest", RunID: "9", Digest: digest, State: store.Passed,
+			Findings: []store.Finding{{Check: types.CheckPackageUpdates, Text: "musl-1.2.4-r2 < 1.2.4-r3 " + secret}},
+			New:      []store.Finding{{Check: types.CheckPackageUpdates, Text: "musl-1.2.4-r2 < 1.2.4-r3 " + secret}}},
+	} {
+		if err := f.db.PutScan(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &store.Rescan{Trigger: "schedule", Entries: []store.RescanEntry{
+		{Project: "acme/base:latest", State: store.Passed, RunID: "9", Changed: true},
+		{Project: "acme/web:latest", State: store.Skipped, Note: "nothing delivered yet"},
+		{Project: "acme/api:latest", State: store.Running, RunID: "10"},
+	}}
+	if err := f.db.CreateRescan(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+
+	page := f.get("/projects/acme/base").Body.String()
+	for _, want := range []string{"<h2>Rescans</h2>", `<a href="/runs/9">#9</a>`, "new: <code>package-updates: musl-1.2.4-r2 &lt; 1.2.4-r3", "no change"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("project page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, secret) {
+		t.Errorf("project page shows the secret")
+	}
+	if dash := f.get("/").Body.String(); !strings.Contains(dash, "Rescan #1 (schedule), started ") || !strings.Contains(dash, ": 2 of 3 done, 1 with changed findings, 1 skipped.") {
+		t.Errorf("dashboard lacks the rescan's progress:\n%s", dash)
+	}
+
+	// The rescan under way, ahead of the store.
+	live = &store.Rescan{ID: r.ID, Trigger: r.Trigger, Started: r.Started, Entries: append([]store.RescanEntry(nil), r.Entries...)}
+	live.Entries[2].State = store.Passed
+	rec := f.get("/api/v1/rescans/" + r.ID)
+	var got rescanView
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &got) != nil {
+		t.Fatalf("GET rescan: %d %s", rec.Code, rec.Body)
+	}
+	if got.Done != 3 || got.Total != 3 || len(got.Entries) != 3 || got.Entries[1].Note != "nothing delivered yet" {
+		t.Errorf("rescan: %+v", got)
+	}
+	if rec := f.get("/api/v1/rescans/99"); rec.Code != http.StatusNotFound {
+		t.Errorf("unknown rescan: %d", rec.Code)
+	}
+	rec = f.get("/api/v1/projects/acme/base/scans")
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"RunID": "9"`) || strings.Contains(rec.Body.String(), secret) {
+		t.Errorf("scans API: %d %s", rec.Code, rec.Body)
+	}
+}
