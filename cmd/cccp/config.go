@@ -103,6 +103,8 @@ type serveConfig struct {
 	BuildDrafts bool `yaml:"build_drafts"`
 	// Secrets are more values to mask wherever cccp shows a log.
 	Secrets []string `yaml:"secrets"`
+	// Retention prunes old runs, logs and run tags (config_retention.go).
+	Retention retentionConfig `yaml:"retention"`
 }
 
 type forgeConfig struct {
@@ -270,6 +272,9 @@ func (c *serveConfig) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateBuild(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Retention.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
