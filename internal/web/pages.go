@@ -302,7 +302,8 @@ type projectView struct {
 	FindingsRun    string
 	Checks         []checkView
 	Images         []imageView
-	SBOM           *sbomView // nil: no delivered image or no SBOMs
+	SBOM           *sbomView     // nil: no delivered image or no SBOMs
+	Chart          template.HTML // chart.go; "" when there is too little to draw
 }
 
 const projectRuns = 30
@@ -331,6 +332,7 @@ func (s *Server) projectData(ctx context.Context, app, job, before string) (*pro
 		v.More = runs[len(runs)-1].ID
 	}
 	now := s.now()
+	v.Chart = runChart(runs)
 	seen := map[string]bool{}
 	for _, run := range runs {
 		v.Runs = append(v.Runs, s.runRow(now, run))
