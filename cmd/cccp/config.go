@@ -111,6 +111,8 @@ type serveConfig struct {
 
 	// Notify is email about finished builds (config_notify.go).
 	Notify notifyConfig `yaml:"notify"`
+	// Retention prunes old runs, logs and run tags (config_retention.go).
+	Retention retentionConfig `yaml:"retention"`
 }
 
 type forgeConfig struct {
@@ -290,6 +292,9 @@ func (c *serveConfig) validate() error {
 	}
 	errs = append(errs, c.validateQueue()...)
 	if err := c.validateWatch(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Retention.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

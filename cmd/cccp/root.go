@@ -24,7 +24,7 @@ delivered to a registry; results are reported back to GitHub, GitLab and Gitea.`
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCommand(), newRunCommand(), newRunsCommand(), newLogsCommand(), newDeliveriesCommand())
+	root.AddCommand(newVersionCommand(), newRunCommand(), newRunsCommand(), newRetentionCommand(), newLogsCommand(), newDeliveriesCommand())
 	root.AddCommand(newIndexCommand(), newRegistryCommand(), newServeCommand(), newTestCommand(localImageChecker), newSessionsCommand(),
 		newBackupCommand(), newVerifyCommand())
 	return root

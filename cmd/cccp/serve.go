@@ -162,6 +162,10 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if len(forges) > 0 {
 		deliveries = deliveryActions{db: env.db, bot: func() *bot.Bot { botMu.RLock(); defer botMu.RUnlock(); return theBot }}
 	}
+	sizer, err := serveRetention(ctx, cfg, env, log) // serve_retention.go
+	if err != nil {
+		return err
+	}
 	signKey, err := loadSigningKey(cfg, log)
 	if err != nil {
 		return err
@@ -174,7 +178,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		Rescans: env.db, RescanProgress: rescans.progress,
 		SigningKey: signKey.PublicKeyPEM(),
 		BaseURL:    cfg.BaseURL, Runs: env.db, Backup: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
-		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client}, Outbox: outbox, Cascades: env.db,
+		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client}, Outbox: outbox, Cascades: env.db, DataSizes: dataSizes(sizer),
 		Masker: masker, AdminTokens: cfg.Web.AdminTokens, ReadTokens: cfg.Web.ReadTokens, SessionKey: sessionKey,
 		InsecureCookie: !registry.IsLoopback(cfg.Listen) && len(cfg.BaseURL) > 5 && cfg.BaseURL[:5] == "http:",
 		Sessions:       web.StoreSessions(env.db),
@@ -210,7 +214,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		for _, p := range []string{"/webhooks/", "/healthz", "/readyz"} {
 			mux.Handle(p, b)
 		}
-		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, b))
+		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, withDataMetrics(b, sizer, log)))
 		go func() {
 			if err := b.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("bot stopped", "err", err)
@@ -219,6 +223,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	} else {
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, withDataMetrics(nil, sizer, log)))
 	}
 
 	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.client.Digest, log); err != nil {

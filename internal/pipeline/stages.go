@@ -440,6 +440,7 @@ func (ex *execution) deliver(ctx context.Context, log io.Writer) error {
 		fmt.Fprintf(log, "cccp: delivered %s (%s)\n", dst, digest)
 		delivered = append(delivered, store.Image{Ref: dst, Digest: digest})
 	}
-	ex.update(ctx, func(run *store.Run) { run.Images = append(run.Images, delivered...) })
+	size := ex.imageSize(ctx, src, log) // imagesize.go
+	ex.update(ctx, func(run *store.Run) { run.Images = append(run.Images, delivered...); run.ImageSize = size })
 	return nil
 }

@@ -13,45 +13,6 @@ import (
 	"time"
 )
 
-// Online garbage collection
-//
-// distribution's own collector (storage.MarkAndSweep) is an offline tool:
-// it assumes nothing is pushed while it runs, so a manifest pushed during
-// its mark may refer to a blob its sweep then deletes. cccp collects while
-// it serves, so GC works in two phases over the filesystem layout:
-//
-//  1. Mark, with pushes going on. Every tag's current manifest is a root,
-//     and so is every manifest revision linked less than GCKeepRecent ago
-//     (a push by digest whose tag comes later, such as the children of an
-//     index). From the roots, manifests are read and the config, layers,
-//     child manifests and subject they name are marked. An untagged
-//     manifest whose subject is marked (a referrer) is marked too.
-//  2. Re-mark and sweep, with a short pause. GC takes the registry's gate
-//     exclusively: write requests, and reads that ask for a blob or a
-//     manifest by digest (how a client decides to skip an upload), wait
-//     until it ends; nothing fails. Under the gate GC marks again, which
-//     reads only tags and manifests that changed since phase 1, then
-//     deletes what is still unmarked and old: manifest revisions (and their
-//     tag history entries), blobs, and the layer links of deleted blobs.
-//
-// What phase 2 keeps although unmarked, so that a push in progress never
-// loses a blob it counts on:
-//   - a blob whose data, or any repository's link to it, was written less
-//     than GCKeepRecent ago (layers sent before their manifest, a blob
-//     mounted from another repository);
-//   - a blob or manifest that a request named by digest less than
-//     GCKeepRecent ago (the registry remembers them in memory): a client
-//     that found a layer present and skipped its upload pushes its
-//     manifest within that time.
-//
-// Uploads in progress live in _uploads until committed and are never
-// swept. The pause lasts as long as the second mark and the deletions,
-// milliseconds for a few thousand tags; a long blob download that started
-// before the pause delays it (and the requests queued behind it), it does
-// not fail anything. A client that waits longer than GCKeepRecent between
-// sending a layer and its manifest may find the layer gone and must push
-// it again, as with any registry that collects garbage.
-
 // GCStats counts what a garbage collection removed (or, in a dry run,
 // would remove).
 type GCStats struct {
@@ -72,7 +33,8 @@ type GCStats struct {
 const v2Root = "docker/registry/v2"
 
 // GC removes untagged manifests and the blobs no tagged manifest refers
-// to, while the registry serves; see "Online garbage collection" above.
+// to, while the registry serves; see "Garbage collection" in the package
+// documentation.
 // With dryRun nothing is deleted and the stats say what would be.
 func (e *Embedded) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 	e.gcMu.Lock() // one collection at a time
@@ -301,8 +263,8 @@ func (g *collector) parse(hex string) *manifestRefs {
 	if m, ok := g.manifests[hex]; ok {
 		return m
 	}
-	var m *manifestRefs
-	defer func() { g.manifests[hex] = m }()
+	// Only a manifest read whole is remembered: one caught while being
+	// written is read again by the next mark.
 	b, err := os.ReadFile(filepath.Join(g.blobPath(hex), "data"))
 	if err != nil {
 		return nil
@@ -324,7 +286,8 @@ func (g *collector) parse(hex string) *manifestRefs {
 		return nil
 	}
 	hexOf := func(d string) string { return strings.TrimPrefix(d, "sha256:") }
-	m = &manifestRefs{}
+	m := &manifestRefs{}
+	g.manifests[hex] = m
 	if raw.Config != nil {
 		m.blobs = append(m.blobs, hexOf(raw.Config.Digest))
 	}

@@ -112,9 +112,12 @@ func (p *Pruner) Plan(ctx context.Context) ([]Prune, error) {
 // runs whose tags are all gone, then their logs; then, unless dryRun, the
 // registry's garbage.
 func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
-	plan, err := p.Plan(ctx)
-	if err != nil {
-		return Result{}, err
+	var plan []Prune
+	if p.cfg.Policy.Enabled() {
+		var err error
+		if plan, err = p.Plan(ctx); err != nil {
+			return Result{}, err
+		}
 	}
 	res := Result{DryRun: dryRun}
 	var kept []error

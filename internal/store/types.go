@@ -111,7 +111,10 @@ type Run struct {
 	Created, Started, Finished time.Time
 	Stages                     []Stage
 	Images                     []Image
-	Error                      string
+	// ImageSize is the sum of the layer sizes of the delivered image's
+	// manifest, in bytes (0: not delivered or not known).
+	ImageSize int64 `json:",omitempty"`
+	Error     string
 	// Backend holds opaque per-run data of the pipeline (a trial run's
 	// proposed entry).
 	Backend map[string]string

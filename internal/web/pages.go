@@ -27,6 +27,7 @@ type page struct {
 	// SigningKeyID is the fingerprint of the key delivered images are
 	// signed with; "" when this cccp signs none.
 	SigningKeyID string
+	Status       bool // the status page is there
 }
 
 var funcs = template.FuncMap{
@@ -36,7 +37,7 @@ var funcs = template.FuncMap{
 }
 
 func parseTemplates() (map[string]*template.Template, error) {
-	names := []string{"dashboard", "project", "run", "failures", "deliveries", "onboard", "signin", "error"}
+	names := []string{"dashboard", "project", "run", "failures", "deliveries", "onboard", "signin", "error", "status"}
 	out := make(map[string]*template.Template, len(names))
 	for _, n := range names {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+n+".html")
@@ -62,7 +63,7 @@ func (s *Server) renderTitled(w http.ResponseWriter, r *http.Request, status int
 	var buf bytes.Buffer
 	err := s.pages[name].Execute(&buf, page{
 		Title: title, User: id, CanOnboard: s.cfg.Onboarder != nil, Webhooks: s.cfg.Deliveries != nil, Path: r.URL.Path, Data: data,
-		SigningKeyID: s.signingKeyID,
+		SigningKeyID: s.signingKeyID, Status: s.cfg.DataSizes != nil,
 	})
 	if err != nil {
 		s.log.Error("render page", "page", name, "err", err)
@@ -304,8 +305,9 @@ type projectView struct {
 	FindingsRun    string
 	Checks         []checkView
 	Images         []imageView
-	SBOM           *sbomView  // nil: no delivered image or no SBOMs
-	Scans          []scanView // rescans' findings, newest first
+	SBOM           *sbomView     // nil: no delivered image or no SBOMs
+	Scans          []scanView    // rescans' findings, newest first
+	Chart          template.HTML // chart.go; "" when there is too little to draw
 }
 
 const projectRuns = 30
@@ -334,6 +336,7 @@ func (s *Server) projectData(ctx context.Context, app, job, before string) (*pro
 		v.More = runs[len(runs)-1].ID
 	}
 	now := s.now()
+	v.Chart = runChart(runs)
 	seen := map[string]bool{}
 	for _, run := range runs {
 		v.Runs = append(v.Runs, s.runRow(now, run))

@@ -122,6 +122,9 @@ type Config struct {
 	RescanProgress func() *store.Rescan
 	// Backup enables GET /api/v1/backup (admins only); nil: 404.
 	Backup Backuper
+	// DataSizes enables the status page (/status): the data folder's size
+	// by part; nil: 404.
+	DataSizes DataSizesFunc
 	// SigningKey is the public key (PKIX PEM) delivered images are signed
 	// with, served to anyone at /api/v1/signing-key (a public key is
 	// public: `cccp verify --server` and cosign users fetch it without a
@@ -256,6 +259,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /runs/{id}/stages/{stage}/events", read(s.logEvents))
 	mux.Handle("GET /runs/{id}/stages/{stage}/log.txt", read(s.logText))
 	mux.Handle("GET /failures", read(s.failures))
+	mux.Handle("GET /status", read(s.status))
 	mux.Handle("GET /deliveries", read(s.deliveries))
 	mux.Handle("POST /deliveries/{forge}/{id}/replay", admin(s.replay))
 	mux.Handle("GET /onboard", read(s.onboardForm))

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRetentionConfig(t *testing.T) {
+	tests := []struct {
+		name, yaml, err string
+	}{
+		{"policy", "retention:\n  keep_last: 5\n  keep_for: 48h\n  kinds: [pr, trial]\n", ""},
+		{"unknown kind", "retention:\n  keep_last: 5\n  kinds: [prs]\n", `retention.kinds: "prs" is not a run kind`},
+		{"negative", "retention:\n  keep_last: -1\n", "retention.keep_last must not be negative"},
+		{"unknown key", "retention:\n  keep: 5\n", "keep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadServeConfig(writeConfig(t, "index:\n  path: /x\n"+tt.yaml), envMap(nil))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err %v, want one naming %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := c.Retention.policy()
+			if !p.Enabled() || p.KeepLast != 5 || p.KeepFor != 48*time.Hour || len(p.Kinds) != 2 || c.Retention.every() != 6*time.Hour {
+				t.Errorf("policy %+v every %v", p, c.Retention.every())
+			}
+		})
+	}
+}
