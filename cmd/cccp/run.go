@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/liveindex"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -73,13 +74,18 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 		return usageError{err}
 	}
 
+	// The same live index serve uses, loaded once: the runner looks its
+	// entries up there.
+	live := liveindex.New(func(context.Context) (*index.Index, error) { return idx, nil })
+	if _, err := live.Reload(ctx); err != nil {
+		return err
+	}
 	progress := newProgress(stderr)
-	env, err := openPipeline(ctx, f, f.logger(stderr), progress.observe, pipelineOptions{blocking: blocking})
+	env, err := openPipeline(ctx, f, f.logger(stderr), progress.observe, pipelineOptions{blocking: blocking, entries: live.Entry})
 	if err != nil {
 		return err
 	}
 	defer env.Close(context.WithoutCancel(ctx))
-	env.setEntries(idx.Entries)
 	if err := env.runner.Start(ctx); err != nil {
 		return err
 	}
