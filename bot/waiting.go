@@ -6,6 +6,7 @@ import (
 	"unicode"
 
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/textcut"
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/report"
@@ -73,13 +74,7 @@ func oneLine(s string, max int) string {
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+		s = textcut.Bytes(s, max) + "…"
 	}
 	return s
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -10,6 +10,7 @@ import (
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // CutNote starts a log cut at its head to fit the forge's limit.
@@ -131,7 +132,7 @@ func Assemble(limit int, head string, rows []string, foot string, sections []Log
 	b.WriteString(foot)
 	out := b.String()
 	if len(out) > limit { // only when head and foot alone do not fit
-		out = redact.TruncateUTF8(out, limit)
+		out = textcut.Bytes(out, limit)
 	}
 	return out
 }

@@ -35,22 +35,21 @@ var allowed = map[string][]string{
 	// the bot core and its forge adapters
 	"bot": {"bot/commands", "bot/dispatch", "bot/event", "bot/intake", "bot/report", "bot/route",
 		"bot/internal/...", "internal/explain", "internal/gitsrc", "internal/index",
-		"internal/pipeline", "internal/redact", "internal/store", "internal/types"},
+		"internal/pipeline", "internal/redact", "internal/store", "internal/textcut", "internal/types"},
 	"bot/commands": {"internal/types"},
 	// the bot's parts: intake (verify, store, deduplicate), dispatch
 	// (durable, next-attempt times); neither knows routing or the other
 	"bot/intake":   {"bot/event", "internal/store"},
 	"bot/dispatch": {"bot/event", "bot/internal/retry", "internal/store"},
 	// reporting: the outbox and the pieces comments are assembled from
-	"bot/report": {"bot/event", "bot/internal/retry", "internal/redact", "internal/store"},
+	"bot/report": {"bot/event", "bot/internal/retry", "internal/redact", "internal/store", "internal/textcut"},
 	// pure routing decisions: an event and the entries in, requests out
 	"bot/route":            {"bot/event", "internal/index", "internal/pipeline", "internal/store", "internal/types"},
 	"bot/event":            {"internal/types"},
-	"bot/github":           {"bot/event", "bot/internal/..."},
-	"bot/gitlab":           {"bot/event", "bot/internal/..."},
-	"bot/gitea":            {"bot/event", "bot/internal/..."},
+	"bot/github":           {"bot/event", "bot/internal/...", "internal/textcut"},
+	"bot/gitlab":           {"bot/event", "bot/internal/...", "internal/textcut"},
+	"bot/gitea":            {"bot/event", "bot/internal/...", "internal/textcut"},
 	"bot/internal/hmacsig": nil,
-	"bot/internal/textcut": nil,
 	"bot/internal/retry":   {"bot/event"},
 	"bot/internal/whoami":  nil,
 	// forge doubles for tests
@@ -73,7 +72,7 @@ var allowed = map[string][]string{
 	"internal/backend/local": {"internal/backend", "internal/buildah", "internal/checks", "internal/gitsrc",
 		"internal/index", "internal/podman", "internal/redact", "internal/safefs", "internal/sandbox", "internal/types"},
 	// a remote backend speaks only HTTP and cccp's own formats: no local tools
-	"internal/backend/jenkins":             {"internal/backend", "internal/backend/testreport", "internal/redact"},
+	"internal/backend/jenkins":             {"internal/backend", "internal/backend/testreport", "internal/redact", "internal/textcut"},
 	"internal/backend/jenkins/jenkinstest": nil,
 	"internal/backend/testreport":          {"internal/backend", "internal/types"},
 
@@ -107,7 +106,9 @@ var allowed = map[string][]string{
 	"internal/explain":   nil,
 	"internal/onboard":   {"internal/index"},
 	"internal/redact":    nil,
-	"internal/types":     nil,
+	// the one UTF-8 cutter
+	"internal/textcut": nil,
+	"internal/types":   nil,
 }
 
 type pkg struct {
