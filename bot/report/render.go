@@ -9,6 +9,7 @@ import (
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/textcut"
 )
@@ -242,11 +243,7 @@ func StageLine(r *store.Run) string {
 func CleanLog(lines []string, m *redact.Masker) string {
 	var b strings.Builder
 	for _, l := range lines {
-		if ts, rest, ok := strings.Cut(l, " "); ok {
-			if _, err := time.Parse(time.RFC3339Nano, ts); err == nil {
-				l = rest
-			}
-		}
+		_, l, _ = runlog.SplitLine(l)
 		l = strings.TrimRight(l, "\r")
 		b.WriteString(l)
 		b.WriteByte('\n')

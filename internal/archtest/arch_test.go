@@ -42,7 +42,7 @@ var allowed = map[string][]string{
 	"bot/intake":   {"bot/event", "internal/store"},
 	"bot/dispatch": {"bot/event", "bot/internal/retry", "internal/store"},
 	// reporting: the outbox and the pieces comments are assembled from
-	"bot/report": {"bot/event", "bot/internal/retry", "internal/redact", "internal/store", "internal/textcut"},
+	"bot/report": {"bot/event", "bot/internal/retry", "internal/redact", "internal/runlog", "internal/store", "internal/textcut"},
 	// pure routing decisions: an event and the entries in, requests out
 	"bot/route":            {"bot/event", "internal/index", "internal/pipeline", "internal/store", "internal/types"},
 	"bot/event":            {"internal/types"},
@@ -98,7 +98,7 @@ var allowed = map[string][]string{
 	// state, pages and vocabulary
 	"internal/store":  {"internal/types"},
 	"internal/runlog": nil,
-	"internal/web":    {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
+	"internal/web":    {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/runlog", "internal/store", "internal/types"},
 	"internal/index":  {"internal/redact", "internal/safefs"},
 	// the one live index (entries and graph, swapped atomically) and the
 	// lines of a log that explain a failure
