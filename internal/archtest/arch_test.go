@@ -227,7 +227,7 @@ func TestMayImport(t *testing.T) {
 		{[]string{"internal/..."}, "internal/store", true},
 		{[]string{"internal/..."}, "internal", true},
 		{[]string{"internal/..."}, "internalx/store", false},
-		{[]string{"bot/internal/..."}, "bot/internal/textcut", true},
+		{[]string{"bot/internal/..."}, "bot/internal/retry", true},
 		{[]string{"internal/store"}, "internal/store/sub", false},
 		{nil, "internal/types", false},
 	} {
