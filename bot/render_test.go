@@ -57,6 +57,13 @@ func TestRenderGolden(t *testing.T) {
 		Waiting: true, WaitingFor: []string{"hello/cli:latest", "hello/web:latest"}}
 	index := &prRecord{Forge: "github", Repo: "org/index", Number: 3, HeadSHA: sha3, Index: true, Author: "newcomer",
 		Lint: &indexResult{Entries: []entryLint{{Key: "new/app:latest"}, {Key: "bad/a`pp:latest", Findings: []string{"index.d/bad.yaml:4: git-url: no userinfo allowed"}}}}}
+	draft := &prRecord{Forge: "github", Repo: "Codertocat/Hello-World", Number: 4, HeadSHA: sha2, Author: "writer", Draft: true}
+	indexBroken := &prRecord{Forge: "github", Repo: "org/index", Number: 5, HeadSHA: sha3, Index: true,
+		Lint: &indexResult{Error: "clone: exit status 128 | fatal: `x`"}}
+	indexCycle := &prRecord{Forge: "github", Repo: "org/index", Number: 6, HeadSHA: sha3, Index: true,
+		Lint: &indexResult{StructErr: true, Structure: []string{"index.d/a.yaml:3: cycle: a/app:latest -> b/app:latest -> a/app:latest"},
+			Removed: []string{"old/app:latest", "gone/app:v1"},
+			Entries: []entryLint{{Key: "a/app:latest", Failed: true, Findings: []string{"index.d/a.yaml:3: depends-on: cycle"}}}}}
 	indexRuns := []*store.Run{{ID: "43", Project: "new/app:latest", Kind: "trial", State: store.Passed, Stages: runs[0].Stages,
 		Started: runs[0].Started, Finished: runs[0].Finished}}
 	statusJSON := func(v any) []byte {
@@ -79,6 +86,13 @@ func TestRenderGolden(t *testing.T) {
 		{"waiting-summary.md", []byte(waitingSummary(waiting))},
 		{"comment-index.md", []byte(tb.renderComment(index, indexRuns, 65535))},
 		{"status-index.json", statusJSON(tb.indexStatus(index, indexRuns))},
+		{"comment-draft.md", []byte(tb.renderComment(draft, nil, 65535))},
+		{"comment-index-broken.md", []byte(tb.renderComment(indexBroken, nil, 65535))},
+		{"status-index-broken.json", statusJSON(tb.indexStatus(indexBroken, nil))},
+		{"comment-index-cycle.md", []byte(tb.renderComment(indexCycle, nil, 65535))},
+		{"status-index-cycle.json", statusJSON(tb.indexStatus(indexCycle, nil))},
+		{"status-index-waiting.json", statusJSON(tb.indexStatus(&prRecord{Forge: "github", Repo: "org/index", Number: 7,
+			HeadSHA: sha3, Index: true, Waiting: true, Author: "newcomer"}, nil))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
