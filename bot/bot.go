@@ -259,6 +259,7 @@ type Bot struct {
 	started atomic.Bool
 
 	outbox *report.Outbox
+	tmpl   *report.Templates // the words of comments and statuses
 	rep    *reporter
 	prs    *keyedMutex
 	trust  trustState // permission cache, reply rate limit (trust.go)
@@ -320,7 +321,12 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.Masker == nil {
 		cfg.Masker = redact.NewMasker()
 	}
+	tmpl, err := report.NewTemplates()
+	if err != nil {
+		return nil, err
+	}
 	b := &Bot{
+		tmpl:    tmpl,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: newMetrics(),

@@ -83,7 +83,7 @@ func TestRenderGolden(t *testing.T) {
 		{"status-failed.json", statusJSON(tb.runStatus(runs[1], 65535))},
 		{"status-passed.json", statusJSON(tb.runStatus(runs[0], 65535))},
 		{"comment-waiting.md", []byte(tb.renderComment(waiting, nil, 65535))},
-		{"waiting-summary.md", []byte(waitingSummary(waiting))},
+		{"waiting-summary.md", []byte(tb.waitingSummary(waiting))},
 		{"comment-index.md", []byte(tb.renderComment(index, indexRuns, 65535))},
 		{"status-index.json", statusJSON(tb.indexStatus(index, indexRuns))},
 		{"comment-draft.md", []byte(tb.renderComment(draft, nil, 65535))},
