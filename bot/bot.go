@@ -90,13 +90,10 @@ type Webhook interface {
 // token): it runs before the body is read.
 type HeaderVerifier = intake.HeaderVerifier
 
-// Client is what the bot asks of a forge's API: reports, permission and
-// pull-request look-ups.
+// Client is what the bot asks of a forge's API: reports (report.Client),
+// permission and pull-request look-ups.
 type Client interface {
-	SetStatus(ctx context.Context, repo string, st event.Status) error
-	// UpsertComment edits the comment holding marker on pull request
-	// number, or creates it.
-	UpsertComment(ctx context.Context, repo string, number int, marker, body string) (int64, error)
+	report.Client
 	CanWrite(ctx context.Context, repo, user string) (bool, error)
 	// PullRequest looks up a pull request (comments carry no head SHA).
 	PullRequest(ctx context.Context, repo string, number int) (*event.PullRequest, error)
@@ -113,28 +110,25 @@ type Forge struct {
 	Secret string
 }
 
-// Store is the part of internal/store the bot uses.
+// Store is the part of internal/store the bot uses: what each of its parts
+// declares it needs, and what routing and the reporter need besides.
 type Store interface {
-	AcceptDelivery(ctx context.Context, d store.Delivery) (bool, error)
-	DueDeliveries(ctx context.Context, now time.Time, after uint64, limit int) ([]store.Delivery, time.Time, error)
-	FinishDeliveries(ctx context.Context, refs []store.DeliveryRef) []error
-	RetryDelivery(ctx context.Context, forge, id string, next time.Time, errMsg string) error
-	FailDelivery(ctx context.Context, forge, id, reason string) error
-	ReplayDelivery(ctx context.Context, forge, id string) error
+	intake.Store
+	dispatch.Store
+	report.Store
 
+	// the reporter: run changes into the outbox in one transaction
 	RunChanges(ctx context.Context, limit int) ([]store.RunChange, error)
 	PutReports(ctx context.Context, reports []store.Report, ack []store.RunChange) error
-	DueReports(ctx context.Context, now time.Time, limit int) ([]store.Report, error)
-	RetryReport(ctx context.Context, key string, next time.Time, errMsg string) error
-	FailReport(ctx context.Context, key string, updated time.Time, reason string) error
-	DeleteReport(ctx context.Context, key string, updated time.Time) error
 
+	// routing's memory of pull requests, approvals and commands
 	PutMeta(ctx context.Context, ns, key string, val []byte) error
 	GetMeta(ctx context.Context, ns, key string) ([]byte, error)
 	DeleteMeta(ctx context.Context, ns, key string) error
 	PruneMeta(ctx context.Context, ns string, drop func(key string, val []byte) bool) (int, error)
 	PruneDeliveries(ctx context.Context, olderThan time.Time) (int, error)
 
+	// runs, for exactly-once creation and the comment
 	Run(ctx context.Context, id string) (*store.Run, error)
 	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
 	LatestRuns(ctx context.Context, kind string) (map[string]*store.Run, error)
@@ -265,6 +259,7 @@ type Bot struct {
 	started atomic.Bool
 
 	outbox *report.Outbox
+	tmpl   *report.Templates // the words of comments and statuses
 	rep    *reporter
 	prs    *keyedMutex
 	trust  trustState // permission cache, reply rate limit (trust.go)
@@ -326,7 +321,12 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.Masker == nil {
 		cfg.Masker = redact.NewMasker()
 	}
+	tmpl, err := report.NewTemplates()
+	if err != nil {
+		return nil, err
+	}
 	b := &Bot{
+		tmpl:    tmpl,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: newMetrics(),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
@@ -207,7 +208,7 @@ func (p *fakePipeline) Requests() []string {
 	defer p.mu.Unlock()
 	var out []string
 	for _, r := range p.requests {
-		s := fmt.Sprintf("%s %s %s@%s", r.Kind, r.Project, r.Cause.Kind, short(r.Cause.Commit))
+		s := fmt.Sprintf("%s %s %s@%s", r.Kind, r.Project, r.Cause.Kind, report.Short(r.Cause.Commit))
 		if r.GitURL != "" {
 			s += " from " + r.GitURL
 		}

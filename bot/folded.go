@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/store"
 )
 
@@ -33,7 +34,7 @@ func (b *Bot) foldedStatuses(r *store.Run) []event.Status {
 			SHA:         sha,
 			State:       event.StateCancelled,
 			Title:       "cancelled: " + reason,
-			Summary:     fmt.Sprintf("%s run [%s](%s) of %s: %s, before it started.", r.Kind, r.ID, url, codeSpan(r.Project), reason),
+			Summary:     fmt.Sprintf("%s run [%s](%s) of %s: %s, before it started.", r.Kind, r.ID, url, report.CodeSpan(r.Project), reason),
 			DetailsURL:  url,
 			CompletedAt: f.At,
 		})

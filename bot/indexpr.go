@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/redact"
@@ -47,7 +48,7 @@ func (g *GitIndexPR) Check(ctx context.Context, ev *event.Event) (*IndexCheck, e
 	defer os.RemoveAll(dir)
 	src := filepath.Join(dir, "src")
 	if err := gitsrc.Clone(ctx, url, src, gitsrc.CloneOptions{Commit: ev.PR.HeadSHA}); err != nil {
-		return nil, fmt.Errorf("index check: clone %s at %s: %w", redact.URL(url), short(ev.PR.HeadSHA), err)
+		return nil, fmt.Errorf("index check: clone %s at %s: %w", redact.URL(url), report.Short(ev.PR.HeadSHA), err)
 	}
 	idx, loadFindings, err := index.Load(ctx, src, index.LoadOptions{})
 	if err != nil {

@@ -102,10 +102,10 @@ func (b *Bot) failureSection(r *store.Run) (report.LogSection, bool) {
 	}
 	log := report.CleanLog(lines, b.cfg.Masker)
 	return report.LogSection{
-		Head:  fmt.Sprintf("\n#### ❌ %s failed at %s: what explains it\n\n", codeSpan(r.Project), codeSpan(st)),
+		Head:  b.tmpl.Render("failure-head", map[string]string{"Project": r.Project, "Stage": st}),
 		Log:   log,
 		Fence: report.FenceFor(log),
-		Tail:  fmt.Sprintf("\n[Full log](%s)\n", b.runURL(r.ID)),
+		Tail:  b.tmpl.Render("failure-tail", map[string]string{"URL": b.runURL(r.ID)}),
 	}, true
 }
 
@@ -120,61 +120,29 @@ func (b *Bot) runStatus(r *store.Run, limit int) event.Status {
 		StartedAt:   r.Started,
 		CompletedAt: r.Finished,
 	}
-	summary := fmt.Sprintf("%s run [%s](%s) of %s", r.Kind, r.ID, st.DetailsURL, codeSpan(r.Project))
-	if r.Error != "" {
-		summary += ": " + b.cfg.Masker.String(r.Error)
-	}
-	st.Summary = summary + "\n\n" + report.StageTable(r)
+	st.Summary = b.tmpl.Render("run-summary", map[string]any{"Run": r, "URL": st.DetailsURL, "Error": b.cfg.Masker.String(r.Error)})
 	if sec, ok := b.failureSection(r); ok {
 		st.Text = report.Assemble(limit, "", nil, "", []report.LogSection{sec})
 	}
 	return st
 }
 
-// renderComment renders the one pull-request comment, at most limit bytes.
+// renderComment renders the one pull-request comment, at most limit bytes:
+// what is shown is decided here, the words are the templates'
+// (bot/report/templates).
 func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string {
-	var head strings.Builder
-	head.WriteString(prMarker + "\n")
-	if rec.Index {
-		fmt.Fprintf(&head, "### cccp: index check of `%s`\n\n", short(rec.HeadSHA))
-	} else {
-		fmt.Fprintf(&head, "### cccp: pipelines of `%s`\n\n", short(rec.HeadSHA))
-	}
+	head := b.tmpl.Render("head", map[string]any{"Marker": prMarker, "Index": rec.Index, "SHA": rec.HeadSHA})
 	if rec.Draft {
-		fmt.Fprintf(&head, "⏸️ This pull request is a draft: its pipelines run once it is marked ready for review.\n")
-		return report.Assemble(limit, head.String(), nil, "", nil)
+		return report.Assemble(limit, head+b.tmpl.Render("draft", nil), nil, "", nil)
 	}
 	if rec.Waiting {
-		fmt.Fprintf(&head, "⏸️ Pipelines wait for approval: %s does not have write access here. "+
-			"Someone with write access can comment `/ok-to-test` to run them for `%s` "+
-			"(or `/ok-to-test %s`, which approves that commit only).\n", mdText("@"+rec.Author), short(rec.HeadSHA), rec.HeadSHA)
-		return report.Assemble(limit, head.String(), nil, "", nil)
+		return report.Assemble(limit, head+b.tmpl.Render("waiting", map[string]string{"Author": rec.Author, "SHA": rec.HeadSHA}), nil, "", nil)
 	}
 	byKey := newestRuns(runs)
 	var rows []string
 	var sections []report.LogSection
 	if l := rec.Lint; rec.Index && l != nil {
-		switch {
-		case l.Error != "":
-			fmt.Fprintf(&head, "❌ The index could not be checked: %s\n", codeSpan(l.Error))
-		case l.StructErr:
-			head.WriteString("❌ Index structure:\n")
-		case len(l.Structure) > 0:
-			head.WriteString("⚠️ Index structure:\n")
-		default:
-			head.WriteString("✅ Index structure: no duplicates, no cycles.\n")
-		}
-		for _, f := range l.Structure {
-			fmt.Fprintf(&head, "- %s\n", codeSpan(f))
-		}
-		if len(l.Removed) > 0 {
-			removed := make([]string, len(l.Removed))
-			for i, k := range l.Removed {
-				removed[i] = codeSpan(k)
-			}
-			fmt.Fprintf(&head, "\nRemoved entries: %s\n", strings.Join(removed, ", "))
-		}
-		head.WriteString("\n| entry | lint | trial build | stages |\n| --- | --- | --- | --- |\n")
+		head += b.tmpl.Render("index-structure", l)
 		for _, e := range l.Entries {
 			lint := "✅ ok"
 			if e.Failed {
@@ -182,22 +150,17 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 			} else if len(e.Findings) > 0 {
 				lint = "⚠️ warnings"
 			}
-			trial, stages := "not run", ""
+			row := map[string]any{"Key": e.Key, "Lint": lint, "Findings": e.Findings, "Run": (*store.Run)(nil), "URL": ""}
 			if r := byKey[e.Key]; r != nil {
-				trial = fmt.Sprintf("%s [%s](%s)", report.StateIcon(r.State), report.RunTitle(r), b.runURL(r.ID))
-				stages = report.StageLine(r)
+				row["Run"], row["URL"] = r, b.runURL(r.ID)
 				if sec, ok := b.failureSection(r); ok {
 					sections = append(sections, sec)
 				}
 			}
-			row := fmt.Sprintf("| %s | %s | %s | %s |\n", codeSpan(e.Key), lint, trial, stages)
-			for _, f := range e.Findings {
-				row += fmt.Sprintf("| | %s | | |\n", codeSpan(f))
-			}
-			rows = append(rows, row)
+			rows = append(rows, b.tmpl.Render("index-row", row))
 		}
 	} else if len(byKey) > 0 {
-		head.WriteString("| pipeline | result | stages | run |\n| --- | --- | --- | --- |\n")
+		head += b.tmpl.Render("pipelines-header", nil)
 		keys := make([]string, 0, len(byKey))
 		for k := range byKey {
 			keys = append(keys, k)
@@ -205,15 +168,13 @@ func (b *Bot) renderComment(rec *prRecord, runs []*store.Run, limit int) string 
 		sort.Strings(keys)
 		for _, k := range keys {
 			r := byKey[k]
-			rows = append(rows, fmt.Sprintf("| %s | %s %s | %s | [%s](%s) |\n",
-				codeSpan(k), report.StateIcon(r.State), report.RunTitle(r), report.StageLine(r), r.ID, b.runURL(r.ID)))
+			rows = append(rows, b.tmpl.Render("pipeline-row", report.RunLink{Run: r, URL: b.runURL(r.ID)}))
 			if sec, ok := b.failureSection(r); ok {
 				sections = append(sections, sec)
 			}
 		}
 	}
-	foot := "\n<sub>Comment `/retest` to re-run failed pipelines, `/retest all` to re-run all, `/cancel` to stop them.</sub>\n"
-	return report.Assemble(limit, head.String(), rows, foot, sections)
+	return report.Assemble(limit, head, rows, b.tmpl.Render("foot", nil), sections)
 }
 
 // indexStatus is the one check of an index pull request.
@@ -223,7 +184,7 @@ func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
 	byKey := newestRuns(runs)
 	running, failed := false, false
 	if rec.Waiting {
-		st.State, st.Title, st.Summary = event.StateQueued, waitingTitle, waitingSummary(rec)
+		st.State, st.Title, st.Summary = event.StateQueued, waitingTitle, b.waitingSummary(rec)
 		return st
 	}
 	if l == nil {
@@ -235,13 +196,15 @@ func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
 		return st
 	}
 	failed = l.StructErr
-	var summary strings.Builder
-	summary.WriteString("| entry | lint | trial build |\n| --- | --- | --- |\n")
+	type row struct {
+		entryLint
+		Run *store.Run
+	}
+	rows := make([]row, 0, len(l.Entries))
 	for _, e := range l.Entries {
 		failed = failed || e.Failed
-		res := "not run"
-		if r := byKey[e.Key]; r != nil {
-			res = report.StateIcon(r.State) + " " + report.RunTitle(r)
+		r := byKey[e.Key]
+		if r != nil {
 			switch {
 			case !r.State.Done():
 				running = true
@@ -249,13 +212,9 @@ func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
 				failed = true
 			}
 		}
-		lint := "✅"
-		if e.Failed {
-			lint = "❌"
-		}
-		fmt.Fprintf(&summary, "| %s | %s | %s |\n", codeSpan(e.Key), lint, res)
+		rows = append(rows, row{e, r})
 	}
-	st.Summary = summary.String()
+	st.Summary = b.tmpl.Render("index-summary", rows)
 	switch {
 	case running:
 		st.State, st.Title = event.StateRunning, "trial builds running"

@@ -145,7 +145,7 @@ func (b *Bot) prReports(ctx context.Context, key string) ([]store.Report, error)
 		return nil, err
 	}
 	out := []store.Report{rep}
-	waiting, err := waitingReports(rec)
+	waiting, err := b.waitingReports(rec)
 	if err != nil {
 		return nil, err
 	}

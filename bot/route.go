@@ -12,6 +12,7 @@ import (
 
 	"github.com/cccp-project/cccp/bot/commands"
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/bot/route"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
@@ -506,7 +507,7 @@ func (b *Bot) retest(ctx context.Context, ev *event.Event, all bool, project str
 		}
 	} else if len(only) == 0 {
 		if ev.Comment != nil {
-			return b.reply(ctx, ev, "Nothing to retest: no pipeline of `"+short(ev.PR.HeadSHA)+"` failed. Use `/retest all` to run them all again.")
+			return b.reply(ctx, ev, "Nothing to retest: no pipeline of `"+report.Short(ev.PR.HeadSHA)+"` failed. Use `/retest all` to run them all again.")
 		}
 		return nil
 	}
@@ -580,10 +581,3 @@ func (b *Bot) checkRerun(ctx context.Context, ev *event.Event) error {
 }
 
 func runSeq(id string) uint64 { n, _ := strconv.ParseUint(id, 10, 64); return n }
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
-}

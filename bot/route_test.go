@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/bot/route"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
@@ -87,7 +88,7 @@ func TestRequests(t *testing.T) {
 			}
 			var got []string
 			for _, r := range reqs {
-				s := string(r.Kind) + " " + r.Project + " " + string(r.Cause.Kind) + "@" + short(r.Commit)
+				s := string(r.Kind) + " " + r.Project + " " + string(r.Cause.Kind) + "@" + report.Short(r.Commit)
 				if r.GitURL != "" {
 					s += " from " + r.GitURL
 				}
@@ -458,7 +459,7 @@ func TestEntriesOfOneName(t *testing.T) {
 	// Re-run of one tag's check runs that tag again, not the other.
 	both := []*index.Entry{tagged("latest", "master"), tagged("7", "master")}
 	rerun := func(t *testing.T, name, sha string, pr map[string]any) *event.Event {
-		return ghEvent(t, "check_run-rerequested-1.json", "c-"+name+"-"+short(sha), func(m map[string]any) {
+		return ghEvent(t, "check_run-rerequested-1.json", "c-"+name+"-"+report.Short(sha), func(m map[string]any) {
 			m["repository"] = obj(mustJSON(t, "push-event-5.json"), "repository")
 			cr := obj(m, "check_run")
 			cr["name"], cr["head_sha"], cr["pull_requests"] = name, sha, []any{}

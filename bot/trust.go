@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/bot/route"
 	"github.com/cccp-project/cccp/internal/store"
 )
@@ -215,7 +216,7 @@ func (b *Bot) approve(ctx context.Context, ev *event.Event, sha string) error {
 	}
 	if !strings.EqualFold(sha, ev.PR.HeadSHA) {
 		return b.reply(ctx, ev, fmt.Sprintf("Approved `%s`, but the head is now `%s`: nothing runs for it. "+
-			"Review it and comment `/ok-to-test %s`.", short(sha), short(ev.PR.HeadSHA), ev.PR.HeadSHA))
+			"Review it and comment `/ok-to-test %s`.", report.Short(sha), report.Short(ev.PR.HeadSHA), ev.PR.HeadSHA))
 	}
 	return b.pullRequest(ctx, ev, nil)
 }

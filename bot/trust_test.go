@@ -12,6 +12,7 @@ import (
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/gitlab"
 	"github.com/cccp-project/cccp/bot/gitlab/gitlabtest"
+	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/testgit"
@@ -172,7 +173,7 @@ func TestApprovalBoundToReview(t *testing.T) {
 	early := commentEvent(t, "a3c", "maintainer", "/ok-to-test") // written 15:30
 	route(early)
 	if got := tb.pipe.Requests(); len(got) != 0 {
-		t.Fatalf("runs %q, want none: the comment was written before %s", got, short(sha3))
+		t.Fatalf("runs %q, want none: the comment was written before %s", got, report.Short(sha3))
 	}
 	if reply := tb.forge.Comments()["Codertocat/Hello-World#1 "+replyMarker(early.Comment.ID)]; !strings.Contains(reply, "/ok-to-test "+sha3) {
 		t.Errorf("reply = %q, want it to ask for the commit", reply)

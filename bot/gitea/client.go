@@ -11,13 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	sdk "code.gitea.io/sdk/gitea"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/retry"
 	"github.com/cccp-project/cccp/bot/internal/whoami"
 )
 
@@ -92,10 +92,7 @@ func splitRepo(repo string) (owner, name string, err error) {
 func apiError(op string, resp *sdk.Response, err error) error {
 	if resp != nil && resp.Response != nil {
 		if s := resp.StatusCode; s == http.StatusTooManyRequests || s >= 500 {
-			after := 30 * time.Second
-			if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
-				after = time.Duration(secs) * time.Second
-			}
+			after := retry.After(resp.Header, time.Now(), 30*time.Second)
 			return &event.RetryableError{Op: "gitea " + op, After: after, Err: err}
 		}
 		if s := resp.StatusCode; s >= 400 && s < 500 {

@@ -7,7 +7,7 @@ import (
 	sdk "code.gitea.io/sdk/gitea"
 
 	"github.com/cccp-project/cccp/bot/event"
-	"github.com/cccp-project/cccp/bot/internal/textcut"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // descriptionLimit is the length cccp keeps of a commit status description.

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ import (
 	gh "github.com/google/go-github/v92/github"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/retry"
 	"github.com/cccp-project/cccp/bot/internal/whoami"
 )
 
@@ -308,10 +308,7 @@ func apiError(op string, err error) error {
 	var er *gh.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
 		if s := er.Response.StatusCode; s == http.StatusTooManyRequests || s >= 500 {
-			after := 30 * time.Second
-			if secs, err := strconv.Atoi(er.Response.Header.Get("Retry-After")); err == nil && secs > 0 {
-				after = time.Duration(secs) * time.Second
-			}
+			after := retry.After(er.Response.Header, time.Now(), 30*time.Second)
 			return &event.RetryableError{Op: "github " + op, After: after, Err: err}
 		}
 		if s := er.Response.StatusCode; s >= 400 && s < 500 {

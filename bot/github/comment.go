@@ -7,7 +7,7 @@ import (
 
 	gh "github.com/google/go-github/v92/github"
 
-	"github.com/cccp-project/cccp/bot/internal/textcut"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // UpsertComment keeps one bot comment on pull request number of repo: the

@@ -8,7 +8,7 @@ import (
 	gh "github.com/google/go-github/v92/github"
 
 	"github.com/cccp-project/cccp/bot/event"
-	"github.com/cccp-project/cccp/bot/internal/textcut"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // outputLimit is the size limit of a check run's output summary and text.

@@ -17,6 +17,7 @@ import (
 	gl "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/retry"
 	"github.com/cccp-project/cccp/bot/internal/whoami"
 )
 
@@ -91,8 +92,8 @@ func apiError(op string, err error) error {
 }
 
 func retryAfter(h http.Header) time.Duration {
-	if secs, err := strconv.Atoi(h.Get("Retry-After")); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
+	if h.Get("Retry-After") != "" {
+		return retry.After(h, time.Now(), 30*time.Second)
 	}
 	if reset, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil {
 		if d := time.Until(time.Unix(reset, 0)); d > 0 {

@@ -7,7 +7,7 @@ import (
 
 	gl "gitlab.com/gitlab-org/api/client-go"
 
-	"github.com/cccp-project/cccp/bot/internal/textcut"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // UpsertComment keeps one bot note on merge request number of project repo:

@@ -10,7 +10,7 @@ import (
 	gl "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/cccp-project/cccp/bot/event"
-	"github.com/cccp-project/cccp/bot/internal/textcut"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // descriptionLimit is the length cccp keeps of a commit status description.

@@ -9,7 +9,9 @@ import (
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // CutNote starts a log cut at its head to fit the forge's limit.
@@ -131,7 +133,7 @@ func Assemble(limit int, head string, rows []string, foot string, sections []Log
 	b.WriteString(foot)
 	out := b.String()
 	if len(out) > limit { // only when head and foot alone do not fit
-		out = redact.TruncateUTF8(out, limit)
+		out = textcut.Bytes(out, limit)
 	}
 	return out
 }
@@ -244,11 +246,7 @@ func StageLine(r *store.Run) string {
 func CleanLog(lines []string, m *redact.Masker) string {
 	var b strings.Builder
 	for _, l := range lines {
-		if ts, rest, ok := strings.Cut(l, " "); ok {
-			if _, err := time.Parse(time.RFC3339Nano, ts); err == nil {
-				l = rest
-			}
-		}
+		_, l, _ = runlog.SplitLine(l)
 		l = strings.TrimRight(l, "\r")
 		b.WriteString(l)
 		b.WriteByte('\n')

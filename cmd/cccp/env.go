@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -159,8 +158,8 @@ type pipelineOptions struct {
 	// openshift, when set, builds on OpenShift instead of with buildah
 	// here (pipeline.build.backend: openshift).
 	openshift *openshift.Config
-	// entries, when set, looks entries up (the live index of serve)
-	// instead of what setEntries gave.
+	// entries looks entries up in the live index (internal/liveindex:
+	// serve's, reloaded on pushes, or run's, loaded once); required.
 	entries func(key string) (*index.Entry, bool)
 	// signing configures the evidence of delivered images; the zero value
 	// is the default (DATA/signing/cosign.key, parents enforced, SPDX).
@@ -176,9 +175,6 @@ type pipelineEnv struct {
 	target  registry.Target
 	runner  *pipeline.Runner
 	data    string
-
-	mu      sync.RWMutex
-	entries map[string]*index.Entry
 }
 
 // openPipeline starts the embedded registry (unless --registry names
@@ -189,7 +185,10 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if err != nil {
 		return nil, err
 	}
-	env := &pipelineEnv{stateEnv: st, data: f.data, entries: map[string]*index.Entry{}}
+	if opts.entries == nil {
+		return nil, errors.New("open pipeline: no index to look entries up in")
+	}
+	env := &pipelineEnv{stateEnv: st, data: f.data}
 	defer func() {
 		if err != nil {
 			env.Close(context.WithoutCancel(ctx))
@@ -233,10 +232,6 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		}
 	}
 	var children func(string) []string
-	entries := env.entry
-	if opts.entries != nil {
-		entries = opts.entries
-	}
 	if opts.chainChildren {
 		children = opts.graph
 	}
@@ -280,7 +275,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Target:        env.target,
 		Store:         st.db,
 		Logs:          runlog.StageLogs{Logs: st.logs},
-		Entries:       entries,
+		Entries:       opts.entries,
 		Blocking:      blocking,
 		Children:      children,
 		Workers:       f.workers,
@@ -299,24 +294,6 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 
 // workDir holds the checkouts of running pipelines and index PR checks.
 func (env *pipelineEnv) workDir() string { return filepath.Join(env.data, "work") }
-
-// setEntries replaces the index the runner builds from.
-func (env *pipelineEnv) setEntries(entries []*index.Entry) {
-	m := make(map[string]*index.Entry, len(entries))
-	for _, e := range entries {
-		m[e.Key()] = e
-	}
-	env.mu.Lock()
-	env.entries = m
-	env.mu.Unlock()
-}
-
-func (env *pipelineEnv) entry(name string) (*index.Entry, bool) {
-	env.mu.RLock()
-	defer env.mu.RUnlock()
-	e, ok := env.entries[name]
-	return e, ok
-}
 
 func (env *stateEnv) Close() error { return env.db.Close() }
 

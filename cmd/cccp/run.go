@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/liveindex"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -78,11 +79,17 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 		return usageError{err}
 	}
 
+	// The same live index serve uses, loaded once: the runner looks its
+	// entries up there.
+	live := liveindex.New(func(context.Context) (*index.Index, error) { return idx, nil })
+	if _, err := live.Reload(ctx); err != nil {
+		return err
+	}
 	// Named entries of a branch run: run them, then every descendant whose
 	// inputs changed, through the pipeline's cascade (run_cascade.go).
 	cascading := len(names) > 0 && types.RunKind(kind) == types.KindBranch
 	progress := newProgress(stderr)
-	opts := pipelineOptions{blocking: blocking}
+	opts := pipelineOptions{blocking: blocking, entries: live.Entry}
 	if cascading {
 		opts.chainChildren, opts.graph = true, graphChildren(graph)
 	}
@@ -91,7 +98,6 @@ func runPipelines(ctx context.Context, stdout, stderr io.Writer, f *envFlags, in
 		return err
 	}
 	defer env.Close(context.WithoutCancel(ctx))
-	env.setEntries(idx.Entries)
 	if err := env.runner.Start(ctx); err != nil {
 		return err
 	}

@@ -35,22 +35,21 @@ var allowed = map[string][]string{
 	// the bot core and its forge adapters
 	"bot": {"bot/commands", "bot/dispatch", "bot/event", "bot/intake", "bot/report", "bot/route",
 		"bot/internal/...", "internal/explain", "internal/gitsrc", "internal/index",
-		"internal/pipeline", "internal/redact", "internal/store", "internal/types"},
+		"internal/pipeline", "internal/redact", "internal/store", "internal/textcut", "internal/types"},
 	"bot/commands": {"internal/types"},
 	// the bot's parts: intake (verify, store, deduplicate), dispatch
 	// (durable, next-attempt times); neither knows routing or the other
 	"bot/intake":   {"bot/event", "internal/store"},
 	"bot/dispatch": {"bot/event", "bot/internal/retry", "internal/store"},
 	// reporting: the outbox and the pieces comments are assembled from
-	"bot/report": {"bot/event", "bot/internal/retry", "internal/redact", "internal/store"},
+	"bot/report": {"bot/event", "bot/internal/retry", "internal/redact", "internal/runlog", "internal/store", "internal/textcut"},
 	// pure routing decisions: an event and the entries in, requests out
 	"bot/route":            {"bot/event", "internal/index", "internal/pipeline", "internal/store", "internal/types"},
 	"bot/event":            {"internal/types"},
-	"bot/github":           {"bot/event", "bot/internal/..."},
-	"bot/gitlab":           {"bot/event", "bot/internal/..."},
-	"bot/gitea":            {"bot/event", "bot/internal/..."},
+	"bot/github":           {"bot/event", "bot/internal/...", "internal/textcut"},
+	"bot/gitlab":           {"bot/event", "bot/internal/...", "internal/textcut"},
+	"bot/gitea":            {"bot/event", "bot/internal/...", "internal/textcut"},
 	"bot/internal/hmacsig": nil,
-	"bot/internal/textcut": nil,
 	"bot/internal/retry":   {"bot/event"},
 	"bot/internal/whoami":  nil,
 	// forge doubles for tests
@@ -80,7 +79,7 @@ var allowed = map[string][]string{
 	"internal/backend/local": {"internal/backend", "internal/buildah", "internal/checks", "internal/gitsrc",
 		"internal/index", "internal/podman", "internal/redact", "internal/safefs", "internal/sandbox", "internal/types"},
 	// a remote backend speaks only HTTP and cccp's own formats: no local tools
-	"internal/backend/jenkins":             {"internal/backend", "internal/backend/testreport", "internal/redact"},
+	"internal/backend/jenkins":             {"internal/backend", "internal/backend/testreport", "internal/redact", "internal/textcut"},
 	"internal/backend/jenkins/jenkinstest": nil,
 	"internal/backend/testreport":          {"internal/backend", "internal/types"},
 
@@ -108,7 +107,7 @@ var allowed = map[string][]string{
 	"internal/runlog": nil,
 	// email about finished runs through the store's outbox
 	"internal/notify":    {"internal/explain", "internal/redact", "internal/store", "internal/types"},
-	"internal/web":       {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
+	"internal/web":       {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/runlog", "internal/store", "internal/types"},
 	"internal/index":     {"internal/redact", "internal/safefs"},
 	"internal/retention": {"internal/store", "internal/types"},
 	// the one live index (entries and graph, swapped atomically) and the
@@ -123,6 +122,8 @@ var allowed = map[string][]string{
 	"internal/buildkey":  nil,
 	"internal/poll":      {"internal/redact", "internal/store", "internal/types"},
 	"internal/basewatch": {"internal/store", "internal/types"},
+	// the one UTF-8 cutter
+	"internal/textcut": nil,
 }
 
 type pkg struct {
@@ -241,7 +242,7 @@ func TestMayImport(t *testing.T) {
 		{[]string{"internal/..."}, "internal/store", true},
 		{[]string{"internal/..."}, "internal", true},
 		{[]string{"internal/..."}, "internalx/store", false},
-		{[]string{"bot/internal/..."}, "bot/internal/textcut", true},
+		{[]string{"bot/internal/..."}, "bot/internal/retry", true},
 		{[]string{"internal/store"}, "internal/store/sub", false},
 		{nil, "internal/types", false},
 	} {

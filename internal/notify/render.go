@@ -13,6 +13,7 @@ import (
 	"github.com/cccp-project/cccp/internal/explain"
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 //go:embed templates/*.tmpl
@@ -137,7 +138,7 @@ func (n *Notifier) failure(ctx context.Context, r *store.Run) (stage, reason str
 // secrets masked, invalid UTF-8 replaced, control characters dropped,
 // at most maxLine bytes.
 func (n *Notifier) clean(s string) string {
-	return redact.TruncateUTF8(bodyLine(n.cfg.Masker.String(redact.StripANSI(s))), maxLine)
+	return textcut.Bytes(bodyLine(n.cfg.Masker.String(redact.StripANSI(s))), maxLine)
 }
 
 // stripTimestamp drops the RFC 3339 time runlog puts before each line.
@@ -176,7 +177,7 @@ func bodyText(s string) string {
 
 // headerText is s on one line, fit for a Subject header.
 func headerText(s string) string {
-	return redact.TruncateUTF8(strings.Join(strings.Fields(bodyLine(strings.ReplaceAll(s, "\n", " "))), " "), 200)
+	return textcut.Bytes(strings.Join(strings.Fields(bodyLine(strings.ReplaceAll(s, "\n", " "))), " "), 200)
 }
 
 func title(r *store.Run) string {

@@ -13,8 +13,10 @@
 // builds (resolved before the build), which parent digest a FROM is pinned
 // to, which checks block, which tags move. The heavy work of the build and
 // test stages is done by stage backends behind internal/backend's
-// interfaces (today only internal/backend/local: git, buildah and podman on
-// this machine); delivery is a manifest-only retag through Images.
+// interfaces: internal/backend/local (git, buildah and podman on this
+// machine) builds and tests, internal/backend/openshift builds on an
+// OpenShift cluster, internal/backend/jenkins tests as a Jenkins job;
+// delivery is a manifest-only retag through Images.
 package pipeline
 
 import (

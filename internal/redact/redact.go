@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // Mask is what every secret is replaced with.
@@ -203,24 +202,6 @@ func StripANSI(s string) string {
 		return s
 	}
 	return ansiRE.ReplaceAllString(s, "")
-}
-
-// TruncateUTF8 returns s cut to at most maxBytes bytes, at a rune boundary.
-func TruncateUTF8(s string, maxBytes int) string {
-	if maxBytes <= 0 {
-		return ""
-	}
-	if len(s) <= maxBytes {
-		return s
-	}
-	// Cut before the rune that straddles maxBytes: back up to a rune start,
-	// at most UTFMax-1 bytes (invalid input has none; cut it hard).
-	for j := maxBytes; j >= 0 && j > maxBytes-utf8.UTFMax; j-- {
-		if utf8.RuneStart(s[j]) {
-			return s[:j]
-		}
-	}
-	return s[:maxBytes]
 }
 
 // URL returns u with its userinfo redacted for errors and logs: a password

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 func TestMaskerString(t *testing.T) {
@@ -105,31 +104,6 @@ func TestStripANSI(t *testing.T) {
 	}
 }
 
-func TestTruncateUTF8(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		max  int
-		want string
-	}{
-		{"short", "abc", 10, "abc"},
-		{"exact", "abc", 3, "abc"},
-		{"ascii cut", "abcdef", 4, "abcd"},
-		{"in 2-byte rune", "aé", 2, "a"},
-		{"after 2-byte rune", "aéb", 3, "aé"},
-		{"in 4-byte rune", "x😀y", 3, "x"},
-		{"zero", "abc", 0, ""},
-		{"negative", "abc", -1, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := TruncateUTF8(tt.in, tt.max); got != tt.want {
-				t.Errorf("TruncateUTF8(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestURL(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"password", "https://user:pass@github.com/org/app.git", "https://user:***@github.com/org/app.git"},
@@ -175,26 +149,6 @@ func FuzzMaskerWriter(f *testing.F) {
 			if strings.Contains(want, s) {
 				t.Errorf("String(%q) = %q still holds %q", in, want, s)
 			}
-		}
-	})
-}
-
-func FuzzTruncateUTF8(f *testing.F) {
-	f.Add("aé😀b", 3)
-	f.Add("\xff\xfeabc", 2)
-	f.Fuzz(func(t *testing.T, s string, max int) {
-		got := TruncateUTF8(s, max)
-		if len(got) > max && !(max <= 0 && got == "") {
-			t.Fatalf("len %d > max %d", len(got), max)
-		}
-		if !strings.HasPrefix(s, got) {
-			t.Fatalf("%q is not a prefix of %q", got, s)
-		}
-		if utf8.ValidString(s) && !utf8.ValidString(got) {
-			t.Fatalf("invalid UTF-8 %q from valid %q", got, s)
-		}
-		if utf8.ValidString(s) && max > 0 && len(s) > max && len(got) <= max-utf8.UTFMax {
-			t.Fatalf("cut too much: %d bytes of %q for max %d", len(got), s, max)
 		}
 	})
 }

@@ -630,9 +630,13 @@ func (r *follower) Close() error { return r.f.Close() }
 // SplitLine splits a log line into its timestamp and text. ok is false
 // when the line does not start with an RFC3339Nano timestamp and a space
 // (then text is the whole line).
+// It is cccp's one timestamp splitter: the web UI's log view and the bot's
+// comment use it.
 func SplitLine(line string) (ts time.Time, text string, ok bool) {
 	stamp, rest, found := strings.Cut(line, " ")
-	if !found {
+	// A stamp is at least "2006-01-02T15:04:05Z": most other lines are
+	// passed over without parsing.
+	if !found || len(stamp) < len("2006-01-02T15:04:05Z") || stamp[0] < '0' || stamp[0] > '9' {
 		return time.Time{}, line, false
 	}
 	t, err := time.Parse(time.RFC3339Nano, stamp)

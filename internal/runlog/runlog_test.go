@@ -457,6 +457,7 @@ func TestSplitLine(t *testing.T) {
 		{fixedStamp + " ", "", true},
 		{"no timestamp here", "no timestamp here", false},
 		{"2026-13-99T00:00:00Z x", "2026-13-99T00:00:00Z x", false},
+		{"12 lines", "12 lines", false},
 		{"", "", false},
 	}
 	for _, tt := range tests {

@@ -9,9 +9,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
 )
 
@@ -145,11 +145,9 @@ func trimEOL(b []byte) []byte {
 func (s *Server) cleanLine(n int, b []byte) logLine {
 	text := string(b)
 	l := logLine{N: n}
-	if ts, rest, ok := strings.Cut(text, " "); ok && len(ts) >= 20 && ts[0] >= '0' && ts[0] <= '9' {
-		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
-			l.Time = t.UTC().Format("15:04:05")
-			text = rest
-		}
+	if t, rest, ok := runlog.SplitLine(text); ok {
+		l.Time = t.UTC().Format("15:04:05")
+		text = rest
 	}
 	l.Text = s.mask.String(redact.StripANSI(text))
 	return l

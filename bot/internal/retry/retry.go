@@ -4,6 +4,9 @@ package retry
 
 import (
 	"errors"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cccp-project/cccp/bot/event"
@@ -22,4 +25,24 @@ func Backoff(base, max time.Duration, attempts int, err error) time.Duration {
 		d = re.RetryAfter()
 	}
 	return d
+}
+
+// After is how long a forge's answer asks to wait: its Retry-After header,
+// in seconds or as an HTTP date (RFC 9110), or else fallback. A wait that
+// is not positive counts as none given.
+func After(h http.Header, now time.Time, fallback time.Duration) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return fallback
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs > 0 {
+			return time.Duration(secs) * time.Second
+		}
+		return fallback
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return fallback
 }

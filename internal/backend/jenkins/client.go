@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // client speaks Jenkins' remote access API: basic authentication with a
@@ -220,7 +221,7 @@ func (c *client) errorText(h http.Header, body []byte) string {
 		return ""
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
-	return c.mask.String(redact.TruncateUTF8(redact.StripANSI(line), 200))
+	return c.mask.String(textcut.Bytes(redact.StripANSI(line), 200))
 }
 
 // clean masks the token in an error from the transport, should one ever

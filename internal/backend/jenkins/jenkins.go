@@ -46,6 +46,7 @@ import (
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/backend/testreport"
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/textcut"
 )
 
 // Name is the backend's name as configured and stored with its handles.
@@ -488,7 +489,7 @@ func (t *Tester) queueState(ctx context.Context, h handle) (int, string, error) 
 	if why == "" {
 		why = "(Jenkins gives no reason)"
 	}
-	return 0, redact.TruncateUTF8(redact.StripANSI(why), 500), nil
+	return 0, textcut.Bytes(redact.StripANSI(why), 500), nil
 }
 
 // findByQueueID finds the build that queue item h became, among the job's
@@ -563,7 +564,7 @@ func (t *Tester) WaitTest(ctx context.Context, bh backend.Handle) (backend.TestR
 			"Jenkins did not build %s (NOT_BUILT)", bp)}
 	default:
 		return backend.TestResult{}, &backend.StageError{Reason: "UnknownResult", Message: fmt.Sprintf(
-			"Jenkins build %s ended with result %q", bp, redact.TruncateUTF8(b.Result, 40))}
+			"Jenkins build %s ended with result %q", bp, textcut.Bytes(b.Result, 40))}
 	}
 }
 
