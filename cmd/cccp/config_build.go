@@ -16,6 +16,10 @@ type buildStageConfig struct {
 	// Backend is local (buildah on this machine, the default) or openshift.
 	Backend   string          `yaml:"backend"`
 	OpenShift openShiftConfig `yaml:"openshift"`
+
+	// connect, when a test sets it, connects the OpenShift backend to a
+	// fake cluster instead of the kubeconfig's (no YAML key reaches it).
+	connect func(openshift.Config) (*openshift.Builder, error)
 }
 
 // openShiftConfig is `pipeline.build.openshift`, read only with backend

@@ -49,7 +49,7 @@ func TestImageBuildsThroughItsOwnPipeline(t *testing.T) {
 		"docker.io/library/golang:1.26-bookworm": builder,
 	})
 
-	repo := filepath.Join(dir, "cccp")
+	repo := filepath.Join(dir, "src")
 	copyWorkTree(t, root, repo)
 	testgit.Init(t, repo, "master")
 	commit := testgit.Commit(t, repo, "cccp as the test found it")
