@@ -18,6 +18,10 @@ type buildStageConfig struct {
 	OpenShift openShiftConfig `yaml:"openshift"`
 	// MaxConcurrent is how many builds run at once (config_queue.go).
 	MaxConcurrent int `yaml:"max_concurrent"`
+
+	// connect, when a test sets it, connects the OpenShift backend to a
+	// fake cluster instead of the kubeconfig's (no YAML key reaches it).
+	connect func(openshift.Config) (*openshift.Builder, error)
 }
 
 // openShiftConfig is `pipeline.build.openshift`, read only with backend

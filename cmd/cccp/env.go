@@ -158,6 +158,9 @@ type pipelineOptions struct {
 	// openshift, when set, builds on OpenShift instead of with buildah
 	// here (pipeline.build.backend: openshift).
 	openshift *openshift.Config
+	// openshiftConnect, when set, connects the OpenShift backend instead
+	// of openshift.New (tests: a fake cluster; see buildStageConfig.connect).
+	openshiftConnect func(openshift.Config) (*openshift.Builder, error)
 	// entries looks entries up in the live index (internal/liveindex:
 	// serve's, reloaded on pushes, or run's, loaded once); required.
 	entries func(key string) (*index.Entry, bool)
@@ -256,7 +259,11 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if opts.openshift != nil {
 		cfg := *opts.openshift
 		cfg.Logger = log.With("backend", openshift.Name)
-		if builder, err = openshift.New(cfg); err != nil {
+		connect := openshift.New
+		if opts.openshiftConnect != nil {
+			connect = opts.openshiftConnect
+		}
+		if builder, err = connect(cfg); err != nil {
 			return nil, err
 		}
 	}

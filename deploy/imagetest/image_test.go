@@ -49,7 +49,7 @@ func TestImageBuildsThroughItsOwnPipeline(t *testing.T) {
 		"docker.io/library/golang:1.26-bookworm": builder,
 	})
 
-	repo := filepath.Join(dir, "cccp")
+	repo := filepath.Join(dir, "src")
 	copyWorkTree(t, root, repo)
 	testgit.Init(t, repo, "master")
 	commit := testgit.Commit(t, repo, "cccp as the test found it")
@@ -64,7 +64,9 @@ func TestImageBuildsThroughItsOwnPipeline(t *testing.T) {
 
 	data := filepath.Join(dir, "data")
 	addr := freeAddr(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	// Compiling cccp from cold inside the build takes minutes on an idle
+	// machine, far longer on a busy one.
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
 	defer cancel()
 	cccp := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bin, args...)
@@ -73,7 +75,7 @@ func TestImageBuildsThroughItsOwnPipeline(t *testing.T) {
 	}
 	start := time.Now()
 	out, err := cccp(ctx, "run", "--index", filepath.Join(dir, "index"), "--allow-file-urls", "--data", data,
-		"--registry-addr", addr, "cccp/cccp").CombinedOutput()
+		"--registry-addr", addr, "--stage-timeout", "50m", "cccp/cccp").CombinedOutput()
 	t.Logf("cccp run cccp/cccp took %s", time.Since(start).Round(time.Second))
 	if err != nil {
 		logs, _ := cccp(ctx, "logs", "--data", data, "1").CombinedOutput()

@@ -156,6 +156,18 @@ func New(cfg Config) (*Builder, error) {
 	return newBuilder(cfg, cs.BuildV1(), cs.BuildV1().RESTClient(), realClock{}), nil
 }
 
+// NewWithClients is New on clients the caller made: api for
+// build.openshift.io, and logs, a REST client of that group for the
+// builds/log subresource (the typed client has no method for it). Tests
+// of code that wires the backend give openshift/client-go's fake
+// clientset here.
+func NewWithClients(cfg Config, api buildv1client.BuildV1Interface, logs rest.Interface) (*Builder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("openshift backend: %w", err)
+	}
+	return newBuilder(cfg, api, logs, realClock{}), nil
+}
+
 func restConfig(cfg Config) (*rest.Config, error) {
 	if cfg.Kubeconfig == "" {
 		rc, err := rest.InClusterConfig()
