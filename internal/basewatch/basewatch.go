@@ -76,6 +76,9 @@ type Config struct {
 type Watched struct {
 	Ref     string   // full reference, registry/repository:tag
 	Entries []string // entry keys, app-id/job-id:desired-tag
+	// Built is the digest each entry's last build started FROM, where
+	// known: the baseline when the image is seen for the first time.
+	Built map[string]string
 }
 
 // Watcher watches base image digests.
@@ -207,19 +210,33 @@ func (w *Watcher) check(ctx context.Context, im Watched, host string) (changed b
 	}
 	w.ok(host)
 	last, err := w.cfg.Meta.GetMeta(ctx, MetaNS, im.Ref)
+	var stale []string // entries to queue
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		// First sight: remember, rebuild nothing.
+		// First sight: the entries built from another digest than the
+		// tag's now are stale; the others are not.
+		for _, k := range im.Entries {
+			if d := im.Built[k]; d != "" && d != digest {
+				stale = append(stale, k)
+			}
+		}
 	case err != nil:
 		return false, 0, fmt.Errorf("last digest of %s: %w", im.Ref, err)
 	case string(last) == digest:
 		return false, 0, nil
 	default:
+		stale = im.Entries
+	}
+	if len(stale) > 0 {
 		changed = true
+		from := string(last)
+		if from == "" {
+			from = "the digest it was built from"
+		}
 		cause := store.Cause{Kind: types.CauseBaseImage,
-			Detail: fmt.Sprintf("base image %s changed from %s to %s", im.Ref, string(last), digest)}
+			Detail: fmt.Sprintf("base image %s changed from %s to %s", im.Ref, from, digest)}
 		var errs []error
-		for _, k := range im.Entries {
+		for _, k := range stale {
 			if err := w.cfg.Queue(ctx, k, cause); err != nil {
 				errs = append(errs, fmt.Errorf("queue %s after %s changed: %w", k, im.Ref, err))
 				continue

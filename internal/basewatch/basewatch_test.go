@@ -213,3 +213,38 @@ func TestRateLimitWaitsLonger(t *testing.T) {
 		}
 	}
 }
+
+// An image seen for the first time is compared with the digest each entry
+// was built from, when its build recorded one: a tag that moved between the
+// build and the first look still rebuilds the entries built from the old
+// digest, and only those.
+func TestFirstSightComparesWithTheBuiltDigest(t *testing.T) {
+	ctx := t.Context()
+	db, err := store.Open(filepath.Join(t.TempDir(), "cccp.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const ref = "quay.io/org/img:1"
+	runs := map[string]*store.Run{
+		"org/old:latest":     buildRun(store.Base{Image: ref, Digest: "sha256:old"}),
+		"org/current:latest": buildRun(store.Base{Image: ref, Digest: "sha256:new"}),
+		"org/unknown:latest": buildRun(store.Base{Image: ref}),
+	}
+	q := &queue{}
+	w, err := New(Config{Interval: time.Minute,
+		Images: func(context.Context) ([]Watched, error) { return Collect(runs, nil), nil },
+		Head:   func(context.Context, string) (string, error) { return "sha256:new", nil },
+		Meta:   db, Queue: q.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][]string{{"org/old:latest"}, nil} {
+		if _, err := w.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := q.take(); !slices.Equal(got, want) {
+			t.Errorf("queued %q, want %q", got, want)
+		}
+	}
+}

@@ -16,9 +16,11 @@ import (
 // index. keep, when set, drops entries no longer in the index. An image
 // written with a build argument, pinned by digest, or `scratch` cannot
 // change under a tag and is not watched. Host-less names are Docker Hub's,
-// as a build resolves them.
+// as a build resolves them. The digest a build recorded for a base is its
+// baseline (Watched.Built).
 func Collect(runs map[string]*store.Run, keep func(key string) bool) []Watched {
 	users := map[string][]string{}
+	built := map[string]map[string]string{}
 	for key, run := range runs {
 		if run == nil || (keep != nil && !keep(key)) {
 			continue
@@ -35,13 +37,19 @@ func Collect(runs map[string]*store.Run, keep func(key string) bool) []Watched {
 				if !slices.Contains(users[ref], key) {
 					users[ref] = append(users[ref], key)
 				}
+				if b.Digest != "" {
+					if built[ref] == nil {
+						built[ref] = map[string]string{}
+					}
+					built[ref][key] = b.Digest
+				}
 			}
 		}
 	}
 	out := make([]Watched, 0, len(users))
 	for ref, keys := range users {
 		slices.Sort(keys)
-		out = append(out, Watched{Ref: ref, Entries: keys})
+		out = append(out, Watched{Ref: ref, Entries: keys, Built: built[ref]})
 	}
 	slices.SortFunc(out, func(a, b Watched) int { return strings.Compare(a.Ref, b.Ref) })
 	return out

@@ -272,19 +272,25 @@ func (ex *execution) currentKey(ctx context.Context, commit string, last *store.
 }
 
 // recordKey stores the key of what a build built, with the bases the
-// backend reported; a base it reported without digest is looked up now.
+// backend reported; a base it reported without digest is looked up now,
+// and that digest is recorded with the base too (what internal/basewatch
+// compares a base image's digest with when it first sees it).
 func (ex *execution) recordKey(ctx context.Context, commit string, bases []store.Base, log io.Writer) {
 	if ex.run.Kind != types.KindBranch {
 		return
 	}
 	in, err := ex.keyInputs(ctx, commit)
+	learnt := map[int]string{}
 	if err == nil {
-		for _, b := range bases {
+		for i, b := range bases {
 			d := b.Digest
 			if d == "" {
 				if d, err = ex.baseDigest(ctx, b.Image, b.Pinned); err != nil {
 					err = fmt.Errorf("digest of FROM %s: %w", b.Image, err)
 					break
+				}
+				if strings.HasPrefix(d, "sha256:") {
+					learnt[i] = d
 				}
 			}
 			in.Bases = append(in.Bases, buildkey.Base{Image: b.Image, Digest: d})
@@ -298,5 +304,13 @@ func (ex *execution) recordKey(ctx context.Context, commit string, bases []store
 		fmt.Fprintf(log, "cccp: no build key (the next trigger builds again): %v\n", err)
 		return
 	}
-	ex.update(ctx, func(run *store.Run) { run.BuildKey = key })
+	ex.update(ctx, func(run *store.Run) {
+		run.BuildKey = key
+		st := stageOf(run, types.StageBuild)
+		for i, d := range learnt {
+			if i < len(st.Bases) && st.Bases[i].Digest == "" {
+				st.Bases[i].Digest = d
+			}
+		}
+	})
 }

@@ -224,6 +224,12 @@ func TestExternalBaseDigestIsInTheKey(t *testing.T) {
 			if built := buildCount(h) > before; built != step.wantBuild {
 				t.Errorf("built = %v, want %v (%s)", built, step.wantBuild, buildLog(t, h, run.ID))
 			}
+			// What the build started FROM is recorded with its digest
+			// (basewatch's baseline).
+			want := h.images.digests["quay.io/org/img:1"]
+			if b := run.Stages[0].Bases; step.wantBuild && (len(b) != 1 || b[0].Digest != want) {
+				t.Errorf("bases %+v, want quay.io/org/img:1 at %q", b, want)
+			}
 		})
 	}
 }

@@ -105,7 +105,9 @@ func TestPipelineTestsOnJenkins(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer wcancel()
 	enqueue := func() *store.Run {
-		run, err := runner.Enqueue(wctx, pipeline.Request{Project: entry.Key(), Kind: types.KindBranch, Cause: store.Cause{Kind: types.CauseManual}})
+		// Forced: the second run has the inputs of the first and would
+		// otherwise be up to date without reaching Jenkins.
+		run, err := runner.Enqueue(wctx, pipeline.Request{Project: entry.Key(), Kind: types.KindBranch, Cause: store.Cause{Kind: types.CauseManual}, Force: true})
 		if err != nil {
 			t.Fatal(err)
 		}
