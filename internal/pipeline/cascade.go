@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/cascade"
@@ -277,6 +279,12 @@ func (r *Runner) queueClaimed(ctx context.Context, claimed []claim) {
 		cause := store.Cause{Kind: types.CauseParent, Parent: c.Root, Cascade: c.ID,
 			Detail: fmt.Sprintf("cascade %s from run %s of %s", c.ID, c.RootRun, c.Root)}
 		run, err := r.Enqueue(ctx, Request{Project: cl.project, Kind: types.KindBranch, Cause: cause})
+		if errors.Is(err, ErrUnknownProject) {
+			// Removed from the index since the plan: it fails, so its
+			// subtree stops instead of waiting for ever.
+			r.failNode(ctx, cl.project, cause)
+			continue
+		}
 		if err != nil {
 			r.log.Error("queue cascade run", "cascade", c.ID, "project", cl.project, "err", err)
 			continue
@@ -285,6 +293,20 @@ func (r *Runner) queueClaimed(ctx context.Context, claimed []claim) {
 			r.log.Error("bind cascade run", "cascade", c.ID, "project", cl.project, "run", run.ID, "err", err)
 		}
 	}
+}
+
+// failNode records a failed run for a claimed node that cannot be queued,
+// and settles the node with it.
+func (r *Runner) failNode(ctx context.Context, project string, cause store.Cause) {
+	now := time.Now().UTC()
+	run := &store.Run{Project: project, Kind: types.KindBranch, Cause: cause, State: store.Failed, Created: now, Finished: now,
+		Error: fmt.Sprintf("project %s is no longer in the index", project)}
+	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
+		r.log.Error("fail cascade node", "cascade", cause.Cascade, "project", project, "err", err)
+		return
+	}
+	r.notify(run)
+	r.settleCascade(ctx, run)
 }
 
 // settleCascade records the end of a cascade run that did not end through
