@@ -49,28 +49,7 @@ func TestRunCascadeRebuildsDescendantsOnceParentsFirst(t *testing.T) {
 	testimage.Require(t)
 	dir := t.TempDir()
 	reg := testimage.Registry(t, "", "")
-	repos := map[string]string{}
-	files := map[string]map[string]string{
-		"base":  {"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nCOPY base.txt /base.txt\n", "base.txt": "base 1\n"},
-		"mid":   {"Dockerfile": "FROM acme/base:latest\nCOPY mid.txt /mid.txt\n", "mid.txt": "mid\n"},
-		"leaf1": {"Dockerfile": "FROM acme/mid:latest\nCOPY leaf1.txt /leaf1.txt\n", "leaf1.txt": "leaf1\n"},
-		"leaf2": {"Dockerfile": "FROM acme/mid:latest\nCOPY leaf2.txt /leaf2.txt\n", "leaf2.txt": "leaf2\n"},
-	}
-	for job, fs := range files {
-		repo := filepath.Join(dir, job)
-		testgit.Write(t, repo, fs)
-		if job == "base" {
-			testimage.CopyBusybox(t, repo)
-		}
-		testgit.Init(t, repo, "master")
-		testgit.Commit(t, repo, job)
-		repos[job] = repo
-	}
-	writeFile(t, filepath.Join(dir, "index", "index.d", "acme.yaml"), fmt.Sprintf(cascadeIndex,
-		cascadeEntry(1, "base", repos["base"], "null")+
-			cascadeEntry(2, "mid", repos["mid"], "acme/base:latest")+
-			cascadeEntry(3, "leaf1", repos["leaf1"], "acme/mid:latest")+
-			cascadeEntry(4, "leaf2", repos["leaf2"], "[acme/mid:latest, acme/base:latest]")))
+	repos := cascadeFixture(t, dir)
 	data := filepath.Join(dir, "data")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -143,6 +122,35 @@ func TestRunCascadeRebuildsDescendantsOnceParentsFirst(t *testing.T) {
 	if n := strings.Count(stdout, "waiting on acme/mid:latest, which failed"); n != 2 {
 		t.Errorf("the stopped leaves do not say why (%d):\n%s", n, stdout)
 	}
+}
+
+// cascadeFixture writes the four repositories and the index (dir/index)
+// of the cascade tests and returns the repositories by job.
+func cascadeFixture(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	repos := map[string]string{}
+	files := map[string]map[string]string{
+		"base":  {"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nCOPY base.txt /base.txt\n", "base.txt": "base 1\n"},
+		"mid":   {"Dockerfile": "FROM acme/base:latest\nCOPY mid.txt /mid.txt\n", "mid.txt": "mid\n"},
+		"leaf1": {"Dockerfile": "FROM acme/mid:latest\nCOPY leaf1.txt /leaf1.txt\n", "leaf1.txt": "leaf1\n"},
+		"leaf2": {"Dockerfile": "FROM acme/mid:latest\nCOPY leaf2.txt /leaf2.txt\n", "leaf2.txt": "leaf2\n"},
+	}
+	for job, fs := range files {
+		repo := filepath.Join(dir, job)
+		testgit.Write(t, repo, fs)
+		if job == "base" {
+			testimage.CopyBusybox(t, repo)
+		}
+		testgit.Init(t, repo, "master")
+		testgit.Commit(t, repo, job)
+		repos[job] = repo
+	}
+	writeFile(t, filepath.Join(dir, "index", "index.d", "acme.yaml"), fmt.Sprintf(cascadeIndex,
+		cascadeEntry(1, "base", repos["base"], "null")+
+			cascadeEntry(2, "mid", repos["mid"], "acme/base:latest")+
+			cascadeEntry(3, "leaf1", repos["leaf1"], "acme/mid:latest")+
+			cascadeEntry(4, "leaf2", repos["leaf2"], "[acme/mid:latest, acme/base:latest]")))
+	return repos
 }
 
 // summaryLine tells whether the summary's line of project has result.

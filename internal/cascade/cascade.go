@@ -120,7 +120,7 @@ func Advance(nodes []Node, state map[string]State, blame map[string]string) []De
 		if s := state[n.Key]; s != "" && s != Waiting {
 			continue
 		}
-		d, ok := decide(n, state, blame)
+		d, ok := Decide(n, state, blame)
 		if !ok {
 			continue
 		}
@@ -133,7 +133,9 @@ func Advance(nodes []Node, state map[string]State, blame map[string]string) []De
 	return out
 }
 
-func decide(n Node, state map[string]State, blame map[string]string) (Decision, bool) {
+// Decide decides one waiting node from the states of the nodes it waits
+// on (and, for stopped ones, their blame); false: it still waits.
+func Decide(n Node, state map[string]State, blame map[string]string) (Decision, bool) {
 	settled, changed := true, false
 	for _, p := range n.WaitsOn {
 		switch state[p] {

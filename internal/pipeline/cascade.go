@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/cascade"
@@ -74,7 +76,7 @@ func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) e
 		children = r.childrenOf(ctx, cs)
 	}
 	var claimed []claim
-	step := func(run *store.Run, prev string, part *store.Cascade) *store.Cascade {
+	step := func(run *store.Run, prev string, part *store.CascadePart) *store.Cascade {
 		claimed = claimed[:0]
 		start, part2 := r.cascadeStep(run, prev, part, children)
 		claimed = append(claimed, part2...)
@@ -158,13 +160,13 @@ func (r *Runner) cascades() (CascadeStore, bool) {
 // delivered a new digest (unless the run is itself part of one, whose plan
 // already holds its descendants).
 // It returns the new cascade and the nodes it claimed (queued).
-func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.Cascade, children func(string) []string) (*store.Cascade, []claim) {
+func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.CascadePart, children func(string) []string) (*store.Cascade, []claim) {
 	out := outcome(run, prev)
 	var claimed []claim
 	if part != nil {
 		if n := part.Node(run.Project); n != nil && n.State == store.CascadeQueued && (n.Run == "" || n.Run == run.ID) {
 			n.Run, n.State = run.ID, string(out)
-			claimed = advance(part)
+			claimed = advanceBelow(part, n)
 		}
 	}
 	if run.Kind != types.KindBranch || run.Cause.Cascade != "" || out != cascade.Delivered {
@@ -175,10 +177,76 @@ func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.Cascade, c
 		return nil, claimed
 	}
 	c := &store.Cascade{Root: run.Project, Digest: run.DeliveredDigest(), Nodes: make([]store.CascadeNode, len(nodes))}
+	at := map[string]int{}
 	for i, n := range nodes {
 		c.Nodes[i] = store.CascadeNode{Project: n.Key, WaitsOn: n.WaitsOn, State: store.CascadeWaiting}
+		at[n.Key] = i
+	}
+	for _, n := range nodes {
+		for _, p := range n.WaitsOn {
+			if i, ok := at[p]; ok {
+				c.Nodes[i].Next = append(c.Nodes[i].Next, n.Key)
+			}
+		}
 	}
 	return c, append(claimed, advance(c)...)
+}
+
+// advanceBelow decides the nodes below settled, a node of part that just
+// settled: only those can change, so a step reads a few nodes, not the
+// whole cascade. A node stopped or unchanged passes the decision on to
+// the nodes below it.
+func advanceBelow(part *store.CascadePart, settled *store.CascadeNode) []claim {
+	state := func(k string) cascade.State {
+		if k == part.Root {
+			return cascade.Delivered
+		}
+		if n := part.Node(k); n != nil {
+			return cascade.State(n.State)
+		}
+		return ""
+	}
+	blame := map[string]string{}
+	lookup := map[string]cascade.State{}
+	var claimed []claim
+	next := slices.Clone(settled.Next)
+	for len(next) > 0 {
+		k := next[0]
+		next = next[1:]
+		n := part.Node(k)
+		if n == nil || n.State != store.CascadeWaiting {
+			continue
+		}
+		for _, p := range n.WaitsOn {
+			lookup[p] = state(p)
+			if pn := part.Node(p); pn != nil && pn.Blame != "" {
+				blame[p] = pn.Blame
+			}
+		}
+		d, ok := cascade.Decide(cascade.Node{Key: k, WaitsOn: n.WaitsOn}, lookup, blame)
+		if !ok {
+			continue
+		}
+		if apply(n, d) {
+			claimed = append(claimed, claim{c: part.Cascade, project: k})
+		} else {
+			next = append(next, n.Next...)
+		}
+	}
+	return claimed
+}
+
+// apply records decision d on node n; it tells whether n was queued.
+func apply(n *store.CascadeNode, d cascade.Decision) bool {
+	n.State = string(d.State)
+	switch d.State {
+	case cascade.Stopped:
+		n.Blame = d.Blame
+		n.Note = fmt.Sprintf("waiting on %s, which failed", d.Blame)
+	case cascade.Queued:
+		return true
+	}
+	return false
 }
 
 // advance applies cascade.Advance to a stored cascade and returns the
@@ -196,13 +264,7 @@ func advance(c *store.Cascade) []claim {
 	}
 	var claimed []claim
 	for _, d := range cascade.Advance(nodes, state, blame) {
-		n := c.Node(d.Key)
-		n.State = string(d.State)
-		switch d.State {
-		case cascade.Stopped:
-			n.Blame = d.Blame
-			n.Note = fmt.Sprintf("waiting on %s, which failed", d.Blame)
-		case cascade.Queued:
+		if n := c.Node(d.Key); apply(n, d) {
 			claimed = append(claimed, claim{c: c, project: n.Project})
 		}
 	}
@@ -217,6 +279,12 @@ func (r *Runner) queueClaimed(ctx context.Context, claimed []claim) {
 		cause := store.Cause{Kind: types.CauseParent, Parent: c.Root, Cascade: c.ID,
 			Detail: fmt.Sprintf("cascade %s from run %s of %s", c.ID, c.RootRun, c.Root)}
 		run, err := r.Enqueue(ctx, Request{Project: cl.project, Kind: types.KindBranch, Cause: cause})
+		if errors.Is(err, ErrUnknownProject) {
+			// Removed from the index since the plan: it fails, so its
+			// subtree stops instead of waiting for ever.
+			r.failNode(ctx, cl.project, cause)
+			continue
+		}
 		if err != nil {
 			r.log.Error("queue cascade run", "cascade", c.ID, "project", cl.project, "err", err)
 			continue
@@ -225,6 +293,20 @@ func (r *Runner) queueClaimed(ctx context.Context, claimed []claim) {
 			r.log.Error("bind cascade run", "cascade", c.ID, "project", cl.project, "run", run.ID, "err", err)
 		}
 	}
+}
+
+// failNode records a failed run for a claimed node that cannot be queued,
+// and settles the node with it.
+func (r *Runner) failNode(ctx context.Context, project string, cause store.Cause) {
+	now := time.Now().UTC()
+	run := &store.Run{Project: project, Kind: types.KindBranch, Cause: cause, State: store.Failed, Created: now, Finished: now,
+		Error: fmt.Sprintf("project %s is no longer in the index", project)}
+	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
+		r.log.Error("fail cascade node", "cascade", cause.Cascade, "project", project, "err", err)
+		return
+	}
+	r.notify(run)
+	r.settleCascade(ctx, run)
 }
 
 // settleCascade records the end of a cascade run that did not end through

@@ -282,3 +282,24 @@ func TestCascadeFollowsFROMEdgesOfTheLatestBuild(t *testing.T) {
 		t.Fatalf("cascade nodes %+v, want demo/child rebuilt", c.Nodes)
 	}
 }
+
+// A child removed from the index after the plan fails its node, and the
+// nodes below it stop, instead of the cascade waiting for ever.
+func TestCascadeChildRemovedFromTheIndexStopsItsSubtree(t *testing.T) {
+	h := chainHarness(t)
+	delete(h.entries, "demo/mid:latest") // still in the graph the cascade plans with
+	r := h.start(t)
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	c := waitCascade(t, h.db, root.ID)
+	want := map[string]string{"demo/mid:latest": store.CascadeFailed, "demo/side:latest": store.CascadeDelivered,
+		"demo/leaf1:latest": store.CascadeStopped, "demo/leaf2:latest": store.CascadeStopped}
+	for _, n := range c.Nodes {
+		if n.State != want[n.Project] {
+			t.Errorf("node %s: %s, want %s", n.Project, n.State, want[n.Project])
+		}
+	}
+	mid, err := h.db.Run(context.Background(), c.Node("demo/mid:latest").Run)
+	if err != nil || !strings.Contains(mid.Error, "no longer in the index") {
+		t.Errorf("mid's run %+v, %v", mid, err)
+	}
+}

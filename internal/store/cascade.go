@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,7 +23,11 @@ import (
 //
 //	v1/
 //	  cascades/
-//	    <seq>                   -> JSON Cascade
+//	    <seq>                   -> JSON Cascade without its nodes, with the count of open ones
+//	  cascade_nodes/
+//	    <seq> <project>         -> JSON CascadeNode and its place in the plan; one record
+//	                               per node, so a step writes only the nodes it changed
+//	                               (seq is 8 bytes: a prefix scan of one cascade is exact)
 //	  cascades_open/
 //	    <seq>                   -> empty; cascades with a node not yet settled
 //	  cascade_roots/
@@ -31,6 +37,7 @@ import (
 //	                               which run that was, and the digest before it
 var (
 	bucketCascades     = []byte("cascades")
+	bucketCascadeNodes = []byte("cascade_nodes")
 	bucketCascadesOpen = []byte("cascades_open")
 	bucketCascadeRoots = []byte("cascade_roots")
 	bucketDelivered    = []byte("delivered")
@@ -55,7 +62,10 @@ type Cascade struct {
 	Created time.Time
 	// Finished is set once every node has settled.
 	Finished time.Time `json:",omitempty"`
-	Nodes    []CascadeNode
+	// Nodes are in the plan's order (parents before children).
+	Nodes []CascadeNode `json:"-"`
+	// Open counts the nodes waiting or queued.
+	Open int
 }
 
 // CascadeNode is one descendant of a cascade.
@@ -71,6 +81,80 @@ type CascadeNode struct {
 	Note string `json:",omitempty"`
 	// Blame is, for a stopped node, the project whose failure stopped it.
 	Blame string `json:",omitempty"`
+	// Next are the nodes that wait on this one.
+	Next []string `json:",omitempty"`
+}
+
+type nodeRecord struct {
+	Order int
+	CascadeNode
+}
+
+func openState(state string) bool { return state == CascadeWaiting || state == CascadeQueued }
+
+// CascadePart is the open cascade a finishing run belongs to, as a
+// CascadeStep sees it: the cascade without its nodes, and the nodes read
+// (and written back) one by one.
+type CascadePart struct {
+	*Cascade
+	root    *bolt.Bucket
+	sk      []byte
+	touched map[string]*nodeRecord
+	was     map[string]string // state when read
+	err     error
+}
+
+// Node returns the node of project, or nil when the cascade has none.
+// Changes to it are stored when the step returns.
+func (p *CascadePart) Node(project string) *CascadeNode {
+	if n, ok := p.touched[project]; ok {
+		if n == nil {
+			return nil
+		}
+		return &n.CascadeNode
+	}
+	n, err := getNode(p.root, p.sk, project)
+	if err != nil {
+		p.err = err
+	}
+	p.touched[project] = n
+	if n == nil {
+		return nil
+	}
+	p.was[project] = n.State
+	return &n.CascadeNode
+}
+
+func nodeKey(sk []byte, project string) []byte {
+	return append(append(make([]byte, 0, len(sk)+len(project)), sk...), project...)
+}
+
+func getNode(root *bolt.Bucket, sk []byte, project string) (*nodeRecord, error) {
+	b := root.Bucket(bucketCascadeNodes)
+	if b == nil {
+		return nil, nil
+	}
+	v := b.Get(nodeKey(sk, project))
+	if v == nil {
+		return nil, nil
+	}
+	n := new(nodeRecord)
+	if err := json.Unmarshal(v, n); err != nil {
+		return nil, &DecodeError{Bucket: "cascade_nodes", Key: project, Err: err}
+	}
+	return n, nil
+}
+
+func putNode(root *bolt.Bucket, sk []byte, n *nodeRecord) error {
+	b, err := root.CreateBucketIfNotExists(bucketCascadeNodes)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	return b.Put(nodeKey(sk, n.Project), v)
 }
 
 // Node returns the node of project, or nil.
@@ -81,15 +165,6 @@ func (c *Cascade) Node(project string) *CascadeNode {
 		}
 	}
 	return nil
-}
-
-func (c *Cascade) settled() bool {
-	for _, n := range c.Nodes {
-		if n.State == CascadeWaiting || n.State == CascadeQueued {
-			return false
-		}
-	}
-	return true
 }
 
 // DeliveredDigest is the digest a passed branch run delivered, or "".
@@ -120,14 +195,15 @@ type delivered struct {
 // change (settle the run's node, queue or stop others). step returns a new
 // cascade rooted at run to record, or nil; FinishRun records at most one
 // per run, however often it is called.
-type CascadeStep func(run *Run, prev string, part *Cascade) (start *Cascade)
+type CascadeStep func(run *Run, prev string, part *CascadePart) (start *Cascade)
 
 // FinishRun is UpdateRun for a run's final result that also keeps the
 // cascades in the same transaction, so a crash never keeps one without the
 // other. After fn, when the run is done, step is called (see CascadeStep).
 // Every node step leaves stopped without a run gets a skipped run that
 // says why (its Note), so the child's page and the run list show it. It
-// returns the run and the cascades it changed or started.
+// returns the run and the cascades it changed (without their nodes) or
+// started.
 func (db *DB) FinishRun(ctx context.Context, id string, fn func(*Run) error, step CascadeStep) (*Run, []*Cascade, error) {
 	seq, err := parseRunID(id)
 	if err != nil {
@@ -149,18 +225,18 @@ func (db *DB) FinishRun(ctx context.Context, id string, fn func(*Run) error, ste
 		if err != nil {
 			return err
 		}
-		var part *Cascade
+		var part *CascadePart
 		if r.Cause.Cascade != "" {
-			if part, err = openCascade(root, r.Cause.Cascade); err != nil {
+			if part, err = openPart(root, r.Cause.Cascade); err != nil {
 				return err
 			}
 		}
 		start := step(r, prev, part)
 		if part != nil {
-			if err := putCascade(root, part); err != nil {
+			if err := putPart(root, part); err != nil {
 				return err
 			}
-			changed = append(changed, part)
+			changed = append(changed, part.Cascade)
 		}
 		if start == nil {
 			return nil
@@ -234,8 +310,9 @@ func cascadeSeq(id string) ([]byte, error) {
 	return seqKey(seq), nil
 }
 
-// openCascade loads cascade id when it is still open (nil otherwise).
-func openCascade(root *bolt.Bucket, id string) (*Cascade, error) {
+// openPart loads cascade id, without its nodes, when it is still open
+// (nil otherwise).
+func openPart(root *bolt.Bucket, id string) (*CascadePart, error) {
 	sk, err := cascadeSeq(id)
 	if err != nil {
 		return nil, err
@@ -243,50 +320,65 @@ func openCascade(root *bolt.Bucket, id string) (*Cascade, error) {
 	if open := root.Bucket(bucketCascadesOpen); open == nil || open.Get(sk) == nil {
 		return nil, nil
 	}
-	return getCascade(root, sk)
+	c, err := getHeader(root, sk)
+	if err != nil {
+		return nil, err
+	}
+	return &CascadePart{Cascade: c, root: root, sk: sk, touched: map[string]*nodeRecord{}, was: map[string]string{}}, nil
 }
 
-func getCascade(root *bolt.Bucket, sk []byte) (*Cascade, error) {
-	b := root.Bucket(bucketCascades)
-	if b == nil {
-		return nil, fmt.Errorf("cascade %d: %w", binary.BigEndian.Uint64(sk), ErrNotFound)
+// putPart writes the nodes a step read, and the cascade's count of open
+// nodes.
+func putPart(root *bolt.Bucket, p *CascadePart) error {
+	if p.err != nil {
+		return p.err
 	}
-	v := b.Get(sk)
-	if v == nil {
-		return nil, fmt.Errorf("cascade %d: %w", binary.BigEndian.Uint64(sk), ErrNotFound)
+	now := time.Now().UTC()
+	for project, n := range p.touched {
+		if n == nil {
+			continue
+		}
+		if err := stopRun(root, p.Cascade, &n.CascadeNode, now); err != nil {
+			return err
+		}
+		if openState(p.was[project]) && !openState(n.State) {
+			p.Open--
+		} else if !openState(p.was[project]) && openState(n.State) {
+			p.Open++
+		}
+		if err := putNode(root, p.sk, n); err != nil {
+			return err
+		}
 	}
-	c := new(Cascade)
-	if err := json.Unmarshal(v, c); err != nil {
-		return nil, &DecodeError{Bucket: "cascades", Key: strconv.FormatUint(binary.BigEndian.Uint64(sk), 10), Err: err}
-	}
-	return c, nil
+	return putHeader(root, p.Cascade, now)
 }
 
-// putCascade writes c, giving each stopped node without a run a skipped
-// run, and keeps cascades_open in step.
-func putCascade(root *bolt.Bucket, c *Cascade) error {
+// stopRun gives a stopped node without a run a skipped run that says why.
+func stopRun(root *bolt.Bucket, c *Cascade, n *CascadeNode, now time.Time) error {
+	if n.State != CascadeStopped || n.Run != "" {
+		return nil
+	}
+	skipped := &Run{Project: n.Project, Kind: types.KindBranch, State: Skipped, Error: n.Note,
+		Cause: Cause{Kind: types.CauseParent, Parent: c.Root, Cascade: c.ID, Detail: "cascade " + c.ID}, Finished: now}
+	if err := createRun(root, skipped); err != nil {
+		return fmt.Errorf("cascade %s: record stopped %s: %w", c.ID, n.Project, err)
+	}
+	n.Run = skipped.ID
+	return nil
+}
+
+// putHeader writes the cascade without its nodes and keeps cascades_open
+// in step with its count of open nodes.
+func putHeader(root *bolt.Bucket, c *Cascade, now time.Time) error {
 	sk, err := cascadeSeq(c.ID)
 	if err != nil {
 		return err
-	}
-	now := time.Now().UTC()
-	for i := range c.Nodes {
-		n := &c.Nodes[i]
-		if n.State != CascadeStopped || n.Run != "" {
-			continue
-		}
-		skipped := &Run{Project: n.Project, Kind: types.KindBranch, State: Skipped, Error: n.Note,
-			Cause: Cause{Kind: types.CauseParent, Parent: c.Root, Cascade: c.ID, Detail: "cascade " + c.ID}, Finished: now}
-		if err := createRun(root, skipped); err != nil {
-			return fmt.Errorf("cascade %s: record stopped %s: %w", c.ID, n.Project, err)
-		}
-		n.Run = skipped.ID
 	}
 	open, err := root.CreateBucketIfNotExists(bucketCascadesOpen)
 	if err != nil {
 		return err
 	}
-	if c.settled() {
+	if c.Open <= 0 {
 		if c.Finished.IsZero() {
 			c.Finished = now
 		}
@@ -309,6 +401,73 @@ func putCascade(root *bolt.Bucket, c *Cascade) error {
 	return b.Put(sk, v)
 }
 
+func getHeader(root *bolt.Bucket, sk []byte) (*Cascade, error) {
+	b := root.Bucket(bucketCascades)
+	if b == nil {
+		return nil, fmt.Errorf("cascade %d: %w", binary.BigEndian.Uint64(sk), ErrNotFound)
+	}
+	v := b.Get(sk)
+	if v == nil {
+		return nil, fmt.Errorf("cascade %d: %w", binary.BigEndian.Uint64(sk), ErrNotFound)
+	}
+	c := new(Cascade)
+	if err := json.Unmarshal(v, c); err != nil {
+		return nil, &DecodeError{Bucket: "cascades", Key: strconv.FormatUint(binary.BigEndian.Uint64(sk), 10), Err: err}
+	}
+	return c, nil
+}
+
+// getCascade reads a cascade with all its nodes, in the plan's order.
+func getCascade(root *bolt.Bucket, sk []byte) (*Cascade, error) {
+	c, err := getHeader(root, sk)
+	if err != nil {
+		return nil, err
+	}
+	b := root.Bucket(bucketCascadeNodes)
+	if b == nil {
+		return c, nil
+	}
+	var recs []nodeRecord
+	cur := b.Cursor()
+	for k, v := cur.Seek(sk); k != nil && bytes.HasPrefix(k, sk); k, v = cur.Next() {
+		var n nodeRecord
+		if err := json.Unmarshal(v, &n); err != nil {
+			return nil, &DecodeError{Bucket: "cascade_nodes", Key: string(k[len(sk):]), Err: err}
+		}
+		recs = append(recs, n)
+	}
+	slices.SortFunc(recs, func(a, b nodeRecord) int { return a.Order - b.Order })
+	c.Nodes = make([]CascadeNode, len(recs))
+	for i := range recs {
+		c.Nodes[i] = recs[i].CascadeNode
+	}
+	return c, nil
+}
+
+// putCascade writes a new cascade with all its nodes, giving each stopped
+// node a skipped run.
+func putCascade(root *bolt.Bucket, c *Cascade) error {
+	sk, err := cascadeSeq(c.ID)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	c.Open = 0
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		if err := stopRun(root, c, n, now); err != nil {
+			return err
+		}
+		if openState(n.State) {
+			c.Open++
+		}
+		if err := putNode(root, sk, &nodeRecord{Order: i, CascadeNode: *n}); err != nil {
+			return err
+		}
+	}
+	return putHeader(root, c, now)
+}
+
 // ErrCascadeBound is returned by BindCascadeRun when the node already has
 // another run.
 var ErrCascadeBound = errors.New("cascade node already has a run")
@@ -321,11 +480,10 @@ func (db *DB) BindCascadeRun(ctx context.Context, id, project, run string) error
 		if err != nil {
 			return err
 		}
-		c, err := getCascade(root, sk)
+		n, err := getNode(root, sk, project)
 		if err != nil {
 			return err
 		}
-		n := c.Node(project)
 		switch {
 		case n == nil:
 			return fmt.Errorf("%s: %w", project, ErrNotFound)
@@ -335,7 +493,7 @@ func (db *DB) BindCascadeRun(ctx context.Context, id, project, run string) error
 			return fmt.Errorf("%s has run %s: %w", project, n.Run, ErrCascadeBound)
 		}
 		n.Run = run
-		return putCascade(root, c)
+		return putNode(root, sk, n)
 	})
 	if err != nil {
 		return fmt.Errorf("bind run %s to cascade %s: %w", run, id, err)
@@ -418,7 +576,7 @@ func (db *DB) CascadeRun(ctx context.Context, id, project string) (string, error
 		if err != nil {
 			return err
 		}
-		c, err := getCascade(root, sk)
+		c, err := getHeader(root, sk)
 		if err != nil {
 			return err
 		}

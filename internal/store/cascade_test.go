@@ -25,7 +25,7 @@ func TestFinishRunStartsACascadeOncePerNewDigest(t *testing.T) {
 	ctx := context.Background()
 	db, path := openTest(t)
 	var prevs []string
-	step := func(r *Run, prev string, part *Cascade) *Cascade {
+	step := func(r *Run, prev string, part *CascadePart) *Cascade {
 		prevs = append(prevs, prev)
 		if r.DeliveredDigest() == prev {
 			return nil
@@ -76,7 +76,7 @@ func TestCascadeNodesSettle(t *testing.T) {
 	if err := db.CreateRun(ctx, root); err != nil {
 		t.Fatal(err)
 	}
-	_, cs, err := db.FinishRun(ctx, root.ID, pass, func(r *Run, prev string, part *Cascade) *Cascade {
+	_, cs, err := db.FinishRun(ctx, root.ID, pass, func(r *Run, prev string, part *CascadePart) *Cascade {
 		return &Cascade{Nodes: []CascadeNode{
 			{Project: "app/mid", WaitsOn: []string{"app/base"}, State: CascadeQueued},
 			{Project: "app/leaf", WaitsOn: []string{"app/mid"}, State: CascadeWaiting},
@@ -103,7 +103,7 @@ func TestCascadeNodesSettle(t *testing.T) {
 		t.Fatalf("binding another run: %v, want ErrCascadeBound", err)
 	}
 	fail := func(r *Run) error { r.State = Failed; return nil }
-	_, cs, err = db.FinishRun(ctx, mid.ID, fail, func(r *Run, prev string, part *Cascade) *Cascade {
+	_, cs, err = db.FinishRun(ctx, mid.ID, fail, func(r *Run, prev string, part *CascadePart) *Cascade {
 		if part == nil {
 			t.Fatal("the cascade run's step got no cascade")
 		}
@@ -115,9 +115,16 @@ func TestCascadeNodesSettle(t *testing.T) {
 	if err != nil || len(cs) != 1 {
 		t.Fatalf("finish mid: %v, %v", err, cs)
 	}
-	leaf := cs[0].Node("app/leaf")
-	if leaf.Run == "" || cs[0].Finished.IsZero() {
-		t.Fatalf("stopped leaf %+v, finished %v", leaf, cs[0].Finished)
+	full, err := db.CascadeStartedBy(ctx, root.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := full.Node("app/leaf")
+	if leaf.Run == "" || full.Finished.IsZero() || cs[0].Finished.IsZero() {
+		t.Fatalf("stopped leaf %+v, finished %v", leaf, full.Finished)
+	}
+	if got := full.Node("app/mid"); got.State != CascadeFailed || got.Run != mid.ID {
+		t.Errorf("mid node %+v", got)
 	}
 	skipped, err := db.Run(ctx, leaf.Run)
 	if err != nil || skipped.State != Skipped || skipped.Error != "waiting on app/mid, which failed" || skipped.Project != "app/leaf" {
