@@ -488,3 +488,39 @@ func TestRedeliveredRequestDoesNotFoldAgain(t *testing.T) {
 		}
 	}
 }
+
+func TestFoldingAfterRestart(t *testing.T) {
+	h, path := queueHarness(t)
+	ctx := context.Background()
+	r, err := New(h.cfg) // cccp queues, then stops before working
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := r.Enqueue(ctx, push("big/j1:latest", "busy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := r.Enqueue(ctx, push("demo/base:latest", "c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.db.Close()
+
+	h.reopen(t, path)
+	h.backend.block = make(chan struct{})
+	h.backend.started = make(chan struct{}, 64)
+	r2, _ := h.startCtx(t) // one worker: it takes big's run first ("big" < "demo")
+	<-h.backend.started
+	got, err := r2.Enqueue(ctx, push("demo/base:latest", "c2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != queued.ID || got.Commit != "c2" {
+		t.Errorf("push after the restart: run %s at %s; want folded into run %s", got.ID, got.Commit, queued.ID)
+	}
+	close(h.backend.block)
+	waitAll(t, r2, []*store.Run{busy, queued})
+	if want := []string{"busy", "c2"}; !slices.Equal(builtCommits(h), want) {
+		t.Errorf("built %v, want %v", builtCommits(h), want)
+	}
+}
