@@ -26,6 +26,8 @@ echo "== registry retag, 10 MB vs 500 MB"; gobench ./internal/registry 'Benchmar
 echo "== dashboard, 300 entries x 30 runs"; gobench ./internal/web 'BenchmarkDashboard$'
 echo "== store: deliveries, latest runs"; gobench ./internal/store 'Benchmark(AcceptDelivery|LatestRuns)$'
 echo "== up-to-date decision"; gobench ./internal/pipeline 'BenchmarkUpToDateDecision$' -benchtime 100x
+echo "== queue: pick among 10,000 runs of 300 projects; enqueue beside them"; gobench ./internal/queue 'BenchmarkPick10kAcross300Projects$'
+gobench ./internal/pipeline 'BenchmarkEnqueueWith10kQueued$' -benchtime 50x -count 1
 echo "== test stage, demo apps"; gobench ./internal/checks 'BenchmarkTestStage$' -benchtime 1x
 echo "== pipeline overhead"; make -s build >/dev/null
 ./hack/bench-pipeline.sh bin/cccp "${BENCH_ROUNDS:-5}" | tee "$work/pipeline.txt"
@@ -35,6 +37,7 @@ lint=$(nsop BenchmarkLint10k)
 tag10=$(nsop 'BenchmarkTag/10MB'); tag500=$(nsop 'BenchmarkTag/500MB')
 dash=$(nsop BenchmarkDashboard)
 latest=$(nsop BenchmarkLatestRuns)
+pick=$(nsop BenchmarkPick10kAcross300Projects); enq=$(nsop BenchmarkEnqueueWith10kQueued)
 ms() { awk -v n="$1" 'BEGIN { if (n=="?") print "?"; else printf "%.1f ms", n/1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="?"||b=="?"||b==0) print "?"; else printf "%.2f", a/b }'; }
 
@@ -56,6 +59,8 @@ Go benchmarks ran $count times; the median is reported. The raw output follows e
 | dashboard render, 300 entries x 30 runs (issue 5) | < 50 ms | $(ms "$dash") |
 | "up to date" decision for an unchanged entry, end to end from the trigger (issue 11) | < 50 ms | $(ms "$(nsop 'BenchmarkUpToDateDecision/branch_resolved')") (commit given by the trigger: $(ms "$(nsop 'BenchmarkUpToDateDecision/commit_given')")) |
 | latest run of 300 projects from bbolt | | $(ms "$latest") |
+| pick the next run among 10,000 queued runs of 300 projects (issue 11) | | $(ms "$pick") |
+| enqueue a push beside 10,000 queued runs, real store, fsync (issue 11) | | $(ms "$enq") |
 | store alone: durable deliveries, 64 writers, 25 KB, fsync before return | | $(metric BenchmarkAcceptDelivery deliveries/s)/s, p99 $(metric BenchmarkAcceptDelivery p99-ms) ms |
 
 ## Webhook ingest (issue 4)

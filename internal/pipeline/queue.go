@@ -25,6 +25,11 @@ import (
 // manual run that a rescan was folded into stays a person's).
 const backendClass = "queue-class"
 
+// queueAgeStep is how long a queued run waits before it rises one
+// priority class: a rescan waits at most three of them behind a stream of
+// pull requests.
+const queueAgeStep = time.Hour
+
 // maxFolds bounds store.Run.Folded: a run keeps the newest folds.
 const maxFolds = 100
 
@@ -69,7 +74,7 @@ func itemOf(run *store.Run) (queue.Item, error) {
 		return queue.Item{}, fmt.Errorf("run ID %q: %w", run.ID, err)
 	}
 	return queue.Item{ID: run.ID, Seq: seq, Project: queue.ProjectOf(run.Project), Class: classOf(run),
-		Resumed: run.State == store.Running}, nil
+		Resumed: run.State == store.Running, Queued: run.Created}, nil
 }
 
 // push adds a stored run to the queue; the caller holds r.qmu.
@@ -116,7 +121,8 @@ func (r *Runner) drop(id string) {
 func (r *Runner) next(ctx context.Context) (id string, done func(), ok bool) {
 	for {
 		r.qmu.Lock()
-		i := queue.Pick(r.sched.items, queue.State{Running: r.sched.running, Last: r.sched.last})
+		i := queue.Pick(r.sched.items, queue.State{Running: r.sched.running, Last: r.sched.last,
+			Now: time.Now(), AgeStep: queueAgeStep})
 		if i >= 0 {
 			it := r.sched.items[i]
 			r.drop(it.ID)

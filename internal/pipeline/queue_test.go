@@ -173,14 +173,12 @@ func TestBurstOnAnIdleRunnerBuildsTheNewestCommitOnce(t *testing.T) {
 			}
 			continue
 		}
+		// Each older run was cancelled by the next one, named with the
+		// commit that run had when it was created (it may have folded
+		// newer pushes since).
 		newer := runs[i-1]
-		want := fmt.Sprintf("superseded by run %s (commit %s)", newer.ID, newer.Cause.Commit)
-		if run.State != store.Cancelled || run.Error != want {
-			// The newer run's cause may have moved on by folding; its
-			// first commit is the one named.
-			if run.State != store.Cancelled || !strings.HasPrefix(run.Error, "superseded by run "+newer.ID+" (commit c") {
-				t.Errorf("run %s: %s %q; want cancelled, %q", run.ID, run.State, run.Error, want)
-			}
+		if want := "superseded by run " + newer.ID + " (commit c"; run.State != store.Cancelled || !strings.HasPrefix(run.Error, want) {
+			t.Errorf("run %s: %s %q; want cancelled, %q...", run.ID, run.State, run.Error, want)
 		}
 	}
 	if n := strings.Count(strings.Join(builtCommits(h), " "), "c20"); n != 1 {
@@ -488,5 +486,41 @@ func TestRedeliveredRequestDoesNotFoldAgain(t *testing.T) {
 			t.Errorf("redelivered %s: run %s at %s with %d folds; want run %s at c2 with 1 fold",
 				d.Cause.DeliveryID, got.ID, got.Commit, len(got.Folded), first.ID)
 		}
+	}
+}
+
+func TestFoldingAfterRestart(t *testing.T) {
+	h, path := queueHarness(t)
+	ctx := context.Background()
+	r, err := New(h.cfg) // cccp queues, then stops before working
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := r.Enqueue(ctx, push("big/j1:latest", "busy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := r.Enqueue(ctx, push("demo/base:latest", "c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.db.Close()
+
+	h.reopen(t, path)
+	h.backend.block = make(chan struct{})
+	h.backend.started = make(chan struct{}, 64)
+	r2, _ := h.startCtx(t) // one worker: it takes big's run first ("big" < "demo")
+	<-h.backend.started
+	got, err := r2.Enqueue(ctx, push("demo/base:latest", "c2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != queued.ID || got.Commit != "c2" {
+		t.Errorf("push after the restart: run %s at %s; want folded into run %s", got.ID, got.Commit, queued.ID)
+	}
+	close(h.backend.block)
+	waitAll(t, r2, []*store.Run{busy, queued})
+	if want := []string{"busy", "c2"}; !slices.Equal(builtCommits(h), want) {
+		t.Errorf("built %v, want %v", builtCommits(h), want)
 	}
 }

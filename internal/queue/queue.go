@@ -8,7 +8,9 @@
 //     at a backend, or a half-built image.
 //  2. A run of a better Class goes before a worse one: a person waiting on
 //     a pull request or a /retest goes before a push, before a rebuild
-//     for a rebuilt parent, before a rescan or a poll.
+//     for a rebuilt parent, before a rescan or a poll. A run rises one
+//     class for every State.AgeStep it has waited, so on a machine that
+//     is never idle a rescan still runs, late, rather than never.
 //  3. Within a class, projects (app-ids) take turns: the project with the
 //     fewest running runs goes first, and among equals the next project
 //     after the one served last, in name order. One project with a hundred
@@ -22,6 +24,7 @@ package queue
 
 import (
 	"strings"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/types"
 )
@@ -80,6 +83,8 @@ type Item struct {
 	Class   Class
 	// Resumed: the run was running when cccp stopped.
 	Resumed bool
+	// Queued is when the run was queued (for aging; zero: never ages).
+	Queued time.Time
 }
 
 // ProjectOf is the fairness key of an entry key `app-id/job-id:tag`: its
@@ -95,47 +100,52 @@ type State struct {
 	Running map[string]int
 	// Last is the project served last ("" = none yet).
 	Last string
+	// Now and AgeStep age waiting runs: one class better per AgeStep
+	// waited. AgeStep 0: no aging.
+	Now     time.Time
+	AgeStep time.Duration
+}
+
+// class is the item's class after aging.
+func (st *State) class(it *Item) Class {
+	if st.AgeStep <= 0 || it.Queued.IsZero() || it.Class == ClassPerson {
+		return it.Class
+	}
+	up := Class(st.Now.Sub(it.Queued) / st.AgeStep)
+	return max(it.Class-up, ClassPerson)
 }
 
 // Pick returns the index in items of the run to work next, or -1 when
 // items is empty.
 func Pick(items []Item, st State) int {
-	best, bestRunning := -1, 0
+	best, bestClass, bestRunning := -1, Class(0), 0
 	for i := range items {
 		a := &items[i]
-		if best < 0 {
-			best, bestRunning = i, st.Running[a.Project]
-			continue
-		}
-		b := &items[best]
-		if a.Resumed != b.Resumed {
-			if a.Resumed {
-				best, bestRunning = i, st.Running[a.Project]
+		ca := st.class(a)
+		if best >= 0 {
+			b := &items[best]
+			switch {
+			case a.Resumed != b.Resumed:
+				if !a.Resumed {
+					continue
+				}
+			case ca != bestClass:
+				if ca > bestClass {
+					continue
+				}
+			case a.Project == b.Project:
+				if a.Seq < b.Seq {
+					best = i
+				}
+				continue
+			default:
+				ra := st.Running[a.Project]
+				if ra > bestRunning || ra == bestRunning && !turnBefore(a.Project, b.Project, st.Last) {
+					continue
+				}
 			}
-			continue
 		}
-		if a.Class != b.Class {
-			if a.Class < b.Class {
-				best, bestRunning = i, st.Running[a.Project]
-			}
-			continue
-		}
-		if a.Project == b.Project {
-			if a.Seq < b.Seq {
-				best = i
-			}
-			continue
-		}
-		ra := st.Running[a.Project]
-		if ra != bestRunning {
-			if ra < bestRunning {
-				best, bestRunning = i, ra
-			}
-			continue
-		}
-		if turnBefore(a.Project, b.Project, st.Last) {
-			best, bestRunning = i, ra
-		}
+		best, bestClass, bestRunning = i, ca, st.Running[a.Project]
 	}
 	return best
 }

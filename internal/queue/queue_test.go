@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/types"
 )
@@ -61,6 +62,8 @@ func TestProjectOf(t *testing.T) {
 	}
 }
 
+var t0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
 func TestPick(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -88,6 +91,27 @@ func TestPick(t *testing.T) {
 			name:  "parent rebuild before an older rescan",
 			items: []Item{{ID: "1", Seq: 1, Project: "a", Class: ClassBackground}, {ID: "2", Seq: 2, Project: "a", Class: ClassParent}},
 			want:  "2",
+		},
+		{
+			name: "a rescan that waited three age steps goes before a new push",
+			items: []Item{{ID: "1", Seq: 1, Project: "b", Class: ClassBackground, Queued: t0.Add(-3 * time.Hour)},
+				{ID: "2", Seq: 2, Project: "a", Class: ClassPush, Queued: t0}},
+			st:   State{Now: t0, AgeStep: time.Hour},
+			want: "1",
+		},
+		{
+			name: "a rescan that waited one age step still waits for a push",
+			items: []Item{{ID: "1", Seq: 1, Project: "b", Class: ClassBackground, Queued: t0.Add(-90 * time.Minute)},
+				{ID: "2", Seq: 2, Project: "a", Class: ClassPush, Queued: t0}},
+			st:   State{Now: t0, AgeStep: time.Hour},
+			want: "2",
+		},
+		{
+			name: "without an age step nothing ages",
+			items: []Item{{ID: "1", Seq: 1, Project: "b", Class: ClassBackground, Queued: t0.Add(-300 * time.Hour)},
+				{ID: "2", Seq: 2, Project: "a", Class: ClassPush, Queued: t0}},
+			st:   State{Now: t0},
+			want: "2",
 		},
 		{
 			name: "resumed run before everything",
@@ -198,7 +222,10 @@ func BenchmarkPick10kAcross300Projects(b *testing.B) {
 			running[p] = i % 3
 		}
 	}
-	st := State{Running: running, Last: "project-150"}
+	for i := range items {
+		items[i].Queued = t0.Add(-time.Duration(i) * time.Second)
+	}
+	st := State{Running: running, Last: "project-150", Now: t0, AgeStep: time.Hour}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
