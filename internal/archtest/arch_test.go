@@ -110,6 +110,8 @@ var allowed = map[string][]string{
 	"internal/web":       {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/runlog", "internal/store", "internal/types"},
 	"internal/index":     {"internal/redact", "internal/safefs"},
 	"internal/retention": {"internal/store", "internal/types"},
+	// a real SMTP server for tests
+	"internal/notify/notifytest": nil,
 	// the one live index (entries and graph, swapped atomically) and the
 	// lines of a log that explain a failure
 	"internal/liveindex": {"internal/index"},

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/notify/notifytest"
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -105,7 +106,7 @@ func passedRun() *store.Run {
 
 type fixture struct {
 	db     *store.DB
-	smtp   *smtpServer
+	smtp   *notifytest.Server
 	n      *Notifier
 	clock  *clock
 	path   string
@@ -126,8 +127,8 @@ func (c *clock) Add(d time.Duration) {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{smtp: newSMTPServer(t), clock: &clock{now: time.Now()}, path: filepath.Join(t.TempDir(), "cccp.db")}
-	sender, err := NewSMTP(f.smtp.config())
+	f := &fixture{smtp: notifytest.New(t), clock: &clock{now: time.Now()}, path: filepath.Join(t.TempDir(), "cccp.db")}
+	sender, err := NewSMTP(smtpConfig(f.smtp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestFailedRunMailArrives(t *testing.T) {
 	r := finishRun(t, f.db, failedRun())
 	f.n.Step(context.Background())
 
-	got := f.smtp.messages()
+	got := f.smtp.Messages()
 	if len(got) != 1 {
 		t.Fatalf("server received %d messages, want 1", len(got))
 	}
@@ -220,7 +221,7 @@ func TestFailedRunMailArrives(t *testing.T) {
 	}
 	// A later round sends nothing more.
 	f.n.Step(context.Background())
-	if n := len(f.smtp.messages()); n != 1 {
+	if n := len(f.smtp.Messages()); n != 1 {
 		t.Errorf("after a second round the server has %d messages, want 1", n)
 	}
 }
@@ -245,7 +246,7 @@ func decodeBody(t *testing.T, msg *mail.Message) string {
 
 func TestTransientFailureRetriesThenSends(t *testing.T) {
 	f := newFixture(t)
-	f.smtp.answer(errTempFail)
+	f.smtp.Answer(notifytest.TempFail)
 	finishRun(t, f.db, failedRun())
 	ctx := context.Background()
 
@@ -255,12 +256,12 @@ func TestTransientFailureRetriesThenSends(t *testing.T) {
 		t.Fatalf("after a 451 the outbox is %+v, want one mail waiting with the 451", box)
 	}
 	f.n.Step(ctx) // not due yet
-	if n := f.smtp.dataCommands(); n != 1 {
+	if n := f.smtp.DataCommands(); n != 1 {
 		t.Fatalf("retried before the back-off: %d DATA commands", n)
 	}
 	f.clock.Add(2 * time.Minute)
 	f.n.Step(ctx)
-	if n := len(f.smtp.messages()); n != 1 {
+	if n := len(f.smtp.Messages()); n != 1 {
 		t.Fatalf("after the back-off the server has %d messages, want 1", n)
 	}
 	if box := f.outbox(t); len(box) != 0 {
@@ -270,7 +271,7 @@ func TestTransientFailureRetriesThenSends(t *testing.T) {
 
 func TestPermanentFailureStopsWithReason(t *testing.T) {
 	f := newFixture(t)
-	f.smtp.answer(errRefused)
+	f.smtp.Answer(notifytest.Refused)
 	finishRun(t, f.db, failedRun())
 	ctx := context.Background()
 
@@ -282,14 +283,14 @@ func TestPermanentFailureStopsWithReason(t *testing.T) {
 	}
 	f.clock.Add(24 * time.Hour)
 	f.n.Step(ctx)
-	if n := f.smtp.dataCommands(); n != 1 {
+	if n := f.smtp.DataCommands(); n != 1 {
 		t.Errorf("a refused mail was tried again: %d DATA commands", n)
 	}
 }
 
 func TestWrongPasswordRetriesAndStaysSecret(t *testing.T) {
 	f := newFixture(t)
-	cfg := f.smtp.config()
+	cfg := smtpConfig(f.smtp)
 	cfg.Password = "wrong-password-value"
 	sender, err := NewSMTP(cfg)
 	if err != nil {
@@ -319,7 +320,7 @@ func TestCrashBetweenFinishAndSend(t *testing.T) {
 
 	f.open(t)
 	f.n.Step(context.Background())
-	if n := len(f.smtp.messages()); n != 1 {
+	if n := len(f.smtp.Messages()); n != 1 {
 		t.Fatalf("after the restart the server has %d messages, want 1", n)
 	}
 	if err := f.db.Close(); err != nil {
@@ -328,7 +329,7 @@ func TestCrashBetweenFinishAndSend(t *testing.T) {
 
 	f.open(t)
 	f.n.Step(context.Background())
-	if n := len(f.smtp.messages()); n != 1 {
+	if n := len(f.smtp.Messages()); n != 1 {
 		t.Errorf("after a second restart the server has %d messages, want still 1", n)
 	}
 }
@@ -337,7 +338,7 @@ func TestCrashBetweenFinishAndSend(t *testing.T) {
 // down; after a restart it is sent once.
 func TestCrashBetweenQueueAndSend(t *testing.T) {
 	f := newFixture(t)
-	f.smtp.answer(errTempFail)
+	f.smtp.Answer(notifytest.TempFail)
 	finishRun(t, f.db, failedRun())
 	f.n.Step(context.Background())
 	f.db.Close()
@@ -346,7 +347,7 @@ func TestCrashBetweenQueueAndSend(t *testing.T) {
 	f.clock.Add(time.Hour)
 	f.n.Step(context.Background())
 	f.n.Step(context.Background())
-	if n := len(f.smtp.messages()); n != 1 {
+	if n := len(f.smtp.Messages()); n != 1 {
 		t.Errorf("server has %d messages, want 1", n)
 	}
 }
@@ -403,7 +404,7 @@ func TestOnlyFinishingMarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.n.Step(ctx)
-	if n := len(f.smtp.messages()); n != 1 {
+	if n := len(f.smtp.Messages()); n != 1 {
 		t.Errorf("server has %d messages, want 1", n)
 	}
 }
@@ -417,7 +418,7 @@ func TestNotifyQueuesIntoOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.n.Step(ctx)
-	got := f.smtp.messages()
+	got := f.smtp.Messages()
 	if len(got) != 1 || strings.Join(got[0].To, ",") != "owner@app.example" {
 		t.Fatalf("server received %+v", got)
 	}
@@ -474,3 +475,10 @@ type nopStore struct{ Store }
 type nopSender struct{}
 
 func (nopSender) Send(context.Context, Message) error { return nil }
+
+// smtpConfig is an SMTPConfig for the test's server, trusting its
+// certificate.
+func smtpConfig(s *notifytest.Server) SMTPConfig {
+	return SMTPConfig{Host: s.Host(), Port: s.Port(), From: "cccp@cccp.example", Username: notifytest.User,
+		Password: notifytest.Password, Auth: "plain", Timeout: 10 * time.Second, TLSConfig: s.TLSConfig()}
+}

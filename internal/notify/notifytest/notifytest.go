@@ -1,4 +1,8 @@
-package notify
+// Package notifytest runs a real SMTP server (github.com/emersion/go-smtp)
+// for tests: on a random loopback port, STARTTLS with a certificate made
+// for the test, AUTH PLAIN only after STARTTLS, and a script of answers to
+// DATA (a 451, a 550) to test retries and refusals.
+package notifytest
 
 import (
 	"crypto/ecdsa"
@@ -7,9 +11,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"math/big"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -18,33 +24,31 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// smtpServer is a real SMTP server (github.com/emersion/go-smtp) on a
-// random port of the loopback: STARTTLS with a certificate made for the
-// test, AUTH PLAIN allowed only after STARTTLS, and a script of answers to
-// DATA.
-type smtpServer struct {
-	addr string
-	pool *x509.CertPool
-	user string
-	pass string
+// Server is a running SMTP server; its certificate is for 127.0.0.1.
+type Server struct {
+	addr    string
+	pool    *x509.CertPool
+	certPEM []byte
 
 	mu       sync.Mutex
-	received []received
+	received []Received
 	script   []error // answers to the next DATA commands; nil or exhausted: accept
 	datas    int     // DATA commands seen
 }
 
-type received struct {
+// Received is one accepted message: envelope, login, TLS, raw data.
+type Received struct {
 	From, User string
 	To         []string
 	TLS        bool
 	Data       []byte
 }
 
-func newSMTPServer(t *testing.T) *smtpServer {
+// New starts a server that lives as long as the test.
+func New(t testing.TB) *Server {
 	t.Helper()
 	cert, pool := selfSigned(t)
-	s := &smtpServer{pool: pool, user: "cccp", pass: "s3cret-smtp-pass"}
+	s := &Server{pool: pool, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{srv: s, conn: c}, nil
 	}))
@@ -62,46 +66,62 @@ func newSMTPServer(t *testing.T) *smtpServer {
 	return s
 }
 
-// config is an SMTPConfig for this server with its CA.
-func (s *smtpServer) config() SMTPConfig {
-	host, port, _ := net.SplitHostPort(s.addr)
-	p := 0
-	for _, c := range port {
-		p = p*10 + int(c-'0')
-	}
-	return SMTPConfig{Host: host, Port: p, From: "cccp@cccp.example", Username: s.user, Password: s.pass,
-		Auth: "plain", Timeout: 10 * time.Second, TLSConfig: &tls.Config{RootCAs: s.pool, MinVersion: tls.VersionTLS12}}
+// The one account the server accepts.
+const (
+	User     = "cccp"
+	Password = "s3cret-smtp-pass"
+)
+
+// Host is the address the server listens on (127.0.0.1).
+func (s *Server) Host() string { h, _, _ := net.SplitHostPort(s.addr); return h }
+
+// Port is the server's port.
+func (s *Server) Port() int {
+	_, p, _ := net.SplitHostPort(s.addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
-func (s *smtpServer) answer(errs ...error) {
+// TLSConfig trusts the server's certificate.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: s.pool, MinVersion: tls.VersionTLS12}
+}
+
+// CertPEM is the server's certificate (its own CA), for a ca_file.
+func (s *Server) CertPEM() []byte { return s.certPEM }
+
+// Answer queues answers to the next DATA commands (nil accepts).
+func (s *Server) Answer(errs ...error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.script = append(s.script, errs...)
 }
 
-func (s *smtpServer) messages() []received {
+// Messages are the messages accepted so far.
+func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]received(nil), s.received...)
+	return append([]Received(nil), s.received...)
 }
 
-func (s *smtpServer) dataCommands() int {
+// DataCommands counts DATA commands, accepted or not.
+func (s *Server) DataCommands() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.datas
 }
 
 type session struct {
-	srv  *smtpServer
+	srv  *Server
 	conn *smtp.Conn
-	cur  received
+	cur  Received
 }
 
 func (se *session) AuthMechanisms() []string { return []string{sasl.Plain} }
 
 func (se *session) Auth(mech string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
-		if user != se.srv.user || pass != se.srv.pass {
+		if user != User || pass != Password {
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
 		}
 		se.cur.User = user
@@ -145,14 +165,15 @@ func (se *session) Data(r io.Reader) error {
 	return nil
 }
 
-func (se *session) Reset()        { se.cur = received{User: se.cur.User} }
+func (se *session) Reset()        { se.cur = Received{User: se.cur.User} }
 func (se *session) Logout() error { return nil }
 
-var errTempFail = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
-var errRefused = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message refused by policy"}
+// TempFail is a 451 answer; Refused is a 550.
+var TempFail = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+var Refused = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message refused by policy"}
 
 // selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
