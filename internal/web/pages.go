@@ -304,6 +304,7 @@ type projectView struct {
 	Images         []imageView
 	SBOM           *sbomView  // nil: no delivered image or no SBOMs
 	Scans          []scanView // rescans' findings, newest first
+	RemovedOn      string     // when it left the index, if known
 }
 
 const projectRuns = 30
@@ -348,6 +349,11 @@ func (s *Server) projectData(ctx context.Context, app, job, before string) (*pro
 		}
 	}
 	v.Scans = s.scanViews(ctx, name)
+	if v.Entry == nil && s.cfg.RemovedOn != nil {
+		if t, ok := s.cfg.RemovedOn(ctx, name); ok {
+			v.RemovedOn = t.UTC().Format("2006-01-02")
+		}
+	}
 	return v, true, nil
 }
 
@@ -487,6 +493,10 @@ func (s *Server) rerun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nr, err := s.cfg.Actions.Rerun(r.Context(), run, identityOf(r.Context()).Actor())
+	if errors.Is(err, ErrNotInIndex) {
+		s.errorPage(w, r, http.StatusConflict, "Project "+run.Project+" is "+ErrNotInIndex.Error()+".")
+		return
+	}
 	if err != nil {
 		s.serverError(w, r, "re-running run "+run.ID, err)
 		return
