@@ -26,6 +26,7 @@ echo "== registry retag, 10 MB vs 500 MB"; gobench ./internal/registry 'Benchmar
 echo "== dashboard, 300 entries x 30 runs"; gobench ./internal/web 'BenchmarkDashboard$'
 echo "== store: deliveries, latest runs"; gobench ./internal/store 'Benchmark(AcceptDelivery|LatestRuns)$'
 echo "== test stage, demo apps"; gobench ./internal/checks 'BenchmarkTestStage$' -benchtime 1x
+echo "== rescan, 300 delivered images"; gobench ./internal/rescan 'BenchmarkRescan300(Overhead)?$' -benchtime 2x
 echo "== pipeline overhead"; make -s build >/dev/null
 ./hack/bench-pipeline.sh bin/cccp "${BENCH_ROUNDS:-5}" | tee "$work/pipeline.txt"
 echo "== webhook ingest (wrk)"; BENCH_DISPATCH=1 ./hack/bench-ingest.sh | tee "$work/ingest.txt"
@@ -53,6 +54,8 @@ Go benchmarks ran $count times; the median is reported. The raw output follows e
 | second run of an unchanged entry reuses the layer cache (issue 3) | yes | $(awk -F': ' '/layer cache hits/ {print $2}' "$work/pipeline.txt") layers from cache |
 | test stage wall time on the demo apps / its longest check run alone (issue 8) | <= 1.25 | base $(metric BenchmarkTestStage/base stage/longest), hello $(metric BenchmarkTestStage/hello stage/longest) |
 | dashboard render, 300 entries x 30 runs (issue 5) | < 50 ms | $(ms "$dash") |
+| rescan of 300 delivered images, no-op backend: the rescan's own scheduling overhead (issue 11) | < 1 s | $(ms "$(nsop BenchmarkRescan300Overhead)") |
+| the same rescan through the real pipeline (300 rescan runs' durable records in bbolt) | | $(ms "$(nsop BenchmarkRescan300)") |
 | latest run of 300 projects from bbolt | | $(ms "$latest") |
 | store alone: durable deliveries, 64 writers, 25 KB, fsync before return | | $(metric BenchmarkAcceptDelivery deliveries/s)/s, p99 $(metric BenchmarkAcceptDelivery p99-ms) ms |
 
