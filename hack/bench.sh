@@ -29,6 +29,7 @@ echo "== up-to-date decision"; gobench ./internal/pipeline 'BenchmarkUpToDateDec
 echo "== queue: pick among 10,000 runs of 300 projects; enqueue beside them"; gobench ./internal/queue 'BenchmarkPick10kAcross300Projects$'
 gobench ./internal/pipeline 'BenchmarkEnqueueWith10kQueued$' -benchtime 50x -count 1
 echo "== test stage, demo apps"; gobench ./internal/checks 'BenchmarkTestStage$' -benchtime 1x
+echo "== rescan, 300 delivered images"; gobench ./internal/rescan 'BenchmarkRescan300(Overhead)?$' -benchtime 2x
 echo "== pipeline overhead"; make -s build >/dev/null
 ./hack/bench-pipeline.sh bin/cccp "${BENCH_ROUNDS:-5}" | tee "$work/pipeline.txt"
 echo "== webhook ingest (wrk)"; BENCH_DISPATCH=1 ./hack/bench-ingest.sh | tee "$work/ingest.txt"
@@ -58,6 +59,8 @@ Go benchmarks ran $count times; the median is reported. The raw output follows e
 | test stage wall time on the demo apps / its longest check run alone (issue 8) | <= 1.25 | base $(metric BenchmarkTestStage/base stage/longest), hello $(metric BenchmarkTestStage/hello stage/longest) |
 | dashboard render, 300 entries x 30 runs (issue 5) | < 50 ms | $(ms "$dash") |
 | "up to date" decision for an unchanged entry, end to end from the trigger (issue 11) | < 50 ms | $(ms "$(nsop 'BenchmarkUpToDateDecision/branch_resolved')") (commit given by the trigger: $(ms "$(nsop 'BenchmarkUpToDateDecision/commit_given')")) |
+| rescan of 300 delivered images, no-op backend: the rescan's own scheduling overhead (issue 11) | < 1 s | $(ms "$(nsop BenchmarkRescan300Overhead)") |
+| the same rescan through the real pipeline (300 rescan runs' durable records in bbolt) | | $(ms "$(nsop BenchmarkRescan300)") |
 | latest run of 300 projects from bbolt | | $(ms "$latest") |
 | pick the next run among 10,000 queued runs of 300 projects (issue 11) | | $(ms "$pick") |
 | enqueue a push beside 10,000 queued runs, real store, fsync (issue 11) | | $(ms "$enq") |

@@ -38,6 +38,9 @@ type serveConfig struct {
 		Forge         string `yaml:"forge"`
 		Repo          string `yaml:"repo"`
 		AllowFileURLs bool   `yaml:"allow_file_urls"`
+		// Removed is what happens to the images of an entry removed from
+		// the index: keep (default) or delete-tags (serve_removed.go).
+		Removed string `yaml:"removed"`
 	} `yaml:"index"`
 
 	Registry struct {
@@ -245,6 +248,9 @@ func (c *serveConfig) validate() error {
 		errs = append(errs, errors.New("index.path is required"))
 	}
 	if err := c.Pipeline.Rescan.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validRemovedPolicy(c.Index.Removed); err != nil {
 		errs = append(errs, err)
 	}
 	for name, f := range map[string]forgeConfig{"github": c.GitHub, "gitlab": c.GitLab, "gitea": c.Gitea} {

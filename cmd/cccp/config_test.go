@@ -216,6 +216,11 @@ pipeline:
 			wantErr: []string{"daily", "schedule:"},
 		},
 		{
+			name:    "bad index.removed",
+			content: "index: {path: /srv/index, removed: delete}\n",
+			wantErr: []string{"index.removed", `"delete"`, "delete-tags"},
+		},
+		{
 			name:    "bad rescan schedule",
 			content: "index: {path: /srv/index}\npipeline: {rescan: {schedule: \"0 3 * *\"}}\n",
 			wantErr: []string{"pipeline.rescan.schedule", "five cron fields"},

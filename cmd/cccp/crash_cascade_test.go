@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/liveindex"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/testimage"
@@ -36,6 +37,10 @@ func TestCascadeResumesAfterStopMidCascade(t *testing.T) {
 		t.Fatal(err)
 	}
 	graph, _ := index.NewGraph(idx)
+	live := liveindex.New(func(context.Context) (*index.Index, error) { return idx, nil })
+	if _, err := live.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
 	open := func(obs pipeline.Observer) *pipelineEnv {
 		var f envFlags
 		cmd := &cobra.Command{Use: "test"}
@@ -44,11 +49,10 @@ func TestCascadeResumesAfterStopMidCascade(t *testing.T) {
 			t.Fatal(err)
 		}
 		env, err := openPipeline(ctx, &f, slog.New(slog.DiscardHandler), obs,
-			pipelineOptions{blocking: []string{"user-script"}, chainChildren: true, graph: graphChildren(graph)})
+			pipelineOptions{blocking: []string{"user-script"}, chainChildren: true, graph: graphChildren(graph), entries: live.Entry})
 		if err != nil {
 			t.Fatal(err)
 		}
-		env.setEntries(idx.Entries)
 		return env
 	}
 

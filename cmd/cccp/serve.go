@@ -131,6 +131,8 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	}
 	defer env.Close(context.WithoutCancel(ctx))
 	projects := idx.live.Values()
+	removed := &removals{db: env.db, images: env.client, policy: cfg.Index.Removed, keys: idx.keys, log: log.With("component", "index"), now: time.Now}
+	idx.afterLoad = removed.note
 	if _, err := idx.reload(ctx); err != nil {
 		return err
 	}
@@ -175,7 +177,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		return err
 	}
 	ui, err := web.New(web.Config{
-		Rescans: env.db, RescanProgress: rescans.progress,
+		Rescans: env.db, RescanProgress: rescans.progress, RemovedOn: removed.removedOn,
 		SigningKey: signKey.PublicKeyPEM(),
 		BaseURL:    cfg.BaseURL, Runs: env.db, Backup: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
 		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client}, Outbox: outbox, Cascades: env.db, DataSizes: dataSizes(sizer),
@@ -327,6 +329,9 @@ type indexHolder struct {
 	cfg  *serveConfig
 	log  *slog.Logger
 	live *liveindex.Live
+	// afterLoad, when set, runs after each successful load (index changes:
+	// serve_removed.go).
+	afterLoad func(context.Context)
 }
 
 func newIndexHolder(cfg *serveConfig, log *slog.Logger) *indexHolder {
@@ -369,6 +374,9 @@ func (h *indexHolder) reload(ctx context.Context) ([]string, error) {
 	added, err := h.live.Reload(ctx)
 	if err == nil {
 		h.log.Info("index loaded", "entries", len(h.live.Entries()), "new", len(added))
+		if h.afterLoad != nil {
+			h.afterLoad(ctx)
+		}
 	}
 	return added, err
 }
@@ -380,6 +388,9 @@ func (h *indexHolder) reloadOnPush(ctx context.Context, _ *event.Event) ([]strin
 	added, err := h.live.ReloadAfter(ctx, h.pull)
 	if err == nil {
 		h.log.Info("index loaded", "entries", len(h.live.Entries()), "new", len(added))
+		if h.afterLoad != nil {
+			h.afterLoad(ctx)
+		}
 	}
 	return added, err
 }
@@ -423,8 +434,12 @@ func (a runActions) Rerun(ctx context.Context, run *store.Run, actor string) (*s
 	if err != nil {
 		return nil, err
 	}
-	return a.runner.Enqueue(ctx, pipeline.Request{Project: run.Project, Kind: run.Kind, Cause: cause,
-		GitURL: run.GitURL, Branch: run.Branch, Commit: run.Commit, Entry: entry, Force: true})
+	nr, err := a.runner.Enqueue(ctx, pipeline.Request{Project: run.Project, Kind: run.Kind, Cause: cause,
+		GitURL: run.GitURL, Branch: run.Branch, Commit: run.Commit, Entry: entry, Digest: testedDigest(run), Force: true})
+	if errors.Is(err, pipeline.ErrUnknownProject) {
+		return nil, fmt.Errorf("%s: %w", run.Project, web.ErrNotInIndex)
+	}
+	return nr, err
 }
 
 func (a runActions) Cancel(ctx context.Context, id, actor string) error {

@@ -284,6 +284,10 @@ func (s *Server) apiRerun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nr, err := s.cfg.Actions.Rerun(r.Context(), run, identityOf(r.Context()).Actor())
+	if errors.Is(err, ErrNotInIndex) {
+		s.apiError(w, http.StatusConflict, "project "+run.Project+" is "+ErrNotInIndex.Error())
+		return
+	}
 	if err != nil {
 		s.serverError(w, r, "re-running run "+run.ID, err)
 		return

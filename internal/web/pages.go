@@ -308,6 +308,7 @@ type projectView struct {
 	SBOM           *sbomView     // nil: no delivered image or no SBOMs
 	Scans          []scanView    // rescans' findings, newest first
 	Chart          template.HTML // chart.go; "" when there is too little to draw
+	RemovedOn      string        // when it left the index, if known
 }
 
 const projectRuns = 30
@@ -353,6 +354,11 @@ func (s *Server) projectData(ctx context.Context, app, job, before string) (*pro
 		}
 	}
 	v.Scans = s.scanViews(ctx, name)
+	if v.Entry == nil && s.cfg.RemovedOn != nil {
+		if t, ok := s.cfg.RemovedOn(ctx, name); ok {
+			v.RemovedOn = t.UTC().Format("2006-01-02")
+		}
+	}
 	return v, true, nil
 }
 
@@ -494,6 +500,10 @@ func (s *Server) rerun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nr, err := s.cfg.Actions.Rerun(r.Context(), run, identityOf(r.Context()).Actor())
+	if errors.Is(err, ErrNotInIndex) {
+		s.errorPage(w, r, http.StatusConflict, "Project "+run.Project+" is "+ErrNotInIndex.Error()+".")
+		return
+	}
 	if err != nil {
 		s.serverError(w, r, "re-running run "+run.ID, err)
 		return

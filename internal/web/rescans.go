@@ -10,6 +10,11 @@ import (
 	"github.com/cccp-project/cccp/internal/store"
 )
 
+// ErrNotInIndex is returned by Actions for a project that is no longer in
+// the index: it is not run again, and the answer says so (409), not as a
+// server error.
+var ErrNotInIndex = errors.New("no longer in the index; it is not run again")
+
 // Rescans reads rescans and the findings of each entry's scans; *store.DB
 // implements it.
 type Rescans interface {

@@ -3,9 +3,12 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -68,5 +71,36 @@ func TestRescansOnPagesAndAPI(t *testing.T) {
 	rec = f.get("/api/v1/projects/acme/base/scans")
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"RunID": "9"`) || strings.Contains(rec.Body.String(), secret) {
 		t.Errorf("scans API: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// goneActions refuses to re-run what left the index, as cmd's runActions
+// does.
+type goneActions struct{ *recordingActions }
+
+func (a goneActions) Rerun(context.Context, *store.Run, string) (*store.Run, error) {
+	return nil, fmt.Errorf("acme/gone:latest: %w", ErrNotInIndex)
+}
+
+// A project removed from the index keeps its page, which says since when,
+// and a re-run of its runs is refused with a clear answer.
+func TestRemovedProjectPageAndRerun(t *testing.T) {
+	removed := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	f := newFixture(t, func(c *Config) {
+		c.RemovedOn = func(_ context.Context, p string) (time.Time, bool) { return removed, p == "acme/gone:latest" }
+		c.Actions = goneActions{&recordingActions{}}
+	})
+	run := f.addRun("acme/gone:latest", types.KindBranch, store.Cause{Kind: types.CausePush},
+		map[types.StageName]store.State{types.StageBuild: store.Passed, types.StageTest: store.Passed, types.StageDeliver: store.Passed}, "")
+	page := f.get("/projects/acme/gone")
+	if page.Code != http.StatusOK || !strings.Contains(page.Body.String(), "was removed from the index on 2026-11-30") ||
+		!strings.Contains(page.Body.String(), `href="/runs/`+run.ID+`"`) {
+		t.Errorf("removed project's page: %d\n%s", page.Code, page.Body)
+	}
+	req := httptest.NewRequest("POST", "/api/v1/runs/"+run.ID+"/rerun", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	rec := f.do(req)
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "acme/gone:latest is no longer in the index") {
+		t.Errorf("re-run of a removed project: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -120,6 +120,9 @@ type Config struct {
 	// gives the rescan under way as it is now (ahead of the store).
 	Rescans        Rescans
 	RescanProgress func() *store.Rescan
+	// RemovedOn, when set, says when a project that is no longer in the
+	// index was removed from it (its page says so).
+	RemovedOn func(ctx context.Context, project string) (time.Time, bool)
 	// Backup enables GET /api/v1/backup (admins only); nil: 404.
 	Backup Backuper
 	// DataSizes enables the status page (/status): the data folder's size
