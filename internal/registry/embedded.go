@@ -45,10 +45,12 @@
 //   - a blob whose data, or any repository's link to it, was written less
 //     than GCKeepRecent ago (layers sent before their manifest, a blob
 //     mounted from another repository);
-//   - a blob or manifest that a request named by digest less than
-//     GCKeepRecent ago (the registry remembers them in memory): a client
-//     that found a layer present and skipped its upload pushes its
-//     manifest within that time.
+//   - a blob or manifest that a request named by digest, or a manifest a
+//     request resolved from a tag, less than GCKeepRecent ago (the
+//     registry remembers them in memory), and everything such a manifest
+//     refers to: a client that found a layer present and skipped its
+//     upload pushes its manifest within that time, and one that looked an
+//     image up may tag it again (a retag after the tag moved).
 //
 // Uploads in progress live in _uploads until committed and are never
 // swept. The pause lasts as long as the second mark and the deletions
@@ -332,7 +334,9 @@ func (e *Embedded) handler() http.Handler {
 			defer e.writes.RUnlock()
 			e.app.ServeHTTP(w, r)
 		case r.Method == http.MethodGet || r.Method == http.MethodHead:
-			e.app.ServeHTTP(w, r)
+			// A manifest asked for by tag: GC remembers the digest it
+			// resolved to (gc.go).
+			e.app.ServeHTTP(&touchingWriter{ResponseWriter: w, e: e}, r)
 		case !authorized(r):
 			unauthorized(w)
 		default:

@@ -53,6 +53,12 @@ func (e *Embedded) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 		return GCStats{}, fmt.Errorf("gc: mark again: %w", err)
 	}
 	g.touched = e.touchedSince(g.cutoff)
+	// A manifest a client asked for recently may be pushed again under a
+	// new tag (a retag of a moved tag's old image): it and what it refers
+	// to stay.
+	for hex := range g.touched {
+		g.markManifest(hex)
+	}
 	stats, err := g.sweep(ctx, dryRun)
 	stats.Paused = time.Since(paused)
 	if err != nil {
@@ -124,6 +130,9 @@ func isHex(s string) bool {
 	}
 	return true
 }
+
+// maxManifest is the largest manifest distribution accepts (4 MiB).
+const maxManifest = 4 << 20
 
 // collector is one garbage collection over the storage folder.
 type collector struct {
@@ -265,7 +274,11 @@ func (g *collector) parse(hex string) *manifestRefs {
 	}
 	// Only a manifest read whole is remembered: one caught while being
 	// written is read again by the next mark.
-	b, err := os.ReadFile(filepath.Join(g.blobPath(hex), "data"))
+	data := filepath.Join(g.blobPath(hex), "data")
+	if fi, err := os.Stat(data); err != nil || fi.Size() > maxManifest {
+		return nil // a layer, not a manifest
+	}
+	b, err := os.ReadFile(data)
 	if err != nil {
 		return nil
 	}
@@ -434,4 +447,29 @@ func (g *collector) removeTagHistory(repoDir, hex string, remove func(string) er
 		}
 	}
 	return nil
+}
+
+// touchingWriter notes the manifest digest a response names.
+type touchingWriter struct {
+	http.ResponseWriter
+	e     *Embedded
+	wrote bool
+}
+
+func (t *touchingWriter) WriteHeader(code int) {
+	t.wrote = true
+	if d := t.Header().Get("Docker-Content-Digest"); d != "" && code < 300 {
+		t.e.touch(d)
+	}
+	t.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (t *touchingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+func (t *touchingWriter) Write(p []byte) (int, error) {
+	if !t.wrote {
+		t.WriteHeader(http.StatusOK)
+	}
+	return t.ResponseWriter.Write(p)
 }

@@ -148,3 +148,40 @@ func manifestStatus(t *testing.T, host, repo, digest string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestGCKeepsWhatWasJustAskedFor: an old untagged image that a client has
+// just looked up (by tag before the tag moved, or by digest) may be tagged
+// again at once; GC keeps it whole.
+func TestGCKeepsWhatWasJustAskedFor(t *testing.T) {
+	for _, by := range []string{"tag", "digest"} {
+		t.Run(by, func(t *testing.T) {
+			e := startRegistry(t, "")
+			auth := pushAuth(e)
+			h := e.Host()
+			c := NewClient(ClientConfig{AuthFiles: []string{}, Credentials: map[string]Credentials{h: {User: "cccp", Password: mustPass(e)}}})
+			old := randomImage(t, 2048, 2)
+			d := push(t, h+"/keep/app:v1", old, auth)
+			ageStorage(t, e)
+			lookup := h + "/keep/app@" + d
+			if by == "tag" {
+				lookup = h + "/keep/app:v1"
+			}
+			if got, err := c.Digest(t.Context(), lookup); err != nil || got != d {
+				t.Fatalf("look up %s: %s, %v", lookup, got, err)
+			}
+			// The tag moves on; the old image is untagged and its files old.
+			push(t, h+"/keep/app:v1", randomImage(t, 2048, 1), auth)
+			ageFiles(t, e)
+
+			if _, err := e.GC(t.Context(), false); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Tag(t.Context(), h+"/keep/app@"+d, h+"/keep/app:again"); err != nil {
+				t.Fatalf("retag of the image just looked up: %v", err)
+			}
+			if err := pullAll(t, h+"/keep/app:again"); err != nil {
+				t.Errorf("pull after GC: %v", err)
+			}
+		})
+	}
+}
