@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cccp-project/cccp/bot/commands"
 	"github.com/cccp-project/cccp/bot/forgetest"
 	"github.com/cccp-project/cccp/internal/store"
 )
@@ -84,6 +85,7 @@ func TestRenderGolden(t *testing.T) {
 		{"status-passed.json", statusJSON(tb.runStatus(runs[0], 65535))},
 		{"comment-waiting.md", []byte(tb.renderComment(waiting, nil, 65535))},
 		{"waiting-summary.md", []byte(tb.waitingSummary(waiting))},
+		{"refusal.md", []byte(tb.tmpl.Render("refusal", map[string]any{"Who": "outsider", "Command": commands.Command("ok-to-test")}))},
 		{"comment-index.md", []byte(tb.renderComment(index, indexRuns, 65535))},
 		{"status-index.json", statusJSON(tb.indexStatus(index, indexRuns))},
 		{"comment-draft.md", []byte(tb.renderComment(draft, nil, 65535))},

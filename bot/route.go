@@ -440,7 +440,7 @@ func (b *Bot) comment(ctx context.Context, ev *event.Event) error {
 	case res.Reply != "":
 		return b.refuse(ctx, ev, who, res.Reply)
 	case !can:
-		return b.refuse(ctx, ev, who, refusal(who, res.Command))
+		return b.refuse(ctx, ev, who, b.tmpl.Render("refusal", map[string]any{"Who": who, "Command": res.Command}))
 	}
 	commentHead := ev.PR.HeadSHA // the head the comment was written on, when the forge says
 	pr, err := c.PullRequest(ctx, ev.Repo.FullName, ev.PR.Number)
@@ -464,11 +464,6 @@ func (b *Bot) comment(ctx context.Context, ev *event.Event) error {
 		return b.cancel(ctx, ev, who)
 	}
 	return nil
-}
-
-func refusal(who string, cmd commands.Command) string {
-	return fmt.Sprintf("Thanks @%s! `/%s` can only be used by people with write access to this repository, "+
-		"so cccp did not act on it. A maintainer can run it for you.", who, cmd)
 }
 
 // retest re-runs the failed pipelines of the pull request's head commit
