@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"fmt"
@@ -48,7 +49,7 @@ func (n *Notifier) render(ctx context.Context, r *store.Run) (store.Mail, error)
 		Title:   title(r),
 		URL:     n.cfg.BaseURL + "/runs/" + r.ID,
 		Cause:   n.clean(causeText(r.Cause)),
-		Commit:  n.clean(firstNonEmpty(r.Commit, r.Cause.Commit)),
+		Commit:  n.clean(cmp.Or(r.Commit, r.Cause.Commit)),
 		Branch:  n.clean(r.Branch),
 	}
 	for _, st := range r.Stages {
@@ -221,13 +222,4 @@ func duration(st store.Stage) string {
 		return ""
 	}
 	return st.Finished.Sub(st.Started).Round(time.Second).String()
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
