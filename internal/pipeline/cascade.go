@@ -66,15 +66,14 @@ func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) e
 	if !ok {
 		return r.cfg.Store.UpdateRun(ctx, id, fn)
 	}
-	// Only the nodes this transaction claimed are queued here: another
-	// node's result returns the same cascade with nodes claimed and queued
-	// by someone else, not yet bound.
 	// A run that may start a cascade plans it with the FROM edges of the
 	// latest builds, read before the transaction.
 	children := r.cfg.Children
 	if run, err := r.cfg.Store.Run(ctx, id); err == nil && run.Kind == types.KindBranch && run.Cause.Cascade == "" {
 		children = r.childrenOf(ctx, cs)
 	}
+	// Only the nodes this transaction claimed are queued here: a cascade
+	// may hold nodes claimed by another run's result and not yet bound.
 	var claimed []claim
 	step := func(run *store.Run, prev string, part *store.CascadePart) *store.Cascade {
 		claimed = claimed[:0]

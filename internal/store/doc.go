@@ -31,7 +31,7 @@
 //	                               reports are not yet in reports/ (PutReports acknowledges)
 //	  reports/
 //	    <key>                   -> JSON Report (forge outbox, one per target)
-//	  cascades/, cascades_open/, cascade_roots/, delivered/
+//	  cascades/, cascade_nodes/, cascades_open/, cascade_roots/, delivered/
 //	                            -> rebuild cascades and last delivered digests (cascade.go)
 //	  kv/
 //	    <ns>/                   -> nested bucket per namespace
