@@ -8,7 +8,7 @@
 // of the cascade (the root or another descendant). It is queued once all of
 // them have settled and at least one delivered a new image; when all of
 // them ended up unchanged it is unchanged too and nothing is built. A
-// parent that failed (or was stopped) stops the node, and the node's note
+// parent that failed or was cancelled (or was stopped) stops the node, and the node's note
 // names the parent that failed first. A diamond therefore builds once,
 // after both of its parents.
 package cascade
@@ -24,7 +24,8 @@ const (
 	Queued    State = "queued"    // its run is queued or running
 	Delivered State = "delivered" // its run delivered a new image
 	Unchanged State = "unchanged" // its run, or every parent, left the image as it was
-	Failed    State = "failed"    // its run failed or was cancelled
+	Failed    State = "failed"    // its run failed
+	Cancelled State = "cancelled" // its run was cancelled (superseded, or by a person)
 	Stopped   State = "stopped"   // a parent failed; never queued
 )
 
@@ -139,7 +140,7 @@ func Decide(n Node, state map[string]State, blame map[string]string) (Decision, 
 	settled, changed := true, false
 	for _, p := range n.WaitsOn {
 		switch state[p] {
-		case Failed:
+		case Failed, Cancelled:
 			return Decision{Key: n.Key, State: Stopped, Blame: p}, true
 		case Stopped:
 			return Decision{Key: n.Key, State: Stopped, Blame: blame[p]}, true

@@ -75,6 +75,8 @@ func TestAdvance(t *testing.T) {
 			nil, []Decision{{"leaf1", Unchanged, ""}, {"leaf2", Queued, ""}}},
 		{"a failed middle stops its subtree, naming it", map[string]State{"base": Delivered, "mid": Failed, "side": Queued},
 			nil, []Decision{{"leaf1", Stopped, "mid"}, {"leaf2", Stopped, "mid"}}},
+		{"a cancelled middle stops its subtree too", map[string]State{"base": Delivered, "mid": Cancelled, "side": Delivered},
+			nil, []Decision{{"leaf1", Stopped, "mid"}, {"leaf2", Stopped, "mid"}}},
 		{"a stop passes the failed node's name down", map[string]State{"base": Delivered, "mid": Stopped, "side": Delivered},
 			map[string]string{"mid": "x"}, []Decision{{"leaf1", Stopped, "x"}, {"leaf2", Stopped, "x"}}},
 	}

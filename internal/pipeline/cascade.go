@@ -50,7 +50,11 @@ func UpToDate(run *store.Run) bool {
 
 // outcome is what a finished run means for the nodes below it.
 func outcome(run *store.Run, prev string) cascade.State {
-	if run.State != store.Passed {
+	switch run.State {
+	case store.Passed:
+	case store.Cancelled:
+		return cascade.Cancelled
+	default:
 		return cascade.Failed
 	}
 	if d := run.DeliveredDigest(); d != "" && d != prev && !UpToDate(run) {
@@ -66,15 +70,14 @@ func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) e
 	if !ok {
 		return r.cfg.Store.UpdateRun(ctx, id, fn)
 	}
-	// Only the nodes this transaction claimed are queued here: another
-	// node's result returns the same cascade with nodes claimed and queued
-	// by someone else, not yet bound.
 	// A run that may start a cascade plans it with the FROM edges of the
 	// latest builds, read before the transaction.
 	children := r.cfg.Children
 	if run, err := r.cfg.Store.Run(ctx, id); err == nil && run.Kind == types.KindBranch && run.Cause.Cascade == "" {
 		children = r.childrenOf(ctx, cs)
 	}
+	// Only the nodes this transaction claimed are queued here: a cascade
+	// may hold nodes claimed by another run's result and not yet bound.
 	var claimed []claim
 	step := func(run *store.Run, prev string, part *store.CascadePart) *store.Cascade {
 		claimed = claimed[:0]
@@ -227,7 +230,7 @@ func advanceBelow(part *store.CascadePart, settled *store.CascadeNode) []claim {
 		if !ok {
 			continue
 		}
-		if apply(n, d) {
+		if apply(n, d, state(d.Blame)) {
 			claimed = append(claimed, claim{c: part.Cascade, project: k})
 		} else {
 			next = append(next, n.Next...)
@@ -236,13 +239,17 @@ func advanceBelow(part *store.CascadePart, settled *store.CascadeNode) []claim {
 	return claimed
 }
 
-// apply records decision d on node n; it tells whether n was queued.
-func apply(n *store.CascadeNode, d cascade.Decision) bool {
+// apply records decision d on node n (blamed: the state of the node that
+// stopped it); it tells whether n was queued.
+func apply(n *store.CascadeNode, d cascade.Decision, blamed cascade.State) bool {
 	n.State = string(d.State)
 	switch d.State {
 	case cascade.Stopped:
 		n.Blame = d.Blame
 		n.Note = fmt.Sprintf("waiting on %s, which failed", d.Blame)
+		if blamed == cascade.Cancelled {
+			n.Note = fmt.Sprintf("waiting on %s, which was cancelled", d.Blame)
+		}
 	case cascade.Queued:
 		return true
 	}
@@ -264,7 +271,7 @@ func advance(c *store.Cascade) []claim {
 	}
 	var claimed []claim
 	for _, d := range cascade.Advance(nodes, state, blame) {
-		if n := c.Node(d.Key); apply(n, d) {
+		if n := c.Node(d.Key); apply(n, d, state[d.Blame]) {
 			claimed = append(claimed, claim{c: c, project: n.Project})
 		}
 	}

@@ -303,3 +303,36 @@ func TestCascadeChildRemovedFromTheIndexStopsItsSubtree(t *testing.T) {
 		t.Errorf("mid's run %+v, %v", mid, err)
 	}
 }
+
+// A cancelled middle stops its subtree, and the leaves say it was
+// cancelled, not that it failed.
+func TestCascadeCancelledMiddleStopsItsSubtree(t *testing.T) {
+	h := chainHarness(t)
+	h.backend.block, h.backend.blockURL = make(chan struct{}), "/mid"
+	defer close(h.backend.block)
+	h.cfg.Workers = 2
+	r := h.start(t)
+	ctx := context.Background()
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	var mid string
+	for deadline := time.Now().Add(time.Minute); mid == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := h.db.CascadeStartedBy(ctx, root.ID); err == nil {
+			mid = c.Node("demo/mid:latest").Run
+		}
+	}
+	if mid == "" {
+		t.Fatal("mid was never queued")
+	}
+	if err := r.Cancel(ctx, mid, "cancelled by a test"); err != nil {
+		t.Fatal(err)
+	}
+	c := waitCascade(t, h.db, root.ID)
+	for _, leaf := range []string{"demo/leaf1:latest", "demo/leaf2:latest"} {
+		if n := c.Node(leaf); n.State != store.CascadeStopped || n.Note != "waiting on demo/mid:latest, which was cancelled" {
+			t.Errorf("%s: %s %q", leaf, n.State, n.Note)
+		}
+	}
+	if n := c.Node("demo/mid:latest"); n.State != store.CascadeCancelled {
+		t.Errorf("mid: %s", n.State)
+	}
+}

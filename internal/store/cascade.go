@@ -50,6 +50,7 @@ const (
 	CascadeDelivered = "delivered"
 	CascadeUnchanged = "unchanged"
 	CascadeFailed    = "failed"
+	CascadeCancelled = "cancelled"
 	CascadeStopped   = "stopped"
 )
 

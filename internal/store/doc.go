@@ -38,7 +38,7 @@
 //	                               refused one stays with Failed and the server's answer
 //	  reports/
 //	    <key>                   -> JSON Report (forge outbox, one per target)
-//	  cascades/, cascades_open/, cascade_roots/, delivered/
+//	  cascades/, cascade_nodes/, cascades_open/, cascade_roots/, delivered/
 //	                            -> rebuild cascades and last delivered digests (cascade.go)
 //	  rescans/                  (created by the first rescan; no migration)
 //	    <seq>                   -> JSON Rescan: one rescan of every delivered image, with

@@ -2,11 +2,14 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // golden compares got with testdata/name, or rewrites it with -update.
@@ -60,5 +63,51 @@ func TestDashboardQueueGolden(t *testing.T) {
 	golden(t, "dashboard-queue.html", buf.Bytes())
 	if err := tmpls["dashboard"].ExecuteTemplate(&buf, "queue", queueView{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The served dashboard reads the open cascades from the store: a stopped
+// leaf's skipped run says why on its project page, and the queue shows
+// what still waits.
+func TestDashboardShowsOpenCascadeFromTheStore(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	base := &store.Run{Project: "acme/base:latest", Kind: types.KindBranch, State: store.Running, Stages: []store.Stage{
+		{Name: types.StageBuild, State: store.Passed, Digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+		{Name: types.StageDeliver, State: store.Passed}}}
+	if err := f.db.CreateRun(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := f.db.FinishRun(ctx, base.ID, func(r *store.Run) error { r.State = store.Passed; return nil },
+		func(r *store.Run, prev string, part *store.CascadePart) *store.Cascade {
+			return &store.Cascade{Digest: r.DeliveredDigest(), Nodes: []store.CascadeNode{
+				{Project: "acme/web:latest", WaitsOn: []string{"acme/base:latest"}, State: store.CascadeFailed},
+				{Project: "acme/api:latest", WaitsOn: []string{"acme/base:latest"}, State: store.CascadeQueued},
+				{Project: "acme/leaf:latest", WaitsOn: []string{"acme/api:latest"}, State: store.CascadeWaiting},
+				{Project: "acme/below:latest", WaitsOn: []string{"acme/web:latest"}, State: store.CascadeStopped,
+					Note: "waiting on acme/web:latest, which failed"},
+			}}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.Cascades = f.db
+	if f.srv, err = New(f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.h = f.srv.Handler()
+	body := f.get("/").Body.String()
+	for _, want := range []string{`id="cascade-1"`, "waits on acme/api:latest", "waiting on acme/web:latest, which failed"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	// The stopped node's skipped run says why in the run list.
+	runs, err := f.db.Runs(ctx, store.RunFilter{Project: "acme/below:latest"})
+	if err != nil || len(runs) != 1 || runs[0].State != store.Skipped {
+		t.Fatalf("runs of the stopped node: %v, %v", runs, err)
+	}
+	if page := f.get("/runs/" + runs[0].ID).Body.String(); !strings.Contains(page, "waiting on acme/web:latest, which failed") {
+		t.Errorf("the skipped run's page does not say why:\n%s", page)
 	}
 }
