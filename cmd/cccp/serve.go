@@ -177,7 +177,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		return err
 	}
 	ui, err := web.New(web.Config{
-		Rescans: env.db, RescanProgress: rescans.progress, RemovedOn: removed.removedOn,
+		Rescans: env.db, RescanProgress: rescans.progress, StartRescan: rescans.starter(ctx), RemovedOn: removed.removedOn,
 		SigningKey: signKey.PublicKeyPEM(),
 		BaseURL:    cfg.BaseURL, Runs: env.db, Backup: env.db, Logs: env.logs, Projects: projects, Actions: actions, Onboarder: onboarder,
 		Deliveries: deliveries, SBOMs: sbomPanel{reg: env.client}, Outbox: outbox, Cascades: env.db, DataSizes: dataSizes(sizer),

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/cccp-project/cccp/internal/rescan"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/web"
 )
 
 // rescans are the configured rescans of delivered images.
@@ -47,4 +50,19 @@ func (r *rescans) progress() *store.Rescan {
 		return nil
 	}
 	return r.scanner.Progress()
+}
+
+// starter starts a rescan now for the API, under ctx (the server's
+// lifetime, not the request's); nil when rescans are off.
+func (r *rescans) starter(ctx context.Context) func(actor string) (*store.Rescan, error) {
+	if r.scanner == nil {
+		return nil
+	}
+	return func(actor string) (*store.Rescan, error) {
+		rs, err := r.scanner.Start(ctx, "manual by "+actor)
+		if errors.Is(err, rescan.ErrBusy) {
+			return nil, fmt.Errorf("%w: %w", web.ErrRescanBusy, err)
+		}
+		return rs, err
+	}
 }

@@ -174,3 +174,27 @@ func BenchmarkRescan300Overhead(b *testing.B) {
 		}
 	}
 }
+
+// A rescan that cccp stopped in the middle of is closed at the next start,
+// its unfinished entries marked cancelled, so its progress never shows as
+// under way forever.
+func TestRecoverClosesInterruptedRescans(t *testing.T) {
+	w := newNoopWorld(t, 1, 1)
+	ctx := context.Background()
+	r := &store.Rescan{Trigger: "schedule", Entries: []store.RescanEntry{
+		{Project: "bench/app000:latest", State: store.Passed}, {Project: "b", State: store.Running, RunID: "5"}, {Project: "c", State: store.Queued}}}
+	if err := w.db.CreateRescan(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.scanner.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, err := w.db.Rescans(ctx, 0)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("rescans: %v %+v", err, list)
+	}
+	got := list[0]
+	if got.Finished.IsZero() || got.Entries[0].State != store.Passed || got.Entries[1].State != store.Cancelled || got.Entries[2].State != store.Cancelled {
+		t.Errorf("after Recover: %+v", got)
+	}
+}

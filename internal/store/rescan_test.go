@@ -67,3 +67,33 @@ func TestRescanProgress(t *testing.T) {
 		t.Errorf("rescans = %+v, %v; want one with 2 of 2 done", got, err)
 	}
 }
+
+// SaveRescan writes the progress and a batch of scans at once, and refuses
+// a batch with a bad scan as a whole.
+func TestSaveRescanWritesProgressAndScansTogether(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "cccp.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := &Rescan{Trigger: "schedule", Entries: []RescanEntry{{Project: "a", State: Queued}}}
+	if err := db.CreateRescan(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Entries[0].State = Passed
+	if err := db.SaveRescan(ctx, r, []*Scan{{Project: "a", RunID: "1"}, {Project: "a\x00b", RunID: "2"}}); err == nil {
+		t.Fatal("a scan with a NUL in its project was saved")
+	}
+	if got, _ := db.Rescan(ctx, r.ID); got.Entries[0].State != Queued {
+		t.Errorf("a refused batch changed the progress: %+v", got.Entries)
+	}
+	if err := db.SaveRescan(ctx, r, []*Scan{{Project: "a", RunID: "1"}, {Project: "a", RunID: "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := db.Rescan(ctx, r.ID)
+	scans, _ := db.Scans(ctx, "a", 0)
+	if got.Entries[0].State != Passed || got.Trigger != "schedule" || len(scans) != 2 || scans[0].RunID != "2" {
+		t.Errorf("after save: rescan %+v, scans %+v", got, scans)
+	}
+}

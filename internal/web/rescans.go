@@ -15,6 +15,9 @@ import (
 // server error.
 var ErrNotInIndex = errors.New("no longer in the index; it is not run again")
 
+// ErrRescanBusy is returned by StartRescan while a rescan is under way.
+var ErrRescanBusy = errors.New("a rescan is already under way")
+
 // Rescans reads rescans and the findings of each entry's scans; *store.DB
 // implements it.
 type Rescans interface {
@@ -204,4 +207,23 @@ func (s *Server) apiScans(w http.ResponseWriter, r *http.Request) {
 		out = append(out, &c)
 	}
 	s.apiJSON(w, http.StatusOK, out)
+}
+
+// apiStartRescan starts a rescan now (POST /api/v1/rescans, admins only).
+func (s *Server) apiStartRescan(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.StartRescan == nil {
+		s.apiError(w, http.StatusNotFound, "rescans are not configured")
+		return
+	}
+	rs, err := s.cfg.StartRescan(identityOf(r.Context()).Actor())
+	if errors.Is(err, ErrRescanBusy) {
+		s.apiError(w, http.StatusConflict, err.Error())
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "starting a rescan", err)
+		return
+	}
+	w.Header().Set("Location", s.url("/api/v1/rescans/"+rs.ID))
+	s.apiJSON(w, http.StatusAccepted, s.rescanViewOf(rs, false))
 }

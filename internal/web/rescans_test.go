@@ -104,3 +104,36 @@ func TestRemovedProjectPageAndRerun(t *testing.T) {
 		t.Errorf("re-run of a removed project: %d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestStartRescanByAPI(t *testing.T) {
+	var started []string
+	busy := false
+	f := newFixture(t, func(c *Config) {
+		c.StartRescan = func(actor string) (*store.Rescan, error) {
+			if busy {
+				return nil, fmt.Errorf("rescan 1: %w", ErrRescanBusy)
+			}
+			busy = true
+			started = append(started, actor)
+			return &store.Rescan{ID: "1", Trigger: "manual by " + actor, Entries: []store.RescanEntry{{Project: "acme/base:latest", State: store.Queued}}}, nil
+		}
+	})
+	post := func(token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/api/v1/rescans", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return f.do(req)
+	}
+	if rec := post(""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("anonymous: %d", rec.Code)
+	}
+	rec := post(adminToken)
+	if rec.Code != http.StatusAccepted || rec.Header().Get("Location") != "https://cccp.example.org/api/v1/rescans/1" || !strings.Contains(rec.Body.String(), `"total": 1`) {
+		t.Errorf("start: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	if rec := post(adminToken); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "already under way") {
+		t.Errorf("second start: %d %s", rec.Code, rec.Body)
+	}
+	if len(started) != 1 {
+		t.Errorf("started %q", started)
+	}
+}

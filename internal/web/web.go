@@ -120,6 +120,9 @@ type Config struct {
 	// gives the rescan under way as it is now (ahead of the store).
 	Rescans        Rescans
 	RescanProgress func() *store.Rescan
+	// StartRescan, when set, lets an admin start a rescan now
+	// (POST /api/v1/rescans); ErrRescanBusy while one is under way.
+	StartRescan func(actor string) (*store.Rescan, error)
 	// RemovedOn, when set, says when a project that is no longer in the
 	// index was removed from it (its page says so).
 	RemovedOn func(ctx context.Context, project string) (time.Time, bool)
@@ -277,6 +280,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/runs/{id}", read(s.apiRun))
 	mux.Handle("GET /api/v1/rescans", read(s.apiRescans))
 	mux.Handle("GET /api/v1/rescans/{id}", read(s.apiRescan))
+	mux.Handle("POST /api/v1/rescans", admin(s.apiStartRescan))
 	mux.Handle("GET /api/v1/projects/{app}/{job}/scans", read(s.apiScans))
 	mux.Handle("GET /api/v1/runs/{id}/stages/{stage}/log", read(s.logText))
 	mux.Handle("POST /api/v1/runs/{id}/rerun", admin(s.apiRerun))
