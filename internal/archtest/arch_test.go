@@ -87,11 +87,12 @@ var allowed = map[string][]string{
 	"internal/provenance": nil,
 
 	// state, pages and vocabulary
-	"internal/store":     {"internal/types"},
-	"internal/runlog":    nil,
+	"internal/store":  {"internal/types"},
+	"internal/runlog": nil,
+	"internal/web":    {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
+	"internal/index":  {"internal/redact", "internal/safefs"},
+	// retention of runs, logs and run tags; the data folder's size
 	"internal/retention": {"internal/store", "internal/types"},
-	"internal/web":       {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/store", "internal/types"},
-	"internal/index":     {"internal/redact", "internal/safefs"},
 	// the one live index (entries and graph, swapped atomically) and the
 	// lines of a log that explain a failure
 	"internal/liveindex": {"internal/index"},
