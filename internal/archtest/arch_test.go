@@ -112,6 +112,7 @@ var allowed = map[string][]string{
 	"internal/retention": {"internal/store", "internal/types"},
 	// a real SMTP server for tests
 	"internal/notify/notifytest": nil,
+	// retention of runs, logs and run tags; the data folder's size
 	// the one live index (entries and graph, swapped atomically) and the
 	// lines of a log that explain a failure
 	"internal/liveindex": {"internal/index"},

@@ -50,6 +50,10 @@
 //	    <ns>/                   -> nested bucket per namespace
 //	      <key>                 -> opaque bytes (ok-to-test approvals, comment ids, ...)
 //
+// Retention (DeleteRuns, retention.go) removes finished runs with their
+// runs/, runs_by_project/ and run_changes/ entries; it keeps a run that is
+// unfinished, that latest/ points at, or whose change is not yet reported.
+//
 // Migrations are an ordered list (see migrations.go); Open applies every
 // step above the stored schema version in one transaction.
 //

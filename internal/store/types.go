@@ -111,16 +111,16 @@ type Run struct {
 	Created, Started, Finished time.Time
 	Stages                     []Stage
 	Images                     []Image
-	// ImageSize is the sum of the layer sizes of the delivered image's
-	// manifest, in bytes (0: not delivered or not known).
-	ImageSize int64 `json:",omitempty"`
-	Error     string
+	Error                      string
 	// Backend holds opaque per-run data of the pipeline (a trial run's
 	// proposed entry).
 	Backend map[string]string
 	// Resumes counts how often the run was picked up again after cccp
 	// stopped in the middle of it.
 	Resumes int `json:",omitempty"`
+	// ImageSize is the sum of the layer sizes of the delivered image's
+	// manifest, in bytes (0: not delivered or not known).
+	ImageSize int64 `json:",omitempty"`
 	// BuildKey is the digest over everything the build depended on
 	// (internal/buildkey); UpToDate marks a branch run that found the key
 	// equal to the last delivered run's and built nothing (its images are
