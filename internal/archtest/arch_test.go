@@ -106,7 +106,7 @@ var allowed = map[string][]string{
 	"internal/store":  {"internal/types"},
 	"internal/runlog": nil,
 	// email about finished runs through the store's outbox
-	"internal/notify":    {"internal/explain", "internal/redact", "internal/store", "internal/types"},
+	"internal/notify":    {"internal/explain", "internal/redact", "internal/store", "internal/textcut", "internal/types"},
 	"internal/web":       {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/runlog", "internal/store", "internal/types"},
 	"internal/index":     {"internal/redact", "internal/safefs"},
 	"internal/retention": {"internal/store", "internal/types"},
