@@ -245,12 +245,13 @@ func (n *Notifier) wants(r *store.Run, aud Audience) bool {
 
 // Notify queues a mail that is not about one run (a rescan that found
 // changes) into the same outbox; Run delivers it. It returns once the mail
-// is stored.
+// is stored. Subject and text are masked like a run's quoted lines: they
+// carry findings, which come from the image and its repositories.
 func (n *Notifier) Notify(ctx context.Context, to []string, subject, text string) error {
 	if len(to) == 0 {
 		return errors.New("notify: no recipient")
 	}
-	m := store.Mail{To: to, Subject: headerText(subject), Text: bodyText(text)}
+	m := store.Mail{To: to, Subject: headerText(n.cfg.Masker.String(subject)), Text: bodyText(n.cfg.Masker.String(text))}
 	if err := n.cfg.Store.QueueMail(ctx, []store.Mail{m}, nil); err != nil {
 		return fmt.Errorf("notify %q: %w", m.Subject, err)
 	}

@@ -413,7 +413,8 @@ func TestOnlyFinishingMarks(t *testing.T) {
 func TestNotifyQueuesIntoOutbox(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	err := f.n.Notify(ctx, []string{"owner@app.example"}, "[cccp] org/app:latest: rescan found\r\nBcc: x@evil.example 2 new updates", "openssl 3.0.7 -> 3.0.8\n")
+	err := f.n.Notify(ctx, []string{"owner@app.example"}, "[cccp] org/app:latest: rescan found\r\nBcc: x@evil.example 2 new updates",
+		"openssl 3.0.7 -> 3.0.8\nfetched https://hunter2-secret@mirror.example/repo\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,8 +427,14 @@ func TestNotifyQueuesIntoOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg.Header.Get("Bcc") != "" || !strings.Contains(decodeBody(t, msg), "openssl 3.0.7 -> 3.0.8") {
+	body := decodeBody(t, msg)
+	if msg.Header.Get("Bcc") != "" || !strings.Contains(body, "openssl 3.0.7 -> 3.0.8") {
 		t.Errorf("headers %v", msg.Header)
+	}
+	// Findings come from the image and its repositories: a secret in them
+	// is masked, as in a run's mail.
+	if strings.Contains(body, "hunter2-secret") {
+		t.Errorf("the secret reached the mail:\n%s", body)
 	}
 }
 
