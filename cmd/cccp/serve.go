@@ -27,6 +27,7 @@ import (
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/registry"
+	"github.com/cccp-project/cccp/internal/rescan"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
 	"github.com/cccp-project/cccp/internal/web"
@@ -172,7 +173,11 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	rescans, err := newRescans(cfg, env, idx, nil, log)
+	var mail rescan.Notifier // nil unless mail is on: a nil *notify.Notifier must not become a non-nil interface
+	if n != nil {
+		mail = n
+	}
+	rescans, err := newRescans(cfg, env, idx, mail, log)
 	if err != nil {
 		return err
 	}
