@@ -11,8 +11,8 @@ import (
 )
 
 // ErrKept is returned (wrapped, per run) by DeleteRuns for a run it must
-// keep: one that is not finished, that a latest/ entry points at, or whose
-// change is not yet reported.
+// keep: one that is not finished, that a latest/ entry points at, whose
+// change is not yet reported, or whose mail is not yet decided.
 var ErrKept = errors.New("run must be kept")
 
 // DeleteRuns removes the runs ids, with every index entry that refers to
@@ -63,6 +63,9 @@ func (db *DB) DeleteRuns(ctx context.Context, ids []string) ([]string, error) {
 			case root.Bucket(bucketChanges).Get(sk) != nil:
 				skipped = append(skipped, fmt.Errorf("run %s has a change not yet reported: %w", id, ErrKept))
 				continue
+			case mailPending(root, sk):
+				skipped = append(skipped, fmt.Errorf("run %s has its mail not yet decided: %w", id, ErrKept))
+				continue
 			}
 			if err := runs.Delete(sk); err != nil {
 				return err
@@ -78,4 +81,11 @@ func (db *DB) DeleteRuns(ctx context.Context, ids []string) ([]string, error) {
 		return nil, fmt.Errorf("delete runs: %w", err)
 	}
 	return deleted, errors.Join(skipped...)
+}
+
+// mailPending tells whether run sk finished and its mail is not yet decided
+// (runs_finished/, mail.go).
+func mailPending(root *bolt.Bucket, sk []byte) bool {
+	fin := root.Bucket(bucketFinished)
+	return fin != nil && fin.Get(sk) != nil
 }

@@ -63,3 +63,36 @@ func TestDeleteRuns(t *testing.T) {
 		t.Errorf("unfinished %v (%v), want run %s", un, err, running)
 	}
 }
+
+// A run whose mail is not yet decided (its finished mark, written when it
+// finished) is kept until the notifier has queued or skipped its mail, as a
+// run whose forge report is pending is.
+func TestDeleteRunsKeepsRunWithMailPending(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "cccp.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	old := &Run{Project: "org/app", Kind: types.KindBranch, State: Running}
+	if err := db.CreateRun(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateRun(ctx, old.ID, func(r *Run) error { r.State = Failed; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateRun(ctx, &Run{Project: "org/app", Kind: types.KindBranch, State: Passed}); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := db.DeleteRuns(ctx, []string{old.ID})
+	if len(deleted) != 0 || !errors.Is(err, ErrKept) {
+		t.Fatalf("with its mail pending: deleted %v, err %v; want kept", deleted, err)
+	}
+	if err := db.QueueMail(ctx, nil, []string{old.ID}); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err = db.DeleteRuns(ctx, []string{old.ID})
+	if !slices.Equal(deleted, []string{old.ID}) || err != nil {
+		t.Fatalf("with its mail decided: deleted %v, err %v; want it deleted", deleted, err)
+	}
+}
