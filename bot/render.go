@@ -50,56 +50,28 @@ func (b *Bot) runURL(id string) string {
 }
 
 // failureSection is the section of a failed run that explains the
-// failure, if any: the failed checks' own output, then the lines of the
-// failed stage's log that the run page highlights (explain.Lines), at most
-// LogLines of them, then the stage's error.
+// failure, if any: the lines explain.Failure picks (the failed checks' own
+// output, at most LogLines of the log lines the run page highlights, the
+// stage's error).
 func (b *Bot) failureSection(r *store.Run) (report.LogSection, bool) {
-	st := report.FailedStage(r)
-	if r.State != store.Failed || st == "" {
+	if r.State != store.Failed {
 		return report.LogSection{}, false
 	}
-	var lines []string
-	var stageErr string
-	for _, s := range r.Stages {
-		if string(s.Name) != st {
-			continue
-		}
-		stageErr = s.Error
-		if s.Reason != "" && s.Error != "" {
-			stageErr = s.Reason + ": " + s.Error // e.g. DeadlineExceeded: the test stage ran longer than ...
-		}
-		for _, c := range s.Checks {
-			if c.State != store.Failed {
-				continue
-			}
-			out := c.Explain
-			if len(out) == 0 {
-				out = c.Findings
-			}
-			if len(out) == 0 && c.Summary != "" {
-				out = []string{c.Summary}
-			}
-			for _, l := range out {
-				lines = append(lines, string(c.Name)+": "+l)
-			}
-		}
-	}
+	var tail func(string) []string
 	if b.cfg.LogTail != nil {
-		tail, err := b.cfg.LogTail(r.ID, st, explain.Window)
-		if err != nil {
-			b.log.Warn("tail failed stage log", "run", r.ID, "stage", st, "err", err)
-		}
-		idx := explain.Lines(tail, true)
-		if len(idx) > b.cfg.LogLines {
-			idx = idx[len(idx)-b.cfg.LogLines:]
-		}
-		for _, i := range idx {
-			lines = append(lines, tail[i])
+		tail = func(stage string) []string {
+			lines, err := b.cfg.LogTail(r.ID, stage, explain.Window)
+			if err != nil {
+				b.log.Warn("tail failed stage log", "run", r.ID, "stage", stage, "err", err)
+			}
+			return lines
 		}
 	}
-	if stageErr != "" {
-		lines = append(lines, "cccp: "+stageErr)
+	stage, lines := explain.Failure(r, tail, b.cfg.LogLines)
+	if stage == nil {
+		return report.LogSection{}, false
 	}
+	st := string(stage.Name)
 	log := report.CleanLog(lines, b.cfg.Masker)
 	return report.LogSection{
 		Head:  b.tmpl.Render("failure-head", map[string]string{"Project": r.Project, "Stage": st}),

@@ -106,7 +106,7 @@ var allowed = map[string][]string{
 	"internal/store":  {"internal/types"},
 	"internal/runlog": nil,
 	// email about finished runs through the store's outbox
-	"internal/notify":    {"internal/explain", "internal/redact", "internal/store", "internal/textcut", "internal/types"},
+	"internal/notify":    {"internal/explain", "internal/redact", "internal/runlog", "internal/store", "internal/textcut", "internal/types"},
 	"internal/web":       {"internal/explain", "internal/index", "internal/onboard", "internal/redact", "internal/runlog", "internal/store", "internal/types"},
 	"internal/index":     {"internal/redact", "internal/safefs"},
 	"internal/retention": {"internal/store", "internal/types"},
@@ -116,7 +116,7 @@ var allowed = map[string][]string{
 	// the one live index (entries and graph, swapped atomically) and the
 	// lines of a log that explain a failure
 	"internal/liveindex": {"internal/index"},
-	"internal/explain":   nil,
+	"internal/explain":   {"internal/store", "internal/types"},
 	// which descendants a parent's new image rebuilds, in what order (pure)
 	"internal/cascade":   nil,
 	"internal/onboard":   {"internal/index"},

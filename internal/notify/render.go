@@ -13,6 +13,7 @@ import (
 
 	"github.com/cccp-project/cccp/internal/explain"
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/textcut"
 )
@@ -77,57 +78,26 @@ func (n *Notifier) render(ctx context.Context, r *store.Run) (store.Mail, error)
 }
 
 // failure is the failed stage, its reason and the lines that explain it,
-// the same the pull-request comment quotes: the failed checks' own output,
-// the stage log's lines that explain.Lines picks (at most LogLines), then
-// the stage's error.
+// cleaned for a mail: the lines explain.Failure picks, the same the
+// pull-request comment quotes.
 func (n *Notifier) failure(ctx context.Context, r *store.Run) (stage, reason string, lines []string) {
-	var st *store.Stage
-	for i := range r.Stages {
-		if r.Stages[i].State == store.Failed {
-			st = &r.Stages[i]
-			break
+	var tail func(string) []string
+	if n.cfg.LogTail != nil && ctx.Err() == nil {
+		tail = func(stage string) []string {
+			lines, err := n.cfg.LogTail(r.ID, stage, explain.Window)
+			if err != nil {
+				n.log.Warn("tail failed stage log", "run", r.ID, "stage", stage, "err", err)
+			}
+			return lines
 		}
 	}
+	st, lines := explain.Failure(r, tail, n.cfg.LogLines)
 	if st == nil {
 		return "", "", nil
 	}
-	for _, c := range st.Checks {
-		if c.State != store.Failed {
-			continue
-		}
-		out := c.Explain
-		if len(out) == 0 {
-			out = c.Findings
-		}
-		if len(out) == 0 && c.Summary != "" {
-			out = []string{c.Summary}
-		}
-		for _, l := range out {
-			lines = append(lines, string(c.Name)+": "+l)
-		}
-	}
-	if n.cfg.LogTail != nil && ctx.Err() == nil {
-		tail, err := n.cfg.LogTail(r.ID, string(st.Name), explain.Window)
-		if err != nil {
-			n.log.Warn("tail failed stage log", "run", r.ID, "stage", st.Name, "err", err)
-		}
-		idx := explain.Lines(tail, true)
-		if len(idx) > n.cfg.LogLines {
-			idx = idx[len(idx)-n.cfg.LogLines:]
-		}
-		for _, i := range idx {
-			lines = append(lines, stripTimestamp(tail[i]))
-		}
-	}
-	if st.Error != "" {
-		msg := st.Error
-		if st.Reason != "" {
-			msg = st.Reason + ": " + msg
-		}
-		lines = append(lines, "cccp: "+msg)
-	}
 	out := make([]string, 0, len(lines))
 	for _, l := range lines {
+		_, l, _ = runlog.SplitLine(l) // log lines carry runlog's timestamp
 		if l = n.clean(l); strings.TrimSpace(l) != "" {
 			out = append(out, l)
 		}
@@ -140,16 +110,6 @@ func (n *Notifier) failure(ctx context.Context, r *store.Run) (stage, reason str
 // at most maxLine bytes.
 func (n *Notifier) clean(s string) string {
 	return textcut.Bytes(bodyLine(n.cfg.Masker.String(redact.StripANSI(s))), maxLine)
-}
-
-// stripTimestamp drops the RFC 3339 time runlog puts before each line.
-func stripTimestamp(l string) string {
-	if ts, rest, ok := strings.Cut(l, " "); ok {
-		if _, err := time.Parse(time.RFC3339Nano, ts); err == nil {
-			return rest
-		}
-	}
-	return l
 }
 
 // bodyLine drops control characters (tabs become spaces) and replaces
