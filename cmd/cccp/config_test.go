@@ -573,7 +573,7 @@ func TestConfigChart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the chart's config.yaml does not load: %v\n%s", err, cfgText)
 		}
-		if c2.Listen != "0.0.0.0:8080" || c2.Data != "/var/lib/cccp" || c2.Pipeline.Rescan.Schedule != "@every 24h0m0s" {
+		if c2.Listen != "0.0.0.0:8080" || c2.Data != "/var/lib/cccp" || c2.Pipeline.Rescan.Schedule != "0 3 * * 0" {
 			t.Errorf("chart config: listen %s data %s rescan %s", c2.Listen, c2.Data, c2.Pipeline.Rescan.Schedule)
 		}
 	})
