@@ -527,19 +527,9 @@ func (db *DB) OpenCascades(ctx context.Context) ([]*Cascade, error) {
 func (db *DB) Cascades(ctx context.Context, limit int) ([]*Cascade, error) {
 	var out []*Cascade
 	err := db.view(ctx, func(root *bolt.Bucket) error {
-		b := root.Bucket(bucketCascades)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
-			cc, err := getCascade(root, k)
-			if err != nil {
-				return err
-			}
-			out = append(out, cc)
-		}
-		return nil
+		var err error
+		out, err = newest(root.Bucket(bucketCascades), limit, func(k, _ []byte) (*Cascade, error) { return getCascade(root, k) })
+		return err
 	})
 	return out, err
 }

@@ -153,19 +153,9 @@ func (db *DB) Rescan(ctx context.Context, id string) (*Rescan, error) {
 func (db *DB) Rescans(ctx context.Context, limit int) ([]*Rescan, error) {
 	var out []*Rescan
 	err := db.view(ctx, func(root *bolt.Bucket) error {
-		b := root.Bucket(bucketRescans)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
-			r, err := decodeRescan(k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
+		var err error
+		out, err = newest(root.Bucket(bucketRescans), limit, decodeRescan)
+		return err
 	})
 	return out, err
 }

@@ -769,3 +769,21 @@ func (db *DB) PruneMeta(ctx context.Context, ns string, drop func(key string, va
 	}
 	return n, nil
 }
+
+// newest decodes the records of b from its last key backwards, at most
+// limit of them (<= 0: all); a nil b (a bucket made on first use) has none.
+func newest[T any](b *bolt.Bucket, limit int, decode func(k, v []byte) (T, error)) ([]T, error) {
+	var out []T
+	if b == nil {
+		return out, nil
+	}
+	c := b.Cursor()
+	for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+		r, err := decode(k, v)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
