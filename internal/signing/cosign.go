@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
+
+	"github.com/cccp-project/cccp/internal/keylock"
 )
 
 // Media types and annotations of cosign's layout.
@@ -66,7 +68,7 @@ type Signer struct {
 	key   *Key
 	reg   Registry
 	log   *slog.Logger
-	locks tagLocks
+	locks keylock.Map
 }
 
 // NewSigner returns a Signer; log may be nil.
@@ -177,7 +179,7 @@ func (s *Signer) Sign(ctx context.Context, ref string) error {
 		return fmt.Errorf("sign: %w", err)
 	}
 	t := tagFor(d, "sig")
-	unlock, err := s.locks.lock(ctx, t.Name())
+	unlock, err := s.locks.Lock(ctx, t.Name())
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", d, err)
 	}
@@ -221,7 +223,7 @@ func (s *Signer) Attest(ctx context.Context, ref string, statement []byte, predi
 		return fmt.Errorf("attest %s: %w", d, err)
 	}
 	t := tagFor(d, "att")
-	unlock, err := s.locks.lock(ctx, t.Name())
+	unlock, err := s.locks.Lock(ctx, t.Name())
 	if err != nil {
 		return fmt.Errorf("attest %s: %w", d, err)
 	}

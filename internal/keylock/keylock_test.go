@@ -1,4 +1,4 @@
-package signing
+package keylock
 
 import (
 	"context"
@@ -7,16 +7,16 @@ import (
 	"time"
 )
 
-func TestTagLocks(t *testing.T) {
-	var l tagLocks
+func TestMap(t *testing.T) {
+	var l Map
 	ctx := t.Context()
-	unlockA, err := l.lock(ctx, "a")
+	unlockA, err := l.Lock(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// Another tag is not held up by a.
-	unlockB, err := l.lock(ctx, "b")
+	unlockB, err := l.Lock(ctx, "b")
 	if err != nil {
 		t.Fatalf("lock b while a is held: %v", err)
 	}
@@ -25,14 +25,14 @@ func TestTagLocks(t *testing.T) {
 	// A waiter on a gives up with its context and leaves no entry.
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := l.lock(short, "a"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := l.Lock(short, "a"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second lock of a = %v, want the context's deadline", err)
 	}
 
 	// A waiter on a gets it once a is released.
 	got := make(chan func(), 1)
 	go func() {
-		u, err := l.lock(ctx, "a")
+		u, err := l.Lock(ctx, "a")
 		if err != nil {
 			t.Error(err)
 		}
@@ -48,7 +48,7 @@ func TestTagLocks(t *testing.T) {
 	u := <-got
 	short2, cancel2 := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel2()
-	if _, err := l.lock(short2, "a"); err == nil {
+	if _, err := l.Lock(short2, "a"); err == nil {
 		t.Fatal("a taken while the waiter holds it")
 	}
 	u()
