@@ -97,10 +97,12 @@ var allowed = map[string][]string{
 	"internal/registry":   {"internal/redact"},
 
 	// the evidence of delivered images: SBOM, signature, provenance
-	"internal/evidence":   {"internal/provenance", "internal/sbom", "internal/signing", "internal/types"},
+	"internal/evidence":   {"internal/keylock", "internal/provenance", "internal/sbom", "internal/signing", "internal/types"},
 	"internal/sbom":       nil,
-	"internal/signing":    nil,
+	"internal/signing":    {"internal/keylock"},
 	"internal/provenance": nil,
+	// a lock per key (per artifact tag) inside one process
+	"internal/keylock": nil,
 
 	// state, pages and vocabulary
 	"internal/store":  {"internal/types"},

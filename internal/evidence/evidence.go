@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/keylock"
 	"github.com/cccp-project/cccp/internal/provenance"
 	"github.com/cccp-project/cccp/internal/sbom"
 	"github.com/cccp-project/cccp/internal/signing"
@@ -62,9 +63,19 @@ type Config struct {
 }
 
 // Attester attaches an image's SBOM, signature and provenance.
+//
+// Deliveries of the same digest may run at once (two entries built from
+// the same repository and commit, a retry). The Signer serialises its
+// .sig and .att tags; the Attester serialises attaching SBOMs per
+// digest, because go-containerregistry rewrites the digest's referrers
+// tag (sha256-<hex>) by read-modify-write and two at once lose one
+// entry. Both hold within one process, which is what cccp supports: one
+// Attester per process, no second cccp on the same registry.
 type Attester struct {
 	cfg Config
 	log *slog.Logger
+	// referrers locks the referrers tag of a digest, by "repo@digest".
+	referrers keylock.Map
 }
 
 // New returns an Attester for cfg.
@@ -108,7 +119,7 @@ func (a *Attester) Attest(ctx context.Context, d Delivery) (Result, error) {
 			return res, fmt.Errorf("attest %s: %w", d.Image, err)
 		}
 		res.Packages = len(pkgs)
-		if res.SBOM, err = sbom.Attach(ctx, a.cfg.Registry, d.Image, a.cfg.Format, doc); err != nil {
+		if res.SBOM, err = a.attachSBOM(ctx, d.Image, doc); err != nil {
 			return res, fmt.Errorf("attest %s: %w", d.Image, err)
 		}
 	}
@@ -132,6 +143,17 @@ func (a *Attester) Attest(ctx context.Context, d Delivery) (Result, error) {
 	}
 	a.log.Info("attested", "image", d.Image, "sbom", res.SBOM, "packages", res.Packages)
 	return res, nil
+}
+
+// attachSBOM attaches doc to digestRef, one at a time per digest (the
+// SBOM is generated before, without the lock).
+func (a *Attester) attachSBOM(ctx context.Context, digestRef string, doc []byte) (string, error) {
+	unlock, err := a.referrers.Lock(ctx, digestRef)
+	if err != nil {
+		return "", fmt.Errorf("attach SBOM: %w", err)
+	}
+	defer unlock()
+	return sbom.Attach(ctx, a.cfg.Registry, digestRef, a.cfg.Format, doc)
 }
 
 // Report is what Check found on an image.

@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
+
+	"github.com/cccp-project/cccp/internal/keylock"
 )
 
 // Media types and annotations of cosign's layout.
@@ -53,10 +55,20 @@ type Registry interface {
 }
 
 // Signer signs digests and attaches attestations with a Key.
+//
+// Sign and Attest read cosign's artifact tag of the digest, add a layer
+// and write the tag back. The Signer serialises that per tag, so
+// deliveries of the same digest at once (two entries built from the
+// same repository and commit, two workers, a retry) sign it once and
+// keep every attestation. That holds within one process and one Signer:
+// a process uses one Signer for all its deliveries, and a second cccp
+// writing the same registry is not supported (its bbolt database has
+// one writer, too); two of them could still race on a tag.
 type Signer struct {
-	key *Key
-	reg Registry
-	log *slog.Logger
+	key   *Key
+	reg   Registry
+	log   *slog.Logger
+	locks keylock.Map
 }
 
 // NewSigner returns a Signer; log may be nil.
@@ -167,6 +179,11 @@ func (s *Signer) Sign(ctx context.Context, ref string) error {
 		return fmt.Errorf("sign: %w", err)
 	}
 	t := tagFor(d, "sig")
+	unlock, err := s.locks.Lock(ctx, t.Name())
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", d, err)
+	}
+	defer unlock()
 	base, err := readArtifact(ctx, s.reg, t)
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", d, err)
@@ -201,12 +218,17 @@ func (s *Signer) Attest(ctx context.Context, ref string, statement []byte, predi
 	if err != nil {
 		return fmt.Errorf("attest: %w", err)
 	}
-	t := tagFor(d, "att")
-	base, err := readArtifact(ctx, s.reg, t)
+	env, err := dsse.WrapSigner(s.key.sv, InTotoPayloadType).SignMessage(bytes.NewReader(statement))
 	if err != nil {
 		return fmt.Errorf("attest %s: %w", d, err)
 	}
-	env, err := dsse.WrapSigner(s.key.sv, InTotoPayloadType).SignMessage(bytes.NewReader(statement))
+	t := tagFor(d, "att")
+	unlock, err := s.locks.Lock(ctx, t.Name())
+	if err != nil {
+		return fmt.Errorf("attest %s: %w", d, err)
+	}
+	defer unlock()
+	base, err := readArtifact(ctx, s.reg, t)
 	if err != nil {
 		return fmt.Errorf("attest %s: %w", d, err)
 	}
