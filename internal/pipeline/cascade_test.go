@@ -134,7 +134,8 @@ func TestCascadeBuildsEveryDescendantOnceParentsFirst(t *testing.T) {
 	// Delivering the same digest again starts nothing (the fake backend's
 	// digest is per run, so build the base with a fixed one).
 	h.backend.uniqueDigests = false
-	again := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	// (Forced: the same inputs again are otherwise up to date, not built.)
+	again := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}, Force: true})
 	if _, err := h.db.CascadeStartedBy(context.Background(), again.ID); err != nil {
 		t.Fatalf("a new digest (digestA) starts a cascade: %v", err)
 	}
@@ -276,7 +277,8 @@ func TestCascadeFollowsFROMEdgesOfTheLatestBuild(t *testing.T) {
 	if child := runAndWait(t, r, Request{Project: "demo/child:latest", Cause: manual}); child.State != store.Passed {
 		t.Fatalf("child %s", child.State)
 	}
-	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: manual})
+	// Forced: the same inputs again are otherwise up to date, not built.
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: manual, Force: true})
 	c := waitCascade(t, h.db, root.ID)
 	if len(c.Nodes) != 1 || c.Nodes[0].Project != "demo/child:latest" || c.Nodes[0].State != store.CascadeDelivered {
 		t.Fatalf("cascade nodes %+v, want demo/child rebuilt", c.Nodes)
