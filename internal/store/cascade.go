@@ -391,14 +391,15 @@ func (p *CascadePart) followRun(n *CascadeNode, now time.Time) error {
 		return err
 	}
 	pending := p.pending(n)
-	changed := false
 	r, err := updateRun(p.root, n.Run, seq, func(r *Run) error {
 		if r.State != Queued || len(r.WaitsOn) == 0 {
-			return nil
+			return errNoChange
 		}
-		changed = true
 		switch {
 		case n.State == CascadeWaiting:
+			if slices.Equal(r.WaitsOn, pending) {
+				return errNoChange
+			}
 			r.WaitsOn = pending
 		case n.State == CascadeQueued || len(r.Folded) > 0:
 			r.WaitsOn, r.Released = nil, now
@@ -416,14 +417,18 @@ func (p *CascadePart) followRun(n *CascadeNode, now time.Time) error {
 		}
 		return nil
 	})
+	if errors.Is(err, errNoChange) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("cascade %s: run %s of %s: %w", p.ID, n.Run, n.Project, err)
 	}
-	if changed {
-		p.Runs = append(p.Runs, r)
-	}
+	p.Runs = append(p.Runs, r)
 	return nil
 }
+
+// errNoChange ends an updateRun that has nothing to write.
+var errNoChange = errors.New("no change")
 
 // pending are the parents of n in its cascade that have not settled.
 func (p *CascadePart) pending(n *CascadeNode) []string {
