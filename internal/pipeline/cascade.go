@@ -109,7 +109,9 @@ func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) e
 // follow brings the queue in step with the runs a cascade transaction
 // made or changed: a new run is queued (waiting, or ready), a released
 // one becomes ready, a skipped one leaves. A new run supersedes older
-// runs of its target, as an enqueued one does.
+// runs of its target, as an enqueued one does, except the runs that
+// still wait on the parents of another cascade: the new run does not wait
+// on those parents, so both build, each after its own.
 func (r *Runner) follow(ctx context.Context, changed []*store.Cascade) {
 	var fresh, all []*store.Run
 	r.qmu.Lock()
@@ -127,7 +129,22 @@ func (r *Runner) follow(ctx context.Context, changed []*store.Cascade) {
 		r.notify(run)
 	}
 	for _, run := range fresh {
-		r.supersede(ctx, run)
+		older, ok := r.olderOfTarget(run)
+		if !ok {
+			r.supersede(ctx, run) // before Start: the store knows them all
+			continue
+		}
+		for _, id := range older {
+			r.qmu.Lock()
+			_, waiting := r.sched.waiting[id]
+			r.qmu.Unlock()
+			if waiting {
+				continue
+			}
+			if err := r.Cancel(ctx, id, supersedeReason(run)); err != nil && !errors.Is(err, store.ErrNotFound) {
+				r.log.Warn("supersede", "run", id, "err", err)
+			}
+		}
 	}
 }
 

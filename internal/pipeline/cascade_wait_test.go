@@ -160,3 +160,48 @@ func TestCascadeUnchangedParentsSkipTheWaitingRun(t *testing.T) {
 }
 
 const noteUnchanged = "parent unchanged: no parent in the cascade delivered a new image" // as store says
+
+// A newer cascade's run of a child does not cancel the older cascade's
+// run of that child while it still waits on a parent the newer one does
+// not wait on: both build, each after its own parents.
+func TestCascadeNewerCascadeKeepsTheOlderWaitingRun(t *testing.T) {
+	h := chainHarness(t)
+	h.cfg.Workers = 2
+	h.backend.block, h.backend.blockURL = make(chan struct{}), "/mid"
+	r := h.start(t)
+	ctx := context.Background()
+	manual := store.Cause{Kind: types.CauseManual}
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: manual})
+	a, err := h.db.CascadeStartedBy(ctx, root.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitingA := a.Node("demo/leaf2:latest").Run
+	if _, err := r.Wait(ctx, a.Node("demo/side:latest").Run); err != nil {
+		t.Fatal(err)
+	}
+	// side delivers again while mid builds: cascade B rebuilds leaf2 now.
+	waitCascade(t, h.db, runAndWait(t, r, Request{Project: "demo/side:latest", Cause: manual, Force: true}).ID)
+	if run, _ := h.db.Run(ctx, waitingA); run.State != store.Queued || len(run.WaitsOn) == 0 {
+		t.Fatalf("cascade A's leaf2 run %s %q waits on %q; want it still waiting on mid", run.State, run.Error, run.WaitsOn)
+	}
+	close(h.backend.block)
+	a = waitCascade(t, h.db, root.ID)
+	if n := a.Node("demo/leaf2:latest"); n.State != store.CascadeDelivered || n.Run != waitingA {
+		t.Errorf("cascade A's leaf2 node %s run %s, want delivered by run %s", n.State, n.Run, waitingA)
+	}
+	leaf2, _ := h.db.Run(ctx, waitingA)
+	mid, _ := h.db.Run(ctx, a.Node("demo/mid:latest").Run)
+	if leaf2.State != store.Passed || leaf2.Started.Before(mid.Finished) {
+		t.Errorf("cascade A's leaf2 run %s started %s, mid finished %s", leaf2.State, leaf2.Started, mid.Finished)
+	}
+	n := 0
+	for _, b := range builds(h.rec.list()) {
+		if b == "demo/leaf2" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("leaf2 built %d times, want twice (after side's second image, after mid's)", n)
+	}
+}
