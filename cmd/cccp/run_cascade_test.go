@@ -100,8 +100,10 @@ func TestRunCascadeRebuildsDescendantsOnceParentsFirst(t *testing.T) {
 	}
 	for _, pc := range [][2]string{{"base", "mid"}, {"mid", "leaf1"}, {"mid", "leaf2"}, {"base", "leaf2"}} {
 		p, c := byProject["acme/"+pc[0]+":latest"], byProject["acme/"+pc[1]+":latest"]
-		if p == nil || c == nil || c.Created.Before(p.Finished) {
-			t.Errorf("%s was queued before %s finished", pc[1], pc[0])
+		// Queued with the whole cascade, waiting: released and started
+		// only once the parent finished.
+		if p == nil || c == nil || c.Released.IsZero() || c.Released.Before(p.Finished) || c.Started.Before(p.Finished) {
+			t.Errorf("%s was released or started before %s finished", pc[1], pc[0])
 		}
 	}
 

@@ -85,22 +85,92 @@ func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) e
 		claimed = append(claimed, part2...)
 		return start
 	}
-	run, _, err := cs.FinishRun(ctx, id, fn, step)
+	run, changed, err := cs.FinishRun(ctx, id, fn, step)
 	if err != nil {
 		return nil, err
 	}
-	if len(claimed) > 0 {
+	r.follow(ctx, changed)
+	// A node claimed without a run is one of a cascade recorded before
+	// its runs were made with it (an older cccp): queue it the old way.
+	var unbound []claim
+	for _, cl := range claimed {
+		if cl.node == nil || cl.node.Run == "" {
+			unbound = append(unbound, cl)
+		}
+	}
+	if len(unbound) > 0 {
 		// Never block a worker on a full queue; what is not queued when
 		// cccp stops is queued by the next Start.
-		go r.queueClaimed(context.WithoutCancel(ctx), claimed)
+		go r.queueClaimed(context.WithoutCancel(ctx), unbound)
 	}
 	return run, nil
+}
+
+// follow brings the queue in step with the runs a cascade transaction
+// made or changed: a new run is queued (waiting, or ready), a released
+// one becomes ready, a skipped one leaves. A new run supersedes older
+// runs of its target, as an enqueued one does, except the runs that
+// still wait on the parents of another cascade: the new run does not wait
+// on those parents, so both build, each after its own.
+func (r *Runner) follow(ctx context.Context, changed []*store.Cascade) {
+	var fresh, all []*store.Run
+	r.qmu.Lock()
+	for _, c := range changed {
+		for _, run := range c.Runs {
+			if _, known := r.sched.known[run.ID]; !known && !run.State.Done() {
+				fresh = append(fresh, run)
+			}
+			r.place(run)
+			all = append(all, run)
+		}
+	}
+	r.qmu.Unlock()
+	for _, run := range all {
+		r.notify(run)
+	}
+	for _, run := range fresh {
+		older, ok := r.olderOfTarget(run)
+		if !ok {
+			r.supersede(ctx, run) // before Start: the store knows them all
+			continue
+		}
+		for _, id := range older {
+			r.qmu.Lock()
+			_, waiting := r.sched.waiting[id]
+			r.qmu.Unlock()
+			if waiting {
+				continue
+			}
+			if err := r.Cancel(ctx, id, supersedeReason(run)); err != nil && !errors.Is(err, store.ErrNotFound) {
+				r.log.Warn("supersede", "run", id, "err", err)
+			}
+		}
+	}
+}
+
+// newRun is store.Cascade.NewRun: the run of node n, as Enqueue would
+// make it.
+func (r *Runner) newRun(c *store.Cascade, n *store.CascadeNode) *store.Run {
+	run := &store.Run{Project: n.Project, Kind: types.KindBranch, State: store.Queued,
+		Cause: cascadeCause(c), Stages: plannedStages(types.KindBranch)}
+	// An entry gone from the index since the plan keeps its run: it fails
+	// when it would start, so its subtree stops.
+	if e, ok := r.cfg.Entries(n.Project); ok {
+		run.GitURL, run.Branch = e.GitURL, e.GitBranch
+	}
+	return run
+}
+
+func cascadeCause(c *store.Cascade) store.Cause {
+	return store.Cause{Kind: types.CauseParent, Parent: c.Root, Cascade: c.ID,
+		Detail: fmt.Sprintf("cascade %s from run %s of %s", c.ID, c.RootRun, c.Root)}
 }
 
 // claim is a node a cascade step moved to queued: its run is to be queued.
 type claim struct {
 	c       *store.Cascade // its ID is set once the transaction commits
 	project string
+	node    *store.CascadeNode // as stored: its Run is set when made with the cascade
 }
 
 // childrenOf is Config.Children (the index's depends-on) joined by the
@@ -167,7 +237,9 @@ func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.CascadePar
 	out := outcome(run, prev)
 	var claimed []claim
 	if part != nil {
-		if n := part.Node(run.Project); n != nil && n.State == store.CascadeQueued && (n.Run == "" || n.Run == run.ID) {
+		// A node settles with its run; a waiting one too, when its run
+		// ended before it was released (cancelled).
+		if n := part.Node(run.Project); n != nil && (n.State == store.CascadeQueued && n.Run == "" || openStateNode(n) && n.Run == run.ID) {
 			n.Run, n.State = run.ID, string(out)
 			claimed = advanceBelow(part, n)
 		}
@@ -179,7 +251,7 @@ func (r *Runner) cascadeStep(run *store.Run, prev string, part *store.CascadePar
 	if len(nodes) == 0 {
 		return nil, claimed
 	}
-	c := &store.Cascade{Root: run.Project, Digest: run.DeliveredDigest(), Nodes: make([]store.CascadeNode, len(nodes))}
+	c := &store.Cascade{Root: run.Project, Digest: run.DeliveredDigest(), Nodes: make([]store.CascadeNode, len(nodes)), NewRun: r.newRun}
 	at := map[string]int{}
 	for i, n := range nodes {
 		c.Nodes[i] = store.CascadeNode{Project: n.Key, WaitsOn: n.WaitsOn, State: store.CascadeWaiting}
@@ -231,12 +303,16 @@ func advanceBelow(part *store.CascadePart, settled *store.CascadeNode) []claim {
 			continue
 		}
 		if apply(n, d, state(d.Blame)) {
-			claimed = append(claimed, claim{c: part.Cascade, project: k})
+			claimed = append(claimed, claim{c: part.Cascade, project: k, node: n})
 		} else {
 			next = append(next, n.Next...)
 		}
 	}
 	return claimed
+}
+
+func openStateNode(n *store.CascadeNode) bool {
+	return n.State == store.CascadeWaiting || n.State == store.CascadeQueued
 }
 
 // apply records decision d on node n (blamed: the state of the node that
@@ -272,7 +348,7 @@ func advance(c *store.Cascade) []claim {
 	var claimed []claim
 	for _, d := range cascade.Advance(nodes, state, blame) {
 		if n := c.Node(d.Key); apply(n, d, state[d.Blame]) {
-			claimed = append(claimed, claim{c: c, project: n.Project})
+			claimed = append(claimed, claim{c: c, project: n.Project, node: n})
 		}
 	}
 	return claimed
@@ -283,8 +359,7 @@ func (r *Runner) queueClaimed(ctx context.Context, claimed []claim) {
 	cs, _ := r.cascades()
 	for _, cl := range claimed {
 		c := cl.c
-		cause := store.Cause{Kind: types.CauseParent, Parent: c.Root, Cascade: c.ID,
-			Detail: fmt.Sprintf("cascade %s from run %s of %s", c.ID, c.RootRun, c.Root)}
+		cause := cascadeCause(c)
 		run, err := r.Enqueue(ctx, Request{Project: cl.project, Kind: types.KindBranch, Cause: cause})
 		if errors.Is(err, ErrUnknownProject) {
 			// Removed from the index since the plan: it fails, so its

@@ -134,7 +134,8 @@ func TestCascadeBuildsEveryDescendantOnceParentsFirst(t *testing.T) {
 	// Delivering the same digest again starts nothing (the fake backend's
 	// digest is per run, so build the base with a fixed one).
 	h.backend.uniqueDigests = false
-	again := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	// (Forced: the same inputs again are otherwise up to date, not built.)
+	again := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}, Force: true})
 	if _, err := h.db.CascadeStartedBy(context.Background(), again.ID); err != nil {
 		t.Fatalf("a new digest (digestA) starts a cascade: %v", err)
 	}
@@ -180,6 +181,20 @@ func TestCascadeFailingMiddleStopsItsSubtree(t *testing.T) {
 type crashingStore struct {
 	*store.DB
 	failCreate, failBind bool
+	// failFollow fails the first result that queued runs of a cascade
+	// after it committed: cccp stopped before its queue knew of them.
+	failFollow bool
+}
+
+func (s *crashingStore) FinishRun(ctx context.Context, id string, fn func(*store.Run) error, step store.CascadeStep) (*store.Run, []*store.Cascade, error) {
+	run, changed, err := s.DB.FinishRun(ctx, id, fn, step)
+	for _, c := range changed {
+		if s.failFollow && len(c.Runs) > 0 {
+			s.failFollow = false
+			return nil, nil, errCrash
+		}
+	}
+	return run, changed, err
 }
 
 var errCrash = errors.New("crash")
@@ -200,11 +215,16 @@ func (s *crashingStore) BindCascadeRun(ctx context.Context, id, project, run str
 
 func TestCascadeResumesAfterCrashWithoutLosingOrDoubling(t *testing.T) {
 	for _, tc := range []struct {
-		name                 string
-		failCreate, failBind bool
+		name                             string
+		failCreate, failBind, failFollow bool
 	}{
-		{"stopped after the claim, before the run was queued", true, false},
-		{"stopped after the run was queued, before it was bound", false, true},
+		// The first two were the windows of queueing nodes one by one
+		// after the result; the runs are now made in the result's
+		// transaction, so those steps are not reached (the cases stay
+		// as a check). The third is the window left now.
+		{"stopped after the claim, before the run was queued", true, false, false},
+		{"stopped after the run was queued, before it was bound", false, true, false},
+		{"stopped after the result queued the cascade's runs, before the queue knew them", false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := chainHarness(t)
@@ -214,7 +234,7 @@ func TestCascadeResumesAfterCrashWithoutLosingOrDoubling(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.db = db
-			h.cfg.Store = &crashingStore{DB: db, failCreate: tc.failCreate, failBind: tc.failBind}
+			h.cfg.Store = &crashingStore{DB: db, failCreate: tc.failCreate, failBind: tc.failBind, failFollow: tc.failFollow}
 			r, err := New(h.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -260,6 +280,12 @@ func TestCascadeResumesAfterCrashWithoutLosingOrDoubling(t *testing.T) {
 					t.Errorf("%s has %d runs, want 1 (all: %v)", p, count[p], count)
 				}
 			}
+			calls := h.rec.list()
+			for _, pc := range [][2]string{{"base", "mid"}, {"base", "side"}, {"mid", "leaf1"}, {"mid", "leaf2"}, {"side", "leaf2"}} {
+				if !deliveredBefore(calls, pc[0], pc[1]) {
+					t.Errorf("%s was built before %s delivered; calls %q", pc[1], pc[0], calls)
+				}
+			}
 		})
 	}
 }
@@ -276,7 +302,8 @@ func TestCascadeFollowsFROMEdgesOfTheLatestBuild(t *testing.T) {
 	if child := runAndWait(t, r, Request{Project: "demo/child:latest", Cause: manual}); child.State != store.Passed {
 		t.Fatalf("child %s", child.State)
 	}
-	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: manual})
+	// Forced: the same inputs again are otherwise up to date, not built.
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: manual, Force: true})
 	c := waitCascade(t, h.db, root.ID)
 	if len(c.Nodes) != 1 || c.Nodes[0].Project != "demo/child:latest" || c.Nodes[0].State != store.CascadeDelivered {
 		t.Fatalf("cascade nodes %+v, want demo/child rebuilt", c.Nodes)

@@ -600,6 +600,12 @@ func (r *Runner) execute(ctx context.Context, id string) {
 		r.release(id)
 		return
 	}
+	if len(run.WaitsOn) > 0 { // never works before its cascade releases it
+		r.mu.Lock()
+		delete(r.active, id)
+		r.mu.Unlock()
+		return
+	}
 	entry, err := EntryOf(run)
 	if err != nil {
 		r.finish(ctx, id, store.Failed, err.Error())

@@ -36,16 +36,17 @@ const maxFolds = 100
 // scheduler is the in-memory index of the queued runs.
 type scheduler struct {
 	items   []queue.Item
-	targets map[string]string // target key -> ID of its queued, never started run
-	known   map[string]string // run ID -> target key, of every run queued or working here
-	loaded  bool              // Start queued the store's unfinished runs: known has them all
-	running map[string]int    // app-id -> runs working now
-	last    string            // app-id served last
-	wake    chan struct{}     // closed and replaced when an item is added
+	waiting map[string]queue.Item // run ID -> queued run still waiting on cascade parents: never picked
+	targets map[string]string     // target key -> ID of its queued, never started run
+	known   map[string]string     // run ID -> target key, of every run queued or working here
+	loaded  bool                  // Start queued the store's unfinished runs: known has them all
+	running map[string]int        // app-id -> runs working now
+	last    string                // app-id served last
+	wake    chan struct{}         // closed and replaced when an item is added
 }
 
 func newScheduler() scheduler {
-	return scheduler{targets: map[string]string{}, known: map[string]string{}, running: map[string]int{}, wake: make(chan struct{})}
+	return scheduler{waiting: map[string]queue.Item{}, targets: map[string]string{}, known: map[string]string{}, running: map[string]int{}, wake: make(chan struct{})}
 }
 
 // targetKey names what a run is for: newer requests for the same key
@@ -73,8 +74,14 @@ func itemOf(run *store.Run) (queue.Item, error) {
 	if err != nil {
 		return queue.Item{}, fmt.Errorf("run ID %q: %w", run.ID, err)
 	}
+	// A cascade run ages from its release: waiting on its parents is not
+	// waiting in line.
+	queued := run.Created
+	if !run.Released.IsZero() {
+		queued = run.Released
+	}
 	return queue.Item{ID: run.ID, Seq: seq, Project: queue.ProjectOf(run.Project), Class: classOf(run),
-		Resumed: run.State == store.Running, Queued: run.Created}, nil
+		Resumed: run.State == store.Running, Queued: queued}, nil
 }
 
 // push adds a stored run to the queue; the caller holds r.qmu.
@@ -84,23 +91,49 @@ func (r *Runner) push(run *store.Run) {
 			return // resumed and enqueued before Start: queued once
 		}
 	}
+	if _, ok := r.sched.waiting[run.ID]; ok {
+		return
+	}
 	it, err := itemOf(run)
 	if err != nil {
 		r.log.Error("queue run", "run", run.ID, "err", err)
 		return
 	}
-	r.sched.items = append(r.sched.items, it)
 	r.sched.known[run.ID] = targetKey(run)
 	if !it.Resumed {
 		r.sched.targets[targetKey(run)] = run.ID
 	}
+	if len(run.WaitsOn) > 0 {
+		r.sched.waiting[run.ID] = it
+		return
+	}
+	r.sched.items = append(r.sched.items, it)
 	close(r.sched.wake)
 	r.sched.wake = make(chan struct{})
+}
+
+// place follows a stored change of a queued cascade run (made, released,
+// ended without working); the caller holds r.qmu.
+func (r *Runner) place(run *store.Run) {
+	switch it, waiting := r.sched.waiting[run.ID]; {
+	case run.State.Done():
+		r.drop(run.ID)
+		delete(r.sched.known, run.ID)
+	case waiting && len(run.WaitsOn) == 0:
+		delete(r.sched.waiting, run.ID)
+		it.Class, it.Queued = classOf(run), run.Released
+		r.sched.items = append(r.sched.items, it)
+		close(r.sched.wake)
+		r.sched.wake = make(chan struct{})
+	case !waiting:
+		r.push(run)
+	}
 }
 
 // drop removes a run from the queue (cancelled while queued); the caller
 // holds r.qmu.
 func (r *Runner) drop(id string) {
+	delete(r.sched.waiting, id)
 	for i, it := range r.sched.items {
 		if it.ID == id {
 			r.sched.items[i] = r.sched.items[len(r.sched.items)-1]
@@ -195,12 +228,20 @@ func (r *Runner) coalesce(ctx context.Context, id string, run *store.Run) (*stor
 			}
 		}
 		class := min(classOf(q), queue.ClassOf(run.Kind, run.Cause.Kind))
-		q.Folded = append(q.Folded, store.Fold{Cause: q.Cause, Commit: q.Commit,
-			By: firstNonEmpty(run.Commit, run.Cause.Commit), At: time.Now().UTC()})
+		fold := store.Fold{Cause: q.Cause, Commit: q.Commit, By: firstNonEmpty(run.Commit, run.Cause.Commit), At: time.Now().UTC()}
+		cause := run.Cause
+		if q.Cause.Cascade != "" {
+			// A run of a cascade keeps its cascade (it settles its node
+			// and releases its children); the request folded in is kept
+			// as the fold, and the run builds its commit, after the
+			// parents, at the better class of the two.
+			fold.Cause, cause = run.Cause, q.Cause
+		}
+		q.Folded = append(q.Folded, fold)
 		if len(q.Folded) > maxFolds {
 			q.Folded = slices.Delete(q.Folded, 0, len(q.Folded)-maxFolds)
 		}
-		q.Cause, q.GitURL, q.Branch, q.Commit = run.Cause, run.GitURL, run.Branch, run.Commit
+		q.Cause, q.GitURL, q.Branch, q.Commit = cause, run.GitURL, run.Branch, run.Commit
 		if q.Backend == nil {
 			q.Backend = map[string]string{}
 		}
@@ -223,6 +264,10 @@ func (r *Runner) reclass(run *store.Run) {
 		if r.sched.items[i].ID == run.ID {
 			r.sched.items[i].Class = classOf(run)
 		}
+	}
+	if it, ok := r.sched.waiting[run.ID]; ok {
+		it.Class = classOf(run)
+		r.sched.waiting[run.ID] = it
 	}
 }
 

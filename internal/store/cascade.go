@@ -67,7 +67,23 @@ type Cascade struct {
 	Nodes []CascadeNode `json:"-"`
 	// Open counts the nodes waiting or queued.
 	Open int
+
+	// NewRun, when set on a cascade a CascadeStep starts, makes the run of
+	// an open node: FinishRun stores it in the same transaction, queued,
+	// waiting on the node's parents (Run.WaitsOn) unless the node is
+	// queued already, so the whole cascade is queued at once. When a later
+	// step settles the parents, FinishRun releases the run (queued), or
+	// ends it skipped (unchanged, stopped). Without NewRun the caller
+	// queues the runs of queued nodes itself (BindCascadeRun).
+	NewRun func(c *Cascade, n *CascadeNode) *Run `json:"-"`
+	// Runs are the runs of this cascade that the transaction created or
+	// changed (released, skipped, still waiting on fewer parents), as
+	// stored: the caller's queue follows them.
+	Runs []*Run `json:"-"`
 }
+
+// Note on skipped runs of nodes that were never built.
+const noteUnchanged = "parent unchanged: no parent in the cascade delivered a new image"
 
 // CascadeNode is one descendant of a cascade.
 type CascadeNode struct {
@@ -342,6 +358,11 @@ func putPart(root *bolt.Bucket, p *CascadePart) error {
 		if err := stopRun(root, p.Cascade, &n.CascadeNode, now); err != nil {
 			return err
 		}
+		if p.was[project] == CascadeWaiting {
+			if err := p.followRun(&n.CascadeNode, now); err != nil {
+				return err
+			}
+		}
 		if openState(p.was[project]) && !openState(n.State) {
 			p.Open--
 		} else if !openState(p.was[project]) && openState(n.State) {
@@ -352,6 +373,75 @@ func putPart(root *bolt.Bucket, p *CascadePart) error {
 		}
 	}
 	return putHeader(root, p.Cascade, now)
+}
+
+// followRun brings the waiting run of n (made with its cascade) in step
+// with n, which was waiting when the step began: released when n was
+// queued, ended skipped when n was stopped or settled unchanged, or waiting
+// on fewer parents. A run that is no longer waiting (cancelled meanwhile)
+// is left as it is. A run that a push was folded into while it waited
+// still builds (released) when its node ends without it: the push asked
+// for that build.
+func (p *CascadePart) followRun(n *CascadeNode, now time.Time) error {
+	if n.Run == "" {
+		return nil
+	}
+	seq, err := parseRunID(n.Run)
+	if err != nil {
+		return err
+	}
+	pending := p.pending(n)
+	r, err := updateRun(p.root, n.Run, seq, func(r *Run) error {
+		if r.State != Queued || len(r.WaitsOn) == 0 {
+			return errNoChange
+		}
+		switch {
+		case n.State == CascadeWaiting:
+			if slices.Equal(r.WaitsOn, pending) {
+				return errNoChange
+			}
+			r.WaitsOn = pending
+		case n.State == CascadeQueued || len(r.Folded) > 0:
+			r.WaitsOn, r.Released = nil, now
+		default: // stopped, unchanged
+			r.WaitsOn, r.State, r.Finished = nil, Skipped, now
+			r.Error = n.Note
+			if n.State == CascadeUnchanged {
+				r.Error = noteUnchanged
+			}
+			for i := range r.Stages {
+				if r.Stages[i].State == Queued {
+					r.Stages[i].State = Skipped
+				}
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cascade %s: run %s of %s: %w", p.ID, n.Run, n.Project, err)
+	}
+	p.Runs = append(p.Runs, r)
+	return nil
+}
+
+// errNoChange ends an updateRun that has nothing to write.
+var errNoChange = errors.New("no change")
+
+// pending are the parents of n in its cascade that have not settled.
+func (p *CascadePart) pending(n *CascadeNode) []string {
+	var out []string
+	for _, k := range n.WaitsOn {
+		if k == p.Root {
+			continue
+		}
+		if pn := p.Node(k); pn == nil || openState(pn.State) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // stopRun gives a stopped node without a run a skipped run that says why.
@@ -459,6 +549,9 @@ func putCascade(root *bolt.Bucket, c *Cascade) error {
 		if err := stopRun(root, c, n, now); err != nil {
 			return err
 		}
+		if err := newRun(root, c, n, now); err != nil {
+			return err
+		}
 		if openState(n.State) {
 			c.Open++
 		}
@@ -467,6 +560,34 @@ func putCascade(root *bolt.Bucket, c *Cascade) error {
 		}
 	}
 	return putHeader(root, c, now)
+}
+
+// newRun stores the run of an open node of a new cascade, waiting on the
+// node's parents (all but the root) unless the node is queued.
+func newRun(root *bolt.Bucket, c *Cascade, n *CascadeNode, now time.Time) error {
+	if c.NewRun == nil || n.Run != "" || !openState(n.State) {
+		return nil
+	}
+	r := c.NewRun(c, n)
+	if r == nil {
+		return nil
+	}
+	r.State, r.WaitsOn, r.Released = Queued, nil, time.Time{}
+	if n.State == CascadeQueued {
+		r.Released = now
+	} else {
+		for _, k := range n.WaitsOn {
+			if k != c.Root {
+				r.WaitsOn = append(r.WaitsOn, k)
+			}
+		}
+	}
+	if err := createRun(root, r); err != nil {
+		return fmt.Errorf("cascade %s: queue %s: %w", c.ID, n.Project, err)
+	}
+	n.Run = r.ID
+	c.Runs = append(c.Runs, r)
+	return nil
 }
 
 // ErrCascadeBound is returned by BindCascadeRun when the node already has

@@ -133,6 +133,12 @@ type Run struct {
 	// oldest first: each asked for an older commit of the same target, and
 	// the run took the newer request's commit and cause instead.
 	Folded []Fold `json:",omitempty"`
+	// WaitsOn are the parents in its cascade that a queued cascade run
+	// still waits on: it is queued with its whole cascade at once, and
+	// works only once they settled (store.FinishRun releases it: clears
+	// WaitsOn, sets Released). Empty: the run may start.
+	WaitsOn  []string  `json:",omitempty"`
+	Released time.Time `json:",omitempty"`
 }
 
 // Fold is one request folded into a queued run of the same target: its

@@ -75,8 +75,10 @@ type apiRun struct {
 	Folded   []apiFold     `json:"folded,omitempty"`
 	// UpToDate: the run's build key equalled the last delivered run's and
 	// it built nothing; BuildKey is that digest.
-	UpToDate bool   `json:"up_to_date,omitempty"`
-	BuildKey string `json:"build_key,omitempty"`
+	UpToDate bool `json:"up_to_date,omitempty"`
+	// WaitsOn: the parents of its cascade a queued run waits on.
+	WaitsOn  []string `json:"waits_on,omitempty"`
+	BuildKey string   `json:"build_key,omitempty"`
 }
 
 // apiFold is a request folded into a queued run (store.Fold).
@@ -137,7 +139,7 @@ func (s *Server) apiRunOf(r *store.Run) apiRun {
 		GitURL: s.mask.String(r.GitURL), Branch: r.Branch, Commit: r.Commit,
 		Created: timePtr(r.Created), Started: timePtr(r.Started), Finished: timePtr(r.Finished),
 		Error: s.mask.String(r.Error), Stages: []apiStage{}, Images: apiImages(r.Images),
-		UpToDate: r.UpToDate, BuildKey: r.BuildKey,
+		UpToDate: r.UpToDate, BuildKey: r.BuildKey, WaitsOn: r.WaitsOn,
 	}
 	for _, f := range r.Folded {
 		a.Folded = append(a.Folded, apiFold{Cause: s.apiCauseOf(f.Cause), Commit: f.Commit, By: f.By, At: timePtr(f.At)})

@@ -167,6 +167,16 @@ type runRow struct {
 	Stages                                    []stageCell
 	// UpToDate: the run found its inputs unchanged and built nothing.
 	UpToDate bool
+	// Waiting says which parents of its cascade a queued run waits on.
+	Waiting string
+}
+
+// waitingText is "waiting on X, Y" for a run that waits on cascade parents.
+func waitingText(r *store.Run) string {
+	if r.State != store.Queued || len(r.WaitsOn) == 0 {
+		return ""
+	}
+	return "waiting on " + strings.Join(r.WaitsOn, ", ")
 }
 
 func (s *Server) runRow(now time.Time, r *store.Run) runRow {
@@ -174,7 +184,7 @@ func (s *Server) runRow(now time.Time, r *store.Run) runRow {
 		ID: r.ID, Project: r.Project, Kind: r.Kind, State: string(r.State),
 		Cause: s.mask.String(causeText(r.Cause)), Commit: shortCommit(r.Commit), Branch: r.Branch,
 		When: ago(now, lastTime(r)), Duration: runDuration(now, r), Error: s.mask.String(r.Error),
-		Stages: stageCells(r), UpToDate: r.UpToDate,
+		Stages: stageCells(r), UpToDate: r.UpToDate, Waiting: waitingText(r),
 	}
 }
 
