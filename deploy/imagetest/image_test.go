@@ -25,7 +25,9 @@ import (
 // bases are served from a loopback mirror (registries.conf through
 // $CONTAINERS_REGISTRIES_CONF): a Debian 12 made by debootstrap and a Go
 // image of this machine's toolchain holding the modules cmd/cccp needs.
-// Both are made once per machine and kept (testimage.Debian, GoBuilder).
+// Both are made once per machine and kept (testimage.Debian, GoBuilder);
+// the Go image's build cache is warmed with this very compile when it is
+// made, so the build here recompiles only cccp's own changed packages.
 func TestImageBuildsThroughItsOwnPipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cccp's image with buildah (minutes); not in -short")
@@ -64,8 +66,9 @@ func TestImageBuildsThroughItsOwnPipeline(t *testing.T) {
 
 	data := filepath.Join(dir, "data")
 	addr := freeAddr(t)
-	// Compiling cccp from cold inside the build takes minutes on an idle
-	// machine, far longer on a busy one.
+	// With a cold cache (a GoBuilder made before it was warmed, or a
+	// machine under load) compiling cccp inside the build takes many
+	// minutes; the warm compile takes a fraction of that.
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
 	defer cancel()
 	cccp := func(ctx context.Context, args ...string) *exec.Cmd {
@@ -76,7 +79,7 @@ func TestImageBuildsThroughItsOwnPipeline(t *testing.T) {
 	start := time.Now()
 	out, err := cccp(ctx, "run", "--index", filepath.Join(dir, "index"), "--allow-file-urls", "--data", data,
 		"--registry-addr", addr, "--stage-timeout", "50m", "cccp/cccp").CombinedOutput()
-	t.Logf("cccp run cccp/cccp took %s", time.Since(start).Round(time.Second))
+	t.Logf("cccp run cccp/cccp took %s:\n%s", time.Since(start).Round(time.Second), lastBytes(string(out), 2000))
 	if err != nil {
 		logs, _ := cccp(ctx, "logs", "--data", data, "1").CombinedOutput()
 		t.Fatalf("cccp run cccp/cccp: %v\n%s\nlogs:\n%s", err, out, lastBytes(string(logs), 8000))
