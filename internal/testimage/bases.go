@@ -83,11 +83,7 @@ func GoBuilder(t testing.TB, moduleDir string, pkgs ...string) string {
 	}
 	gover := strings.TrimSpace(run(t, moduleDir, nil, "go", "env", "GOVERSION"))
 	script := WarmBuild(pkgs...)
-	h := sha256.New()
-	for _, part := range [][]byte{sum, []byte(gover), []byte(strings.Join(pkgs, " ")), []byte(script)} {
-		fmt.Fprintf(h, "%d:%s\n", len(part), part)
-	}
-	ref := fmt.Sprintf("localhost/cccp-test/golang:%s-%s", strings.TrimPrefix(gover, "go"), hex.EncodeToString(h.Sum(nil)[:6]))
+	ref := builderRef(sum, gover, script, pkgs)
 	const label = "io.cccp.testimage=golang-warm-v2"
 	if hasLabel(ref, label) {
 		return ref
@@ -153,6 +149,16 @@ func GoBuilder(t testing.TB, moduleDir string, pkgs ...string) string {
 	t.Logf("GoBuilder: the warm compile of %s (cold cache) took %s", strings.Join(pkgs, " "), time.Since(start).Round(time.Second))
 	run(t, dir, nil, "buildah", "commit", "--rm", ctr, ref)
 	return ref
+}
+
+// builderRef is GoBuilder's image name: the Go version, and a hash of
+// go.sum, the packages and the warm compile's command.
+func builderRef(sum []byte, gover, script string, pkgs []string) string {
+	h := sha256.New()
+	for _, part := range [][]byte{sum, []byte(gover), []byte(strings.Join(pkgs, " ")), []byte(script)} {
+		fmt.Fprintf(h, "%d:%s\n", len(part), part)
+	}
+	return fmt.Sprintf("localhost/cccp-test/golang:%s-%s", strings.TrimPrefix(gover, "go"), hex.EncodeToString(h.Sum(nil)[:6]))
 }
 
 // WarmBuild is the shell command GoBuilder runs in /src to fill the image's
