@@ -37,7 +37,7 @@ image: deps build
 # container test that finds one missing fails instead of skipping.
 # -timeout is per package and guards against hangs: the longest,
 # deploy/imagetest, takes about 4 min on a machine that has its test bases
-# and about 18 min on a fresh one (debootstrap, one cold compile of cccp;
+# and 10 to 18 min on a fresh one (debootstrap, one cold compile of cccp;
 # BENCHMARKS.md).
 test: deps tools
 	$(GO) vet ./...
