@@ -7,9 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The bases of deploy/Containerfile, made here because no public registry
@@ -27,12 +27,13 @@ const debianLabel = "io.cccp.testimage=debian12-minbase-v1"
 // container storage: `debootstrap --variant=minbase bookworm` from
 // deb.debian.org (about 100 MB, minutes on a cold machine), imported once
 // per machine and kept, like Busybox. It skips the test when debootstrap is
-// not installed (hack/install-deps.sh installs it).
+// not installed (fails it under RequireEnv; hack/install-deps.sh installs
+// it).
 func Debian(t testing.TB) string {
 	t.Helper()
 	Require(t)
 	if _, err := exec.LookPath("debootstrap"); err != nil {
-		t.Skip("debootstrap is not installed (apt-get install debootstrap)")
+		missing(t, "debootstrap is not installed (apt-get install debootstrap)")
 	}
 	if hasLabel(DebianRef, debianLabel) {
 		return DebianRef
@@ -60,8 +61,19 @@ func Debian(t testing.TB) string {
 // at /usr/local/go with `go` on PATH as in the golang image, the machine's
 // CA certificates, and GOPATH=/go holding every module pkgs need, copied
 // from this machine's module cache (GOFLAGS=-mod=mod is not needed: go.sum
-// is the module's). Its name carries the Go version and go.sum's hash; it
-// is made once per machine and kept.
+// is the module's).
+//
+// Unlike a real golang image its build cache is warm: when the image is
+// made, pkgs are compiled inside it exactly as deploy/Containerfile's
+// builder stage compiles them (see WarmBuild), and the image keeps
+// /root/.cache/go-build, so a build from it recompiles only the module's
+// own packages that changed since. The cache is the image's, made from this
+// work tree by the test; nothing is shared between builds.
+//
+// Its name carries the Go version and a hash of go.sum, pkgs and the warm
+// compile's command line; a change of any of them makes a new image. It
+// is made once per machine and kept; older ones are left alone (another
+// run may still use them).
 func GoBuilder(t testing.TB, moduleDir string, pkgs ...string) string {
 	t.Helper()
 	Require(t)
@@ -69,9 +81,10 @@ func GoBuilder(t testing.TB, moduleDir string, pkgs ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.Sum256(append(sum, strings.Join(pkgs, " ")...))
-	ref := fmt.Sprintf("localhost/cccp-test/golang:%s-%s", strings.TrimPrefix(runtime.Version(), "go"), hex.EncodeToString(h[:6]))
-	label := "io.cccp.testimage=golang-v1"
+	gover := strings.TrimSpace(run(t, moduleDir, nil, "go", "env", "GOVERSION"))
+	script := WarmBuild(pkgs...)
+	ref := builderRef(sum, gover, script, pkgs)
+	const label = "io.cccp.testimage=golang-warm-v2"
 	if hasLabel(ref, label) {
 		return ref
 	}
@@ -102,10 +115,60 @@ func GoBuilder(t testing.TB, moduleDir string, pkgs ...string) string {
 	env := []string{"GOMODCACHE=" + filepath.Join(root, "go", "pkg", "mod"), "GOPROXY=file://" + filepath.Join(cache, "cache", "download"),
 		"GOSUMDB=off", "GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local"}
 	run(t, moduleDir, env, "go", append([]string{"list", "-deps", "-e=false"}, pkgs...)...)
-	importRootfs(t, root, ref, label,
-		"ENV PATH=/go/bin:/usr/local/go/bin:/bin", "ENV GOPATH=/go", "ENV HOME=/root", "ENV GOTOOLCHAIN=local",
-		"WORKDIR /go", `CMD ["sh"]`)
+	rootTar := filepath.Join(dir, "rootfs.tar")
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", root, "-cf", rootTar, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar %s: %v: %s", root, err, out)
+	}
+	os.RemoveAll(root)
+
+	// A working container of its own (buildah names it uniquely), removed
+	// when done; the image is committed under ref only when complete.
+	ctr := strings.TrimSpace(run(t, dir, nil, "buildah", "from", "scratch"))
+	defer exec.Command("buildah", "rm", ctr).Run()
+	run(t, dir, nil, "buildah", "add", ctr, rootTar, "/")
+	run(t, dir, nil, "buildah", "config",
+		"--env", "PATH=/go/bin:/usr/local/go/bin:/bin", "--env", "GOPATH=/go", "--env", "HOME=/root", "--env", "GOTOOLCHAIN=local",
+		"--workingdir", "/go", "--cmd", "sh", "--label", label, ctr)
+
+	// The warm compile: the module's files as COPY . . puts them in /src
+	// (tracked and new files, not ignored ones), compiled there, then the
+	// sources and the binary removed; the build cache stays.
+	srcTar := filepath.Join(dir, "src.tar")
+	files := run(t, moduleDir, nil, "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	list := filepath.Join(dir, "files")
+	if err := os.WriteFile(list, []byte(files), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("tar", "--numeric-owner", "--ignore-failed-read", "--null", "-C", moduleDir, "-T", list, "-cf", srcTar).CombinedOutput(); err != nil {
+		t.Fatalf("tar the module at %s: %v: %s", moduleDir, err, tail(out))
+	}
+	run(t, dir, nil, "buildah", "add", ctr, srcTar, "/src")
+	start := time.Now()
+	run(t, dir, nil, "buildah", "run", "--isolation", "oci", "--runtime", "runc", "--workingdir", "/src", ctr,
+		"sh", "-c", "GOPROXY=off "+script+" && rm -rf /src /tmp/warm")
+	t.Logf("GoBuilder: the warm compile of %s (cold cache) took %s", strings.Join(pkgs, " "), time.Since(start).Round(time.Second))
+	run(t, dir, nil, "buildah", "commit", "--rm", ctr, ref)
 	return ref
+}
+
+// builderRef is GoBuilder's image name: the Go version, and a hash of
+// go.sum, the packages and the warm compile's command.
+func builderRef(sum []byte, gover, script string, pkgs []string) string {
+	h := sha256.New()
+	for _, part := range [][]byte{sum, []byte(gover), []byte(strings.Join(pkgs, " ")), []byte(script)} {
+		fmt.Fprintf(h, "%d:%s\n", len(part), part)
+	}
+	return fmt.Sprintf("localhost/cccp-test/golang:%s-%s", strings.TrimPrefix(gover, "go"), hex.EncodeToString(h.Sum(nil)[:6]))
+}
+
+// WarmBuild is the shell command GoBuilder runs in /src to fill the image's
+// build cache: deploy/Containerfile's compile, with the same environment
+// (CGO_ENABLED=0, GOFLAGS=-buildvcs=false, GOCACHE at its default under
+// HOME=/root) and flags (-trimpath, so the cache keys do not depend on
+// where the sources are; -ldflags only change the link, which is redone
+// anyway). Keep it in step with the Containerfile's RUN.
+func WarmBuild(pkgs ...string) string {
+	return `CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "-s -w -X main.version=warm" -o /tmp/warm/ ` + strings.Join(pkgs, " ")
 }
 
 // Mirror serves the local images as the public names given (name: local

@@ -38,12 +38,31 @@ var once struct {
 	done bool
 }
 
-// Require skips the test when podman or buildah is not installed.
+// RequireEnv names the environment variable that turns a missing container
+// tool into a test failure instead of a skip. `make test` sets it: it
+// installs the tools first (hack/install-deps.sh), so there a missing tool
+// is a broken machine, and a skipped container test must not pass as if
+// it had run.
+const RequireEnv = "CCCP_TEST_REQUIRE_CONTAINERS"
+
+// missing skips the test for the reason given, or fails it when RequireEnv
+// is set.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	why := fmt.Sprintf(format, args...)
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s, and %s is set: this run must not skip container tests (make test installs the tools first)", why, RequireEnv)
+	}
+	t.Skipf("%s: skipped (with %s=1 this is a failure)", why, RequireEnv)
+}
+
+// Require skips the test when podman, buildah or runc is not installed (it
+// fails it under RequireEnv).
 func Require(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"podman", "buildah", "runc"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (apt-get install buildah podman runc busybox-static)", tool)
+			missing(t, "%s is not installed (apt-get install buildah podman runc busybox-static)", tool)
 		}
 	}
 }
@@ -60,7 +79,7 @@ func BusyboxBinary(t testing.TB) string {
 			return p
 		}
 	}
-	t.Skip("no static busybox (apt-get install busybox-static)")
+	missing(t, "no static busybox (apt-get install busybox-static)")
 	return ""
 }
 

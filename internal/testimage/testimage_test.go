@@ -19,7 +19,7 @@ func TestBusyboxAndPush(t *testing.T) {
 	}
 
 	if _, err := exec.LookPath("skopeo"); err != nil {
-		t.Skip("skopeo is not installed")
+		missing(t, "skopeo is not installed")
 	}
 	tests := []struct{ name, user, pass string }{
 		{name: "anonymous registry"},
