@@ -266,9 +266,12 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var errTooLarge = errors.New("body too large")
 
-// readBody reads up to max bytes into buf (grown as needed).
+// readBody reads up to max bytes into buf (grown as needed). n is the
+// declared length (-1: unknown). A declared length is allocated at once only
+// up to maxPooled: a larger one costs memory as its bytes arrive, so a
+// stranger who declares 25 MB and sends nothing holds no 25 MB buffer.
 func readBody(r io.Reader, n, max int64, buf []byte) ([]byte, error) {
-	if n >= 0 {
+	if n >= 0 && n <= int64(maxPooled) {
 		if int64(cap(buf)) < n {
 			buf = make([]byte, 0, n)
 		}
@@ -278,6 +281,10 @@ func readBody(r io.Reader, n, max int64, buf []byte) ([]byte, error) {
 		}
 		return buf, nil
 	}
+	if n >= 0 {
+		max = min(max, n)
+	}
+	buf = buf[:0]
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -288,6 +295,9 @@ func readBody(r io.Reader, n, max int64, buf []byte) ([]byte, error) {
 			return buf[:0], errTooLarge
 		}
 		if err == io.EOF {
+			if n >= 0 && int64(len(buf)) != n {
+				return buf[:0], io.ErrUnexpectedEOF
+			}
 			return buf, nil
 		}
 		if err != nil {
