@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -10,10 +11,18 @@ import (
 )
 
 // TestMailAPI: the outbox shows the mail waiting and the mail refused with
-// the server's answer (masked), without bodies; without an outbox, 404.
+// the server's answer (masked), without bodies, and only to admins: it
+// names the maintainers' addresses; without an outbox, 404.
 func TestMailAPI(t *testing.T) {
 	f := newFixture(t)
-	if got := f.get("/api/v1/mail"); got.Code != 404 {
+	get := func(token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/api/v1/mail", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return f.do(req)
+	}
+	if got := get(adminToken); got.Code != 404 {
 		t.Fatalf("without an outbox: %d, want 404", got.Code)
 	}
 	f.srv.cfg.Outbox = f.db
@@ -28,7 +37,10 @@ func TestMailAPI(t *testing.T) {
 	if err := f.db.FailMail(ctx, "1", "refused: 550 5.7.1 no relay for token "+secret); err != nil {
 		t.Fatal(err)
 	}
-	got := f.get("/api/v1/mail")
+	if got := get(""); got.Code != 401 && got.Code != 403 {
+		t.Fatalf("anonymous GET /api/v1/mail = %d, want 401 or 403: it lists recipients", got.Code)
+	}
+	got := get(adminToken)
 	if got.Code != 200 || strings.Contains(got.Body.String(), secret) || strings.Contains(got.Body.String(), "body with a log line") {
 		t.Fatalf("GET /api/v1/mail = %d\n%s", got.Code, got.Body)
 	}

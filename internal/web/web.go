@@ -288,7 +288,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/projects", admin(s.apiOnboard))
 	mux.Handle("POST /api/v1/sessions/revoke", admin(s.apiRevokeSessions))
 	mux.Handle("GET /api/v1/deliveries", read(s.apiDeliveries))
-	mux.Handle("GET /api/v1/mail", read(s.apiMail))
+	mux.Handle("GET /api/v1/mail", admin(s.apiMail)) // recipients are maintainers' addresses
 	mux.Handle("POST /api/v1/deliveries/{forge}/{id}/replay", admin(s.apiReplay))
 	mux.Handle("GET /api/v1/backup", admin(s.apiBackup))
 	mux.Handle("/", read(s.notFoundPage))
