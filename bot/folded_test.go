@@ -59,7 +59,8 @@ func TestSupersededRunReportsWhy(t *testing.T) {
 	}
 	tb.report(t)
 	st := tb.forge.statuses["Codertocat/Hello-World "+sha1+" cccp/hello/web:latest"]
-	if st.State != event.StateCancelled || !strings.Contains(st.Summary, reason) {
+	// The reason is run text, so it is escaped for markdown: "\(" renders "(".
+	if st.State != event.StateCancelled || !strings.Contains(st.Summary, `superseded by run 9 \(commit 222222222222\)`) {
 		t.Errorf("superseded run's status %q, summary %q; want cancelled with %q", st.State, st.Summary, reason)
 	}
 }
