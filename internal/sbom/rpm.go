@@ -1,6 +1,7 @@
 package sbom
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ const (
 // 0x0000ffff entries and 256 MiB of data).
 const maxRPMHeaderEntries = 1 << 16
 
+// maxRPMString is the longest string read from a header (a name, a
+// license); a longer one is not read.
+const maxRPMString = 64 << 10
+
 var errRPMHeader = errors.New("not an rpm header")
 
 // rpmPkg is what an rpm header says about its package.
@@ -68,6 +73,11 @@ func rpmHeader(b []byte) (rpmPkg, error) {
 		return p, fmt.Errorf("%w: index of %d entries and %d bytes of data in %d bytes", errRPMHeader, il, dl, len(b))
 	}
 	data := b[8+il*16 : 8+il*16+dl]
+	// Each wanted tag is tried once, at its first entry, and a string is
+	// looked for in at most maxRPMString bytes: a hostile header of 65,536
+	// entries of one tag over megabytes without a NUL costs no more than
+	// a plain one.
+	tried := map[uint32]bool{}
 	for i := range il {
 		e := b[8+i*16:]
 		tag, typ := binary.BigEndian.Uint32(e), binary.BigEndian.Uint32(e[4:])
@@ -99,18 +109,19 @@ func rpmHeader(b []byte) (rpmPkg, error) {
 		default:
 			continue
 		}
+		if tried[tag] {
+			continue
+		}
+		tried[tag] = true
 		switch typ {
 		case rpmString, rpmStringArray, rpmI18NString: // the first string
 		default:
 			continue
 		}
 		s := data[off:]
-		end := 0
-		for end < len(s) && s[end] != 0 {
-			end++
-		}
-		if end == len(s) {
-			continue // no terminator: not a string
+		end := bytes.IndexByte(s[:min(len(s), maxRPMString)], 0)
+		if end < 0 {
+			continue // no terminator within bounds: not a string we read
 		}
 		*dst = string(s[:end])
 	}
@@ -214,6 +225,7 @@ func ndbBlobs(b []byte) ([][]byte, error) {
 		return nil, fmt.Errorf("ndb: %d slot pages in %d bytes", slotPages, len(b))
 	}
 	var out [][]byte
+	blocks := map[uint64]bool{}                           // a blob is read for one slot only
 	for off := uint64(32); off+16 <= slotEnd; off += 16 { // the file header takes the first two slots
 		s := b[off:]
 		if le.Uint32(s) != ndbSlotMagic {
@@ -223,6 +235,10 @@ func ndbBlobs(b []byte) ([][]byte, error) {
 		if idx == 0 || blk == 0 {
 			continue // a free slot
 		}
+		if blocks[blk] {
+			return nil, fmt.Errorf("ndb: block %d is the blob of two slots", blk)
+		}
+		blocks[blk] = true
 		start := blk * ndbBlock
 		if start+16 > uint64(len(b)) {
 			return nil, fmt.Errorf("ndb: slot of package %d points past the end", idx)
@@ -300,7 +316,9 @@ func bdbBlobs(b []byte) ([][]byte, error) {
 			if size > uint64(len(b)) {
 				return nil, fmt.Errorf("bdb: page %d: a value of %d bytes in a file of %d", n, size, len(b))
 			}
-			v := make([]byte, 0, size)
+			// Grown as the chain gives bytes: a declared size alone
+			// reserves nothing, and a chain that ends short is no value.
+			v := make([]byte, 0, min(size, pageSize))
 			for next != 0 && uint64(len(v)) < size {
 				if next >= pages || used[next] {
 					return nil, fmt.Errorf("bdb: overflow page %d out of the file or read twice", next)
@@ -316,6 +334,9 @@ func bdbBlobs(b []byte) ([][]byte, error) {
 				}
 				v = append(v, chunk...)
 				next = uint64(bo.Uint32(op[16:]))
+			}
+			if uint64(len(v)) != size {
+				continue
 			}
 			out = append(out, v)
 			if len(out) > maxPackages {

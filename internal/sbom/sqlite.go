@@ -59,6 +59,10 @@ func (f *sqliteFile) page(n uint32) ([]byte, error) {
 // table b-tree rooted at page root, in rowid order.
 func (f *sqliteFile) rows(root uint32, fn func(cols []any) error) error {
 	seen := map[uint32]bool{}
+	// Every payload byte is in the file once: cell pointers that repeat one
+	// cell would copy it again for each, so the payloads read may add up to
+	// the file's size and no more.
+	budget := len(f.b)
 	var walk func(n uint32, depth int) error
 	walk = func(n uint32, depth int) error {
 		if seen[n] || depth > 64 {
@@ -103,6 +107,9 @@ func (f *sqliteFile) rows(root uint32, fn func(cols []any) error) error {
 				payload, err := f.leafPayload(cell, seen)
 				if err != nil {
 					return fmt.Errorf("sqlite: page %d cell %d: %w", n, i, err)
+				}
+				if budget -= len(payload); budget < 0 {
+					return fmt.Errorf("sqlite: page %d cell %d: the rows add up to more than the file", n, i)
 				}
 				cols, err := sqliteRecord(payload)
 				if err != nil {
@@ -152,7 +159,7 @@ func (f *sqliteFile) leafPayload(cell []byte, seen map[uint32]bool) ([]byte, err
 	if uint64(len(cell)) < local || (local < size && uint64(len(cell)) < local+4) {
 		return nil, errors.New("payload overruns its page")
 	}
-	out := make([]byte, 0, size)
+	out := make([]byte, 0, min(size, local+u)) // grown by the overflow pages that exist
 	out = append(out, cell[:local]...)
 	if local == size {
 		return out, nil
