@@ -47,10 +47,13 @@ func TestClassOrder(t *testing.T) {
 		ClassOf(types.KindBranch, types.CausePush),
 		ClassOf(types.KindPR, types.CausePullRequest),
 	}
-	slices.Sort(got)
-	want := []Class{ClassPerson, ClassPush, ClassParent, ClassBackground}
+	want := []Class{ClassBackground, ClassParent, ClassPush, ClassPerson}
 	if !slices.Equal(got, want) {
-		t.Errorf("order %v, want %v", got, want)
+		t.Errorf("classes %v, want %v", got, want)
+	}
+	// Pick takes the lowest class first.
+	if !slices.IsSorted([]Class{ClassPerson, ClassPush, ClassParent, ClassBackground}) {
+		t.Errorf("classes out of order: person %d, push %d, parent %d, background %d", ClassPerson, ClassPush, ClassParent, ClassBackground)
 	}
 }
 
