@@ -10,6 +10,8 @@
 # drain.
 #
 # Usage: hack/bench-serve.sh [path/to/cccp]   (BENCH_DIR, BENCH_SECONDS, PORT)
+# PROFILE=FILE also writes a CPU profile of the server during the load
+# (through serve --debug-listen); read it with `go tool pprof BINARY FILE`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-/work/shared/bench}
@@ -48,16 +50,23 @@ registry:
 github:
   token: bench-token-unused
 YAML
-CCCP_GITHUB_WEBHOOK_SECRET=s3cret "$bin" serve --config "$work/config.yaml" >"$work/serve.log" 2>&1 &
+debug=()
+[ -n "${PROFILE:-}" ] && debug=(--debug-listen "127.0.0.1:$((PORT + 2))")
+CCCP_GITHUB_WEBHOOK_SECRET=s3cret "$bin" serve --config "$work/config.yaml" "${debug[@]}" >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 200); do curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 routed() { curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '/^cccp_deliveries_processed_total/ {s+=$NF} END {printf "%d", s}'; }
 accepted() { curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '/^cccp_webhook_deliveries_total.*result="accepted"/ {s+=$NF} END {printf "%d", s}'; }
 r0=$(routed)
 t0=$(date +%s.%N)
+if [ -n "${PROFILE:-}" ]; then
+  curl -fsS -o "$PROFILE" "http://127.0.0.1:$((PORT + 2))/debug/pprof/profile?seconds=$((SECONDS_ - 2))" &
+  prof=$!
+fi
 BODY_FILE=$BODY_FILE SIG=$SIG wrk -t2 -c64 -d"${SECONDS_}s" --latency -s "$LUA" \
   "http://127.0.0.1:$PORT/webhooks/github" >"$work/wrk.txt" 2>&1 || true
 t1=$(date +%s.%N)
+[ -n "${prof:-}" ] && wait "$prof"
 r1=$(routed); acc=$(accepted)
 # drain
 while [ "$(routed)" -lt "$acc" ]; do sleep 0.2; [ "$(echo "$(date +%s.%N) - $t1 > 120" | bc)" = 1 ] && break; done

@@ -25,6 +25,8 @@ type serveConfig struct {
 	// BaseURL is where people reach cccp; links in reports use it.
 	BaseURL string `yaml:"base_url"`
 	Data    string `yaml:"data"`
+	// DebugListen serves Go's profiler there (flag --debug-listen only).
+	DebugListen string `yaml:"-"`
 
 	Index struct {
 		// Path is the index on this machine (a checkout when GitURL is set).

@@ -41,6 +41,7 @@ func newServeCommand() *cobra.Command {
 		data       string
 		verbose    bool
 		allowFile  bool
+		debugAddr  string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--config FILE]",
@@ -69,6 +70,9 @@ CCCP_METRICS_TOKEN.`,
 					c.Data = data
 				}
 				c.Index.AllowFileURLs = c.Index.AllowFileURLs || allowFile
+				if debugAddr != "" {
+					c.DebugListen = debugAddr
+				}
 			})
 			if err != nil {
 				return usageError{err}
@@ -87,6 +91,7 @@ CCCP_METRICS_TOKEN.`,
 	cmd.Flags().StringVar(&data, "data", "", "folder for cccp's state (overrides data)")
 	cmd.Flags().BoolVar(&allowFile, "allow-file-urls", false, "allow file:// git URLs in the index")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	cmd.Flags().StringVar(&debugAddr, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this address, apart from the web UI; loopback only")
 	return cmd
 }
 
@@ -248,6 +253,13 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	fmt.Fprintf(stderr, "cccp: serving %s (web UI, API%s)\n", cfg.BaseURL, forgeList(forges))
 	if env.reg != nil {
 		fmt.Fprintf(stderr, "cccp: embedded registry at %s\n", env.reg.Host())
+	}
+	if cfg.DebugListen != "" {
+		stop, err := serveDebug(cfg.DebugListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
