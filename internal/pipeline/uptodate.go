@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -44,9 +45,10 @@ type Trees interface {
 	ObjectIDs(ctx context.Context, gitURL, commit string, paths ...string) ([]string, error)
 }
 
-// runLister finds an entry's earlier runs; the store does.
-type runLister interface {
-	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
+// deliveredFinder finds the run an entry's tags point at; the store does
+// (store.DB.LastDelivered), however many runs of other kinds came since.
+type deliveredFinder interface {
+	LastDelivered(ctx context.Context, project string) (*store.Run, error)
 }
 
 // forced tells whether a run builds even when it is up to date: asked for
@@ -55,28 +57,25 @@ func forced(run *store.Run) bool {
 	return run.Force || run.Cause.Kind == types.CauseRetest
 }
 
-// lastDelivered is the entry's newest passed branch run: the one whose image
-// the tags point at. Without a build key (it could not be computed) it is
-// not returned, since an older key would describe another image.
+// lastDelivered is the entry's last delivering branch run: the one whose
+// image the tags point at (an up-to-date run since has its key and image).
+// Without a build key (it could not be computed) it is not returned, since
+// an older key would describe another image.
 func (ex *execution) lastDelivered(ctx context.Context) (*store.Run, error) {
-	lister, ok := ex.r.cfg.Store.(runLister)
+	finder, ok := ex.r.cfg.Store.(deliveredFinder)
 	if !ok {
 		return nil, nil
 	}
-	runs, err := lister.Runs(ctx, store.RunFilter{Project: ex.run.Project, States: []store.State{store.Passed}, Limit: 20})
-	if err != nil {
+	r, err := finder.LastDelivered(ctx, ex.run.Project)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("last delivered run of %s: %w", ex.run.Project, err)
+	case r.ID == ex.run.ID || r.BuildKey == "":
+		return nil, nil
 	}
-	for _, r := range runs {
-		if r.ID == ex.run.ID || r.Kind != types.KindBranch {
-			continue
-		}
-		if r.BuildKey == "" {
-			return nil, nil
-		}
-		return r, nil
-	}
-	return nil, nil
+	return r, nil
 }
 
 // keyInputs gathers the inputs of the run's build key except its bases.

@@ -35,7 +35,7 @@ type Runner interface {
 
 // Store keeps rescans, scans and runs; *store.DB implements it.
 type Store interface {
-	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
+	LastDelivered(ctx context.Context, project string) (*store.Run, error)
 	CreateRescan(ctx context.Context, r *store.Rescan) error
 	UpdateRescan(ctx context.Context, id string, fn func(*store.Rescan) error) (*store.Rescan, error)
 	Rescans(ctx context.Context, limit int) ([]*store.Rescan, error)
@@ -233,30 +233,18 @@ func (s *Scanner) begin(ctx context.Context, trigger string) (*store.Rescan, err
 // errNothingDelivered skips an entry whose image was never delivered.
 var errNothingDelivered = errors.New("nothing delivered yet: no passed branch run")
 
-// delivered finds the newest passed branch run of project and the digest
-// it delivered.
+// delivered finds the branch run that delivered project's image last and
+// the digest it built (store.DB.LastDelivered: one record, however many
+// rescans came since).
 func (s *Scanner) delivered(ctx context.Context, project string) (*store.Run, string, error) {
-	before := ""
-	for {
-		runs, err := s.cfg.Store.Runs(ctx, store.RunFilter{Project: project, States: []store.State{store.Passed}, Limit: 50, Before: before})
-		if err != nil {
-			return nil, "", fmt.Errorf("find the delivered image: %w", err)
-		}
-		for _, run := range runs {
-			if run.Kind != types.KindBranch {
-				continue
-			}
-			for _, st := range run.Stages {
-				if st.Name == types.StageBuild && st.Digest != "" {
-					return run, st.Digest, nil
-				}
-			}
-		}
-		if len(runs) < 50 {
-			return nil, "", errNothingDelivered
-		}
-		before = runs[len(runs)-1].ID
+	run, err := s.cfg.Store.LastDelivered(ctx, project)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", errNothingDelivered
 	}
+	if err != nil {
+		return nil, "", fmt.Errorf("find the delivered image: %w", err)
+	}
+	return run, run.DeliveredDigest(), nil
 }
 
 // work runs every queued entry of r, at most Parallel at a time, and

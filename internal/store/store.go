@@ -325,6 +325,9 @@ func (db *DB) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
 			if len(f.States) > 0 && !slices.Contains(f.States, r.State) {
 				return true
 			}
+			if f.Kind != "" && r.Kind != f.Kind {
+				return true
+			}
 			out = append(out, r)
 			return f.Limit <= 0 || len(out) < f.Limit
 		}

@@ -153,10 +153,11 @@ type Fold struct {
 
 // RunFilter selects runs for Runs. Zero values select everything.
 type RunFilter struct {
-	Project string  // exact app-id/job-id; "" = all projects
-	States  []State // any of these; empty = any state
-	Limit   int     // at most this many; 0 = no limit
-	Before  string  // only runs with an ID lower than this one (paging); "" = from the newest
+	Project string        // exact app-id/job-id; "" = all projects
+	States  []State       // any of these; empty = any state
+	Kind    types.RunKind // only runs of this kind; "" = any kind
+	Limit   int           // at most this many; 0 = no limit
+	Before  string        // only runs with an ID lower than this one (paging); "" = from the newest
 }
 
 // Delivery is one accepted webhook delivery.
