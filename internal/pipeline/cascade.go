@@ -72,15 +72,29 @@ func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) e
 	}
 	// A run that may start a cascade plans it with the FROM edges of the
 	// latest builds, read before the transaction.
+	// Those edges cost a read of every project's latest run, so a run that
+	// cannot deliver a new digest (see mayStartCascade) skips them; should
+	// it start a cascade after all, its step starts none and the cascade
+	// is recorded by a second FinishRun with the edges read.
 	children := r.cfg.Children
+	lazy := false
 	if run, err := r.cfg.Store.Run(ctx, id); err == nil && run.Kind == types.KindBranch && run.Cause.Cascade == "" {
-		children = r.childrenOf(ctx, cs)
+		if r.mayStartCascade(ctx, run, fn) {
+			children = r.childrenOf(ctx, cs)
+		} else {
+			lazy = true
+		}
 	}
 	// Only the nodes this transaction claimed are queued here: a cascade
 	// may hold nodes claimed by another run's result and not yet bound.
 	var claimed []claim
+	missed := false
 	step := func(run *store.Run, prev string, part *store.CascadePart) *store.Cascade {
 		claimed = claimed[:0]
+		missed = lazy && part == nil && run.Kind == types.KindBranch && run.Cause.Cascade == "" && outcome(run, prev) == cascade.Delivered
+		if missed {
+			return nil
+		}
 		start, part2 := r.cascadeStep(run, prev, part, children)
 		claimed = append(claimed, part2...)
 		return start
@@ -88,6 +102,15 @@ func (r *Runner) finishRun(ctx context.Context, id string, fn func(*store.Run) e
 	run, changed, err := cs.FinishRun(ctx, id, fn, step)
 	if err != nil {
 		return nil, err
+	}
+	if missed {
+		r.log.Info("cascade: a run expected to deliver nothing new did; planning its cascade now", "run", id)
+		children, lazy = r.childrenOf(ctx, cs), false
+		var more []*store.Cascade
+		if run, more, err = cs.FinishRun(ctx, id, func(*store.Run) error { return nil }, step); err != nil {
+			return nil, err
+		}
+		changed = append(changed, more...)
 	}
 	r.follow(ctx, changed)
 	// A node claimed without a run is one of a cascade recorded before
