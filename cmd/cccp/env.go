@@ -21,6 +21,7 @@ import (
 	"github.com/cccp-project/cccp/internal/backend/openshift"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
+	"github.com/cccp-project/cccp/internal/digestcache"
 	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
@@ -178,6 +179,10 @@ type pipelineEnv struct {
 	target  registry.Target
 	runner  *pipeline.Runner
 	data    string
+
+	// bases are the recent digests of base image tags, shared by the
+	// up-to-date check and the base-image watcher.
+	bases *digestcache.Cache
 }
 
 // openPipeline starts the embedded registry (unless --registry names
@@ -271,7 +276,11 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if err != nil {
 		return nil, err
 	}
+	if env.bases, err = digestcache.New(digestcache.Config{Head: env.client.Digest}); err != nil {
+		return nil, err
+	}
 	env.runner, err = pipeline.New(pipeline.Config{
+		BaseDigests:   env.bases,
 		Attester:      attester,
 		Parents:       parents,
 		Resolver:      gitsrc.Resolver{},

@@ -238,7 +238,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, withDataMetrics(nil, sizer, log)))
 	}
 
-	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.client.Digest, log); err != nil {
+	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.bases.Head, log); err != nil {
 		return err
 	}
 	rescans.start(ctx)

@@ -67,7 +67,7 @@ var allowed = map[string][]string{
 	"internal/backend/backendtest": {"internal/backend", "internal/index", "internal/types"},
 
 	// runs and stages
-	"internal/pipeline": {"internal/backend", "internal/buildkey", "internal/cascade", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
+	"internal/pipeline": {"internal/backend", "internal/buildkey", "internal/cascade", "internal/digestcache", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
 	// the pure scheduling policy: which queued run works next
 	"internal/queue": {"internal/types"},
 	// rescan schedules rescan runs through the pipeline and keeps their
@@ -127,6 +127,8 @@ var allowed = map[string][]string{
 	"internal/buildkey":  nil,
 	"internal/poll":      {"internal/redact", "internal/store", "internal/types"},
 	"internal/basewatch": {"internal/store", "internal/types"},
+	// recent digests of base image tags, one HEAD in flight per image
+	"internal/digestcache": nil,
 	// the one UTF-8 cutter
 	"internal/textcut": nil,
 }

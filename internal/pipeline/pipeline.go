@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/internal/backend"
+	"github.com/cccp-project/cccp/internal/digestcache"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -150,6 +151,10 @@ type Config struct {
 	// backends' settings that change their output, so a changed setting
 	// rebuilds everything once.
 	BuildKeySalt string
+	// BaseDigests tells the up-to-date check which digest a FROM image
+	// that is not this index's own points at (uptodate.go); default: a
+	// digestcache over Images.Digest with its default TTL.
+	BaseDigests BaseDigests
 }
 
 // DefaultBlocking returns the default set of blocking checks.
@@ -247,6 +252,13 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if _, ok := cfg.Store.(CascadeStore); cfg.Children != nil && !ok {
 		return nil, errors.New("pipeline: Children is set but the Store keeps no cascades (CascadeStore)")
+	}
+	if cfg.BaseDigests == nil {
+		c, err := digestcache.New(digestcache.Config{Head: cfg.Images.Digest})
+		if err != nil {
+			return nil, err
+		}
+		cfg.BaseDigests = c
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1

@@ -45,6 +45,13 @@ type Trees interface {
 	ObjectIDs(ctx context.Context, gitURL, commit string, paths ...string) ([]string, error)
 }
 
+// BaseDigests gives the digest an image points at, at most a short while
+// ago: many runs FROM one base ask its registry once (internal/digestcache
+// does, shared with the base-image watcher).
+type BaseDigests interface {
+	Digest(ctx context.Context, ref string) (string, error)
+}
+
 // deliveredFinder finds the run an entry's tags point at; the store does
 // (store.DB.LastDelivered), however many runs of other kinds came since.
 type deliveredFinder interface {
@@ -133,7 +140,8 @@ func repoPath(gitPath, p string) string {
 }
 
 // baseDigest is the digest a FROM image resolves to now: a parent of this
-// index by its delivered digest, any other image by a HEAD request.
+// index by its delivered digest, any other image by a HEAD request made at
+// most Config.BaseDigests' TTL ago.
 func (ex *execution) baseDigest(ctx context.Context, image string, pinned bool) (string, error) {
 	if image == "scratch" {
 		return "scratch", nil
@@ -154,7 +162,7 @@ func (ex *execution) baseDigest(ctx context.Context, image string, pinned bool) 
 	if i := strings.LastIndexByte(image, '@'); i >= 0 {
 		return image[i+1:], nil // already pinned by its Dockerfile
 	}
-	return ex.r.cfg.Images.Digest(ctx, fullRef(image))
+	return ex.r.cfg.BaseDigests.Digest(ctx, fullRef(image))
 }
 
 // fullRef names an image as written after FROM with its registry and tag,

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/cccp-project/cccp/internal/digestcache"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
 )
@@ -197,15 +199,24 @@ func TestOnlyTheNewestDeliveredRunCounts(t *testing.T) {
 }
 
 // A FROM image outside the index is part of the key by the digest its tag
-// points at: a moved tag (what basewatch reports) builds again, and a
-// registry that cannot be asked never makes a run look up to date.
+// points at: a moved tag that basewatch reports builds again at once, one
+// nobody reported within the digest cache's TTL, and a registry that
+// cannot be asked never makes a run look up to date past the TTL.
 func TestExternalBaseDigestIsInTheKey(t *testing.T) {
 	h := newHarness(t)
 	e := entry("demo", "ext", "file:///git/external")
 	h.entries[e.Key()] = e
 	h.images.digests["quay.io/org/img:1"] = digestA
+	clk := &testClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	bases, err := digestcache.New(digestcache.Config{Head: h.images.Digest, TTL: time.Minute, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.BaseDigests = bases
 	r := h.start(t)
 	const digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	const digestC = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+	move := func(d string) { h.images.mu.Lock(); h.images.digests["quay.io/org/img:1"] = d; h.images.mu.Unlock() }
 	for _, step := range []struct {
 		name      string
 		change    func()
@@ -213,9 +224,16 @@ func TestExternalBaseDigestIsInTheKey(t *testing.T) {
 	}{
 		{"first run", func() {}, true},
 		{"unchanged", func() {}, false},
-		{"tag moved", func() { h.images.digests["quay.io/org/img:1"] = digestB }, true},
+		{"tag moved, basewatch saw it", func() { move(digestB); bases.Head(context.Background(), "quay.io/org/img:1") }, true},
 		{"unchanged again", func() {}, false},
-		{"registry cannot be asked", func() { delete(h.images.digests, "quay.io/org/img:1") }, true},
+		{"tag moved unseen, within the TTL", func() { move(digestC) }, false},
+		{"past the TTL", func() { clk.add(time.Minute) }, true},
+		{"registry cannot be asked, past the TTL", func() {
+			h.images.mu.Lock()
+			delete(h.images.digests, "quay.io/org/img:1")
+			h.images.mu.Unlock()
+			clk.add(time.Minute)
+		}, true},
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			step.change()
