@@ -391,7 +391,9 @@ func TestAcceptedBodiesIntact(t *testing.T) {
 	ctx := context.Background()
 	db, path := openTest(t)
 	const n = 300
-	body := func(i int) string { return fmt.Sprintf(`{"n":%d,"pad":%q}`, i, bytes.Repeat([]byte{byte('a' + i%26)}, 100+i*37%5000)) }
+	body := func(i int) string {
+		return fmt.Sprintf(`{"n":%d,"pad":%q}`, i, bytes.Repeat([]byte{byte('a' + i%26)}, 100+i*37%5000))
+	}
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
