@@ -57,17 +57,19 @@ pid=$!
 for _ in $(seq 200); do curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 routed() { curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '/^cccp_deliveries_processed_total/ {s+=$NF} END {printf "%d", s}'; }
 accepted() { curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '/^cccp_webhook_deliveries_total.*result="accepted"/ {s+=$NF} END {printf "%d", s}'; }
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # user+system clock ticks
 r0=$(routed)
+c0=$(cpu)
 t0=$(date +%s.%N)
 if [ -n "${PROFILE:-}" ]; then
   curl -fsS -o "$PROFILE" "http://127.0.0.1:$((PORT + 2))/debug/pprof/profile?seconds=$((SECONDS_ - 2))" &
   prof=$!
 fi
-BODY_FILE=$BODY_FILE SIG=$SIG wrk -t2 -c64 -d"${SECONDS_}s" --latency -s "$LUA" \
+BODY_FILE=$BODY_FILE SIG=$SIG /usr/bin/time -f '%U %S' -o "$work/wrk.time" wrk -t2 -c64 -d"${SECONDS_}s" --latency -s "$LUA" \
   "http://127.0.0.1:$PORT/webhooks/github" >"$work/wrk.txt" 2>&1 || true
 t1=$(date +%s.%N)
 [ -n "${prof:-}" ] && wait "$prof"
-r1=$(routed); acc=$(accepted)
+r1=$(routed); acc=$(accepted); c1=$(cpu)
 # drain
 while [ "$(routed)" -lt "$acc" ]; do sleep 0.2; [ "$(echo "$(date +%s.%N) - $t1 > 120" | bc)" = 1 ] && break; done
 t2=$(date +%s.%N)
@@ -80,5 +82,9 @@ printf 'accepted %s req/s   p99 %s   non-2xx %s\n' "$rps" "$p99" "${non2xx:-0}"
 awk -v r0="$r0" -v r1="$r1" -v a="$acc" -v t0="$t0" -v t1="$t1" -v t2="$t2" 'BEGIN {
   printf "routed during the load: %d in %.1f s = %.0f/s; backlog at the end %d, drained in %.1f s\n", r1-r0, t1-t0, (r1-r0)/(t1-t0), a-r1, t2-t1 }'
 echo "db size after the run: ${dbsize} KiB"
+awk -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" -v r0="$r0" -v r1="$r1" -v t0="$t0" -v t1="$t1" \
+  -v w="$(cat "$work/wrk.time")" 'BEGIN { split(w, x, " ");
+  printf "CPU during the load: cccp %.2f cores, %.0f us per routed delivery; wrk %.2f cores\n",
+    (c1-c0)/hz/(t1-t0), (c1-c0)/hz/(r1-r0)*1e6, (x[1]+x[2])/(t1-t0) }'
 [ -n "${VERBOSE:-}" ] && { cat "$work/wrk.txt"; tail -5 "$work/serve.log"; }
 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true

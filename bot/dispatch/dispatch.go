@@ -349,12 +349,13 @@ func (d *Dispatcher) dueAt(t time.Time) {
 // wait), given up (a permanent error, the reason stored for a replay), or
 // left pending because ctx ended.
 func (d *Dispatcher) process(ctx context.Context, del store.Delivery) string {
-	log := d.log.With("forge", del.Forge, "delivery", del.ID, "event", del.Event)
 	outcome, err := d.cfg.Process(ctx, del)
+	if err == nil {
+		return outcome
+	}
+	log := d.log.With("forge", del.Forge, "delivery", del.ID, "event", del.Event) // not on the common path: it allocates
 	var wait *WaitError
 	switch {
-	case err == nil:
-		return outcome
 	case ctx.Err() != nil:
 		return "" // stays pending; the next start processes it again
 	case errors.As(err, &wait):

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -86,12 +85,11 @@ type Event struct {
 	Sender     string `json:"sender"`
 
 	// Push.
-	Ref          string   `json:"ref,omitempty"`    // refs/heads/x
-	Branch       string   `json:"branch,omitempty"` // x
-	Before       string   `json:"before,omitempty"`
-	After        string   `json:"after,omitempty"`
-	Deleted      bool     `json:"deleted,omitempty"`
-	ChangedFiles []string `json:"changed_files,omitempty"` // added, modified and removed paths of the pushed commits, sorted, unique
+	Ref     string `json:"ref,omitempty"`    // refs/heads/x
+	Branch  string `json:"branch,omitempty"` // x
+	Before  string `json:"before,omitempty"`
+	After   string `json:"after,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
 
 	PR      *PullRequest `json:"pr,omitempty"`
 	Comment *Comment     `json:"comment,omitempty"`
@@ -211,23 +209,6 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 func IsPermanent(err error) bool {
 	var pe *PermanentError
 	return errors.As(err, &pe)
-}
-
-// ChangedFiles merges path lists into one sorted list without duplicates.
-func ChangedFiles(lists ...[]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, l := range lists {
-		for _, p := range l {
-			if p == "" || seen[p] {
-				continue
-			}
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // BodyID derives a delivery ID from a body, for forges or proxies that send

@@ -3,20 +3,9 @@ package event
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 )
-
-func TestChangedFiles(t *testing.T) {
-	got := ChangedFiles([]string{"b", "a"}, nil, []string{"a", "", "c"})
-	if want := []string{"a", "b", "c"}; !slices.Equal(got, want) {
-		t.Errorf("ChangedFiles = %v, want %v", got, want)
-	}
-	if ChangedFiles() != nil {
-		t.Error("no lists should give nil")
-	}
-}
 
 func TestErrors(t *testing.T) {
 	err := Ignored("action %q", "closed")

@@ -1,8 +1,10 @@
 package forgetest
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -56,5 +58,27 @@ func SeedExamples(f *testing.F, dir string) {
 		}
 		kind, _, _ := strings.Cut(filepath.Base(file), "-")
 		f.Add(kind, body)
+	}
+}
+
+// CheckSamePicked checks a forge's Parse against itself without the cut
+// to the payload's members (bot/internal/jsonpick): whatever the
+// whole-body decode reads, an event or a refusal as ignored, the cut body
+// reads the same. (A body malformed only in a member the cut drops is read
+// by the cut and refused whole: that is the cut's documented leniency.)
+func CheckSamePicked(t testing.TB, whole *event.Event, wholeErr error, cut *event.Event, cutErr error) {
+	t.Helper()
+	switch {
+	case wholeErr == nil:
+		if cutErr != nil {
+			t.Fatalf("the cut body is refused (%v) where the whole body gives %+v", cutErr, whole)
+		}
+		if !reflect.DeepEqual(whole, cut) {
+			t.Fatalf("the cut body reads differently:\nwhole %+v\ncut   %+v", whole, cut)
+		}
+	case errors.Is(wholeErr, event.ErrIgnored):
+		if cutErr == nil || cutErr.Error() != wholeErr.Error() {
+			t.Fatalf("the whole body is ignored (%v); the cut body gives %+v, %v", wholeErr, cut, cutErr)
+		}
 	}
 }

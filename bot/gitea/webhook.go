@@ -10,11 +10,13 @@ import (
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/internal/hmacsig"
+	"github.com/cccp-project/cccp/bot/internal/jsonpick"
 )
 
 // Webhook verifies and parses Gitea and Forgejo webhook deliveries.
 type Webhook struct {
 	secret []byte
+	pick   *jsonpick.Picker // the members of payload
 }
 
 // NewWebhook returns a Webhook checking X-Gitea-Signature (or Forgejo's
@@ -24,7 +26,7 @@ func NewWebhook(secret []byte) (*Webhook, error) {
 	if len(secret) == 0 {
 		return nil, fmt.Errorf("gitea webhook: %w", event.ErrNoSecret)
 	}
-	return &Webhook{secret: append([]byte(nil), secret...)}, nil
+	return &Webhook{secret: append([]byte(nil), secret...), pick: jsonpick.ForStruct(payload{})}, nil
 }
 
 // Verify checks the hex HMAC-SHA256 of body in X-Gitea-Signature, or in
@@ -89,7 +91,9 @@ func (w *Webhook) Parse(headers http.Header, body []byte) (*event.Event, error) 
 		return nil, event.Ignored("gitea event %q is not handled", kind)
 	}
 	var p payload
-	if err := json.Unmarshal(body, &p); err != nil {
+	// Only payload's members are decoded: a push's commits list, most of
+	// its bytes, is skipped by structure alone.
+	if err := w.pick.Decode(body, func(b []byte) error { return json.Unmarshal(b, &p) }); err != nil {
 		return nil, fmt.Errorf("gitea: parse %s payload: %w", kind, err)
 	}
 	ev := &event.Event{
@@ -176,14 +180,9 @@ type payload struct {
 	Repository repository `json:"repository"`
 	Sender     user       `json:"sender"`
 
-	Ref     string `json:"ref"`
-	Before  string `json:"before"`
-	After   string `json:"after"`
-	Commits []struct {
-		Added    []string `json:"added"`
-		Modified []string `json:"modified"`
-		Removed  []string `json:"removed"`
-	} `json:"commits"`
+	Ref    string `json:"ref"`
+	Before string `json:"before"`
+	After  string `json:"after"`
 
 	PullRequest *pullRequest `json:"pull_request"`
 
@@ -214,11 +213,6 @@ func parsePush(ev *event.Event, p *payload) (*event.Event, error) {
 	ev.Branch = branch
 	ev.Before, ev.After = p.Before, p.After
 	ev.Deleted = p.After == zeroSHA
-	var files [][]string
-	for _, c := range p.Commits {
-		files = append(files, c.Added, c.Modified, c.Removed)
-	}
-	ev.ChangedFiles = event.ChangedFiles(files...)
 	return ev, nil
 }
 

@@ -12,11 +12,13 @@ import (
 
 	"github.com/cccp-project/cccp/bot/event"
 	"github.com/cccp-project/cccp/bot/internal/hmacsig"
+	"github.com/cccp-project/cccp/bot/internal/jsonpick"
 )
 
 // Webhook verifies and parses GitHub webhook deliveries.
 type Webhook struct {
 	secret []byte
+	pick   *jsonpick.Picker // the members of payload
 }
 
 // NewWebhook returns a Webhook checking X-Hub-Signature-256 with secret.
@@ -25,7 +27,7 @@ func NewWebhook(secret []byte) (*Webhook, error) {
 	if len(secret) == 0 {
 		return nil, fmt.Errorf("github webhook: %w", event.ErrNoSecret)
 	}
-	return &Webhook{secret: append([]byte(nil), secret...)}, nil
+	return &Webhook{secret: append([]byte(nil), secret...), pick: jsonpick.ForStruct(payload{})}, nil
 }
 
 // Verify checks the X-Hub-Signature-256 header ("sha256=<hex HMAC-SHA256 of
@@ -88,7 +90,9 @@ func (w *Webhook) Parse(headers http.Header, body []byte) (*event.Event, error) 
 		return nil, event.Ignored("github event %q is not handled", kind)
 	}
 	var p payload
-	if err := jsonv2.Unmarshal(body, &p, parseOptions); err != nil {
+	// Only payload's members are decoded: a push's commits list, most of
+	// its bytes, is skipped by structure alone.
+	if err := w.pick.Decode(body, func(b []byte) error { return jsonv2.Unmarshal(b, &p, parseOptions) }); err != nil {
 		return nil, fmt.Errorf("github: parse %s payload: %w", kind, err)
 	}
 	ev := &event.Event{
@@ -137,11 +141,6 @@ type payload struct {
 	Before  string `json:"before"`
 	After   string `json:"after"`
 	Deleted bool   `json:"deleted"`
-	Commits []struct {
-		Added    []string `json:"added"`
-		Modified []string `json:"modified"`
-		Removed  []string `json:"removed"`
-	} `json:"commits"`
 
 	PullRequest *pullRequestPayload `json:"pull_request"`
 	Changes     *struct {
@@ -249,11 +248,6 @@ func parsePush(ev *event.Event, p *payload) (*event.Event, error) {
 	}
 	ev.Branch = branch
 	ev.Before, ev.After, ev.Deleted = p.Before, p.After, p.Deleted
-	var files [][]string
-	for _, c := range p.Commits {
-		files = append(files, c.Added, c.Modified, c.Removed)
-	}
-	ev.ChangedFiles = event.ChangedFiles(files...)
 	return ev, nil
 }
 

@@ -8,11 +8,13 @@ import (
 	"strings"
 
 	"github.com/cccp-project/cccp/bot/event"
+	"github.com/cccp-project/cccp/bot/internal/jsonpick"
 )
 
 // Webhook verifies and parses GitLab webhook deliveries.
 type Webhook struct {
 	token []byte
+	pick  *jsonpick.Picker // the members of payload
 }
 
 // NewWebhook returns a Webhook checking X-Gitlab-Token against token (the
@@ -22,7 +24,7 @@ func NewWebhook(token []byte) (*Webhook, error) {
 	if len(token) == 0 {
 		return nil, fmt.Errorf("gitlab webhook: %w", event.ErrNoSecret)
 	}
-	return &Webhook{token: append([]byte(nil), token...)}, nil
+	return &Webhook{token: append([]byte(nil), token...), pick: jsonpick.ForStruct(payload{})}, nil
 }
 
 // Verify compares X-Gitlab-Token with the configured token in constant time.
@@ -71,7 +73,9 @@ const zeroSHA = "0000000000000000000000000000000000000000"
 // wrapping event.ErrIgnored with the reason.
 func (w *Webhook) Parse(headers http.Header, body []byte) (*event.Event, error) {
 	var p payload
-	if err := json.Unmarshal(body, &p); err != nil {
+	// Only payload's members are decoded: a push's commits list, most of
+	// its bytes, is skipped by structure alone.
+	if err := w.pick.Decode(body, func(b []byte) error { return json.Unmarshal(b, &p) }); err != nil {
 		return nil, fmt.Errorf("gitlab: parse payload: %w", err)
 	}
 	kind := p.ObjectKind
@@ -106,11 +110,6 @@ type payload struct {
 	Before       string `json:"before"`
 	After        string `json:"after"`
 	UserUsername string `json:"user_username"`
-	Commits      []struct {
-		Added    []string `json:"added"`
-		Modified []string `json:"modified"`
-		Removed  []string `json:"removed"`
-	} `json:"commits"`
 
 	// merge_request: the MR; note: the comment.
 	ObjectAttributes json.RawMessage `json:"object_attributes"`
@@ -183,11 +182,6 @@ func parsePush(ev *event.Event, p *payload) (*event.Event, error) {
 	ev.Sender = p.UserUsername
 	ev.Before, ev.After = p.Before, p.After
 	ev.Deleted = p.After == zeroSHA
-	var files [][]string
-	for _, c := range p.Commits {
-		files = append(files, c.Added, c.Modified, c.Removed)
-	}
-	ev.ChangedFiles = event.ChangedFiles(files...)
 	return ev, nil
 }
 

@@ -44,14 +44,15 @@ var allowed = map[string][]string{
 	// reporting: the outbox and the pieces comments are assembled from
 	"bot/report": {"bot/event", "bot/internal/retry", "internal/redact", "internal/runlog", "internal/store", "internal/textcut"},
 	// pure routing decisions: an event and the entries in, requests out
-	"bot/route":            {"bot/event", "internal/index", "internal/pipeline", "internal/store", "internal/types"},
-	"bot/event":            {"internal/types"},
-	"bot/github":           {"bot/event", "bot/internal/...", "internal/textcut"},
-	"bot/gitlab":           {"bot/event", "bot/internal/...", "internal/textcut"},
-	"bot/gitea":            {"bot/event", "bot/internal/...", "internal/textcut"},
-	"bot/internal/hmacsig": nil,
-	"bot/internal/retry":   {"bot/event"},
-	"bot/internal/whoami":  nil,
+	"bot/route":             {"bot/event", "internal/index", "internal/pipeline", "internal/store", "internal/types"},
+	"bot/event":             {"internal/types"},
+	"bot/github":            {"bot/event", "bot/internal/...", "internal/textcut"},
+	"bot/gitlab":            {"bot/event", "bot/internal/...", "internal/textcut"},
+	"bot/gitea":             {"bot/event", "bot/internal/...", "internal/textcut"},
+	"bot/internal/hmacsig":  nil,
+	"bot/internal/jsonpick": nil,
+	"bot/internal/retry":    {"bot/event"},
+	"bot/internal/whoami":   nil,
 	// forge doubles for tests
 	"bot/forgetest":         {"bot/event"},
 	"bot/github/githubtest": {"bot/forgetest"},

@@ -65,15 +65,34 @@ func deliveryIDKey(forge, id string) []byte {
 }
 
 func encodeDelivery(d Delivery) ([]byte, error) {
+	var bufs recordBufs
+	return bufs.encode(d)
+}
+
+// recordBufs are the buffers a delivery record is encoded in. AcceptDelivery
+// reuses them once the record is committed (bbolt has copied it into its
+// pages by then), so the ingest path allocates no body-sized buffers.
+type recordBufs struct{ raw, rec []byte }
+
+// maxPooledRecord is the largest record whose buffers are kept for reuse.
+const maxPooledRecord = 1 << 20
+
+// encode returns d's record, in b.rec.
+func (b *recordBufs) encode(d Delivery) ([]byte, error) {
 	h, err := json.Marshal(deliveryHeader{d.Forge, d.ID, d.Event, d.Headers, d.Received})
 	if err != nil {
 		return nil, err
 	}
-	raw := make([]byte, 0, binary.MaxVarintLen64+len(h)+len(d.Body))
+	raw := b.raw[:0]
 	raw = binary.AppendUvarint(raw, uint64(len(h)))
 	raw = append(raw, h...)
 	raw = append(raw, d.Body...)
-	return s2.Encode(nil, raw), nil
+	b.raw = raw
+	if n := s2.MaxEncodedLen(len(raw)); cap(b.rec) < n {
+		b.rec = make([]byte, n)
+	}
+	b.rec = s2.Encode(b.rec[:cap(b.rec)], raw)
+	return b.rec, nil
 }
 
 func decodeDelivery(v []byte) (Delivery, error) {
@@ -107,13 +126,21 @@ func (db *DB) AcceptDelivery(ctx context.Context, d Delivery) (duplicate bool, e
 	if d.Received.IsZero() {
 		d.Received = time.Now().UTC()
 	}
-	rec, err := encodeDelivery(d)
+	bufs, _ := db.records.Get().(*recordBufs)
+	if bufs == nil {
+		bufs = new(recordBufs)
+	}
+	rec, err := bufs.encode(d)
 	if err != nil {
 		return false, fmt.Errorf("accept delivery %s/%s: %w", d.Forge, d.ID, err)
 	}
 	res, err := db.write(ctx, &writeReq{idKey: deliveryIDKey(d.Forge, d.ID), record: rec})
 	if err != nil {
+		// The writer may still hold the record: its buffers are not reused.
 		return false, err
+	}
+	if cap(bufs.raw) <= maxPooledRecord && cap(bufs.rec) <= maxPooledRecord {
+		db.records.Put(bufs)
 	}
 	if res.err != nil {
 		return false, fmt.Errorf("accept delivery %s/%s: %w", d.Forge, d.ID, res.err)

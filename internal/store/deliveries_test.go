@@ -385,6 +385,40 @@ func TestAcceptFinishConcurrent(t *testing.T) {
 	}
 }
 
+// TestAcceptedBodiesIntact: AcceptDelivery reuses its encoding buffers
+// once a record is committed; every stored body is still its own.
+func TestAcceptedBodiesIntact(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	const n = 300
+	body := func(i int) string {
+		return fmt.Sprintf(`{"n":%d,"pad":%q}`, i, bytes.Repeat([]byte{byte('a' + i%26)}, 100+i*37%5000))
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if _, err := db.AcceptDelivery(ctx, delivery(fmt.Sprint(i), body(i))); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	db = reopen(t, db, path)
+	ds, err := db.PendingDeliveries(ctx, 0, 0)
+	if err != nil || len(ds) != n {
+		t.Fatalf("%d pending, %v; want %d", len(ds), err, n)
+	}
+	for _, d := range ds {
+		var i int
+		fmt.Sscan(d.ID, &i)
+		if string(d.Body) != body(i) {
+			t.Fatalf("delivery %s holds %.60q…, want %.60q…", d.ID, d.Body, body(i))
+		}
+	}
+}
+
 func TestFinishDeliveryCanceled(t *testing.T) {
 	db, _ := openTest(t)
 	if _, err := db.AcceptDelivery(context.Background(), delivery("a", "{}")); err != nil {

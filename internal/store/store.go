@@ -37,6 +37,8 @@ type DB struct {
 	closeErr  error
 	closedMu  sync.RWMutex
 	closed    bool
+
+	records sync.Pool // *recordBufs: AcceptDelivery's encoding buffers
 }
 
 // Open opens (creating if needed) the database at path and migrates it to
