@@ -52,6 +52,14 @@
 //     upload pushes its manifest within that time, and one that looked an
 //     image up may tag it again (a retag after the tag moved).
 //
+// GC deletes nothing when a manifest it has to read to know what is in use
+// cannot be read or parsed: a tag's link without a digest, a tagged or
+// listed manifest whose data is missing, larger than 4 MiB or not JSON, a
+// disk error on any of them or on a recently linked or referring manifest.
+// Every blob only that manifest names would otherwise look unused. The
+// error (ErrUnreadableManifest) names the file and why; GCAborts counts
+// such collections and each is logged.
+//
 // Uploads in progress live in _uploads until committed and are never
 // swept. The pause lasts as long as the second mark and the deletions
 // (BenchmarkGCPause: about 0.1 s for 1,000 tags on two busy cores). A blob
@@ -74,6 +82,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -127,6 +136,11 @@ type Embedded struct {
 	// collection sees no manifest or blob arrive half-way (gc.go).
 	writes sync.RWMutex
 	gcMu   sync.Mutex // one GC at a time
+	// gcAborts counts collections that ended with an error.
+	gcAborts atomic.Int64
+	// gcRead, when set, replaces readSmall for GC's reads of manifests
+	// (a test's failing disk).
+	gcRead func(path string, limit int64) ([]byte, error)
 	// touched holds the digests requests named recently, by hex digest.
 	touchMu sync.Mutex
 	touched map[string]time.Time
