@@ -45,9 +45,11 @@
 //   - a blob whose data, or any repository's link to it, was written less
 //     than GCKeepRecent ago (layers sent before their manifest, a blob
 //     mounted from another repository);
-//   - a blob or manifest that a request named by digest, or a manifest a
-//     request resolved from a tag, less than GCKeepRecent ago (the
-//     registry remembers them in memory), and everything such a manifest
+//   - a blob or manifest that a successful request named by digest, or a
+//     manifest a request resolved from a tag, less than GCKeepRecent ago
+//     (the registry remembers them in memory, and forgets older ones as it
+//     goes, so the memory holds about the digests of the last
+//     GCKeepRecent), and everything such a manifest
 //     refers to: a client that found a layer present and skipped its
 //     upload pushes its manifest within that time, and one that looked an
 //     image up may tag it again (a retag after the tag moved).
@@ -144,6 +146,9 @@ type Embedded struct {
 	// touched holds the digests requests named recently, by hex digest.
 	touchMu sync.Mutex
 	touched map[string]time.Time
+	// touchPruneAt is the size at which touch next drops old entries.
+	touchPruneAt int
+	now          func() time.Time // time.Now; a test's clock
 
 	// fresh holds connections that have not sent a request yet; Close
 	// ends them at once (net/http would wait 5 s for each).
@@ -181,7 +186,7 @@ func Start(ctx context.Context, cfg Config) (*Embedded, error) {
 	e := &Embedded{
 		cfg: cfg, log: log, dlog: distributionLogger(log), creds: creds,
 		served: make(chan error, 1), fresh: map[net.Conn]bool{},
-		touched: map[string]time.Time{},
+		touched: map[string]time.Time{}, now: time.Now,
 	}
 	e.app, err = newApp(withLogger(context.Background(), e.dlog), e.storageDir())
 	if err != nil {
@@ -332,9 +337,9 @@ func (e *Embedded) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(withLogger(r.Context(), e.dlog))
 		digests, byDigest := digestsOf(r)
-		for _, d := range digests {
-			e.touch(d)
-		}
+		// GC remembers the digests of requests that succeed, and the
+		// digest a manifest asked for by tag resolved to (gc.go).
+		w = &touchingWriter{ResponseWriter: w, e: e, digests: digests}
 		switch {
 		case isBase(r) && !authorized(r):
 			// The version check is where clients learn the auth scheme;
@@ -350,9 +355,7 @@ func (e *Embedded) handler() http.Handler {
 			defer e.writes.RUnlock()
 			e.app.ServeHTTP(w, r)
 		case r.Method == http.MethodGet || r.Method == http.MethodHead:
-			// A manifest asked for by tag: GC remembers the digest it
-			// resolved to (gc.go).
-			e.app.ServeHTTP(&touchingWriter{ResponseWriter: w, e: e}, r)
+			e.app.ServeHTTP(w, r)
 		case !authorized(r):
 			unauthorized(w)
 		default:

@@ -64,7 +64,7 @@ func (e *Embedded) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 func (e *Embedded) GCAborts() int64 { return e.gcAborts.Load() }
 
 func (e *Embedded) gc(ctx context.Context, dryRun bool) (GCStats, error) {
-	now := time.Now()
+	now := e.now()
 	g := &collector{root: filepath.Join(e.storageDir(), v2Root), cutoff: now.Add(-e.cfg.GCKeepRecent),
 		marked: map[string]bool{}, manifests: map[string]*manifestRefs{}, read: e.gcRead}
 	if g.read == nil {
@@ -98,15 +98,36 @@ func (e *Embedded) gc(ctx context.Context, dryRun bool) (GCStats, error) {
 	return stats, nil
 }
 
-// touch notes that a request named digest (a blob or a manifest).
+// minTouchPrune is the size of the memory of touched digests below which
+// touch does not look for old entries.
+const minTouchPrune = 1024
+
+// touch notes that a request named digest (a blob or a manifest) and was
+// answered with success. Entries older than GCKeepRecent are of no use to
+// any later collection (its cutoff is later still), so they are dropped
+// whenever the memory has doubled since the last look: it holds at most
+// about twice the digests touched within GCKeepRecent, and only of blobs
+// and manifests that exist or were just written (a failed request touches
+// nothing), whatever anonymous clients ask for.
 func (e *Embedded) touch(digest string) {
 	hex, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok || !isHex(hex) {
 		return
 	}
+	now := e.now()
 	e.touchMu.Lock()
-	e.touched[hex] = time.Now()
-	e.touchMu.Unlock()
+	defer e.touchMu.Unlock()
+	e.touched[hex] = now
+	if len(e.touched) < max(e.touchPruneAt, minTouchPrune) {
+		return
+	}
+	cutoff := now.Add(-e.cfg.GCKeepRecent)
+	for d, at := range e.touched {
+		if !at.After(cutoff) {
+			delete(e.touched, d)
+		}
+	}
+	e.touchPruneAt = 2 * len(e.touched)
 }
 
 // touchedSince returns the digests named after cutoff and forgets older
@@ -122,6 +143,7 @@ func (e *Embedded) touchedSince(cutoff time.Time) map[string]bool {
 			delete(e.touched, d)
 		}
 	}
+	e.touchPruneAt = 2 * len(e.touched)
 	return out
 }
 
@@ -561,17 +583,29 @@ func (g *collector) removeTagHistory(repoDir, hex string, remove func(string) er
 	return nil
 }
 
-// touchingWriter notes the manifest digest a response names.
+// touchingWriter notes, once the response says the request succeeded, the
+// digests the request named and the manifest digest the response names.
+// It is written to while the request holds the write gate, so a
+// collection that takes the gate afterwards sees the digests.
 type touchingWriter struct {
 	http.ResponseWriter
-	e     *Embedded
-	wrote bool
+	e       *Embedded
+	digests []string
+	wrote   bool
 }
 
 func (t *touchingWriter) WriteHeader(code int) {
-	t.wrote = true
-	if d := t.Header().Get("Docker-Content-Digest"); d != "" && code < 300 {
-		t.e.touch(d)
+	if !t.wrote {
+		t.wrote = true
+		// 304: a client's copy of the manifest is current, so it exists.
+		if code < 300 || code == http.StatusNotModified {
+			for _, d := range t.digests {
+				t.e.touch(d)
+			}
+			if d := t.Header().Get("Docker-Content-Digest"); d != "" {
+				t.e.touch(d)
+			}
+		}
 	}
 	t.ResponseWriter.WriteHeader(code)
 }
@@ -584,4 +618,15 @@ func (t *touchingWriter) Write(p []byte) (int, error) {
 		t.WriteHeader(http.StatusOK)
 	}
 	return t.ResponseWriter.Write(p)
+}
+
+// Flush passes a flush on (http.Flusher), as distribution's writer
+// expects of the one it wraps.
+func (t *touchingWriter) Flush() {
+	if f, ok := t.ResponseWriter.(http.Flusher); ok {
+		if !t.wrote {
+			t.WriteHeader(http.StatusOK)
+		}
+		f.Flush()
+	}
 }
