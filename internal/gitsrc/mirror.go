@@ -97,8 +97,8 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if _, err := run(ctx, dir, "fetch", "--quiet", "--no-tags", "--depth=1", "--filter=blob:none", "origin", commit); err != nil {
-			return nil, fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, err)
+		if err := fetchCommit(ctx, dir, url, commit, "", 1, "--filter=blob:none"); err != nil {
+			return nil, fmt.Errorf("mirror: %w", err)
 		}
 	}
 	// commit is hex, so no argument can read as an option.
