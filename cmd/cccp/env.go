@@ -178,6 +178,8 @@ type pipelineEnv struct {
 	target  registry.Target
 	runner  *pipeline.Runner
 	data    string
+	// mirrors are the pipeline's git mirrors, which retention prunes.
+	mirrors *gitsrc.Mirror
 }
 
 // openPipeline starts the embedded registry (unless --registry names
@@ -191,7 +193,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if opts.entries == nil {
 		return nil, errors.New("open pipeline: no index to look entries up in")
 	}
-	env := &pipelineEnv{stateEnv: st, data: f.data}
+	env := &pipelineEnv{stateEnv: st, data: f.data, mirrors: newMirrors(f.data)}
 	defer func() {
 		if err != nil {
 			env.Close(context.WithoutCancel(ctx))
@@ -275,7 +277,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Attester:      attester,
 		Parents:       parents,
 		Resolver:      gitsrc.Resolver{},
-		Trees:         &gitsrc.Mirror{Dir: filepath.Join(f.data, "mirrors")},
+		Trees:         env.mirrors,
 		Builder:       builder,
 		Tester:        tester,
 		Images:        env.client,

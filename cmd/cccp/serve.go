@@ -170,7 +170,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	if len(forges) > 0 {
 		deliveries = deliveryActions{db: env.db, bot: func() *bot.Bot { botMu.RLock(); defer botMu.RUnlock(); return theBot }}
 	}
-	sizer, err := serveRetention(ctx, cfg, env, log) // serve_retention.go
+	sizer, err := serveRetention(ctx, cfg, env, idx.gitURLs, log) // serve_retention.go
 	if err != nil {
 		return err
 	}
