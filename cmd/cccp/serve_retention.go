@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -75,10 +76,11 @@ func serveRetention(ctx context.Context, cfg *serveConfig, env *pipelineEnv, url
 	return sizer, nil
 }
 
-// withDataMetrics appends the data folder's sizes to the metrics h writes
-// (h nil: only those). h is asked for plain, uncompressed Prometheus text,
-// so that the lines appended after it belong to the same exposition.
-func withDataMetrics(h http.Handler, sizer *retention.Sizer, log *slog.Logger) http.Handler {
+// withDataMetrics appends the data folder's sizes, and what each of extra
+// writes, to the metrics h writes (h nil: only those). h is asked for
+// plain, uncompressed Prometheus text, so that the lines appended after it
+// belong to the same exposition.
+func withDataMetrics(h http.Handler, sizer *retention.Sizer, log *slog.Logger, extra ...func(io.Writer) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h != nil {
 			r = r.Clone(r.Context())
@@ -91,7 +93,20 @@ func withDataMetrics(h http.Handler, sizer *retention.Sizer, log *slog.Logger) h
 		if err := sizer.WriteMetrics(r.Context(), w); err != nil {
 			log.Warn("data folder metrics", "err", err)
 		}
+		for _, write := range extra {
+			if err := write(w); err != nil {
+				log.Warn("metrics", "err", err)
+			}
+		}
 	})
+}
+
+// registryMetrics are the embedded registry's metrics (reg nil: none).
+func registryMetrics(reg *registry.Embedded) []func(io.Writer) error {
+	if reg == nil {
+		return nil
+	}
+	return []func(io.Writer) error{reg.WriteMetrics}
 }
 
 // dataSizes adapts the Sizer to the web status page.

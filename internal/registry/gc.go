@@ -63,6 +63,14 @@ func (e *Embedded) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 // (an unreadable manifest, a storage error, a cancelled context).
 func (e *Embedded) GCAborts() int64 { return e.gcAborts.Load() }
 
+// WriteMetrics writes GCAborts in Prometheus text format as the counter
+// cccp_registry_gc_aborted_total.
+func (e *Embedded) WriteMetrics(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "# HELP cccp_registry_gc_aborted_total Garbage collections of the embedded registry that ended with an error and deleted nothing more.\n"+
+		"# TYPE cccp_registry_gc_aborted_total counter\ncccp_registry_gc_aborted_total %d\n", e.GCAborts())
+	return err
+}
+
 func (e *Embedded) gc(ctx context.Context, dryRun bool) (GCStats, error) {
 	now := e.now()
 	g := &collector{root: filepath.Join(e.storageDir(), v2Root), cutoff: now.Add(-e.cfg.GCKeepRecent),

@@ -93,6 +93,10 @@ func TestGCAbortsOnUnreadableManifest(t *testing.T) {
 			if got := e.GCAborts(); got != 2 {
 				t.Errorf("GCAborts() = %d, want 2", got)
 			}
+			var metrics strings.Builder
+			if err := e.WriteMetrics(&metrics); err != nil || !strings.Contains(metrics.String(), "\ncccp_registry_gc_aborted_total 2\n") {
+				t.Errorf("metrics %q (%v) do not count the two aborted collections", metrics.String(), err)
+			}
 			if !strings.Contains(logs.String(), "garbage collection aborted") {
 				t.Errorf("no log line for the aborted collection:\n%s", logs.String())
 			}
