@@ -104,3 +104,51 @@ func TestTouchedForgetsWhatNoGCNeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestGCKeepsBlobsJustFoundPresent: a client that found an old blob no
+// manifest uses present (HEAD by digest) skips its upload and pushes a
+// manifest naming it; a collection in between keeps the blob.
+func TestGCKeepsBlobsJustFoundPresent(t *testing.T) {
+	e := startRegistry(t, "")
+	auth := pushAuth(e)
+	h := e.Host()
+	old := randomImage(t, 2048, 2)
+	push(t, h+"/keep/blobs:v1", old, auth)
+	push(t, h+"/keep/blobs:v1", randomImage(t, 2048, 1), auth) // old is untagged
+	ageStorage(t, e)
+	for _, d := range layerDigests(t, old) {
+		if got := blobStatus(t, h, "keep/blobs", d); got != http.StatusOK {
+			t.Fatalf("HEAD blob %s: %d", d, got)
+		}
+	}
+	ageFiles(t, e)
+	if _, err := e.GC(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := old.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, err := old.MediaType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, "http://"+h+"/v2/keep/blobs/manifests/again", strings.NewReader(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", string(mt))
+	u, p := e.PushCredentials()
+	req.SetBasicAuth(u, p)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("manifest naming the blobs found present before GC: status %d, want 201", resp.StatusCode)
+	}
+	if err := pullAll(t, h+"/keep/blobs:again"); err != nil {
+		t.Errorf("pull after GC: %v", err)
+	}
+}
