@@ -21,6 +21,9 @@ type retentionConfig struct {
 	// Every is how often retention and the registry's garbage collection
 	// run (default 6h).
 	Every time.Duration `yaml:"every"`
+	// MirrorsUnusedFor removes a git mirror (DATA/mirrors) unused this
+	// long; 0: retention.DefaultMirrorsUnusedFor (30 days).
+	MirrorsUnusedFor time.Duration `yaml:"mirrors_unused_for"`
 }
 
 // enabled: with neither keep_last nor keep_for nothing is ever pruned.
@@ -31,8 +34,8 @@ func (c retentionConfig) validate() error {
 	if c.KeepLast < 0 {
 		errs = append(errs, fmt.Errorf("retention.keep_last must not be negative, not %d", c.KeepLast))
 	}
-	if c.KeepFor < 0 || c.Every < 0 {
-		errs = append(errs, errors.New("retention.keep_for and retention.every must not be negative"))
+	if c.KeepFor < 0 || c.Every < 0 || c.MirrorsUnusedFor < 0 {
+		errs = append(errs, errors.New("retention.keep_for, retention.every and retention.mirrors_unused_for must not be negative"))
 	}
 	for _, k := range c.Kinds {
 		if !slices.Contains([]types.RunKind{types.KindBranch, types.KindPR, types.KindTrial}, types.RunKind(k)) {

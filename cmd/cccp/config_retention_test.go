@@ -10,7 +10,8 @@ func TestRetentionConfig(t *testing.T) {
 	tests := []struct {
 		name, yaml, err string
 	}{
-		{"policy", "retention:\n  keep_last: 5\n  keep_for: 48h\n  kinds: [pr, trial]\n", ""},
+		{"policy", "retention:\n  keep_last: 5\n  keep_for: 48h\n  kinds: [pr, trial]\n  mirrors_unused_for: 240h\n", ""},
+		{"negative mirrors_unused_for", "retention:\n  mirrors_unused_for: -1h\n", "retention.mirrors_unused_for must not be negative"},
 		{"unknown kind", "retention:\n  keep_last: 5\n  kinds: [prs]\n", `retention.kinds: "prs" is not a run kind`},
 		{"negative", "retention:\n  keep_last: -1\n", "retention.keep_last must not be negative"},
 		{"unknown key", "retention:\n  keep: 5\n", "keep"},
@@ -30,6 +31,9 @@ func TestRetentionConfig(t *testing.T) {
 			p := c.Retention.policy()
 			if !p.Enabled() || p.KeepLast != 5 || p.KeepFor != 48*time.Hour || len(p.Kinds) != 2 || c.Retention.every() != 6*time.Hour {
 				t.Errorf("policy %+v every %v", p, c.Retention.every())
+			}
+			if c.Retention.MirrorsUnusedFor != 240*time.Hour {
+				t.Errorf("mirrors_unused_for %v, want 240h", c.Retention.MirrorsUnusedFor)
 			}
 		})
 	}

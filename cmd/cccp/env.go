@@ -183,6 +183,8 @@ type pipelineEnv struct {
 	// bases are the recent digests of base image tags, shared by the
 	// up-to-date check and the base-image watcher.
 	bases *digestcache.Cache
+	// mirrors are the pipeline's git mirrors, which retention prunes.
+	mirrors *gitsrc.Mirror
 }
 
 // openPipeline starts the embedded registry (unless --registry names
@@ -196,7 +198,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 	if opts.entries == nil {
 		return nil, errors.New("open pipeline: no index to look entries up in")
 	}
-	env := &pipelineEnv{stateEnv: st, data: f.data}
+	env := &pipelineEnv{stateEnv: st, data: f.data, mirrors: newMirrors(f.data)}
 	defer func() {
 		if err != nil {
 			env.Close(context.WithoutCancel(ctx))
@@ -284,7 +286,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Attester:      attester,
 		Parents:       parents,
 		Resolver:      gitsrc.Resolver{},
-		Trees:         &gitsrc.Mirror{Dir: filepath.Join(f.data, "mirrors")},
+		Trees:         env.mirrors,
 		Builder:       builder,
 		Tester:        tester,
 		Images:        env.client,

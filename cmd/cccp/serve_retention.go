@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cccp-project/cccp/internal/gitsrc"
+	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/registry"
 	"github.com/cccp-project/cccp/internal/retention"
 	"github.com/cccp-project/cccp/internal/web"
@@ -21,24 +25,50 @@ import (
 var dataParts = map[string]string{"db": "cccp.db", "logs": "logs", "registry": "registry/storage", "work": "work"}
 
 // newPruner carries out the configured retention over env; with the
-// embedded registry each round ends with its garbage collection.
-func newPruner(cfg retentionConfig, st *stateEnv, client *registry.Client, reg *registry.Embedded, log *slog.Logger) (*retention.Pruner, error) {
+// embedded registry each round ends with its garbage collection. It prunes
+// the git mirrors too, keeping those of urls (nil: age alone decides).
+func newPruner(cfg retentionConfig, st *stateEnv, client *registry.Client, reg *registry.Embedded,
+	mirrors *gitsrc.Mirror, urls func(context.Context) (map[string]bool, error), log *slog.Logger) (*retention.Pruner, error) {
 	var gc func(ctx context.Context) error
 	if reg != nil {
 		gc = func(ctx context.Context) error { _, err := reg.GC(ctx, false); return err }
 	}
 	return retention.New(retention.Config{Policy: cfg.policy(), Store: st.db, Logs: st.logs, Registry: client,
-		GC: gc, Logger: log.With("component", "retention")})
+		GC: gc, Mirrors: mirrors, MirrorsUnusedFor: cfg.MirrorsUnusedFor, MirrorURLs: urls,
+		Logger: log.With("component", "retention")})
 }
 
-// serveRetention starts retention (and the registry's garbage collection)
-// on its schedule and returns the measure of the data folder.
-func serveRetention(ctx context.Context, cfg *serveConfig, env *pipelineEnv, log *slog.Logger) (*retention.Sizer, error) {
-	sizer := retention.NewSizer(env.data, dataParts, 0)
-	if !cfg.Retention.enabled() && env.reg == nil {
-		return sizer, nil
+// newMirrors is the git mirrors' folder in the data folder.
+func newMirrors(data string) *gitsrc.Mirror {
+	return &gitsrc.Mirror{Dir: filepath.Join(data, "mirrors")}
+}
+
+// gitURLs are the git URLs of the index's entries now, for the pruning of
+// git mirrors; an error while the index has none (not loaded yet).
+func (h *indexHolder) gitURLs(context.Context) (map[string]bool, error) {
+	return entryURLs(h.live.Entries())
+}
+
+func entryURLs(entries []*index.Entry) (map[string]bool, error) {
+	urls := map[string]bool{}
+	for _, e := range entries {
+		if e.GitURL != "" {
+			urls[e.GitURL] = true
+		}
 	}
-	p, err := newPruner(cfg.Retention, env.stateEnv, env.client, env.reg, log)
+	if len(urls) == 0 {
+		return nil, errors.New("the index has no git URLs (not loaded?)")
+	}
+	return urls, nil
+}
+
+// serveRetention starts retention (with the registry's garbage collection
+// and the pruning of git mirrors) on its schedule and returns the measure
+// of the data folder. urls are the index's git URLs.
+func serveRetention(ctx context.Context, cfg *serveConfig, env *pipelineEnv, urls func(context.Context) (map[string]bool, error), log *slog.Logger) (*retention.Sizer, error) {
+	sizer := retention.NewSizer(env.data, dataParts, 0)
+	// Always: the git mirrors are pruned whatever the policy of runs.
+	p, err := newPruner(cfg.Retention, env.stateEnv, env.client, env.reg, env.mirrors, urls, log)
 	if err != nil {
 		return nil, err
 	}
@@ -46,10 +76,11 @@ func serveRetention(ctx context.Context, cfg *serveConfig, env *pipelineEnv, log
 	return sizer, nil
 }
 
-// withDataMetrics appends the data folder's sizes to the metrics h writes
-// (h nil: only those). h is asked for plain, uncompressed Prometheus text,
-// so that the lines appended after it belong to the same exposition.
-func withDataMetrics(h http.Handler, sizer *retention.Sizer, log *slog.Logger) http.Handler {
+// withDataMetrics appends the data folder's sizes, and what each of extra
+// writes, to the metrics h writes (h nil: only those). h is asked for
+// plain, uncompressed Prometheus text, so that the lines appended after it
+// belong to the same exposition.
+func withDataMetrics(h http.Handler, sizer *retention.Sizer, log *slog.Logger, extra ...func(io.Writer) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h != nil {
 			r = r.Clone(r.Context())
@@ -62,7 +93,20 @@ func withDataMetrics(h http.Handler, sizer *retention.Sizer, log *slog.Logger) h
 		if err := sizer.WriteMetrics(r.Context(), w); err != nil {
 			log.Warn("data folder metrics", "err", err)
 		}
+		for _, write := range extra {
+			if err := write(w); err != nil {
+				log.Warn("metrics", "err", err)
+			}
+		}
 	})
+}
+
+// registryMetrics are the embedded registry's metrics (reg nil: none).
+func registryMetrics(reg *registry.Embedded) []func(io.Writer) error {
+	if reg == nil {
+		return nil
+	}
+	return []func(io.Writer) error{reg.WriteMetrics}
 }
 
 // dataSizes adapts the Sizer to the web status page.
@@ -128,7 +172,7 @@ func newRetentionCommand() *cobra.Command {
 				creds = map[string]registry.Credentials{reg.Host(): {User: user, Password: pass}}
 			}
 			client := registry.NewClient(registry.ClientConfig{Insecure: cfg.Registry.Insecure, Credentials: creds, Logger: log})
-			p, err := newPruner(cfg.Retention, st, client, reg, log)
+			p, err := newPruner(cfg.Retention, st, client, reg, newMirrors(f.data), cliIndexURLs(cfg, config), log)
 			if err != nil {
 				return err
 			}
@@ -148,4 +192,20 @@ func newRetentionCommand() *cobra.Command {
 	cmd.Flags().StringVar(&config, "config", "", "cccp serve's configuration file (its retention section)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be pruned, prune nothing")
 	return cmd
+}
+
+// cliIndexURLs reads the git URLs of the index the configuration names,
+// for `cccp retention`'s pruning of git mirrors; nil when it names none
+// (age alone decides then).
+func cliIndexURLs(cfg *serveConfig, config string) func(context.Context) (map[string]bool, error) {
+	if cfg.Index.Path == "" || cfg.Index.Path == "." {
+		return nil
+	}
+	return func(ctx context.Context) (map[string]bool, error) {
+		idx, _, err := index.Load(ctx, cfg.Index.Path, index.LoadOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("index of %s: %w", config, err)
+		}
+		return entryURLs(idx.Entries)
+	}
 }

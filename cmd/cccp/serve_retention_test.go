@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -27,7 +28,8 @@ func TestDataMetrics(t *testing.T) {
 	reg.MustRegister(c)
 	c.Inc()
 	bot := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
-	h := withDataMetrics(bot, retention.NewSizer(dir, dataParts, 0), slog.New(slog.DiscardHandler))
+	h := withDataMetrics(bot, retention.NewSizer(dir, dataParts, 0), slog.New(slog.DiscardHandler),
+		func(w io.Writer) error { _, err := io.WriteString(w, "cccp_registry_gc_aborted_total 2\n"); return err })
 
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
@@ -35,7 +37,7 @@ func TestDataMetrics(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	body := rec.Body.String()
-	for _, want := range []string{"cccp_webhooks_total 1\n", `cccp_data_bytes{part="db"} 4096` + "\n", `cccp_data_bytes{part="registry"} 0` + "\n"} {
+	for _, want := range []string{"cccp_webhooks_total 1\n", "cccp_registry_gc_aborted_total 2\n", `cccp_data_bytes{part="db"} 4096` + "\n", `cccp_data_bytes{part="registry"} 0` + "\n"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}

@@ -28,7 +28,9 @@ type CloneOptions struct {
 	// Branch to clone; "" for the remote's HEAD.
 	Branch string
 	// Commit, when set, is fetched and checked out exactly (detached),
-	// with `git fetch --depth N origin <sha>`; Branch is then ignored.
+	// with `git fetch --depth N origin <sha>`; a server that refuses a
+	// commit by ID is asked for Branch (then every branch and tag) until
+	// the commit is there (fetchCommit).
 	Commit string
 	// Depth of history; 0 means 1.
 	Depth int
@@ -59,16 +61,22 @@ func Clone(ctx context.Context, url, dest string, opts CloneOptions) error {
 		if strings.HasPrefix(opts.Commit, "-") {
 			return fmt.Errorf("clone %s: bad commit %q", redact.URL(url), opts.Commit)
 		}
-		steps := [][]string{
+		if opts.Branch != "" && strings.HasPrefix(opts.Branch, "-") {
+			return fmt.Errorf("clone %s: bad branch %q", redact.URL(url), opts.Branch)
+		}
+		for _, args := range [][]string{
 			{"init", "--quiet", "--", dest},
 			{"-C", dest, "remote", "add", "origin", "--", url},
-			{"-C", dest, "fetch", "--quiet", "--no-tags", fmt.Sprintf("--depth=%d", depth), "origin", opts.Commit},
-			{"-C", dest, "checkout", "--quiet", "--detach", "FETCH_HEAD"},
-		}
-		for _, args := range steps {
+		} {
 			if _, err := run(ctx, "", args...); err != nil {
 				return fmt.Errorf("clone %s at %s: %w", redact.URL(url), opts.Commit, err)
 			}
+		}
+		if err := fetchCommit(ctx, dest, url, opts.Commit, opts.Branch, depth); err != nil {
+			return fmt.Errorf("clone: %w", err)
+		}
+		if _, err := run(ctx, dest, "checkout", "--quiet", "--detach", opts.Commit); err != nil {
+			return fmt.Errorf("clone %s at %s: %w", redact.URL(url), opts.Commit, err)
 		}
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/redact"
 )
@@ -19,13 +20,21 @@ import (
 // answered from the copy alone (one `git rev-parse`, then from memory);
 // another is fetched at depth 1 without blobs (trees only, a few kilobytes
 // for most repositories).
+//
+// Each use of a copy is recorded in the mtime of its marker file (at most
+// once per markEvery), so Prune can remove the copies no one used for a
+// while, under the same lock their users take (mirror_prune.go).
 type Mirror struct {
 	Dir string
+	// Now is the clock of the marker files (default time.Now).
+	Now func() time.Time
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 	// known caches answers: an object ID at a commit never changes.
 	known map[string]string
+	// marked is when this process last wrote each copy's marker.
+	marked map[string]time.Time
 }
 
 // maxKnown bounds the cache of answers.
@@ -80,11 +89,11 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 	if !isHex(commit) {
 		return nil, fmt.Errorf("object ids in %s: bad commit %q", redact.URL(url), commit)
 	}
+	dir := m.dirOf(url)
 	if ids, ok := m.cached(url, commit, paths); ok {
+		m.noteUse(dir, false)
 		return ids, nil
 	}
-	sum := sha256.Sum256([]byte(url))
-	dir := filepath.Join(m.Dir, hex.EncodeToString(sum[:12])+".git")
 	l := m.lock(dir)
 	l.Lock()
 	defer l.Unlock()
@@ -93,12 +102,13 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 			return nil, err
 		}
 	}
+	m.noteUse(dir, true)
 	if _, err := run(ctx, dir, "cat-file", "-e", commit+"^{commit}"); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if _, err := run(ctx, dir, "fetch", "--quiet", "--no-tags", "--depth=1", "--filter=blob:none", "origin", commit); err != nil {
-			return nil, fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, err)
+		if err := fetchCommit(ctx, dir, url, commit, "", 1, "--filter=blob:none"); err != nil {
+			return nil, fmt.Errorf("mirror: %w", err)
 		}
 	}
 	// commit is hex, so no argument can read as an option.
@@ -118,10 +128,18 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 	return ids, nil
 }
 
-// create makes the bare partial copy of url in dir.
+// dirOf is the folder of url's copy.
+func (m *Mirror) dirOf(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return filepath.Join(m.Dir, hex.EncodeToString(sum[:12])+".git")
+}
+
+// create makes the bare partial copy of url in dir (replacing what is left
+// of a broken one).
 func (m *Mirror) create(ctx context.Context, dir, url string) error {
 	tmp := dir + ".new"
 	os.RemoveAll(tmp)
+	os.RemoveAll(dir)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("mirror of %s: %w", redact.URL(url), err)
 	}

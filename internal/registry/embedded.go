@@ -45,12 +45,22 @@
 //   - a blob whose data, or any repository's link to it, was written less
 //     than GCKeepRecent ago (layers sent before their manifest, a blob
 //     mounted from another repository);
-//   - a blob or manifest that a request named by digest, or a manifest a
-//     request resolved from a tag, less than GCKeepRecent ago (the
-//     registry remembers them in memory), and everything such a manifest
+//   - a blob or manifest that a successful request named by digest, or a
+//     manifest a request resolved from a tag, less than GCKeepRecent ago
+//     (the registry remembers them in memory, and forgets older ones as it
+//     goes, so the memory holds about the digests of the last
+//     GCKeepRecent), and everything such a manifest
 //     refers to: a client that found a layer present and skipped its
 //     upload pushes its manifest within that time, and one that looked an
 //     image up may tag it again (a retag after the tag moved).
+//
+// GC deletes nothing when a manifest it has to read to know what is in use
+// cannot be read or parsed: a tag's link without a digest, a tagged or
+// listed manifest whose data is missing, larger than 4 MiB or not JSON, a
+// disk error on any of them or on a recently linked or referring manifest.
+// Every blob only that manifest names would otherwise look unused. The
+// error (ErrUnreadableManifest) names the file and why; GCAborts counts
+// such collections and each is logged.
 //
 // Uploads in progress live in _uploads until committed and are never
 // swept. The pause lasts as long as the second mark and the deletions
@@ -74,6 +84,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -127,9 +138,17 @@ type Embedded struct {
 	// collection sees no manifest or blob arrive half-way (gc.go).
 	writes sync.RWMutex
 	gcMu   sync.Mutex // one GC at a time
+	// gcAborts counts collections that ended with an error.
+	gcAborts atomic.Int64
+	// gcRead, when set, replaces readSmall for GC's reads of manifests
+	// (a test's failing disk).
+	gcRead func(path string, limit int64) ([]byte, error)
 	// touched holds the digests requests named recently, by hex digest.
 	touchMu sync.Mutex
 	touched map[string]time.Time
+	// touchPruneAt is the size at which touch next drops old entries.
+	touchPruneAt int
+	now          func() time.Time // time.Now; a test's clock
 
 	// fresh holds connections that have not sent a request yet; Close
 	// ends them at once (net/http would wait 5 s for each).
@@ -167,7 +186,7 @@ func Start(ctx context.Context, cfg Config) (*Embedded, error) {
 	e := &Embedded{
 		cfg: cfg, log: log, dlog: distributionLogger(log), creds: creds,
 		served: make(chan error, 1), fresh: map[net.Conn]bool{},
-		touched: map[string]time.Time{},
+		touched: map[string]time.Time{}, now: time.Now,
 	}
 	e.app, err = newApp(withLogger(context.Background(), e.dlog), e.storageDir())
 	if err != nil {
@@ -318,9 +337,9 @@ func (e *Embedded) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(withLogger(r.Context(), e.dlog))
 		digests, byDigest := digestsOf(r)
-		for _, d := range digests {
-			e.touch(d)
-		}
+		// GC remembers the digests of requests that succeed, and the
+		// digest a manifest asked for by tag resolved to (gc.go).
+		w = &touchingWriter{ResponseWriter: w, e: e, digests: digests}
 		switch {
 		case isBase(r) && !authorized(r):
 			// The version check is where clients learn the auth scheme;
@@ -336,9 +355,7 @@ func (e *Embedded) handler() http.Handler {
 			defer e.writes.RUnlock()
 			e.app.ServeHTTP(w, r)
 		case r.Method == http.MethodGet || r.Method == http.MethodHead:
-			// A manifest asked for by tag: GC remembers the digest it
-			// resolved to (gc.go).
-			e.app.ServeHTTP(&touchingWriter{ResponseWriter: w, e: e}, r)
+			e.app.ServeHTTP(w, r)
 		case !authorized(r):
 			unauthorized(w)
 		default:

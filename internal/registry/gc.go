@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -32,6 +33,13 @@ type GCStats struct {
 // storage root inside the driver's root folder, as distribution lays it out.
 const v2Root = "docker/registry/v2"
 
+// ErrUnreadableManifest is wrapped by GC's error when a manifest it has to
+// read to know what is in use (a tag's, a recent revision's, an index's
+// child, a referrer's) cannot be read or is not a manifest: GC then
+// deletes nothing, since every blob only that manifest names would look
+// unused.
+var ErrUnreadableManifest = errors.New("manifest cannot be read")
+
 // GC removes untagged manifests and the blobs no tagged manifest refers
 // to, while the registry serves; see "Garbage collection" in the package
 // documentation.
@@ -39,9 +47,37 @@ const v2Root = "docker/registry/v2"
 func (e *Embedded) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 	e.gcMu.Lock() // one collection at a time
 	defer e.gcMu.Unlock()
-	now := time.Now()
+	stats, err := e.gc(ctx, dryRun)
+	if err != nil {
+		e.gcAborts.Add(1)
+		e.log.Error("registry garbage collection aborted", "dry_run", dryRun, "err", err)
+		return stats, err
+	}
+	e.log.Info("registry garbage collected", "dry_run", dryRun, "manifests", stats.ManifestsDeleted,
+		"blobs", stats.BlobsDeleted, "bytes", stats.BytesFreed, "kept_recent", stats.KeptRecent,
+		"paused", stats.Paused)
+	return stats, nil
+}
+
+// GCAborts counts the collections that ended with an error since Start
+// (an unreadable manifest, a storage error, a cancelled context).
+func (e *Embedded) GCAborts() int64 { return e.gcAborts.Load() }
+
+// WriteMetrics writes GCAborts in Prometheus text format as the counter
+// cccp_registry_gc_aborted_total.
+func (e *Embedded) WriteMetrics(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "# HELP cccp_registry_gc_aborted_total Garbage collections of the embedded registry that ended with an error and deleted nothing more.\n"+
+		"# TYPE cccp_registry_gc_aborted_total counter\ncccp_registry_gc_aborted_total %d\n", e.GCAborts())
+	return err
+}
+
+func (e *Embedded) gc(ctx context.Context, dryRun bool) (GCStats, error) {
+	now := e.now()
 	g := &collector{root: filepath.Join(e.storageDir(), v2Root), cutoff: now.Add(-e.cfg.GCKeepRecent),
-		marked: map[string]bool{}, manifests: map[string]*manifestRefs{}}
+		marked: map[string]bool{}, manifests: map[string]*manifestRefs{}, read: e.gcRead}
+	if g.read == nil {
+		g.read = readSmall
+	}
 	if err := g.mark(ctx); err != nil {
 		return GCStats{}, fmt.Errorf("gc: mark: %w", err)
 	}
@@ -55,30 +91,51 @@ func (e *Embedded) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 	g.touched = e.touchedSince(g.cutoff)
 	// A manifest a client asked for recently may be pushed again under a
 	// new tag (a retag of a moved tag's old image): it and what it refers
-	// to stay.
+	// to stay. A touched digest may also be a layer, so one that is not a
+	// manifest is no error; one that cannot be read is.
 	for hex := range g.touched {
-		g.markManifest(hex)
+		if err := g.markManifest(hex, maybeManifest); err != nil {
+			return GCStats{}, fmt.Errorf("gc: mark what was asked for: %w", err)
+		}
 	}
 	stats, err := g.sweep(ctx, dryRun)
 	stats.Paused = time.Since(paused)
 	if err != nil {
 		return stats, fmt.Errorf("gc: sweep: %w", err)
 	}
-	e.log.Info("registry garbage collected", "dry_run", dryRun, "manifests", stats.ManifestsDeleted,
-		"blobs", stats.BlobsDeleted, "bytes", stats.BytesFreed, "kept_recent", stats.KeptRecent,
-		"paused", stats.Paused)
 	return stats, nil
 }
 
-// touch notes that a request named digest (a blob or a manifest).
+// minTouchPrune is the size of the memory of touched digests below which
+// touch does not look for old entries.
+const minTouchPrune = 1024
+
+// touch notes that a request named digest (a blob or a manifest) and was
+// answered with success. Entries older than GCKeepRecent are of no use to
+// any later collection (its cutoff is later still), so they are dropped
+// whenever the memory has doubled since the last look: it holds at most
+// about twice the digests touched within GCKeepRecent, and only of blobs
+// and manifests that exist or were just written (a failed request touches
+// nothing), whatever anonymous clients ask for.
 func (e *Embedded) touch(digest string) {
 	hex, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok || !isHex(hex) {
 		return
 	}
+	now := e.now()
 	e.touchMu.Lock()
-	e.touched[hex] = time.Now()
-	e.touchMu.Unlock()
+	defer e.touchMu.Unlock()
+	e.touched[hex] = now
+	if len(e.touched) < max(e.touchPruneAt, minTouchPrune) {
+		return
+	}
+	cutoff := now.Add(-e.cfg.GCKeepRecent)
+	for d, at := range e.touched {
+		if !at.After(cutoff) {
+			delete(e.touched, d)
+		}
+	}
+	e.touchPruneAt = 2 * len(e.touched)
 }
 
 // touchedSince returns the digests named after cutoff and forgets older
@@ -94,6 +151,7 @@ func (e *Embedded) touchedSince(cutoff time.Time) map[string]bool {
 			delete(e.touched, d)
 		}
 	}
+	e.touchPruneAt = 2 * len(e.touched)
 	return out
 }
 
@@ -138,6 +196,9 @@ const maxManifest = 4 << 20
 type collector struct {
 	root   string
 	cutoff time.Time
+	// read reads a blob's data file of at most limit bytes (readSmall; a
+	// test makes it fail).
+	read func(path string, limit int64) ([]byte, error)
 
 	marked    map[string]bool          // blob hex digests in use
 	manifests map[string]*manifestRefs // parsed manifests by hex digest
@@ -210,18 +271,28 @@ func (g *collector) markRepo(dir string) (*repoState, error) {
 		return nil, err
 	}
 	for _, t := range tags {
-		b, err := os.ReadFile(filepath.Join(dir, "_manifests", "tags", t.Name(), "current", "link"))
+		link := filepath.Join(dir, "_manifests", "tags", t.Name(), "current", "link")
+		b, err := os.ReadFile(link)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // a tag being written or deleted
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: tag link %s: %w", ErrUnreadableManifest, link, err)
 		}
-		g.markManifest(strings.TrimPrefix(strings.TrimSpace(string(b)), "sha256:"))
+		hex, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "sha256:")
+		if !ok || !isHex(hex) {
+			// The tag's manifest is unknown, and with it what it uses.
+			return nil, fmt.Errorf("%w: tag link %s holds no digest (%.80q)", ErrUnreadableManifest, link, b)
+		}
+		if err := g.markManifest(hex, isManifest); err != nil {
+			return nil, fmt.Errorf("tag %s: %w", link, err)
+		}
 	}
 	for hex, at := range r.revisions {
 		if at.After(g.cutoff) {
-			g.markManifest(hex)
+			if err := g.markManifest(hex, linkedManifest); err != nil {
+				return nil, fmt.Errorf("recent revision in %s: %w", dir, err)
+			}
 		}
 	}
 	// Referrers: an untagged manifest whose subject is in use.
@@ -231,8 +302,14 @@ func (g *collector) markRepo(dir string) (*repoState, error) {
 			if g.marked[hex] {
 				continue
 			}
-			if m := g.parse(hex); m != nil && m.subject != "" && g.marked[m.subject] {
-				g.markManifest(hex)
+			m, err := g.parse(hex, linkedManifest)
+			if err != nil {
+				return nil, fmt.Errorf("revision in %s: %w", dir, err)
+			}
+			if m != nil && m.subject != "" && g.marked[m.subject] {
+				if err := g.markManifest(hex, linkedManifest); err != nil {
+					return nil, err
+				}
 				changed = true
 			}
 		}
@@ -267,21 +344,79 @@ func (g *collector) blobPath(hex string) string {
 	return filepath.Join(g.root, "blobs", "sha256", hex[:2], hex)
 }
 
-// parse reads manifest hex once; nil if it is missing or not a manifest.
-func (g *collector) parse(hex string) *manifestRefs {
-	if m, ok := g.manifests[hex]; ok {
-		return m
-	}
-	// Only a manifest read whole is remembered: one caught while being
-	// written is read again by the next mark.
-	data := filepath.Join(g.blobPath(hex), "data")
-	if fi, err := os.Stat(data); err != nil || fi.Size() > maxManifest {
-		return nil // a layer, not a manifest
-	}
-	b, err := os.ReadFile(data)
+// certainty says how sure GC is that a digest names a manifest, which
+// decides what a blob that cannot be read or parsed means.
+type certainty int
+
+const (
+	// isManifest: a tag points at it, or an index lists it. It must be
+	// there and be a manifest.
+	isManifest certainty = iota
+	// linkedManifest: a repository's revision link names it. Its data
+	// missing means an earlier collection deleted it before the link (the
+	// manifest is gone, nothing more to lose); anything else is an error.
+	linkedManifest
+	// maybeManifest: a request named it; it may be a layer. Only a read
+	// error (other than its absence) is an error.
+	maybeManifest
+)
+
+// errNotManifest marks a blob that is too large or not JSON.
+var errNotManifest = errors.New("not a manifest")
+
+// readSmall reads the file at path if it is at most limit bytes long;
+// errNotManifest when it is longer.
+func readSmall(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil
+		return nil, err
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%w: larger than %d bytes (%d)", errNotManifest, limit, fi.Size())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("%w: larger than %d bytes", errNotManifest, limit)
+	}
+	return b, err
+}
+
+// parse reads manifest hex once. It returns nil and no error for a blob
+// that, as far as sure says, need not be a manifest, and an error wrapping
+// ErrUnreadableManifest that names the file for one that must be and
+// cannot be read or parsed.
+func (g *collector) parse(hex string, sure certainty) (*manifestRefs, error) {
+	if m, ok := g.manifests[hex]; ok {
+		return m, nil
+	}
+	data := filepath.Join(g.blobPath(hex), "data")
+	b, err := g.read(data, maxManifest)
+	if err == nil {
+		var m *manifestRefs
+		if m, err = parseManifest(b); err == nil {
+			g.manifests[hex] = m
+			return m, nil
+		}
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && sure != isManifest:
+		return nil, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%w: %s: data missing", ErrUnreadableManifest, data)
+	case errors.Is(err, errNotManifest) && sure == maybeManifest:
+		return nil, nil // a layer
+	}
+	return nil, fmt.Errorf("%w: %s: %w", ErrUnreadableManifest, data, err)
+}
+
+// parseManifest returns what the manifest b refers to; errNotManifest when
+// b is not JSON.
+func parseManifest(b []byte) (*manifestRefs, error) {
 	type desc struct {
 		Digest string `json:"digest"`
 	}
@@ -296,11 +431,10 @@ func (g *collector) parse(hex string) *manifestRefs {
 		} `json:"fsLayers"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil
+		return nil, fmt.Errorf("%w: %w", errNotManifest, err)
 	}
 	hexOf := func(d string) string { return strings.TrimPrefix(d, "sha256:") }
 	m := &manifestRefs{}
-	g.manifests[hex] = m
 	if raw.Config != nil {
 		m.blobs = append(m.blobs, hexOf(raw.Config.Digest))
 	}
@@ -316,24 +450,32 @@ func (g *collector) parse(hex string) *manifestRefs {
 	if raw.Subject != nil {
 		m.subject = hexOf(raw.Subject.Digest)
 	}
-	return m
+	return m, nil
 }
 
-func (g *collector) markManifest(hex string) {
+// markManifest marks manifest hex, the blobs it names and, for an index,
+// its children; an error when a manifest that must be read cannot be.
+func (g *collector) markManifest(hex string, sure certainty) error {
 	if !isHex(hex) || g.marked[hex] {
-		return
+		return nil
+	}
+	m, err := g.parse(hex, sure)
+	if err != nil {
+		return err
 	}
 	g.marked[hex] = true
-	m := g.parse(hex)
 	if m == nil {
-		return
+		return nil
 	}
 	for _, b := range m.blobs {
 		g.marked[b] = true
 	}
 	for _, c := range m.manifests {
-		g.markManifest(c)
+		if err := g.markManifest(c, isManifest); err != nil {
+			return fmt.Errorf("child of index %s: %w", hex, err)
+		}
 	}
+	return nil
 }
 
 // sweep deletes (or, dry, counts) what the mark left.
@@ -449,17 +591,29 @@ func (g *collector) removeTagHistory(repoDir, hex string, remove func(string) er
 	return nil
 }
 
-// touchingWriter notes the manifest digest a response names.
+// touchingWriter notes, once the response says the request succeeded, the
+// digests the request named and the manifest digest the response names.
+// It is written to while the request holds the write gate, so a
+// collection that takes the gate afterwards sees the digests.
 type touchingWriter struct {
 	http.ResponseWriter
-	e     *Embedded
-	wrote bool
+	e       *Embedded
+	digests []string
+	wrote   bool
 }
 
 func (t *touchingWriter) WriteHeader(code int) {
-	t.wrote = true
-	if d := t.Header().Get("Docker-Content-Digest"); d != "" && code < 300 {
-		t.e.touch(d)
+	if !t.wrote {
+		t.wrote = true
+		// 304: a client's copy of the manifest is current, so it exists.
+		if code < 300 || code == http.StatusNotModified {
+			for _, d := range t.digests {
+				t.e.touch(d)
+			}
+			if d := t.Header().Get("Docker-Content-Digest"); d != "" {
+				t.e.touch(d)
+			}
+		}
 	}
 	t.ResponseWriter.WriteHeader(code)
 }
@@ -472,4 +626,15 @@ func (t *touchingWriter) Write(p []byte) (int, error) {
 		t.WriteHeader(http.StatusOK)
 	}
 	return t.ResponseWriter.Write(p)
+}
+
+// Flush passes a flush on (http.Flusher), as distribution's writer
+// expects of the one it wraps.
+func (t *touchingWriter) Flush() {
+	if f, ok := t.ResponseWriter.(http.Flusher); ok {
+		if !t.wrote {
+			t.WriteHeader(http.StatusOK)
+		}
+		f.Flush()
+	}
 }

@@ -1,7 +1,8 @@
 // Package retention decides which runs cccp forgets and carries it out:
 // the run records (internal/store), their logs (internal/runlog) and the
-// run-<ID> tags that pull-request and trial runs pushed. It also measures
-// the data folder.
+// run-<ID> tags that pull-request and trial runs pushed, and the git
+// mirrors (DATA/mirrors) no one used for a month or whose URL left the
+// index (mirrors.go). It also measures the data folder.
 //
 // The policy is a pure function (Policy.Select): a run goes when it is
 // neither among the newest KeepLast runs of its project nor younger than

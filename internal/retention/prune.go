@@ -38,9 +38,16 @@ type Config struct {
 	Registry Registry
 	// GC, when set, collects the registry's garbage after each Prune that
 	// is not a dry run (the embedded registry's GC).
-	GC     func(ctx context.Context) error
-	Logger *slog.Logger     // default: discard
-	Now    func() time.Time // default: time.Now
+	GC func(ctx context.Context) error
+	// Mirrors, when set, are the git mirrors each Prune removes when
+	// unused for MirrorsUnusedFor (0: DefaultMirrorsUnusedFor) or when
+	// their URL is not among MirrorURLs' (nil, an error or none: age
+	// alone decides, so an index not loaded yet removes nothing for it).
+	Mirrors          Mirrors
+	MirrorsUnusedFor time.Duration
+	MirrorURLs       func(ctx context.Context) (map[string]bool, error)
+	Logger           *slog.Logger     // default: discard
+	Now              func() time.Time // default: time.Now
 }
 
 // Pruner carries out a Policy.
@@ -65,6 +72,9 @@ type Result struct {
 	DryRun bool
 	Runs   []string // run IDs
 	Tags   []string // image references
+	// Mirrors are the git mirrors removed: URL (without credentials),
+	// folder and why.
+	Mirrors []string `json:",omitempty"`
 	// Kept names what the policy chose but that stayed (a tag that could
 	// not be deleted, a run the store had to keep).
 	Kept error `json:"-"`
@@ -140,8 +150,14 @@ func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
 			ids = append(ids, pr.Run.ID)
 		}
 	}
+	mirrors, err := p.pruneMirrors(ctx, dryRun)
+	if err != nil {
+		kept = append(kept, err)
+	}
+	res.Mirrors = mirrors
 	if dryRun {
 		res.Runs = ids
+		res.Kept = errors.Join(kept...)
 		return res, nil
 	}
 	if len(ids) > 0 {
@@ -157,7 +173,7 @@ func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
 		}
 	}
 	res.Kept = errors.Join(kept...)
-	p.cfg.Logger.Info("retention: pruned", "runs", len(res.Runs), "tags", len(res.Tags), "kept", res.Kept)
+	p.cfg.Logger.Info("retention: pruned", "runs", len(res.Runs), "tags", len(res.Tags), "mirrors", len(res.Mirrors), "kept", res.Kept)
 	if p.cfg.GC != nil {
 		if err := p.cfg.GC(ctx); err != nil {
 			return res, fmt.Errorf("retention: %w", err)
