@@ -189,3 +189,65 @@ func TestRedeliveredRequestMakesNoNewRun(t *testing.T) {
 		})
 	}
 }
+
+// A push to a child whose cascade run is building cancels that run, and
+// the push's run takes its place in the cascade: the descendants wait on
+// it and build after it delivered, instead of being skipped as "waiting on
+// mid, which was cancelled".
+func TestPushDuringCascadeTakesOverTheNode(t *testing.T) {
+	h := chainHarness(t)
+	h.backend.block, h.backend.blockURL = make(chan struct{}), "/mid"
+	h.cfg.Workers = 2
+	r := h.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	var cascadeRun string
+	for ; cascadeRun == "" && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
+		if c, err := h.db.CascadeStartedBy(ctx, root.ID); err == nil {
+			if n := c.Node("demo/mid:latest"); n.State == store.CascadeQueued {
+				if run, err := h.db.Run(ctx, n.Run); err == nil && run.State == store.Running {
+					cascadeRun = run.ID
+				}
+			}
+		}
+	}
+	if cascadeRun == "" {
+		t.Fatal("mid's cascade run never started")
+	}
+	pushed, err := r.Enqueue(ctx, push("demo/mid:latest", "m2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, _ := r.Wait(ctx, cascadeRun); old.State != store.Cancelled {
+		t.Fatalf("mid's cascade run: %s, want cancelled (superseded)", old.State)
+	}
+	close(h.backend.block)
+	c := waitCascade(t, h.db, root.ID)
+	if n := c.Node("demo/mid:latest"); n.Run != pushed.ID || n.State != store.CascadeDelivered {
+		t.Errorf("mid's node: run %s %s, want run %s delivered", n.Run, n.State, pushed.ID)
+	}
+	for _, leaf := range []string{"demo/leaf1:latest", "demo/leaf2:latest"} {
+		if n := c.Node(leaf); n.State != store.CascadeDelivered {
+			t.Errorf("%s: %s %q, want delivered", leaf, n.State, n.Note)
+		}
+	}
+	calls := h.rec.list()
+	for _, leaf := range []string{"leaf1", "leaf2"} {
+		if !deliveredBefore(calls, "mid", leaf) {
+			t.Errorf("%s was built before mid delivered; calls %q", leaf, calls)
+		}
+	}
+	got, err := h.db.Run(ctx, pushed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.Passed || got.Commit != "m2" || got.Cause.Kind != types.CausePush {
+		t.Errorf("the push's run: %s, commit %q, cause %+v", got.State, got.Commit, got.Cause)
+	}
+	// The leaves built FROM what the push's run delivered.
+	leaf1, _ := h.db.Run(ctx, c.Node("demo/leaf1:latest").Run)
+	if b := leaf1.Stages[0].Bases; len(b) != 1 || b[0].Digest != got.DeliveredDigest() {
+		t.Errorf("leaf1 bases %+v, want the push's digest %s", b, got.DeliveredDigest())
+	}
+}
