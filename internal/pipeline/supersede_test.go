@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -249,5 +250,65 @@ func TestPushDuringCascadeTakesOverTheNode(t *testing.T) {
 	leaf1, _ := h.db.Run(ctx, c.Node("demo/leaf1:latest").Run)
 	if b := leaf1.Stages[0].Bases; len(b) != 1 || b[0].Digest != got.DeliveredDigest() {
 		t.Errorf("leaf1 bases %+v, want the push's digest %s", b, got.DeliveredDigest())
+	}
+}
+
+// A push's run stored beside the building cascade run of the same child
+// (a crash of an older cccp between the two transactions) is reconciled
+// at start: the cascade run ends superseded and the push's run takes its
+// node, so the child's subtree still builds.
+func TestStartReconcileHandsTheCascadeNodeOn(t *testing.T) {
+	h := chainHarness(t)
+	h.db.Close()
+	path := filepath.Join(t.TempDir(), "cccp.db")
+	h.reopen(t, path)
+	h.backend.block, h.backend.blockURL = make(chan struct{}), "/mid"
+	h.cfg.Workers = 2
+	r, stop := h.startCtx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	var cascadeRun string
+	for ; cascadeRun == "" && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
+		if c, err := h.db.CascadeStartedBy(ctx, root.ID); err == nil {
+			if n := c.Node("demo/mid:latest"); n.State == store.CascadeQueued {
+				if run, err := h.db.Run(ctx, n.Run); err == nil && run.State == store.Running {
+					cascadeRun = run.ID
+				}
+			}
+		}
+	}
+	if cascadeRun == "" {
+		t.Fatal("mid's cascade run never started")
+	}
+	// What the old Enqueue stored before it died: the push's run, and no
+	// end of the cascade run.
+	pushed := &store.Run{Project: "demo/mid:latest", Kind: types.KindBranch, Branch: "master", Commit: "m2",
+		Cause: store.Cause{Kind: types.CausePush, Commit: "m2", Forge: "github", Repo: "org/app"},
+		State: store.Queued, Stages: plannedStages(types.KindBranch)}
+	if err := h.db.CreateRun(ctx, pushed); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	h.db.Close()
+
+	h.reopen(t, path)
+	close(h.backend.block)
+	h.start(t)
+	c := waitCascade(t, h.db, root.ID)
+	if n := c.Node("demo/mid:latest"); n.Run != pushed.ID || n.State != store.CascadeDelivered {
+		t.Errorf("mid's node: run %s %s, want run %s delivered", n.Run, n.State, pushed.ID)
+	}
+	for _, leaf := range []string{"demo/leaf1:latest", "demo/leaf2:latest"} {
+		if n := c.Node(leaf); n.State != store.CascadeDelivered {
+			t.Errorf("%s: %s %q, want delivered", leaf, n.State, n.Note)
+		}
+	}
+	old, err := h.db.Run(ctx, cascadeRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.State != store.Cancelled || !strings.Contains(old.Error, "superseded by run "+pushed.ID) {
+		t.Errorf("mid's cascade run: %s %q, want superseded by run %s", old.State, old.Error, pushed.ID)
 	}
 }
