@@ -347,7 +347,10 @@ func (r *Runner) Start(ctx context.Context) error {
 //     line) now builds the request's commit for the request's cause, and
 //     is returned. A burst of pushes thus makes one run.
 //   - Otherwise a new run is stored, and an older running run of the same
-//     target is cancelled, its Error saying by which run and commit.
+//     target is cancelled, its Error saying by which run and commit, in
+//     the same store transaction (supersede.go).
+//   - A request of a forge delivery that already made a run (any state,
+//     across restarts) returns that run and stores nothing.
 func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 	entry := req.Entry
 	if entry == nil {
