@@ -55,28 +55,22 @@ func (b *Bot) route(ctx context.Context, ev *event.Event) error {
 // ---- exactly-once run creation
 
 // enqueue creates the run req asks for unless the same delivery already
-// created it (a delivery processed again after a crash).
+// created it (a delivery processed again after a crash, or redelivered):
+// the pipeline returns that run then, in whatever state, from the
+// delivery's link stored with the run (store.DB.DeliveryRun), which is
+// looked up here first, so such a request does not reach the pipeline.
 func (b *Bot) enqueue(ctx context.Context, req pipeline.Request) (*store.Run, error) {
-	if id := req.Cause.DeliveryID; id != "" {
-		runs, err := b.cfg.Store.Runs(ctx, store.RunFilter{Project: req.Project, Limit: 100})
-		if err != nil && len(runs) == 0 {
-			return nil, fmt.Errorf("look up runs of %s: %w", req.Project, err)
+	if req.Cause.DeliveryID != "" {
+		kind := req.Kind
+		if kind == "" {
+			kind = types.KindBranch // as the pipeline defaults it
 		}
-		for _, r := range runs {
-			if r.Kind != req.Kind {
-				continue
-			}
-			// The delivery's request is the run's cause, or one folded
-			// into it while it was queued.
-			causes := []store.Cause{r.Cause}
-			for _, f := range r.Folded {
-				causes = append(causes, f.Cause)
-			}
-			for _, c := range causes {
-				if c.DeliveryID == id && c.Forge == req.Cause.Forge && c.Commit == req.Cause.Commit {
-					return r, nil
-				}
-			}
+		r, err := b.cfg.Store.DeliveryRun(ctx, req.Cause, req.Project, kind)
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("look up the runs of delivery %s: %w", req.Cause.DeliveryID, err)
 		}
 	}
 	r, err := b.cfg.Pipeline.Enqueue(ctx, req)

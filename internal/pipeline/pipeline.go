@@ -62,6 +62,12 @@ type Target interface {
 // Store keeps runs.
 type Store interface {
 	CreateRun(ctx context.Context, r *store.Run) error
+	// CreateRunSuperseding and SupersedeRuns end the older runs of a
+	// target in the new run's transaction; DeliveryRun finds the run a
+	// forge delivery's request made (supersede.go).
+	CreateRunSuperseding(ctx context.Context, r *store.Run, s store.Supersede) ([]*store.Run, error)
+	SupersedeRuns(ctx context.Context, by string, s store.Supersede) ([]*store.Run, error)
+	DeliveryRun(ctx context.Context, c store.Cause, project string, kind types.RunKind) (*store.Run, error)
 	UpdateRun(ctx context.Context, id string, fn func(*store.Run) error) (*store.Run, error)
 	Run(ctx context.Context, id string) (*store.Run, error)
 	UnfinishedRuns(ctx context.Context) ([]*store.Run, error)
@@ -308,6 +314,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	sealer, _ := r.cfg.Logs.(interface {
 		Seal(runID, stage string) error
 	})
+	unfinished, superseded := r.reconcile(ctx, unfinished)
 	for _, run := range unfinished {
 		r.log.Info("resuming run", "run", run.ID, "project", run.Project, "state", run.State)
 		// A stage cut off by the crash keeps the log it had, complete and
@@ -331,6 +338,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.qmu.Lock()
 	r.sched.loaded = true
 	r.qmu.Unlock()
+	r.ended(ctx, superseded)
 	r.mu.Lock()
 	r.done = make(chan struct{})
 	r.mu.Unlock()
@@ -351,7 +359,10 @@ func (r *Runner) Start(ctx context.Context) error {
 //     line) now builds the request's commit for the request's cause, and
 //     is returned. A burst of pushes thus makes one run.
 //   - Otherwise a new run is stored, and an older running run of the same
-//     target is cancelled, its Error saying by which run and commit.
+//     target is cancelled, its Error saying by which run and commit, in
+//     the same store transaction (supersede.go).
+//   - A request of a forge delivery that already made a run (any state,
+//     across restarts) returns that run and stores nothing.
 func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 	entry := req.Entry
 	if entry == nil {
@@ -395,6 +406,14 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		Stages:  stages,
 	}
 	r.qmu.Lock()
+	if q, err := r.knownRequest(ctx, run); q != nil || err != nil {
+		r.qmu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
+		}
+		r.log.Info("request already made a run", "run", q.ID, "project", q.Project, "delivery", run.Cause.DeliveryID)
+		return q, nil
+	}
 	if id, ok := r.sched.targets[targetKey(run)]; ok {
 		q, err := r.coalesce(ctx, id, run)
 		if err == nil {
@@ -418,13 +437,12 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		}
 		delete(r.sched.targets, targetKey(run))
 	}
-	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
-		r.qmu.Unlock()
+	superseded, err := r.create(ctx, run)
+	r.qmu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
 	}
-	r.push(run)
-	r.qmu.Unlock()
-	r.supersede(ctx, run)
+	r.ended(ctx, superseded)
 	r.notify(run)
 	return run, nil
 }
@@ -506,17 +524,7 @@ func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
 		delete(r.sched.known, id)
 	}
 	r.qmu.Unlock()
-	r.mu.Lock()
-	cancel := r.active[id]
-	r.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	r.notify(run)
-	if run.State.Done() {
-		r.settleCascade(ctx, run)
-		r.release(id)
-	}
+	r.ended(ctx, []*store.Run{run})
 	return nil
 }
 

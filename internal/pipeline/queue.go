@@ -230,12 +230,17 @@ func (r *Runner) coalesce(ctx context.Context, id string, run *store.Run) (*stor
 		class := min(classOf(q), queue.ClassOf(run.Kind, run.Cause.Kind))
 		fold := store.Fold{Cause: q.Cause, Commit: q.Commit, By: firstNonEmpty(run.Commit, run.Cause.Commit), At: time.Now().UTC()}
 		cause := run.Cause
-		if q.Cause.Cascade != "" {
+		switch {
+		case q.Cause.Cascade != "" && q.Cause.Kind == types.CauseParent:
 			// A run of a cascade keeps its cascade (it settles its node
 			// and releases its children); the request folded in is kept
 			// as the fold, and the run builds its commit, after the
 			// parents, at the better class of the two.
 			fold.Cause, cause = run.Cause, q.Cause
+		case q.Cause.Cascade != "":
+			// A request that took over a cascade node (supersede.go)
+			// hands the node on with the run.
+			cause.Cascade = q.Cause.Cascade
 		}
 		q.Folded = append(q.Folded, fold)
 		if len(q.Folded) > maxFolds {

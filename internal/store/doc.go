@@ -21,6 +21,9 @@
 //	                               sequentially (FillPercent 1.0)
 //	  delivery_ids/
 //	    <forge> 0x00 <id>       -> <seq> (8 bytes) + finished unix-nano (8 bytes, 0 = pending)
+//	  delivery_runs/            (created on first use; delivery_runs.go)
+//	    <forge> 0x00 <id> 0x00 <run seq> -> JSON link: the runs a delivery's requests made
+//	                               or were folded into, written in the run's transaction
 //	  delivery_attempts/        (schema 2)
 //	    <seq>                   -> JSON Attempt: a delivery whose routing failed; pending
 //	                               ones wait for NextAttempt, Failed ones keep their body in

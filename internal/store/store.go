@@ -204,6 +204,9 @@ func createRun(root *bolt.Bucket, r *Run) error {
 			return err
 		}
 	}
+	if err := linkNewRequests(root, &nr, seq, nil); err != nil {
+		return fmt.Errorf("create run: link delivery: %w", err)
+	}
 	*r = nr
 	return nil
 }
@@ -268,6 +271,7 @@ func updateRun(root *bolt.Bucket, id string, seq uint64, fn func(*Run) error) (*
 		return nil, err
 	}
 	id, project, kind := r.ID, r.Project, r.Kind
+	requests := runRequests(r)
 	if err := fn(r); err != nil {
 		return nil, err
 	}
@@ -276,6 +280,9 @@ func updateRun(root *bolt.Bucket, id string, seq uint64, fn func(*Run) error) (*
 	}
 	if err := putRun(root, seq, r); err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	if err := linkNewRequests(root, r, seq, requests); err != nil {
+		return nil, fmt.Errorf("update run %s: link delivery: %w", id, err)
 	}
 	return r, nil
 }
