@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -136,6 +137,7 @@ type worldOpts struct {
 	spread time.Duration
 	// wrap, when set, stands between the Scanner and the pipeline.
 	wrap func(Runner) Runner
+	log  *slog.Logger
 }
 
 func entryOf(i int) *index.Entry {
@@ -201,7 +203,7 @@ func openNoopWorld(tb testing.TB, o worldOpts) *noopWorld {
 		r = o.wrap(runner)
 	}
 	w.scanner, err = New(Config{Runner: r, Store: db, Entries: func() []*index.Entry { return w.entries },
-		Notifier: w.notes, Parallel: o.parallel, BaseURL: "https://cccp.example.org/", Clock: o.clock, Spread: o.spread})
+		Notifier: w.notes, Parallel: o.parallel, BaseURL: "https://cccp.example.org/", Clock: o.clock, Spread: o.spread, Logger: o.log})
 	if err != nil {
 		tb.Fatal(err)
 	}
