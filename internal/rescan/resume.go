@@ -13,8 +13,9 @@ import (
 // pipeline resumes; the others start at their due times, at once when
 // those have passed), its record completes, and people hear of the scans
 // that changed, once: an entry recorded before the stop was told about
-// then and is not scanned again. Older rescans left open (by a version of
-// cccp that did not resume) are closed, their open entries cancelled.
+// then and is not scanned again. Only the newest rescan is resumed; older
+// ones left open (by a version of cccp that did not resume) are closed,
+// their open entries cancelled.
 //
 // Run calls it first; call it before anything can Start a rescan, so a
 // new rescan does not take the place of the cut one. Only the first call
@@ -31,12 +32,12 @@ func (s *Scanner) resume(ctx context.Context) error {
 		return fmt.Errorf("find an interrupted rescan: %w", err)
 	}
 	var cut *store.Rescan
-	for _, r := range list { // newest first
+	for i, r := range list { // newest first
 		if !r.Finished.IsZero() {
 			continue
 		}
-		if cut == nil {
-			cut = r
+		if i == 0 {
+			cut = r // only the newest: a newer one ended, so this one's entries were scanned since
 			continue
 		}
 		if err := s.cancel(ctx, r.ID); err != nil {
