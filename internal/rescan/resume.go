@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // Resume goes on with the rescan a stop of cccp cut short, in the
@@ -47,6 +48,7 @@ func (s *Scanner) resume(ctx context.Context) error {
 	if cut == nil {
 		return nil
 	}
+	s.adopt(ctx, cut)
 	s.mu.Lock()
 	if s.running != "" {
 		running := s.running
@@ -58,6 +60,32 @@ func (s *Scanner) resume(ctx context.Context) error {
 	s.log.Info("rescan resumed", "rescan", cut.ID, "done", cut.Done(), "entries", len(cut.Entries), "trigger", cut.Trigger)
 	go s.work(ctx, cut)
 	return nil
+}
+
+// adopt finds the runs that entries of r still queued in the store had
+// started before cccp stopped: their progress is written every FlushEvery,
+// so a stop without the last write (a crash) can leave an entry queued
+// whose run is in the pipeline, or even done. Such an entry waits for that
+// run instead of queueing a second one.
+func (s *Scanner) adopt(ctx context.Context, r *store.Rescan) {
+	cause := "rescan " + r.ID
+	for i := range r.Entries {
+		e := &r.Entries[i]
+		if e.State != store.Queued {
+			continue
+		}
+		runs, err := s.cfg.Store.Runs(ctx, store.RunFilter{Project: e.Project, Limit: 10})
+		if err != nil {
+			s.log.Warn("rescan: look for the run of a resumed entry", "rescan", r.ID, "project", e.Project, "err", err)
+			continue
+		}
+		for _, run := range runs {
+			if run.Kind == types.KindRescan && run.Cause.Kind == types.CauseRescan && run.Cause.Detail == cause {
+				e.State, e.RunID = store.Running, run.ID
+				break
+			}
+		}
+	}
 }
 
 // cancel closes rescan id, its open entries cancelled.

@@ -141,3 +141,67 @@ func openRescans(tb testing.TB, dir string) (*store.Rescan, error) {
 	}
 	return list[0], nil
 }
+
+// A crash can stop cccp before the rescan's progress is written: an entry
+// still queued in the store may have a run, done or still in the pipeline.
+// The resumed rescan takes that run's result and queues no second run.
+func TestResumeAdoptsRunsStartedBeforeACrash(t *testing.T) {
+	dir := t.TempDir()
+	openNoopWorld(t, worldOpts{dir: dir, n: 2, parallel: 1, seed: true}).stop()
+
+	// What the crash left: a rescan with both entries queued, a rescan run
+	// of the first that ended (finding an update), one of the second
+	// still queued.
+	db, err := store.Open(filepath.Join(dir, "cccp.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cut := &store.Rescan{Trigger: "schedule", Entries: []store.RescanEntry{
+		{Project: entryOf(0).Key(), State: store.Queued}, {Project: entryOf(1).Key(), State: store.Queued}}}
+	if err := db.CreateRescan(ctx, cut); err != nil {
+		t.Fatal(err)
+	}
+	cause := store.Cause{Kind: types.CauseRescan, Detail: "rescan " + cut.ID}
+	for _, run := range []*store.Run{
+		{Project: entryOf(0).Key(), Kind: types.KindRescan, Cause: cause, GitURL: "file:///git/x", Branch: "master", Commit: "c0ffee",
+			State: store.Passed, Finished: cut.Started, Stages: []store.Stage{{Name: types.StageTest, State: store.Passed, Digest: digestOf(0),
+				Checks: []store.Check{{Name: types.CheckPackageUpdates, State: store.Failed, Findings: []string{"musl < r3"}}}}}},
+		{Project: entryOf(1).Key(), Kind: types.KindRescan, Cause: cause, GitURL: "file:///git/x", Branch: "master", Commit: "c0ffee",
+			State: store.Queued, Stages: []store.Stage{{Name: types.StageTest, State: store.Queued, Digest: digestOf(1)}}},
+	} {
+		if err := db.CreateRun(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	w := openNoopWorld(t, worldOpts{dir: dir, n: 2, parallel: 1})
+	done := make(chan *store.Rescan, 1)
+	w.scanner.afterRound = func(r *store.Rescan) { done <- r }
+	if err := w.scanner.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := receive(t, done)
+	if r.ID != cut.ID || r.Done() != 2 || r.Finished.IsZero() {
+		t.Errorf("resumed rescan %s: %d of %d done, finished %v", r.ID, r.Done(), len(r.Entries), r.Finished)
+	}
+	for i, e := range r.Entries {
+		runs, err := w.db.Runs(ctx, store.RunFilter{Project: e.Project})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, run := range runs {
+			if run.Kind == types.KindRescan {
+				n++
+			}
+		}
+		if n != 1 || e.State != store.Passed || e.Changed != (i == 0) {
+			t.Errorf("%s: %d rescan runs, %s, changed %v; want the one run, passed, changed only for the first", e.Project, n, e.State, e.Changed)
+		}
+	}
+	if got, want := w.notes.list(), []string{"team000@example.org: cccp rescan of bench/app000:latest: 1 new finding"}; !slices.Equal(got, want) {
+		t.Errorf("told %q, want %q", got, want)
+	}
+}
