@@ -18,6 +18,11 @@ type rescanConfig struct {
 	// Parallel bounds the rescan runs queued or running at once (default
 	// rescan.DefaultParallel).
 	Parallel int `yaml:"parallel"`
+	// Spread is the window a scheduled rescan starts its entries over,
+	// evenly (default rescan.DefaultSpread, or half the time between two
+	// scheduled rescans when that is shorter; 0: all at once, Parallel at
+	// a time). Nil until validate fills in the default.
+	Spread *spreadValue `yaml:"spread"`
 	// Legacy is the old form's value (`pipeline.rescan: 24h`), kept to warn
 	// at start; its period became the schedule "@every 24h".
 	Legacy string `yaml:"-"`
@@ -62,8 +67,69 @@ func (r *rescanConfig) validate() error {
 	if r.Parallel < 0 {
 		return fmt.Errorf("pipeline.rescan.parallel: %d is negative", r.Parallel)
 	}
-	if _, err := rescan.ParseSchedule(r.Schedule); err != nil {
+	sched, err := rescan.ParseSchedule(r.Schedule)
+	if err != nil {
 		return fmt.Errorf("pipeline.rescan.schedule: %w", err)
 	}
+	gap := shortestGap(sched)
+	if r.Spread == nil {
+		d := spreadValue(rescan.DefaultSpread)
+		if gap > 0 && time.Duration(d) >= gap {
+			d = spreadValue(gap / 2)
+		}
+		r.Spread = &d
+	}
+	spread := time.Duration(*r.Spread)
+	if spread < 0 {
+		return fmt.Errorf("pipeline.rescan.spread: %s is negative", spread)
+	}
+	if spread > 0 && gap > 0 && spread >= gap {
+		return fmt.Errorf("pipeline.rescan.spread: %s is not shorter than the %s between two scheduled rescans (%q): each rescan would still run when the next is due, and that one would be skipped", spread, gap, r.Schedule)
+	}
+	return nil
+}
+
+// shortestGap is the shortest time between two of sched's next few
+// rescans (0 for no schedule).
+func shortestGap(sched rescan.Schedule) time.Duration {
+	if sched == nil {
+		return 0
+	}
+	var gap time.Duration
+	t := sched.Next(time.Now())
+	for range 16 {
+		next := sched.Next(t)
+		if next.IsZero() {
+			break
+		}
+		if d := next.Sub(t); gap == 0 || d < gap {
+			gap = d
+		}
+		t = next
+	}
+	return gap
+}
+
+// spread is the configured spread (the default before validate).
+func (r rescanConfig) spread() time.Duration {
+	if r.Spread == nil {
+		return rescan.DefaultSpread
+	}
+	return time.Duration(*r.Spread)
+}
+
+// spreadValue is a duration in the YAML ("1h", "90m"), or 0.
+type spreadValue time.Duration
+
+func (v *spreadValue) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == "0" {
+		*v = 0
+		return nil
+	}
+	d, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return fmt.Errorf("line %d: pipeline.rescan.spread: %q is not a duration (such as 1h, 90m, or 0 for all at once)", n.Line, n.Value)
+	}
+	*v = spreadValue(d)
 	return nil
 }

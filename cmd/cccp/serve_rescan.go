@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"github.com/cccp-project/cccp/internal/rescan"
 	"github.com/cccp-project/cccp/internal/store"
@@ -15,6 +16,7 @@ import (
 type rescans struct {
 	scanner *rescan.Scanner // nil when rescans are off
 	sched   rescan.Schedule
+	log     *slog.Logger
 }
 
 // newRescans prepares the rescans of pipeline.rescan; notifier tells
@@ -30,18 +32,37 @@ func newRescans(cfg *serveConfig, env *pipelineEnv, idx *indexHolder, notifier r
 		return &rescans{}, err
 	}
 	s, err := rescan.New(rescan.Config{Runner: env.runner, Store: env.db, Entries: idx.entries, Notifier: notifier,
-		Parallel: cfg.Pipeline.Rescan.Parallel, BaseURL: cfg.BaseURL, Logger: log})
+		Parallel: cfg.Pipeline.Rescan.Parallel, Spread: cfg.Pipeline.Rescan.spread(), BaseURL: cfg.BaseURL, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	return &rescans{scanner: s, sched: sched}, nil
+	return &rescans{scanner: s, sched: sched, log: log}, nil
 }
 
-// start runs the rescans on their schedule until ctx ends.
+// start resumes the rescan a stop of cccp cut short, before anything can
+// start another, then runs the rescans on their schedule until ctx ends.
 func (r *rescans) start(ctx context.Context) {
-	if r.scanner != nil {
-		go r.scanner.Run(ctx, r.sched)
+	if r.scanner == nil {
+		return
 	}
+	if err := r.scanner.Resume(ctx); err != nil {
+		r.log.Error("rescan: resume", "err", err)
+	}
+	go r.scanner.Run(ctx, r.sched)
+}
+
+// withMetrics appends the rescans' counters to the metrics h writes (in
+// Prometheus' plain text: withDataMetrics asks h for that).
+func (r *rescans) withMetrics(h http.Handler) http.Handler {
+	if r.scanner == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h.ServeHTTP(w, req)
+		if err := r.scanner.WriteMetrics(w); err != nil {
+			r.log.Warn("rescan metrics", "err", err)
+		}
+	})
 }
 
 // progress is the rescan under way, for the web UI.

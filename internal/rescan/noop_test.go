@@ -1,13 +1,16 @@
 package rescan
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/index"
@@ -24,6 +27,9 @@ type noop struct {
 	mu    sync.Mutex
 	scans func(image string) []backend.CheckResult
 	tests int
+	// hold, when set, is called before a test ends, as long as it takes
+	// (a test holds a scan open with it, or cuts it with ctx).
+	hold func(ctx context.Context, image string) error
 }
 
 func (*noop) Name() string { return "noop" }
@@ -36,11 +42,16 @@ func (*noop) WaitBuild(context.Context, backend.Handle) (backend.BuildResult, er
 func (n *noop) StartTest(_ context.Context, spec backend.TestSpec) (backend.Handle, error) {
 	return backend.Handle(spec.RunID + "/test " + spec.Image), nil
 }
-func (n *noop) WaitTest(_ context.Context, h backend.Handle) (backend.TestResult, error) {
+func (n *noop) WaitTest(ctx context.Context, h backend.Handle) (backend.TestResult, error) {
+	_, image, _ := strings.Cut(string(h), " ")
+	if n.hold != nil {
+		if err := n.hold(ctx, image); err != nil {
+			return backend.TestResult{}, err
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.tests++
-	_, image, _ := strings.Cut(string(h), " ")
 	if n.scans == nil {
 		return backend.TestResult{Checks: []backend.CheckResult{{Name: types.CheckPackageUpdates, State: backend.CheckPassed}}}, nil
 	}
@@ -94,32 +105,70 @@ func (r *recorder) list() []string {
 // folder, with n entries, each delivered by a passed branch run, and a
 // Scanner over it.
 type noopWorld struct {
+	dir     string
 	db      *store.DB
 	be      *noop
 	entries []*index.Entry
+	runner  *pipeline.Runner
 	scanner *Scanner
 	notes   *recorder
+	stop    func() // stops the pipeline and closes the store (once)
 }
 
 func digestOf(i int) string { return fmt.Sprintf("sha256:%064x", i+1) }
 
 func newNoopWorld(tb testing.TB, n, parallel int) *noopWorld {
 	tb.Helper()
-	dir := tb.TempDir()
+	return openNoopWorld(tb, worldOpts{n: n, parallel: parallel, seed: true})
+}
+
+// worldOpts say what openNoopWorld makes.
+type worldOpts struct {
+	n, parallel int
+	// dir holds the store and logs; "" is a new folder.
+	dir string
+	// seed stores a delivering run for each entry (a new store).
+	seed bool
+	// be is the backend (nil: a new one); notes the recorder.
+	be    *noop
+	notes *recorder
+	// clock and spread go to the Scanner (nil: the wall clock).
+	clock  Clock
+	spread time.Duration
+	// wrap, when set, stands between the Scanner and the pipeline.
+	wrap func(Runner) Runner
+	log  *slog.Logger
+}
+
+func entryOf(i int) *index.Entry {
+	return &index.Entry{AppID: "bench", JobID: fmt.Sprintf("app%03d", i), GitURL: "file:///git/x", GitBranch: "master",
+		GitPath: "/", TargetFile: "Dockerfile", DesiredTag: "latest", BuildContext: "./",
+		NotifyEmail: []string{fmt.Sprintf("team%03d@example.org", i)}}
+}
+
+func openNoopWorld(tb testing.TB, o worldOpts) *noopWorld {
+	tb.Helper()
+	dir := cmp.Or(o.dir, tb.TempDir())
 	db, err := store.Open(filepath.Join(dir, "cccp.db"), store.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { db.Close() })
-	w := &noopWorld{db: db, be: &noop{}, notes: &recorder{}}
+	w := &noopWorld{dir: dir, db: db, be: o.be, notes: o.notes}
+	if w.be == nil {
+		w.be = &noop{}
+	}
+	if w.notes == nil {
+		w.notes = &recorder{}
+	}
 	byKey := map[string]*index.Entry{}
 	ctx := context.Background()
-	for i := range n {
-		e := &index.Entry{AppID: "bench", JobID: fmt.Sprintf("app%03d", i), GitURL: "file:///git/x", GitBranch: "master",
-			GitPath: "/", TargetFile: "Dockerfile", DesiredTag: "latest", BuildContext: "./",
-			NotifyEmail: []string{fmt.Sprintf("team%03d@example.org", i)}}
+	for i := range o.n {
+		e := entryOf(i)
 		w.entries = append(w.entries, e)
 		byKey[e.Key()] = e
+		if !o.seed {
+			continue
+		}
 		run := &store.Run{Project: e.Key(), Kind: types.KindBranch, Cause: store.Cause{Kind: types.CausePush},
 			GitURL: e.GitURL, Branch: "master", Commit: "c0ffee", State: store.Passed,
 			Stages: []store.Stage{{Name: types.StageBuild, State: store.Passed, Digest: digestOf(i)},
@@ -131,17 +180,30 @@ func newNoopWorld(tb testing.TB, n, parallel int) *noopWorld {
 	}
 	runner, err := pipeline.New(pipeline.Config{Resolver: noopResolver{}, Builder: w.be, Tester: w.be,
 		Images: noopImages{}, Target: noopTarget{}, Store: db, Logs: runlog.StageLogs{Logs: runlog.New(filepath.Join(dir, "logs"), 1<<20)},
-		Entries: func(k string) (*index.Entry, bool) { e, ok := byKey[k]; return e, ok }, Workers: parallel})
+		Entries: func(k string) (*index.Entry, bool) { e, ok := byKey[k]; return e, ok }, Workers: o.parallel})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	tb.Cleanup(func() { cancel(); <-runner.Stopped() })
+	var once sync.Once
+	w.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-runner.Stopped()
+			db.Close()
+		})
+	}
+	tb.Cleanup(w.stop)
 	if err := runner.Start(rctx); err != nil {
 		tb.Fatal(err)
 	}
-	w.scanner, err = New(Config{Runner: runner, Store: db, Entries: func() []*index.Entry { return w.entries },
-		Notifier: w.notes, Parallel: parallel, BaseURL: "https://cccp.example.org/"})
+	w.runner = runner
+	var r Runner = runner
+	if o.wrap != nil {
+		r = o.wrap(runner)
+	}
+	w.scanner, err = New(Config{Runner: r, Store: db, Entries: func() []*index.Entry { return w.entries },
+		Notifier: w.notes, Parallel: o.parallel, BaseURL: "https://cccp.example.org/", Clock: o.clock, Spread: o.spread, Logger: o.log})
 	if err != nil {
 		tb.Fatal(err)
 	}

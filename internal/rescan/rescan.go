@@ -8,10 +8,14 @@
 // The scans of many images are spread: at most Parallel rescan runs of one
 // rescan are queued or running at a time, so a rescan of hundreds of images
 // never fills the queue ahead of the pushes and pull requests people wait
-// on.
+// on; and a scheduled rescan starts its entries evenly over Spread, so the
+// registry and the scanners' package mirrors see a trickle, not a burst at
+// the cron time (spread.go). A rescan that a stop of cccp cut short is
+// resumed at the next start (resume.go).
 package rescan
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cccp-project/cccp/internal/index"
@@ -36,6 +41,7 @@ type Runner interface {
 // Store keeps rescans, scans and runs; *store.DB implements it.
 type Store interface {
 	LastDelivered(ctx context.Context, project string) (*store.Run, error)
+	Runs(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
 	CreateRescan(ctx context.Context, r *store.Rescan) error
 	UpdateRescan(ctx context.Context, id string, fn func(*store.Rescan) error) (*store.Rescan, error)
 	Rescans(ctx context.Context, limit int) ([]*store.Rescan, error)
@@ -65,6 +71,12 @@ type Config struct {
 	// Parallel bounds the rescan runs of one rescan queued or running at
 	// once (default DefaultParallel).
 	Parallel int
+	// Spread is the window over which a scheduled rescan starts its
+	// entries, evenly, in a stable order (spread.go); 0 starts them all at
+	// once, Parallel at a time. A rescan started by hand is not spread.
+	Spread time.Duration
+	// Clock is the time rescans read and wait on (default the wall clock).
+	Clock Clock
 	// BaseURL is where people reach cccp, for links in messages.
 	BaseURL string
 	Logger  *slog.Logger
@@ -72,8 +84,17 @@ type Config struct {
 
 // Scanner runs rescans, one at a time.
 type Scanner struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	clock Clock
+
+	resumed sync.Once
+	// skipped counts the scheduled rescans skipped because the one before
+	// was still under way (cccp_rescan_skipped_total).
+	skipped atomic.Int64
+	// afterRound, when set (by tests), is called when a rescan's work has
+	// ended and the next may start.
+	afterRound func(*store.Rescan)
 
 	mu      sync.Mutex
 	running string // ID of the rescan under way, "" when none
@@ -110,69 +131,58 @@ func New(cfg Config) (*Scanner, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = DefaultParallel
 	}
+	if cfg.Spread < 0 {
+		return nil, fmt.Errorf("rescan: negative spread %s", cfg.Spread)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = wallClock{}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
-	return &Scanner{cfg: cfg, log: cfg.Logger}, nil
+	return &Scanner{cfg: cfg, log: cfg.Logger, clock: cfg.Clock}, nil
 }
 
-// Run rescans on sched until ctx ends. A rescan still under way when the
-// next is due makes that one skip.
+// Run rescans on sched until ctx ends, after resuming the rescan a stop of
+// cccp cut short (Resume). A scheduled rescan that comes due while the one
+// before is still under way (a long spread, a slow scan, a rescan started
+// by hand) is skipped, with a warning and cccp_rescan_skipped_total: the
+// round under way scans every entry anyway, and the next due time starts a
+// fresh one.
 func (s *Scanner) Run(ctx context.Context, sched Schedule) {
-	if err := s.Recover(ctx); err != nil {
-		s.log.Warn("rescan: close interrupted rescans", "err", err)
+	if err := s.Resume(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("rescan: resume", "err", err)
 	}
 	for {
-		next := sched.Next(time.Now())
+		next := sched.Next(s.clock.Now())
 		if next.IsZero() {
 			return
 		}
-		t := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case <-s.clock.After(next.Sub(s.clock.Now())):
 		}
-		if _, err := s.Rescan(ctx, "schedule"); err != nil && ctx.Err() == nil {
-			s.log.Error("rescan", "err", err)
-		}
-	}
-}
-
-// Recover ends the rescans a stop of cccp left unfinished: their entries
-// that had not ended are marked cancelled (their runs, if queued, resume
-// with the pipeline but are not compared).
-func (s *Scanner) Recover(ctx context.Context) error {
-	list, err := s.cfg.Store.Rescans(ctx, 10)
-	if err != nil {
-		return err
-	}
-	for _, r := range list {
-		if !r.Finished.IsZero() {
-			continue
-		}
-		_, err := s.cfg.Store.UpdateRescan(ctx, r.ID, func(r *store.Rescan) error {
-			for i := range r.Entries {
-				if e := &r.Entries[i]; !e.State.Done() {
-					e.State, e.Note = store.Cancelled, "cccp stopped during this rescan"
-				}
+		r, err := s.begin(ctx, "schedule", s.cfg.Spread)
+		switch {
+		case errors.Is(err, ErrBusy):
+			s.skipped.Add(1)
+			s.log.Warn("rescan: skipped the scheduled rescan, the one before is still under way", "due", next, "err", err)
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Error("rescan", "err", err)
 			}
-			r.Finished = time.Now().UTC()
-			return nil
-		})
-		if err != nil {
-			return err
+		default:
+			go s.work(ctx, r)
 		}
 	}
-	return nil
 }
 
 // Start begins a rescan of every entry and returns it at once, its work
 // going on until done or ctx ends.
 func (s *Scanner) Start(ctx context.Context, trigger string) (*store.Rescan, error) {
-	r, err := s.begin(ctx, trigger)
+	r, err := s.begin(ctx, trigger, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +192,7 @@ func (s *Scanner) Start(ctx context.Context, trigger string) (*store.Rescan, err
 
 // Rescan rescans every entry and returns when all are done.
 func (s *Scanner) Rescan(ctx context.Context, trigger string) (*store.Rescan, error) {
-	r, err := s.begin(ctx, trigger)
+	r, err := s.begin(ctx, trigger, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +207,8 @@ type target struct {
 }
 
 // begin records a new rescan: every entry of the index, those with nothing
-// delivered already skipped.
-func (s *Scanner) begin(ctx context.Context, trigger string) (*store.Rescan, error) {
+// delivered already skipped, the others due over spread.
+func (s *Scanner) begin(ctx context.Context, trigger string, spread time.Duration) (*store.Rescan, error) {
 	s.mu.Lock()
 	if s.running != "" {
 		id := s.running
@@ -209,7 +219,7 @@ func (s *Scanner) begin(ctx context.Context, trigger string) (*store.Rescan, err
 	s.mu.Unlock()
 	entries := slices.Clone(s.cfg.Entries())
 	slices.SortFunc(entries, func(a, b *index.Entry) int { return strings.Compare(a.Key(), b.Key()) })
-	r := &store.Rescan{Trigger: trigger}
+	r := &store.Rescan{Trigger: trigger, Started: s.clock.Now().UTC()}
 	for _, e := range entries {
 		re := store.RescanEntry{Project: e.Key(), State: store.Queued}
 		if _, _, err := s.delivered(ctx, e.Key()); err != nil {
@@ -217,6 +227,7 @@ func (s *Scanner) begin(ctx context.Context, trigger string) (*store.Rescan, err
 		}
 		r.Entries = append(r.Entries, re)
 	}
+	planDue(r, spread)
 	if err := s.cfg.Store.CreateRescan(ctx, r); err != nil {
 		s.mu.Lock()
 		s.running = ""
@@ -224,9 +235,9 @@ func (s *Scanner) begin(ctx context.Context, trigger string) (*store.Rescan, err
 		return nil, fmt.Errorf("rescan: %w", err)
 	}
 	s.mu.Lock()
-	s.running, s.cur, s.flushed = r.ID, cloneRescan(r), time.Now()
+	s.running, s.cur, s.flushed = r.ID, cloneRescan(r), s.clock.Now()
 	s.mu.Unlock()
-	s.log.Info("rescan started", "rescan", r.ID, "entries", len(r.Entries), "trigger", trigger)
+	s.log.Info("rescan started", "rescan", r.ID, "entries", len(r.Entries), "trigger", trigger, "spread", spread)
 	return r, nil
 }
 
@@ -247,32 +258,39 @@ func (s *Scanner) delivered(ctx context.Context, project string) (*store.Run, st
 	return run, run.DeliveredDigest(), nil
 }
 
-// work runs every queued entry of r, at most Parallel at a time, and
-// records the end of r.
+// work runs every entry of r not yet done, each at its due time and at
+// most Parallel at a time, and records the end of r.
 func (s *Scanner) work(ctx context.Context, r *store.Rescan) *store.Rescan {
 	defer func() {
 		s.mu.Lock()
 		s.running, s.cur = "", nil
 		s.mu.Unlock()
+		if s.afterRound != nil {
+			s.afterRound(r)
+		}
 	}()
-	todo := make(chan string)
+	todo := make(chan item)
 	var wg sync.WaitGroup
 	for range s.cfg.Parallel {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for project := range todo {
-				s.scanEntry(ctx, r.ID, project)
+			for it := range todo {
+				s.scanEntry(ctx, r.ID, it)
 			}
 		}()
 	}
 feed:
-	for _, e := range r.Entries {
-		if e.State != store.Queued {
-			continue
+	for _, it := range items(r) {
+		if wait := it.due.Sub(s.clock.Now()); wait > 0 {
+			select {
+			case <-s.clock.After(wait):
+			case <-ctx.Done():
+				break feed
+			}
 		}
 		select {
-		case todo <- e.Project:
+		case todo <- it:
 		case <-ctx.Done():
 			break feed
 		}
@@ -280,13 +298,14 @@ feed:
 	close(todo)
 	wg.Wait()
 	if ctx.Err() != nil {
-		s.flush(ctx, time.Time{}) // the scans that ended; Recover closes the rescan at the next start
+		s.flush(ctx, time.Time{}) // the scans that ended; Resume goes on with the others at the next start
 		return r
 	}
-	done := s.flush(ctx, time.Now().UTC())
+	done := s.flush(ctx, s.clock.Now().UTC())
 	if done == nil {
 		return r
 	}
+	r = done
 	s.log.Info("rescan finished", "rescan", r.ID, "entries", len(done.Entries), "took", done.Finished.Sub(done.Started))
 	return done
 }
@@ -308,7 +327,7 @@ func (s *Scanner) setEntry(ctx context.Context, id, project string, scan *store.
 	if scan != nil {
 		s.pending = append(s.pending, scan)
 	}
-	due := time.Since(s.flushed) >= FlushEvery
+	due := s.clock.Now().Sub(s.flushed) >= FlushEvery
 	s.mu.Unlock()
 	if due {
 		s.flush(ctx, time.Time{})
@@ -328,7 +347,7 @@ func (s *Scanner) flush(ctx context.Context, finished time.Time) *store.Rescan {
 	}
 	snap, scans := cloneRescan(s.cur), s.pending
 	snap.Finished = finished
-	s.pending, s.flushed = nil, time.Now()
+	s.pending, s.flushed = nil, s.clock.Now()
 	s.mu.Unlock()
 	if err := s.cfg.Store.SaveRescan(context.WithoutCancel(ctx), snap, scans); err != nil {
 		s.log.Error("rescan: record progress and findings", "rescan", snap.ID, "scans", len(scans), "err", err)
@@ -361,31 +380,48 @@ func cloneRescan(r *store.Rescan) *store.Rescan {
 	return &c
 }
 
-// scanEntry runs one entry's rescan run, waits for it, and records its
+// scanEntry runs one entry's rescan run (or, resumed, waits for the one
+// it had started before cccp stopped), waits for it, and records its
 // findings.
-func (s *Scanner) scanEntry(ctx context.Context, id, project string) {
+func (s *Scanner) scanEntry(ctx context.Context, id string, it item) {
+	project := it.project
 	delivered, digest, err := s.delivered(ctx, project)
 	if err != nil {
 		s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.Note = store.Skipped, err.Error() })
 		return
 	}
-	run, err := s.cfg.Runner.Enqueue(ctx, pipeline.Request{
-		Project: project, Kind: types.KindRescan,
-		Cause:  store.Cause{Kind: types.CauseRescan, Detail: "rescan " + id},
-		GitURL: delivered.GitURL, Branch: delivered.Branch, Commit: delivered.Commit, Digest: digest,
-	})
-	if err != nil {
-		state, note := store.Failed, err.Error()
-		if errors.Is(err, pipeline.ErrUnknownProject) {
-			state, note = store.Skipped, "no longer in the index"
+	var done *store.Run
+	if it.runID != "" {
+		done, err = s.cfg.Runner.Wait(ctx, it.runID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.log.Warn("rescan: the run of a resumed entry is gone; starting another", "rescan", id, "project", project, "run", it.runID)
+			done = nil
+		case err != nil:
+			return // cccp is stopping
+		default:
+			digest = cmp.Or(scannedDigest(done), digest)
 		}
-		s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.Note = state, note })
-		return
 	}
-	s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.RunID = store.Running, run.ID })
-	done, err := s.cfg.Runner.Wait(ctx, run.ID)
-	if err != nil {
-		return // cccp is stopping
+	if done == nil {
+		run, err := s.cfg.Runner.Enqueue(ctx, pipeline.Request{
+			Project: project, Kind: types.KindRescan,
+			Cause:  store.Cause{Kind: types.CauseRescan, Detail: "rescan " + id},
+			GitURL: delivered.GitURL, Branch: delivered.Branch, Commit: delivered.Commit, Digest: digest,
+		})
+		if err != nil {
+			state, note := store.Failed, err.Error()
+			if errors.Is(err, pipeline.ErrUnknownProject) {
+				state, note = store.Skipped, "no longer in the index"
+			}
+			s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.Note = state, note })
+			return
+		}
+		s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.RunID = store.Running, run.ID })
+		done, err = s.cfg.Runner.Wait(ctx, run.ID)
+		if err != nil {
+			return // cccp is stopping
+		}
 	}
 	scan, err := s.scanOf(ctx, id, delivered, done, digest)
 	if err != nil {
@@ -399,4 +435,14 @@ func (s *Scanner) scanEntry(ctx context.Context, id, project string) {
 	}
 	changed := scan != nil && (len(scan.New) > 0 || len(scan.Resolved) > 0)
 	s.setEntry(ctx, id, project, scan, func(e *store.RescanEntry) { e.State, e.Note, e.Changed = state, note, changed })
+}
+
+// scannedDigest is the image a rescan run scanned ("" when it says none).
+func scannedDigest(run *store.Run) string {
+	for _, st := range run.Stages {
+		if st.Name == types.StageTest && st.Digest != "" {
+			return st.Digest
+		}
+	}
+	return ""
 }

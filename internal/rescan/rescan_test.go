@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/index"
@@ -175,26 +176,52 @@ func BenchmarkRescan300Overhead(b *testing.B) {
 	}
 }
 
-// A rescan that cccp stopped in the middle of is closed at the next start,
-// its unfinished entries marked cancelled, so its progress never shows as
-// under way forever.
-func TestRecoverClosesInterruptedRescans(t *testing.T) {
+// Of the rescans a stop of cccp left open, the newest is resumed
+// (resume_test.go) and the older ones, left by a cccp that did not resume,
+// are closed, their unfinished entries marked cancelled, so their progress
+// never shows as under way forever.
+func TestResumeClosesOlderOpenRescans(t *testing.T) {
 	w := newNoopWorld(t, 1, 1)
 	ctx := context.Background()
-	r := &store.Rescan{Trigger: "schedule", Entries: []store.RescanEntry{
+	done := make(chan *store.Rescan, 1)
+	w.scanner.afterRound = func(r *store.Rescan) { done <- r }
+	old := &store.Rescan{Trigger: "schedule", Entries: []store.RescanEntry{
 		{Project: "bench/app000:latest", State: store.Passed}, {Project: "b", State: store.Running, RunID: "5"}, {Project: "c", State: store.Queued}}}
-	if err := w.db.CreateRescan(ctx, r); err != nil {
+	if err := w.db.CreateRescan(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.scanner.Recover(ctx); err != nil {
+	cut := &store.Rescan{Trigger: "schedule", Entries: []store.RescanEntry{{Project: "bench/app000:latest", State: store.Queued}}}
+	if err := w.db.CreateRescan(ctx, cut); err != nil {
 		t.Fatal(err)
+	}
+	if err := w.scanner.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := receive(t, done); r.ID != cut.ID {
+		t.Errorf("resumed rescan %s, want the newest, %s", r.ID, cut.ID)
 	}
 	list, err := w.db.Rescans(ctx, 0)
-	if err != nil || len(list) != 1 {
+	if err != nil || len(list) != 2 {
 		t.Fatalf("rescans: %v %+v", err, list)
 	}
-	got := list[0]
+	got := list[1]
 	if got.Finished.IsZero() || got.Entries[0].State != store.Passed || got.Entries[1].State != store.Cancelled || got.Entries[2].State != store.Cancelled {
-		t.Errorf("after Recover: %+v", got)
+		t.Errorf("older open rescan after Resume: %+v", got)
+	}
+	if got := list[0]; got.Finished.IsZero() || got.Entries[0].State != store.Passed {
+		t.Errorf("newest open rescan after Resume: %+v", got)
+	}
+}
+
+// receive is the next value on ch; a test that waits for it longer than a
+// minute fails.
+func receive[T any](tb testing.TB, ch <-chan T) T {
+	tb.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(time.Minute):
+		tb.Fatalf("nothing received after a minute")
+		panic("unreachable")
 	}
 }

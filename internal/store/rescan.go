@@ -44,6 +44,9 @@ type RescanEntry struct {
 	Note string `json:",omitempty"`
 	// Changed: its findings differ from its previous scan.
 	Changed bool `json:",omitempty"`
+	// Due is when its scan is to start: a scheduled rescan spreads its
+	// entries over a window (zero: at once).
+	Due time.Time `json:",omitzero"`
 }
 
 // Done is how many entries have ended (including skipped ones).

@@ -1,0 +1,106 @@
+package rescan
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
+)
+
+// Resume goes on with the rescan a stop of cccp cut short, in the
+// background, and returns: its entries that had not ended are scanned
+// (those whose runs were queued or running wait for those runs, which the
+// pipeline resumes; the others start at their due times, at once when
+// those have passed), its record completes, and people hear of the scans
+// that changed, once: an entry recorded before the stop was told about
+// then and is not scanned again. Only the newest rescan is resumed; older
+// ones left open (by a version of cccp that did not resume) are closed,
+// their open entries cancelled.
+//
+// Run calls it first; call it before anything can Start a rescan, so a
+// new rescan does not take the place of the cut one. Only the first call
+// does anything.
+func (s *Scanner) Resume(ctx context.Context) error {
+	var err error
+	s.resumed.Do(func() { err = s.resume(ctx) })
+	return err
+}
+
+func (s *Scanner) resume(ctx context.Context) error {
+	list, err := s.cfg.Store.Rescans(ctx, 10)
+	if err != nil {
+		return fmt.Errorf("find an interrupted rescan: %w", err)
+	}
+	var cut *store.Rescan
+	for i, r := range list { // newest first
+		if !r.Finished.IsZero() {
+			continue
+		}
+		if i == 0 {
+			cut = r // only the newest: a newer one ended, so this one's entries were scanned since
+			continue
+		}
+		if err := s.cancel(ctx, r.ID); err != nil {
+			return err
+		}
+	}
+	if cut == nil {
+		return nil
+	}
+	s.adopt(ctx, cut)
+	s.mu.Lock()
+	if s.running != "" {
+		running := s.running
+		s.mu.Unlock()
+		return fmt.Errorf("resume rescan %s: rescan %s: %w", cut.ID, running, ErrBusy)
+	}
+	s.running, s.cur, s.flushed = cut.ID, cloneRescan(cut), s.clock.Now()
+	s.mu.Unlock()
+	s.log.Info("rescan resumed", "rescan", cut.ID, "done", cut.Done(), "entries", len(cut.Entries), "trigger", cut.Trigger)
+	go s.work(ctx, cut)
+	return nil
+}
+
+// adopt finds the runs that entries of r still queued in the store had
+// started before cccp stopped: their progress is written every FlushEvery,
+// so a stop without the last write (a crash) can leave an entry queued
+// whose run is in the pipeline, or even done. Such an entry waits for that
+// run instead of queueing a second one.
+func (s *Scanner) adopt(ctx context.Context, r *store.Rescan) {
+	cause := "rescan " + r.ID
+	for i := range r.Entries {
+		e := &r.Entries[i]
+		if e.State != store.Queued {
+			continue
+		}
+		runs, err := s.cfg.Store.Runs(ctx, store.RunFilter{Project: e.Project, Kind: types.KindRescan, Limit: 10})
+		if err != nil {
+			s.log.Warn("rescan: look for the run of a resumed entry", "rescan", r.ID, "project", e.Project, "err", err)
+			continue
+		}
+		for _, run := range runs {
+			if run.Kind == types.KindRescan && run.Cause.Kind == types.CauseRescan && run.Cause.Detail == cause {
+				e.State, e.RunID = store.Running, run.ID
+				break
+			}
+		}
+	}
+}
+
+// cancel closes rescan id, its open entries cancelled.
+func (s *Scanner) cancel(ctx context.Context, id string) error {
+	_, err := s.cfg.Store.UpdateRescan(ctx, id, func(r *store.Rescan) error {
+		for i := range r.Entries {
+			if e := &r.Entries[i]; !e.State.Done() {
+				e.State, e.Note = store.Cancelled, "cccp stopped during this rescan, and a newer one was under way"
+			}
+		}
+		r.Finished = s.clock.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("close interrupted rescan %s: %w", id, err)
+	}
+	return nil
+}
