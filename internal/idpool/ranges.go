@@ -87,8 +87,21 @@ func (r *Ranges) Acquire(ctx context.Context) (*Range, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.rangeOf(l), nil
+}
+
+// TryAcquire takes a free range; ok is false when all are held.
+func (r *Ranges) TryAcquire() (g *Range, ok bool, err error) {
+	l, ok, err := r.pool.TryAcquire()
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return r.rangeOf(l), true, nil
+}
+
+func (r *Ranges) rangeOf(l *Lease) *Range {
 	off := uint32(l.Index) * RangeSize
-	return &Range{UID: r.uid + off, GID: r.gid + off, Size: RangeSize, lease: l}, nil
+	return &Range{UID: r.uid + off, GID: r.gid + off, Size: RangeSize, lease: l}
 }
 
 // SubIDs finds user's first range in a subuid/subgid file ("name:start:count";
