@@ -25,7 +25,7 @@ import (
 // buildRange takes a range of the build user's subordinate ids (created
 // by hack/install-deps.sh), so that this test never shares host ids with
 // a build of another test running at the same time.
-func buildRange(t *testing.T) *idpool.Range {
+func buildRange(t testing.TB) *idpool.Range {
 	t.Helper()
 	ranges, err := idpool.NewRanges(idpool.RangesConfig{User: "cccp-build"})
 	if err != nil {
@@ -196,4 +196,76 @@ func layerFiles(t *testing.T, b *Builder, image string) map[string]layerFile {
 		f.Close()
 	}
 	return files
+}
+
+// BenchmarkBuildUserNS: what the user namespace costs a small build (one
+// RUN step, no layer cache) on a small and on a Debian base: as the host's
+// root, mapped to a range that already has its copy of the base (every
+// build after the first of a base in a range), and mapped to one that has
+// none yet (the first: containers/storage copies the base, chowned).
+func BenchmarkBuildUserNS(b *testing.B) {
+	ids := buildRange(b)
+	bases := []struct {
+		name string
+		ref  func(testing.TB) string
+	}{{"busybox", testimage.Busybox}, {"debian", testimage.Debian}}
+	for _, base := range bases {
+		ref := base.ref(b)
+		for _, mode := range []string{"host-root", "mapped", "mapped-first"} {
+			b.Run(base.name+"/"+mode, func(b *testing.B) {
+				bl := &Builder{}
+				var idmap *IDMap
+				if mode != "host-root" {
+					idmap = &IDMap{UID: ids.UID, GID: ids.GID, Size: ids.Size}
+				}
+				build := func(from string) {
+					dir := newContext(b, fmt.Sprintf("FROM %s\nRUN echo %d > /n\n", from, time.Now().UnixNano()), map[string]string{})
+					image := imageName(b)
+					var log bytes.Buffer
+					if _, err := bl.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image, Log: &log, NoLayers: true, IDMap: idmap}); err != nil {
+						b.Fatalf("build: %v\n%s", err, log.String())
+					}
+					b.StopTimer()
+					bl.Remove(context.Background(), image)
+					b.StartTimer()
+				}
+				b.StopTimer()
+				build(ref) // the range's copy of the base, made once
+				b.StartTimer()
+				for b.Loop() {
+					from := ref
+					if mode == "mapped-first" {
+						b.StopTimer()
+						from = relabel(b, ref) // a new image of the same layers: no copy in any range yet
+						b.StartTimer()
+					}
+					build(from)
+					if from != ref {
+						b.StopTimer()
+						bl.Remove(context.Background(), from)
+						b.StartTimer()
+					}
+				}
+			})
+		}
+	}
+}
+
+// relabel commits ref again with a label of its own: a new image (its own
+// ID, its own mapped copies) over the same layers.
+func relabel(tb testing.TB, ref string) string {
+	tb.Helper()
+	name := fmt.Sprintf("localhost/cccp-test/relabel-%d:t", time.Now().UnixNano())
+	out, err := exec.Command("buildah", "from", "--pull=never", "-q", ref).Output()
+	if err != nil {
+		tb.Fatalf("buildah from %s: %v", ref, err)
+	}
+	ctr := strings.TrimSpace(string(out))
+	if out, err := exec.Command("buildah", "config", "--label", "cccp-relabel="+name, ctr).CombinedOutput(); err != nil {
+		tb.Fatalf("buildah config: %v: %s", err, out)
+	}
+	if out, err := exec.Command("buildah", "commit", "--rm", "-q", ctr, name).CombinedOutput(); err != nil {
+		tb.Fatalf("buildah commit: %v: %s", err, out)
+	}
+	return name
 }
