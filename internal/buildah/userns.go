@@ -15,6 +15,12 @@ import (
 // Size-1 in the build container are host uids UID.. and gids GID.., so
 // root in a RUN step is an unprivileged nobody on the host. Files keep
 // their container ids in the image's layers.
+//
+// Ids at or above Size do not exist in the namespace: a RUN step sees a
+// base image's file owned by uid 70000 as owned by nobody (65534), the
+// base layer keeps it as 70000 (seen with buildah 1.28.2), and a RUN step
+// cannot chown to such an id. 65,536 ids (internal/idpool.RangeSize)
+// cover common distribution images, as for rootless podman.
 type IDMap struct {
 	UID, GID, Size uint32
 }
