@@ -136,7 +136,7 @@ type Config struct {
 	// must exist. Default DefaultPool.
 	Pool int
 	// Dir holds the boxes, in a folder per user; default each user's
-	// <home>/b. A box's runroot (<folder>/<scope>-<8 hex>/runroot) must
+	// <home>/b. Dir must let the users through (0711). A box's runroot (<folder>/<scope>-<8 hex>/runroot) must
 	// stay within podman's 50 characters.
 	Dir string
 	// LockDir holds the lock files that hand out the users; default

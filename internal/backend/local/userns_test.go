@@ -1,6 +1,7 @@
 package local_test
 
 import (
+	"context"
 	"io"
 	"os/exec"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/idpool"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -66,5 +68,44 @@ func TestPipelineRunStepsAreNotHostRoot(t *testing.T) {
 		"stat", "-c", "%u:%g", "/made-by-run", "/www/index.html", "/bin/busybox").CombinedOutput()
 	if got := strings.Fields(string(out)); err != nil || strings.Join(got, " ") != "0:0 0:0 0:0" {
 		t.Errorf("owners in the delivered image: %v: %q, want 0:0 for each", err, out)
+	}
+}
+
+// TestConcurrentBuildsGetTheirOwnRange: two builds started at the same
+// time (each holding its range for a RUN step of 3 s or more) map root of
+// their RUN steps to two different host ranges.
+func TestConcurrentBuildsGetTheirOwnRange(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var handles []backend.Handle
+	for _, job := range []string{"one", "two"} {
+		df := baseDockerfile + "RUN echo " + strconv.FormatInt(time.Now().UnixNano(), 10) + " " + job + "; echo uid_map; cat /proc/self/uid_map; sleep 3\n"
+		url := gitRepo(t, map[string]string{"Dockerfile": df}, true)
+		h, err := w.backend.StartBuild(ctx, backend.BuildSpec{RunID: "cc-" + job, Kind: types.KindBranch, Entry: newEntry("acme", job, url),
+			Src: backend.Source{GitURL: url, Commit: headOf(t, url), Branch: "master"}, Push: w.reg.Host() + "/acme/" + job + ":test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles = append(handles, h)
+	}
+	var maps []string
+	for _, h := range handles {
+		if _, err := w.backend.WaitBuild(ctx, h); err != nil {
+			t.Fatalf("%s: %v", h, err)
+		}
+		var log strings.Builder
+		w.backend.Log(ctx, h, 0, &log)
+		lines := strings.Split(log.String(), "\n")
+		for i, l := range lines[:len(lines)-1] {
+			if l == "uid_map" {
+				maps = append(maps, strings.Join(strings.Fields(lines[i+1]), " "))
+			}
+		}
+	}
+	if len(maps) != 2 {
+		t.Fatalf("uid maps found: %q, want one per build", maps)
+	}
+	if maps[0] == maps[1] || strings.HasPrefix(maps[0], "0 0 ") || strings.HasPrefix(maps[1], "0 0 ") {
+		t.Errorf("uid maps of two concurrent builds: %q, want two different unprivileged ranges", maps)
 	}
 }
