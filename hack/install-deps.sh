@@ -5,14 +5,20 @@
 # browser tests, debootstrap makes the Debian base of the test that builds
 # cccp's own image. Repository code runs in a box: bubblewrap for scripts,
 # rootless podman (uidmap, slirp4netns, fuse-overlayfs) for their
-# containers, both as the unprivileged user CCCP_SANDBOX_USER (default
-# cccp-sandbox), which this script creates with subuid/subgid ranges and
-# a container storage of its own. Debian 12 package names; needs root (or
-# sudo). Idempotent: a second run changes nothing.
+# containers, both as one of CCCP_SANDBOX_USERS (default 4) unprivileged
+# users CCCP_SANDBOX_USER, CCCP_SANDBOX_USER-1, ... (default cccp-sandbox),
+# one per box at a time, which this script creates with subuid/subgid
+# ranges and a container storage of their own. Builds run their RUN steps
+# in a user namespace whose ids come from the subordinate range of the
+# user CCCP_BUILD_USER (default cccp-build): CCCP_BUILD_SLOTS (default 16)
+# slots of 65536 ids, one per build at a time. Debian 12 package names;
+# needs root (or sudo). Idempotent: a second run changes nothing.
 set -euo pipefail
 pkgs=(git buildah podman runc skopeo busybox-static chromium wrk uidmap slirp4netns fuse-overlayfs bubblewrap debootstrap)
 sandbox_user="${CCCP_SANDBOX_USER:-cccp-sandbox}"
-sandbox_home="${CCCP_SANDBOX_HOME:-/var/lib/$sandbox_user}"
+sandbox_users="${CCCP_SANDBOX_USERS:-4}"
+build_user="${CCCP_BUILD_USER:-cccp-build}"
+build_slots="${CCCP_BUILD_SLOTS:-16}"
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -27,25 +33,63 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The sandbox user: a system account without a login shell, owning only its
-# home (per-run podman storage lives under it).
-if ! getent passwd "$sandbox_user" >/dev/null; then
-  $sudo useradd --system --user-group --home-dir "$sandbox_home" --create-home \
-    --shell /usr/sbin/nologin "$sandbox_user"
-fi
-$sudo chmod 0711 "$sandbox_home"
-
-# Subordinate ids for its rootless containers: useradd --system writes none.
-# 65536 ids after the highest range already handed out (at least 100000).
-add_range() { # file flag
-  local file=$1 flag=$2
-  grep -q "^$sandbox_user:" "$file" 2>/dev/null && return 0
-  local start
-  start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$file" 2>/dev/null || echo 100000)
-  $sudo usermod "$flag" "$start-$((start + 65535))" "$sandbox_user"
+# Subordinate ids: useradd --system writes none. count ids after the
+# highest range already handed out (at least 100000), in both files.
+add_range() { # user count
+  local user=$1 count=$2 file flag start
+  for file in /etc/subuid /etc/subgid; do
+    flag=--add-subuids
+    [ "$file" = /etc/subgid ] && flag=--add-subgids
+    grep -q "^$user:" "$file" 2>/dev/null && continue
+    start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$file" 2>/dev/null || echo 100000)
+    $sudo usermod "$flag" "$start-$((start + count - 1))" "$user"
+  done
 }
-add_range /etc/subuid --add-subuids
-add_range /etc/subgid --add-subgids
+
+# A sandbox user: a system account without a login shell, owning only its
+# home (per-run podman storage lives under it), with 65536 subordinate ids
+# for its rootless containers and a container storage configuration:
+# native overlay when the kernel lets an unprivileged user mount it
+# (Linux >= 5.13), fuse-overlayfs otherwise; never vfs, which copies
+# every layer.
+add_sandbox_user() { # name
+  local user=$1 home=/var/lib/$1
+  [ "$user" = "$sandbox_user" ] && home="${CCCP_SANDBOX_HOME:-/var/lib/$user}"
+  if ! getent passwd "$user" >/dev/null; then
+    $sudo useradd --system --user-group --home-dir "$home" --create-home \
+      --shell /usr/sbin/nologin "$user"
+  fi
+  $sudo chmod 0711 "$home"
+  add_range "$user" 65536
+  local conf="$home/.config/containers"
+  if [ ! -f "$conf/storage.conf" ]; then
+    $sudo install -d -o "$user" -g "$user" -m 0700 "$home/.config" "$conf"
+    local major minor opts
+    major=$(uname -r | cut -d. -f1); minor=$(uname -r | cut -d. -f2)
+    if [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 13 ]; }; then
+      opts=''
+    else
+      opts='mount_program = "/usr/bin/fuse-overlayfs"'
+    fi
+    printf '[storage]\ndriver = "overlay"\n[storage.options.overlay]\n%s\n' "$opts" |
+      $sudo install -o "$user" -g "$user" -m 0600 /dev/stdin "$conf/storage.conf"
+  fi
+}
+# One user per box at a time (internal/sandbox hands them out), so that
+# two runs' boxes never share a uid: none can signal, trace or read the
+# other's processes and files.
+add_sandbox_user "$sandbox_user"
+for i in $(seq 1 $((sandbox_users - 1))); do
+  add_sandbox_user "$sandbox_user-$i"
+done
+
+# The build user owns no process and no file: it only holds the
+# subordinate ids that builds map root of their RUN steps to.
+if ! getent passwd "$build_user" >/dev/null; then
+  $sudo useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin "$build_user"
+fi
+add_range "$build_user" $((build_slots * 65536))
 
 # slirp4netns (a test container that asks for a network) needs the tun
 # device; some VMs ship it 0600.
@@ -53,18 +97,3 @@ if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
   $sudo chmod 0666 /dev/net/tun
 fi
 
-# Its container storage: native overlay when the kernel lets an
-# unprivileged user mount it (Linux >= 5.13), fuse-overlayfs otherwise;
-# never vfs, which copies every layer.
-conf="$sandbox_home/.config/containers"
-if [ ! -f "$conf/storage.conf" ]; then
-  $sudo install -d -o "$sandbox_user" -g "$sandbox_user" -m 0700 "$sandbox_home/.config" "$conf"
-  major=$(uname -r | cut -d. -f1); minor=$(uname -r | cut -d. -f2)
-  if [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 13 ]; }; then
-    opts=''
-  else
-    opts='mount_program = "/usr/bin/fuse-overlayfs"'
-  fi
-  printf '[storage]\ndriver = "overlay"\n[storage.options.overlay]\n%s\n' "$opts" |
-    $sudo install -o "$sandbox_user" -g "$sandbox_user" -m 0600 /dev/stdin "$conf/storage.conf"
-fi

@@ -23,6 +23,7 @@ import (
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/digestcache"
 	"github.com/cccp-project/cccp/internal/gitsrc"
+	"github.com/cccp-project/cccp/internal/idpool"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
@@ -48,6 +49,8 @@ type envFlags struct {
 	workers      int
 	logMaxBytes  int64
 	sandboxUser  string
+	sandboxPool  int
+	buildUser    string
 	sandboxLimit sandbox.Limits
 	stageTimeout time.Duration
 	maxResumes   int
@@ -69,6 +72,8 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().IntVar(&f.workers, "workers", 1, "runs that work at once")
 	cmd.Flags().Int64Var(&f.logMaxBytes, "log-max-bytes", 16<<20, "size cap of one stage's log")
 	cmd.Flags().StringVar(&f.sandboxUser, "sandbox-user", sandbox.DefaultUser, "unprivileged user that runs repository scripts and test containers (hack/install-deps.sh creates it)")
+	cmd.Flags().IntVar(&f.sandboxPool, "sandbox-users", sandbox.DefaultPool, "boxes at once, each as a user of its own: --sandbox-user, then --sandbox-user-1, -2, ... (hack/install-deps.sh creates 4)")
+	cmd.Flags().StringVar(&f.buildUser, "build-user", "cccp-build", "user whose subordinate ids (/etc/subuid, /etc/subgid) builds map root of their RUN steps to, 65536 per build at once; empty runs RUN steps as the host's root (hack/install-deps.sh creates it)")
 	cmd.Flags().IntVar(&f.sandboxLimit.Pids, "sandbox-pids", 1024, "most processes and threads of one stage's sandbox (scripts, podman, containers together)")
 	cmd.Flags().Int64Var(&f.sandboxLimit.Memory, "sandbox-memory", 2<<30, "most memory in bytes of one stage's sandbox")
 	cmd.Flags().Float64Var(&f.sandboxLimit.CPUs, "sandbox-cpus", 1, "CPU time of one stage's sandbox, in cores")
@@ -94,12 +99,28 @@ func openSandbox(f *envFlags, log *slog.Logger) *sandbox.Sandbox {
 	// Boxes are named after the data folder, so that a start clears only
 	// its own cccp's leftovers.
 	sum := sha256.Sum256([]byte(f.data))
-	sb, err := sandbox.New(sandbox.Config{User: f.sandboxUser, Scope: hex.EncodeToString(sum[:])[:6], Limits: f.sandboxLimit, Logger: log})
+	sb, err := sandbox.New(sandbox.Config{User: f.sandboxUser, Pool: f.sandboxPool, Scope: hex.EncodeToString(sum[:])[:6], Limits: f.sandboxLimit, Logger: log})
 	if err != nil {
 		log.Warn("no sandbox: repository prebuild and test scripts will not run", "err", err)
 		return nil
 	}
 	return sb
+}
+
+// openBuildIDs finds the id ranges that builds map root of their RUN
+// steps to. Without them (no --build-user, or it has no subordinate ids)
+// RUN steps run as the host's root, which every build's log says.
+func openBuildIDs(f *envFlags, log *slog.Logger) *idpool.Ranges {
+	if f.buildUser == "" {
+		log.Warn("no --build-user: RUN steps of builds run as root on this host")
+		return nil
+	}
+	r, err := idpool.NewRanges(idpool.RangesConfig{User: f.buildUser})
+	if err != nil {
+		log.Warn("no build id ranges: RUN steps of builds run as root on this host", "err", err)
+		return nil
+	}
+	return r
 }
 
 func defaultDataDir() string {
@@ -250,7 +271,7 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		Dir:     filepath.Join(env.workDir(), "local"),
 		Buildah: &buildah.Builder{Logger: log}, Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log},
 		Username: user, Password: pass, Insecure: isInsecure, InsecureRegistries: insecureHosts(isInsecure, env.target.Host),
-		Sandbox: openSandbox(f, log), Logger: log,
+		Sandbox: openSandbox(f, log), BuildIDs: openBuildIDs(f, log), Logger: log,
 	})
 	if err != nil {
 		return nil, err

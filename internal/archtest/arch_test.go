@@ -78,18 +78,21 @@ var allowed = map[string][]string{
 	// the OpenShift build backend: the seam and the index, never the local tools
 	"internal/backend/openshift": {"internal/backend", "internal/index", "internal/types"},
 	"internal/backend/local": {"internal/backend", "internal/buildah", "internal/checks", "internal/gitsrc",
-		"internal/index", "internal/podman", "internal/redact", "internal/safefs", "internal/sandbox", "internal/types"},
+		"internal/idpool", "internal/index", "internal/podman", "internal/redact", "internal/safefs", "internal/sandbox", "internal/types"},
 	// a remote backend speaks only HTTP and cccp's own formats: no local tools
 	"internal/backend/jenkins":             {"internal/backend", "internal/backend/testreport", "internal/redact", "internal/textcut"},
 	"internal/backend/jenkins/jenkinstest": nil,
 	"internal/backend/testreport":          {"internal/backend", "internal/types"},
 
 	// tools the local backend drives
-	"internal/buildah": {"internal/redact", "internal/regconf", "internal/registry", "internal/safefs", "internal/sandbox", "internal/tailbuf"},
+	"internal/buildah": {"internal/idpool", "internal/redact", "internal/regconf", "internal/registry", "internal/safefs", "internal/sandbox", "internal/tailbuf"},
 	"internal/podman":  {"internal/redact", "internal/registry", "internal/sandbox"},
 	"internal/checks":  {"internal/dockerlint", "internal/podman", "internal/redact", "internal/safefs", "internal/sandbox", "internal/types"},
 	// the box repository code runs in, and bounded reads of what it wrote
-	"internal/sandbox":    {"internal/podman", "internal/redact", "internal/regconf", "internal/tailbuf"},
+	"internal/sandbox": {"internal/idpool", "internal/podman", "internal/redact", "internal/regconf", "internal/tailbuf"},
+	// members of a pool (sandbox users, build id ranges) held by one
+	// process at a time, machine-wide (flock)
+	"internal/idpool":     nil,
 	"internal/safefs":     nil,
 	"internal/tailbuf":    nil,
 	"internal/regconf":    nil,

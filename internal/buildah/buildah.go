@@ -85,6 +85,9 @@ type BuildRequest struct {
 	Log io.Writer
 	// Env is added to buildah's environment (e.g. REGISTRY_AUTH_FILE).
 	Env []string
+	// IDMap, when set, runs the RUN steps in a user namespace with these
+	// host ids (see IDMap); nil runs them as the host's root.
+	IDMap *IDMap
 }
 
 // BuildResult is a successful build.
@@ -218,6 +221,14 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 		}
 		args = append(args, "--runtime", rt)
 	}
+	var env []string
+	if req.IDMap != nil {
+		if err := b.noIDMappedLowers(ctx); err != nil {
+			return "", nil, err
+		}
+		args = append(args, req.IDMap.args()...)
+		env = append(env, disableIDMapEnv)
+	}
 	args = append(args, fmt.Sprintf("--layers=%t", !req.NoLayers), "--iidfile", iid.Name(), "-f", dfPath, "-t", req.Image)
 	regConf := filepath.Join(filepath.Dir(iid.Name()), filepath.Base(iid.Name())+"-registries.conf")
 	if err := regconf.Write(regConf, regconf.Base(os.Getenv), req.InsecureRegistries); err != nil {
@@ -236,7 +247,7 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 
 	w := newWatcher(&tailbuf.Writer{Out: req.Log, Limit: b.OutputLimit})
 	cmd := exec.CommandContext(ctx, b.binary(), args...)
-	cmd.Env = append(append(os.Environ(), req.Env...), "CONTAINERS_REGISTRIES_CONF="+regConf)
+	cmd.Env = append(append(append(os.Environ(), req.Env...), env...), "CONTAINERS_REGISTRIES_CONF="+regConf)
 	cmd.Stdout, cmd.Stderr = w, w
 	// A cancelled build gets SIGTERM first: buildah then kills the RUN
 	// step's container, which a SIGKILL of buildah leaves running.

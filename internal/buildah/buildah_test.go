@@ -18,7 +18,7 @@ import (
 	"github.com/cccp-project/cccp/internal/testimage"
 )
 
-func newContext(t *testing.T, dockerfile string, files map[string]string) string {
+func newContext(t testing.TB, dockerfile string, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	files["Dockerfile"] = dockerfile
@@ -30,7 +30,7 @@ func newContext(t *testing.T, dockerfile string, files map[string]string) string
 	return dir
 }
 
-func imageName(t *testing.T) string {
+func imageName(t testing.TB) string {
 	return fmt.Sprintf("localhost/cccp-test/buildah-%d:t", time.Now().UnixNano())
 }
 

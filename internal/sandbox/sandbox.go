@@ -6,7 +6,14 @@
 //
 // A Box is one stage's box. It is made of:
 //
-//   - a folder of its own under the sandbox user's home (its podman
+//   - a user of its own while it is open: one of a pool of sandbox users
+//     (User, User-1, ..., Config.Pool of them; hack/install-deps.sh makes
+//     4), each with subordinate ids of its own, handed to one box at a time
+//     across every cccp on the machine (internal/idpool). Two boxes open at
+//     once never share a uid, so neither can signal or trace the other's
+//     processes nor read its files; a box waits for a free user when all
+//     are in use;
+//   - a folder of its own under its user's home (its podman
 //     storage, a runtime folder, the podman service's socket), removed on
 //     Close;
 //   - cgroup v1 groups (pids, memory, cpu, freezer) under
@@ -36,16 +43,15 @@
 //
 // What a box does not guarantee:
 //
-//   - Boxes share one sandbox user. A script sees nothing of another box
-//     (bubblewrap), but a container it starts through its podman service
-//     may bind-mount host paths the sandbox user can reach, and those
-//     include other boxes' folders (their podman storage and, while a
-//     script runs, their checkout). Runs that run at the same time are
-//     therefore not hidden from each other's containers; cccp's own files
-//     are (root-owned, 0600/0700), as is everything the sandbox user
-//     cannot read.
-//   - Such a container also sees what any local user sees of the host's
-//     file system (world-readable files under /etc, /usr).
+//   - A container a script starts through its podman service may
+//     bind-mount host paths its user can reach: what any local user sees
+//     of the host's file system (world-readable files under /etc, /usr).
+//     Other boxes' folders are 0700 of other users, cccp's files root's.
+//   - A user goes back to the pool when its box is closed and everything
+//     in it is dead. When cccp itself dies, the kernel frees the users
+//     its boxes held at once, while their processes live on until a cccp
+//     of the same Scope starts (Cleanup); another cccp on the machine may
+//     hand out such a user meanwhile.
 //   - With ServiceOnHostNetwork (test-network: true) the service, and a
 //     container started with --network host, share the host's network
 //     namespace and reach its loopback listeners.
@@ -77,13 +83,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cccp-project/cccp/internal/idpool"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/regconf"
 	"github.com/cccp-project/cccp/internal/tailbuf"
 )
 
-// DefaultUser is the sandbox user hack/install-deps.sh creates.
+// DefaultUser is the sandbox user hack/install-deps.sh creates, the
+// first of the pool.
 const DefaultUser = "cccp-sandbox"
+
+// DefaultPool is how many sandbox users hack/install-deps.sh creates:
+// DefaultUser, DefaultUser-1, -2, -3.
+const DefaultPool = 4
 
 // Limits bound one box (everything in it together: scripts, podman,
 // containers).
@@ -115,13 +127,21 @@ func (l Limits) withDefaults() Limits {
 // Config configures the sandbox. The zero value uses DefaultUser, its home,
 // /sys/fs/cgroup and default limits.
 type Config struct {
-	// User is the unprivileged user that runs repository code; it needs
-	// subuid/subgid ranges for rootless podman. Never root.
+	// User is the first unprivileged user that runs repository code; it
+	// needs subuid/subgid ranges for rootless podman. Never root.
 	User string
-	// Dir holds the boxes; default <User's home>/b. It must be reachable
-	// by User, and short: a box's runroot (Dir/<scope>-<8 hex>/runroot)
-	// must stay within podman's 50 characters.
+	// Pool is how many users boxes run as, one box per user at a time:
+	// User, then User-1 to User-(Pool-1). A user of the pool that does not
+	// exist is left out (logged), so fewer boxes are open at once; User
+	// must exist. Default DefaultPool.
+	Pool int
+	// Dir holds the boxes, in a folder per user; default each user's
+	// <home>/b. Dir must let the users through (0711). A box's runroot (<folder>/<scope>-<8 hex>/runroot) must
+	// stay within podman's 50 characters.
 	Dir string
+	// LockDir holds the lock files that hand out the users; default
+	// idpool.DefaultDir. Every cccp on the machine must use the same.
+	LockDir string
 	// Scope names this cccp's boxes (up to 6 characters of [a-z0-9]; a
 	// hash of its data folder), so that Cleanup removes only its own when
 	// several cccp processes share the sandbox user. Default "cccp".
@@ -137,10 +157,17 @@ type Config struct {
 
 // Sandbox makes boxes.
 type Sandbox struct {
-	cfg      Config
+	cfg     Config
+	users   []boxUser    // the pool, in order
+	pool    *idpool.Pool // which users are in use, machine-wide
+	cgroups []string     // usable controllers
+}
+
+// boxUser is a sandbox user of the pool and the folder its boxes live in.
+type boxUser struct {
+	name     string
 	uid, gid uint32
 	dir      string
-	cgroups  []string // usable controllers
 }
 
 // controllers a box uses when the machine has them (cgroup v1).
@@ -166,16 +193,10 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Pool <= 0 {
+		cfg.Pool = DefaultPool
+	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	u, err := user.Lookup(cfg.User)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox user %q: %w (hack/install-deps.sh creates it)", cfg.User, err)
-	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	if uid == 0 {
-		return nil, fmt.Errorf("sandbox user %q is root", cfg.User)
-	}
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("sandbox: cccp runs as uid %d; it must run as root to run repository code as %q", os.Geteuid(), cfg.User)
 	}
@@ -188,16 +209,25 @@ func New(cfg Config) (*Sandbox, error) {
 	if len(cfg.Scope) > 6 || strings.Trim(cfg.Scope, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
 		return nil, fmt.Errorf("sandbox scope %q: want up to 6 of [a-z0-9]", cfg.Scope)
 	}
-	s := &Sandbox{cfg: cfg, uid: uint32(uid), gid: uint32(gid), dir: cfg.Dir}
-	if s.dir == "" {
-		s.dir = filepath.Join(u.HomeDir, "b")
+	s := &Sandbox{cfg: cfg}
+	users, err := poolUsers(cfg)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	keys := make([]string, len(users))
+	for i, u := range users {
+		if err := os.MkdirAll(u.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		if err := os.Chown(u.dir, int(u.uid), int(u.gid)); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		keys[i] = "sandbox-user-" + u.name
+	}
+	if s.pool, err = idpool.New(cfg.LockDir, keys); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	if err := os.Chown(s.dir, int(uid), int(gid)); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
+	s.users = users
 	for _, c := range controllers {
 		p := filepath.Join(cfg.CgroupRoot, c, "cccp-sandbox")
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -216,8 +246,52 @@ func New(cfg Config) (*Sandbox, error) {
 	return s, nil
 }
 
-// UID is the sandbox user's uid.
-func (s *Sandbox) UID() (uid, gid uint32) { return s.uid, s.gid }
+// Users are the names of the pool's users, in the order they are handed
+// out.
+func (s *Sandbox) Users() []string {
+	names := make([]string, len(s.users))
+	for i, u := range s.users {
+		names[i] = u.name
+	}
+	return names
+}
+
+// poolUsers looks up the pool's users: User must exist, the others may
+// not (logged and left out); none may be root or appear twice.
+func poolUsers(cfg Config) ([]boxUser, error) {
+	var users []boxUser
+	seen := map[uint32]string{}
+	for i := range cfg.Pool {
+		name := cfg.User
+		if i > 0 {
+			name = fmt.Sprintf("%s-%d", cfg.User, i)
+		}
+		u, err := user.Lookup(name)
+		if err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("sandbox user %q: %w (hack/install-deps.sh creates it)", name, err)
+			}
+			cfg.Logger.Warn("sandbox: user of the pool missing; fewer boxes can be open at once (hack/install-deps.sh creates them)",
+				"user", name, "err", err)
+			continue
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		if uid == 0 {
+			return nil, fmt.Errorf("sandbox user %q is root", name)
+		}
+		if other, ok := seen[uint32(uid)]; ok {
+			return nil, fmt.Errorf("sandbox users %q and %q share uid %d", other, name, uid)
+		}
+		seen[uint32(uid)] = name
+		dir := filepath.Join(u.HomeDir, "b")
+		if cfg.Dir != "" {
+			dir = filepath.Join(cfg.Dir, name)
+		}
+		users = append(users, boxUser{name: name, uid: uint32(uid), gid: uint32(gid), dir: dir})
+	}
+	return users, nil
+}
 
 // Controllers are the cgroup controllers that bound boxes here.
 func (s *Sandbox) Controllers() []string { return slices.Clone(s.cgroups) }
@@ -232,10 +306,12 @@ type Box struct {
 	// namespace, loopback listeners included.
 	ServiceOnHostNetwork bool
 
-	s    *Sandbox
-	name string
-	dir  string
-	cg   map[string]string // controller -> group folder
+	s     *Sandbox
+	name  string
+	dir   string
+	cg    map[string]string // controller -> group folder
+	user  boxUser
+	lease *idpool.Lease // the user, held until Close
 
 	svc     *exec.Cmd
 	svcDone chan struct{}
@@ -256,21 +332,32 @@ func (b *Box) subgroups(name string) (map[string]string, error) {
 }
 
 // Open makes a box; label ("test") is logged with the box's own name
-// (<scope>-<8 random hex>), which names its folder and cgroups.
+// (<scope>-<8 random hex>), which names its folder and cgroups. It waits
+// for a user of the pool while every one is in use by another box (of
+// this or another cccp), until ctx ends.
 func (s *Sandbox) Open(ctx context.Context, label string) (*Box, error) {
 	b := make([]byte, 4)
 	rand.Read(b)
 	// Short: podman refuses a runroot path of more than 50 characters.
 	name := s.cfg.Scope + "-" + hex.EncodeToString(b)
-	s.cfg.Logger.Debug("sandbox: open box", "box", name, "for", label)
-	box := &Box{s: s, name: name, dir: filepath.Join(s.dir, name), cg: map[string]string{}}
+	lease, ok, err := s.pool.TryAcquire()
+	if err == nil && !ok {
+		s.cfg.Logger.Info("sandbox: every user of the pool is in use; waiting for one", "box", name, "for", label, "users", len(s.users))
+		lease, err = s.pool.Acquire(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open box %s: sandbox user: %w", name, err)
+	}
+	u := s.users[lease.Index]
+	s.cfg.Logger.Debug("sandbox: open box", "box", name, "for", label, "user", u.name)
+	box := &Box{s: s, name: name, dir: filepath.Join(u.dir, name), cg: map[string]string{}, user: u, lease: lease}
 	for _, d := range []string{"", "home", "xdg", "storage", "runroot", "tmp"} {
 		p := filepath.Join(box.dir, d)
 		if err := os.Mkdir(p, 0o700); err != nil {
 			box.Close()
 			return nil, fmt.Errorf("open box %s: %w", name, err)
 		}
-		if err := os.Chown(p, int(s.uid), int(s.gid)); err != nil {
+		if err := os.Chown(p, int(u.uid), int(u.gid)); err != nil {
 			box.Close()
 			return nil, fmt.Errorf("open box %s: %w", name, err)
 		}
@@ -311,6 +398,10 @@ func writeFile(dir, name, v string) error {
 // Name is the box's name.
 func (b *Box) Name() string { return b.name }
 
+// UID is the uid and gid the box's scripts and podman run as (root of its
+// containers is that uid on the host).
+func (b *Box) UID() (uid, gid uint32) { return b.user.uid, b.user.gid }
+
 // startIn starts cmd (already set up to run as the sandbox user) as a
 // member of the box's cgroups before it runs anything of its own: a shell
 // waits on a pipe until cccp has moved it, then execs cmd's program.
@@ -343,7 +434,7 @@ func (b *Box) startIn(cmd *exec.Cmd, groups map[string]string) error {
 
 func (b *Box) credential() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: b.s.uid, Gid: b.s.gid, Groups: []uint32{}},
+		Credential: &syscall.Credential{Uid: b.user.uid, Gid: b.user.gid, Groups: []uint32{}},
 		Setpgid:    true,
 		Pdeathsig:  syscall.SIGKILL,
 	}
@@ -482,7 +573,7 @@ const Dest = "/src"
 // process tree is killed (its PID namespace ends with it) and Reason says
 // so. err is for a script that could not be started.
 func (b *Box) Run(ctx context.Context, sc Script) (Result, error) {
-	if err := chownTree(sc.Checkout, int(b.s.uid), int(b.s.gid)); err != nil {
+	if err := chownTree(sc.Checkout, int(b.user.uid), int(b.user.gid)); err != nil {
 		return Result{}, fmt.Errorf("box %s: hand the checkout to the sandbox user: %w", b.name, err)
 	}
 	// The checkout is bind-mounted into the box folder, so the sandbox user
@@ -491,7 +582,7 @@ func (b *Box) Run(ctx context.Context, sc Script) (Result, error) {
 	if err := os.Mkdir(src, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return Result{}, fmt.Errorf("box %s: %w", b.name, err)
 	}
-	os.Chown(src, int(b.s.uid), int(b.s.gid))
+	os.Chown(src, int(b.user.uid), int(b.user.gid))
 	if err := syscall.Mount(sc.Checkout, src, "", syscall.MS_BIND|syscall.MS_PRIVATE, ""); err != nil {
 		return Result{}, fmt.Errorf("box %s: bind the checkout: %w", b.name, err)
 	}
@@ -744,12 +835,20 @@ func readPids(path string) []int {
 
 // Close ends everything in the box: it freezes its cgroup, kills every
 // process in it, and removes its folder (storage, images, containers) and
-// cgroups. It reports an error when a process survives.
+// cgroups, then gives its user back to the pool. It reports an error when
+// a process survives; the user is then kept from other boxes until cccp
+// ends.
 func (b *Box) Close() error {
 	var errs []error
-	if err := killAll(b.cg); err != nil {
-		errs = append(errs, fmt.Errorf("box %s: %w", b.name, err))
+	survivors := killAll(b.cg)
+	if survivors != nil {
+		errs = append(errs, fmt.Errorf("box %s: %w", b.name, survivors))
 	}
+	defer func() {
+		if survivors == nil {
+			b.lease.Release()
+		}
+	}()
 	if b.svc != nil && b.svc.Process != nil {
 		// Its process group too, in case a cgroup missed something.
 		syscall.Kill(-b.svc.Process.Pid, syscall.SIGKILL)
@@ -827,28 +926,33 @@ func removeAll(dir string) error {
 // behind (a crash): every process in their cgroups, their folders. Call it
 // at start, before any box of this scope is opened.
 func (s *Sandbox) Cleanup(ctx context.Context) error {
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return fmt.Errorf("sandbox clean-up: %w", err)
-	}
-	names := map[string]bool{}
+	names := map[string]string{} // box name -> its folder ("" for a cgroup alone)
 	mine := func(n string) bool { return strings.HasPrefix(n, s.cfg.Scope+"-") }
-	for _, e := range entries {
-		if mine(e.Name()) {
-			names[e.Name()] = true
+	for _, u := range s.users {
+		entries, err := os.ReadDir(u.dir)
+		if err != nil {
+			return fmt.Errorf("sandbox clean-up: %w", err)
+		}
+		for _, e := range entries {
+			if mine(e.Name()) {
+				names[e.Name()] = filepath.Join(u.dir, e.Name())
+			}
 		}
 	}
 	for _, c := range s.cgroups {
 		groups, _ := os.ReadDir(filepath.Join(s.cfg.CgroupRoot, c, "cccp-sandbox"))
 		for _, g := range groups {
-			if g.IsDir() && mine(g.Name()) {
-				names[g.Name()] = true
+			if _, ok := names[g.Name()]; g.IsDir() && mine(g.Name()) && !ok {
+				names[g.Name()] = ""
 			}
 		}
 	}
 	var errs []error
-	for n := range names {
-		box := &Box{s: s, name: n, dir: filepath.Join(s.dir, n), cg: map[string]string{}}
+	for n, dir := range names {
+		if dir == "" {
+			dir = filepath.Join(os.TempDir(), "cccp-sandbox-none", n) // no folder to remove
+		}
+		box := &Box{s: s, name: n, dir: dir, cg: map[string]string{}}
 		for _, c := range s.cgroups {
 			p := filepath.Join(s.cfg.CgroupRoot, c, "cccp-sandbox", n)
 			if _, err := os.Stat(p); err == nil {

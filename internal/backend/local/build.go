@@ -148,10 +148,16 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	if err := b.noteImage(local); err != nil {
 		return res, fmt.Errorf("record run image: %w", err)
 	}
-	if _, err := b.cfg.Buildah.Build(ctx, buildah.BuildRequest{
+	ids, err := b.buildIDs(ctx, log)
+	if err != nil {
+		return res, err
+	}
+	_, err = b.cfg.Buildah.Build(ctx, buildah.BuildRequest{
 		ContextDir: contextDir, Dockerfile: dockerfile, Image: local, Log: log, InsecureRegistries: b.cfg.InsecureRegistries,
-		BuildArgs: buildArgs(spec),
-	}); err != nil {
+		BuildArgs: buildArgs(spec), IDMap: ids.idMap(),
+	})
+	ids.release()
+	if err != nil {
 		b.removeImage(local)
 		return res, stageErr(ReasonBuildFailed, err)
 	}

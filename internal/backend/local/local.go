@@ -13,7 +13,10 @@
 // it when the stage ends. Paths from the index entry are resolved with
 // their symlinks and must stay in the checkout; the Dockerfile is read
 // only as a regular file beneath it, under a size cap. Builds run as root
-// with buildah's OCI isolation (rootless buildah works here only with
+// with buildah's OCI isolation, their RUN steps in a user namespace whose
+// root is a range of host ids of the build's own (Config.BuildIDs; no two
+// builds at once share one), so a RUN step is no one on the host
+// (rootless buildah works here only with
 // --network none or host: the CNI bridge cannot be made rootless and
 // buildah 1.28 has no slirp4netns for RUN steps). buildah fetches an ADD
 // URL itself, as root on the host's network, so an ADD of a URL on this
@@ -49,6 +52,7 @@ import (
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
+	"github.com/cccp-project/cccp/internal/idpool"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/types"
@@ -83,6 +87,10 @@ type Config struct {
 	// sandbox user (see box.go). Without it prebuild scripts and test
 	// scripts are refused, and the checks run with Podman.
 	Sandbox *sandbox.Sandbox
+	// BuildIDs hands each build a range of host ids that root in its RUN
+	// steps maps to (see build_userns.go); nil runs RUN steps as the
+	// host's root, with a warning in every build's log.
+	BuildIDs *idpool.Ranges
 	// Hold is how long the smoke run must keep running (or exit 0 before);
 	// default checks.DefaultHold.
 	Hold   time.Duration

@@ -121,7 +121,8 @@ func (w *world) startRunner(t *testing.T) {
 		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
 	}
 	w.backend, err = local.New(local.Config{Dir: filepath.Join(w.dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
-		Username: w.user, Password: w.pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{w.reg.Host()}, Hold: 2 * time.Second, Sandbox: sb})
+		Username: w.user, Password: w.pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{w.reg.Host()}, Hold: 2 * time.Second, Sandbox: sb,
+		BuildIDs: buildIDs(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
