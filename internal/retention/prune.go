@@ -38,7 +38,10 @@ type Config struct {
 	Registry Registry
 	// GC, when set, collects the registry's garbage after each Prune that
 	// is not a dry run (the embedded registry's GC).
-	GC     func(ctx context.Context) error
+	GC func(ctx context.Context) error
+	// Mail, when set, has the given-up mail of the outbox pruned by the
+	// same policy (mail.go).
+	Mail   MailStore
 	Logger *slog.Logger     // default: discard
 	Now    func() time.Time // default: time.Now
 }
@@ -65,6 +68,7 @@ type Result struct {
 	DryRun bool
 	Runs   []string // run IDs
 	Tags   []string // image references
+	Mails  []string // IDs of given-up mails
 	// Kept names what the policy chose but that stayed (a tag that could
 	// not be deleted, a run the store had to keep).
 	Kept error `json:"-"`
@@ -140,8 +144,14 @@ func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
 			ids = append(ids, pr.Run.ID)
 		}
 	}
+	mails, err := p.pruneMail(ctx, dryRun)
+	if err != nil {
+		kept = append(kept, err)
+	}
+	res.Mails = mails
 	if dryRun {
 		res.Runs = ids
+		res.Kept = errors.Join(kept...)
 		return res, nil
 	}
 	if len(ids) > 0 {
@@ -157,7 +167,7 @@ func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
 		}
 	}
 	res.Kept = errors.Join(kept...)
-	p.cfg.Logger.Info("retention: pruned", "runs", len(res.Runs), "tags", len(res.Tags), "kept", res.Kept)
+	p.cfg.Logger.Info("retention: pruned", "runs", len(res.Runs), "tags", len(res.Tags), "mails", len(res.Mails), "kept", res.Kept)
 	if p.cfg.GC != nil {
 		if err := p.cfg.GC(ctx); err != nil {
 			return res, fmt.Errorf("retention: %w", err)
