@@ -516,7 +516,7 @@ func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
 	r.qmu.Lock()
 	r.drop(id)
 	if run.State.Done() {
-		delete(r.sched.known, id)
+		r.sched.forget(id)
 	}
 	r.qmu.Unlock()
 	r.mu.Lock()

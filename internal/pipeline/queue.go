@@ -46,10 +46,12 @@ type scheduler struct {
 	held    map[string]*heldItem
 	targets map[string]string // target key -> ID of its queued, never started run
 	known   map[string]string // run ID -> target key, of every run queued or working here
-	loaded  bool              // Start queued the store's unfinished runs: known has them all
-	running map[string]int    // app-id -> runs working now
-	last    string            // app-id served last
-	wake    chan struct{}     // closed and replaced when an item is added
+	// byTarget is known the other way round: target key -> its run IDs.
+	byTarget map[string]map[string]struct{}
+	loaded   bool           // Start queued the store's unfinished runs: known has them all
+	running  map[string]int // app-id -> runs working now
+	last     string         // app-id served last
+	wake     chan struct{}  // closed and replaced when an item is added
 }
 
 type heldItem struct {
@@ -59,7 +61,40 @@ type heldItem struct {
 
 func newScheduler() scheduler {
 	return scheduler{pos: map[string]int{}, waiting: map[string]queue.Item{}, held: map[string]*heldItem{},
-		targets: map[string]string{}, known: map[string]string{}, running: map[string]int{}, wake: make(chan struct{})}
+		targets: map[string]string{}, known: map[string]string{}, byTarget: map[string]map[string]struct{}{},
+		running: map[string]int{}, wake: make(chan struct{})}
+}
+
+// know records run id of target key as queued or working here.
+func (s *scheduler) know(id, key string) {
+	if old, ok := s.known[id]; ok {
+		if old == key {
+			return
+		}
+		s.forget(id)
+	}
+	s.known[id] = key
+	ids := s.byTarget[key]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		s.byTarget[key] = ids
+	}
+	ids[id] = struct{}{}
+}
+
+// forget ends know: run id is neither queued nor working here.
+func (s *scheduler) forget(id string) {
+	key, ok := s.known[id]
+	if !ok {
+		return
+	}
+	delete(s.known, id)
+	if ids := s.byTarget[key]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(s.byTarget, key)
+		}
+	}
 }
 
 // add puts a ready item in line (or, while it is held, marks it to go in
@@ -162,7 +197,7 @@ func (r *Runner) push(run *store.Run) {
 		r.log.Error("queue run", "run", run.ID, "err", err)
 		return
 	}
-	r.sched.known[run.ID] = targetKey(run)
+	r.sched.know(run.ID, targetKey(run))
 	if !it.Resumed {
 		r.sched.targets[targetKey(run)] = run.ID
 	}
@@ -179,7 +214,7 @@ func (r *Runner) place(run *store.Run) {
 	switch it, waiting := r.sched.waiting[run.ID]; {
 	case run.State.Done():
 		r.drop(run.ID)
-		delete(r.sched.known, run.ID)
+		r.sched.forget(run.ID)
 	case waiting && len(run.WaitsOn) == 0:
 		delete(r.sched.waiting, run.ID)
 		it.Class, it.Queued = classOf(run), run.Released
@@ -216,7 +251,7 @@ func (r *Runner) next(ctx context.Context) (id string, done func(), ok bool) {
 			r.qmu.Unlock()
 			return it.ID, func() {
 				r.qmu.Lock()
-				delete(r.sched.known, it.ID)
+				r.sched.forget(it.ID)
 				if r.sched.running[it.Project]--; r.sched.running[it.Project] <= 0 {
 					delete(r.sched.running, it.Project)
 				}
@@ -243,8 +278,8 @@ func (r *Runner) olderOfTarget(run *store.Run) (ids []string, ok bool) {
 		return nil, false
 	}
 	key := targetKey(run)
-	for id, k := range r.sched.known {
-		if k == key && olderRun(id, run.ID) {
+	for id := range r.sched.byTarget[key] {
+		if olderRun(id, run.ID) {
 			ids = append(ids, id)
 		}
 	}

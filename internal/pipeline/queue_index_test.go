@@ -14,7 +14,8 @@ import (
 // TestSchedulerIndexStaysInStep drives the queue's bookkeeping with a
 // long random mix of pushes, cascade releases, holds and drops, and
 // checks after each step that the index maps agree with a plain model: a
-// run is in line, waiting, held or gone, and pos and targets say so.
+// run is in line, waiting, held or gone, and pos, targets and byTarget
+// say so.
 func TestSchedulerIndexStaysInStep(t *testing.T) {
 	r := &Runner{sched: newScheduler(), log: slog.New(slog.DiscardHandler)}
 	rnd := rand.New(rand.NewPCG(7, 11))
@@ -91,7 +92,7 @@ func TestSchedulerIndexStaysInStep(t *testing.T) {
 		default: // cancelled
 			id := pickID()
 			r.drop(id)
-			delete(r.sched.known, id)
+			r.sched.forget(id)
 			model[id] = gone
 		}
 		// Check the index against the model.
@@ -124,6 +125,18 @@ func TestSchedulerIndexStaysInStep(t *testing.T) {
 			if got != w {
 				t.Fatalf("step %d: run %s is %d, want %d", step, id, got, w)
 			}
+		}
+		n := 0
+		for key, ids := range r.sched.byTarget {
+			for id := range ids {
+				if r.sched.known[id] != key {
+					t.Fatalf("step %d: byTarget[%q] names run %s, known as %q", step, key, id, r.sched.known[id])
+				}
+				n++
+			}
+		}
+		if n != len(r.sched.known) {
+			t.Fatalf("step %d: byTarget holds %d runs, known %d", step, n, len(r.sched.known))
 		}
 		for key, id := range r.sched.targets {
 			if model[id] == gone || r.sched.known[id] != key {

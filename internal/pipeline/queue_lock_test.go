@@ -335,7 +335,7 @@ func BenchmarkPushDropWith10kQueued(b *testing.B) {
 	for b.Loop() {
 		id := strconv.Itoa(i + 1)
 		r.drop(id)
-		delete(r.sched.known, id) // as Cancel does
+		r.sched.forget(id) // as Cancel does
 		r.push(run(queued + i))
 		i++
 	}
