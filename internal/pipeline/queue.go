@@ -33,9 +33,9 @@ const queueAgeStep = time.Hour
 // maxFolds bounds store.Run.Folded: a run keeps the newest folds.
 const maxFolds = 100
 
-// scheduler is the in-memory index of the queued runs. Every change is
-// O(1) but Pick's one pass: pos finds an item in items, known a run's
-// target.
+// scheduler is the in-memory index of the queued runs. Everything but
+// Pick's one pass is O(1) (or the runs of one target): pos finds an item
+// in items, known and byTarget map runs and targets both ways.
 type scheduler struct {
 	items   []queue.Item
 	pos     map[string]int        // run ID -> its index in items
