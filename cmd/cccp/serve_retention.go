@@ -34,7 +34,7 @@ func newPruner(cfg retentionConfig, st *stateEnv, client *registry.Client, reg *
 		gc = func(ctx context.Context) error { _, err := reg.GC(ctx, false); return err }
 	}
 	return retention.New(retention.Config{Policy: cfg.policy(), Store: st.db, Logs: st.logs, Registry: client,
-		GC: gc, Mirrors: mirrors, MirrorsUnusedFor: cfg.MirrorsUnusedFor, MirrorURLs: urls,
+		GC: gc, Mail: st.db, Mirrors: mirrors, MirrorsUnusedFor: cfg.MirrorsUnusedFor, MirrorURLs: urls,
 		Logger: log.With("component", "retention")})
 }
 
@@ -121,6 +121,15 @@ func dataSizes(s *retention.Sizer) func(ctx context.Context) ([]web.DataPart, er
 	}
 }
 
+// retentionSummary counts what a Prune removed, or would remove.
+func retentionSummary(res retention.Result) string {
+	verb := "pruned"
+	if res.DryRun {
+		verb = "would prune"
+	}
+	return fmt.Sprintf("cccp: %s %d runs, %d run tags, %d given-up mails", verb, len(res.Runs), len(res.Tags), len(res.Mails))
+}
+
 // newRetentionCommand: `cccp retention [--dry-run]` prunes once, with cccp
 // serve stopped (it holds the database).
 func newRetentionCommand() *cobra.Command {
@@ -131,7 +140,7 @@ func newRetentionCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "retention --config FILE [--dry-run]",
-		Short: "Prune old runs, their logs and run tags by the configured retention policy, then collect the embedded registry",
+		Short: "Prune old runs, their logs and run tags, and mail given up for good, by the configured retention policy, then collect the embedded registry",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -183,6 +192,7 @@ func newRetentionCommand() *cobra.Command {
 			if res.Kept != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "cccp: kept: %v\n", res.Kept)
 			}
+			fmt.Fprintln(cmd.ErrOrStderr(), retentionSummary(res))
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
 			return enc.Encode(res)

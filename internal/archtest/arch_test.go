@@ -68,7 +68,7 @@ var allowed = map[string][]string{
 	"internal/backend/backendtest": {"internal/backend", "internal/index", "internal/types"},
 
 	// runs and stages
-	"internal/pipeline": {"internal/backend", "internal/buildkey", "internal/cascade", "internal/digestcache", "internal/index", "internal/queue", "internal/redact", "internal/store", "internal/types"},
+	"internal/pipeline": {"internal/backend", "internal/buildkey", "internal/cascade", "internal/digestcache", "internal/index", "internal/keylock", "internal/queue", "internal/redact", "internal/store", "internal/types"},
 	// the pure scheduling policy: which queued run works next
 	"internal/queue": {"internal/types"},
 	// rescan schedules rescan runs through the pipeline and keeps their

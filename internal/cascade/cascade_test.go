@@ -2,7 +2,9 @@ package cascade
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -107,40 +109,66 @@ func TestWaves(t *testing.T) {
 	}
 }
 
-// TestWholeCascade runs a cascade to its end, delivering every queued node,
-// and checks every node is queued exactly once and after its parents.
+// TestWholeCascade runs a cascade to its end the way the pipeline does:
+// Advance queues the ready nodes, and the queued runs finish one at a
+// time, each finish followed by Advance. Every node is queued exactly once,
+// and no node starts before every parent it waits on has finished: a
+// flat order of queueing would not tell a child released by its first
+// parent from one released by its last.
 func TestWholeCascade(t *testing.T) {
 	g := tree(4, 3)
+	// An edge that skips a level: the grandchild waits on a parent of the
+	// first wave and one of the second.
+	g["n"] = append(g["n"], "n.2.1.0")
 	nodes := Plan("n", g.children)
-	state := map[string]State{"n": Delivered}
-	blame := map[string]string{}
-	var order []string
-	for {
-		ds := Advance(nodes, state, blame)
-		if len(ds) == 0 {
-			break
-		}
-		for _, d := range ds {
-			order = append(order, d.Key)
-			state[d.Key] = Delivered
-		}
+	orders := []struct {
+		name string
+		pick func(running []string, rnd *rand.Rand) int
+	}{
+		{"first queued finishes first", func([]string, *rand.Rand) int { return 0 }},
+		{"last queued finishes first", func(running []string, _ *rand.Rand) int { return len(running) - 1 }},
+		{"shuffled", func(running []string, rnd *rand.Rand) int { return rnd.IntN(len(running)) }},
 	}
-	if len(order) != len(nodes) {
-		t.Fatalf("queued %d nodes, want %d", len(order), len(nodes))
-	}
-	at := map[string]int{}
-	for i, k := range order {
-		if _, dup := at[k]; dup {
-			t.Fatalf("%s queued twice", k)
-		}
-		at[k] = i
-	}
-	for _, n := range nodes {
-		for _, p := range n.WaitsOn {
-			if p != "n" && at[p] > at[n.Key] {
-				t.Errorf("%s queued before its parent %s", n.Key, p)
+	for _, o := range orders {
+		t.Run(o.name, func(t *testing.T) {
+			rnd := rand.New(rand.NewPCG(1, 2))
+			state := map[string]State{"n": Delivered}
+			blame := map[string]string{}
+			clock := 0
+			started, finished := map[string]int{}, map[string]int{"n": clock}
+			var running []string
+			for {
+				clock++
+				for _, d := range Advance(nodes, state, blame) {
+					if d.State != Queued {
+						t.Fatalf("%s decided %s, want queued: every parent delivers", d.Key, d.State)
+					}
+					if _, dup := started[d.Key]; dup {
+						t.Fatalf("%s queued twice", d.Key)
+					}
+					started[d.Key] = clock
+					running = append(running, d.Key)
+				}
+				if len(running) == 0 {
+					break
+				}
+				clock++
+				i := o.pick(running, rnd)
+				k := running[i]
+				running = slices.Delete(running, i, i+1)
+				state[k], finished[k] = Delivered, clock
 			}
-		}
+			if len(started) != len(nodes) {
+				t.Fatalf("queued %d nodes, want %d", len(started), len(nodes))
+			}
+			for _, n := range nodes {
+				for _, p := range n.WaitsOn {
+					if f, ok := finished[p]; !ok || started[n.Key] <= f {
+						t.Errorf("%s started at %d, before its parent %s finished (at %d)", n.Key, started[n.Key], p, f)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -166,7 +166,7 @@ func (f *fixture) open(t *testing.T) {
 
 func (f *fixture) outbox(t *testing.T) []store.Mail {
 	t.Helper()
-	m, err := f.db.Mails(context.Background(), 0)
+	m, err := f.db.Mails(context.Background(), "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/digestcache"
 	"github.com/cccp-project/cccp/internal/index"
+	"github.com/cccp-project/cccp/internal/keylock"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
 )
@@ -218,10 +219,14 @@ type Runner struct {
 	log   *slog.Logger
 	slots map[types.StageName]chan struct{} // per-stage semaphores (MaxConcurrent)
 
-	// qmu guards sched. Enqueue holds it while it coalesces or creates a
-	// run, so a worker never takes a run while it is being changed.
+	// qmu guards sched, and is held for in-memory changes only: Enqueue
+	// writes the store first and then publishes, and takes a run it folds
+	// into out of line meanwhile (scheduler.hold), so a worker never takes
+	// a run while it is being changed.
 	qmu   sync.Mutex
 	sched scheduler
+	// enqueuing serialises Enqueue per target key.
+	enqueuing keylock.Map
 
 	mu      sync.Mutex
 	active  map[string]context.CancelFunc // run ID -> cancel of its work
@@ -405,43 +410,63 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		State:   store.Queued,
 		Stages:  stages,
 	}
-	r.qmu.Lock()
+	// One Enqueue per target at a time, so a burst folds into one run;
+	// r.qmu is held only for the queue's in-memory changes, never across
+	// a store write, so a slow disk does not hold the workers' picks.
+	key := targetKey(run)
+	unlock, err := r.enqueuing.Lock(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
+	}
+	defer unlock()
+	// A request its forge delivery already answered gets that run (the
+	// per-target lock keeps a second Enqueue of the target out meanwhile).
 	if q, err := r.knownRequest(ctx, run); q != nil || err != nil {
-		r.qmu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
 		}
 		r.log.Info("request already made a run", "run", q.ID, "project", q.Project, "delivery", run.Cause.DeliveryID)
 		return q, nil
 	}
-	if id, ok := r.sched.targets[targetKey(run)]; ok {
+	r.qmu.Lock()
+	id, queued := r.sched.targets[key]
+	if queued {
+		r.sched.hold(id) // no worker takes it while it changes
+	}
+	r.qmu.Unlock()
+	if queued {
 		q, err := r.coalesce(ctx, id, run)
+		r.qmu.Lock()
 		if err == nil {
 			r.reclass(q)
-			r.qmu.Unlock()
+		}
+		r.sched.unhold(id)
+		if errors.Is(err, errNotQueued) && r.sched.targets[key] == id {
+			delete(r.sched.targets, key)
+		}
+		r.qmu.Unlock()
+		switch {
+		case err == nil:
+			unlock()
 			r.log.Info("request folded into queued run", "run", q.ID, "project", q.Project, "commit", q.Commit, "cause", q.Cause.Kind)
 			r.notify(q)
 			return q, nil
-		}
-		if errors.Is(err, errKnownRequest) {
-			r.qmu.Unlock()
+		case errors.Is(err, errKnownRequest):
+			unlock()
 			q, err := r.cfg.Store.Run(ctx, id)
 			if err != nil {
 				return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
 			}
 			return q, nil
-		}
-		if !errors.Is(err, errNotQueued) {
-			r.qmu.Unlock()
+		case !errors.Is(err, errNotQueued):
 			return nil, fmt.Errorf("enqueue %s: fold into queued run %s: %w", entry.Key(), id, err)
 		}
-		delete(r.sched.targets, targetKey(run))
 	}
 	superseded, err := r.create(ctx, run)
-	r.qmu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("enqueue %s: %w", entry.Key(), err)
 	}
+	unlock()
 	r.ended(ctx, superseded)
 	r.notify(run)
 	return run, nil
@@ -521,7 +546,7 @@ func (r *Runner) Cancel(ctx context.Context, id, reason string) error {
 	r.qmu.Lock()
 	r.drop(id)
 	if run.State.Done() {
-		delete(r.sched.known, id)
+		r.sched.forget(id)
 	}
 	r.qmu.Unlock()
 	r.ended(ctx, []*store.Run{run})

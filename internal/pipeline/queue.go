@@ -33,20 +33,117 @@ const queueAgeStep = time.Hour
 // maxFolds bounds store.Run.Folded: a run keeps the newest folds.
 const maxFolds = 100
 
-// scheduler is the in-memory index of the queued runs.
+// scheduler is the in-memory index of the queued runs. Everything but
+// Pick's one pass is O(1) (or the runs of one target): pos finds an item
+// in items, known and byTarget map runs and targets both ways.
 type scheduler struct {
 	items   []queue.Item
+	pos     map[string]int        // run ID -> its index in items
 	waiting map[string]queue.Item // run ID -> queued run still waiting on cascade parents: never picked
-	targets map[string]string     // target key -> ID of its queued, never started run
-	known   map[string]string     // run ID -> target key, of every run queued or working here
-	loaded  bool                  // Start queued the store's unfinished runs: known has them all
-	running map[string]int        // app-id -> runs working now
-	last    string                // app-id served last
-	wake    chan struct{}         // closed and replaced when an item is added
+	// held are queued runs whose record an Enqueue is changing (a fold):
+	// out of line until the change is stored, so no worker takes a run
+	// that is being changed. ready: it goes back in line then.
+	held    map[string]*heldItem
+	targets map[string]string // target key -> ID of its queued, never started run
+	known   map[string]string // run ID -> target key, of every run queued or working here
+	// byTarget is known the other way round: target key -> its run IDs.
+	byTarget map[string]map[string]struct{}
+	loaded   bool           // Start queued the store's unfinished runs: known has them all
+	running  map[string]int // app-id -> runs working now
+	last     string         // app-id served last
+	wake     chan struct{}  // closed and replaced when an item is added
+}
+
+type heldItem struct {
+	it    queue.Item
+	ready bool
 }
 
 func newScheduler() scheduler {
-	return scheduler{waiting: map[string]queue.Item{}, targets: map[string]string{}, known: map[string]string{}, running: map[string]int{}, wake: make(chan struct{})}
+	return scheduler{pos: map[string]int{}, waiting: map[string]queue.Item{}, held: map[string]*heldItem{},
+		targets: map[string]string{}, known: map[string]string{}, byTarget: map[string]map[string]struct{}{},
+		running: map[string]int{}, wake: make(chan struct{})}
+}
+
+// know records run id of target key as queued or working here.
+func (s *scheduler) know(id, key string) {
+	if old, ok := s.known[id]; ok {
+		if old == key {
+			return
+		}
+		s.forget(id)
+	}
+	s.known[id] = key
+	ids := s.byTarget[key]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		s.byTarget[key] = ids
+	}
+	ids[id] = struct{}{}
+}
+
+// forget ends know: run id is neither queued nor working here.
+func (s *scheduler) forget(id string) {
+	key, ok := s.known[id]
+	if !ok {
+		return
+	}
+	delete(s.known, id)
+	if ids := s.byTarget[key]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(s.byTarget, key)
+		}
+	}
+}
+
+// add puts a ready item in line (or, while it is held, marks it to go in
+// line when released) and wakes the workers.
+func (s *scheduler) add(it queue.Item) {
+	if h, ok := s.held[it.ID]; ok {
+		h.it, h.ready = it, true
+		return
+	}
+	s.pos[it.ID] = len(s.items)
+	s.items = append(s.items, it)
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// remove takes item id out of line; the order of items carries no
+// meaning (Pick compares every item), so the last one fills the gap.
+func (s *scheduler) remove(id string) (queue.Item, bool) {
+	i, ok := s.pos[id]
+	if !ok {
+		return queue.Item{}, false
+	}
+	it, last := s.items[i], len(s.items)-1
+	s.items[i] = s.items[last]
+	s.pos[s.items[i].ID] = i
+	s.items = s.items[:last]
+	delete(s.pos, id)
+	return it, true
+}
+
+// hold takes run id out of line while its record changes; unhold puts it
+// back.
+func (s *scheduler) hold(id string) {
+	h := &heldItem{}
+	h.it, h.ready = s.remove(id)
+	s.held[id] = h
+}
+
+// unhold ends hold: the run goes back in line if it was or has become
+// ready meanwhile and was not dropped.
+func (s *scheduler) unhold(id string) {
+	h, ok := s.held[id]
+	if !ok {
+		return
+	}
+	delete(s.held, id)
+	if h.ready {
+		s.add(h.it)
+	}
 }
 
 // targetKey names what a run is for: newer requests for the same key
@@ -86,12 +183,13 @@ func itemOf(run *store.Run) (queue.Item, error) {
 
 // push adds a stored run to the queue; the caller holds r.qmu.
 func (r *Runner) push(run *store.Run) {
-	for _, it := range r.sched.items {
-		if it.ID == run.ID {
-			return // resumed and enqueued before Start: queued once
-		}
+	if _, ok := r.sched.pos[run.ID]; ok {
+		return // resumed and enqueued before Start: queued once
 	}
 	if _, ok := r.sched.waiting[run.ID]; ok {
+		return
+	}
+	if _, ok := r.sched.held[run.ID]; ok {
 		return
 	}
 	it, err := itemOf(run)
@@ -99,7 +197,7 @@ func (r *Runner) push(run *store.Run) {
 		r.log.Error("queue run", "run", run.ID, "err", err)
 		return
 	}
-	r.sched.known[run.ID] = targetKey(run)
+	r.sched.know(run.ID, targetKey(run))
 	if !it.Resumed {
 		r.sched.targets[targetKey(run)] = run.ID
 	}
@@ -107,9 +205,7 @@ func (r *Runner) push(run *store.Run) {
 		r.sched.waiting[run.ID] = it
 		return
 	}
-	r.sched.items = append(r.sched.items, it)
-	close(r.sched.wake)
-	r.sched.wake = make(chan struct{})
+	r.sched.add(it)
 }
 
 // place follows a stored change of a queued cascade run (made, released,
@@ -118,13 +214,11 @@ func (r *Runner) place(run *store.Run) {
 	switch it, waiting := r.sched.waiting[run.ID]; {
 	case run.State.Done():
 		r.drop(run.ID)
-		delete(r.sched.known, run.ID)
+		r.sched.forget(run.ID)
 	case waiting && len(run.WaitsOn) == 0:
 		delete(r.sched.waiting, run.ID)
 		it.Class, it.Queued = classOf(run), run.Released
-		r.sched.items = append(r.sched.items, it)
-		close(r.sched.wake)
-		r.sched.wake = make(chan struct{})
+		r.sched.add(it)
 	case !waiting:
 		r.push(run)
 	}
@@ -134,17 +228,10 @@ func (r *Runner) place(run *store.Run) {
 // holds r.qmu.
 func (r *Runner) drop(id string) {
 	delete(r.sched.waiting, id)
-	for i, it := range r.sched.items {
-		if it.ID == id {
-			r.sched.items[i] = r.sched.items[len(r.sched.items)-1]
-			r.sched.items = r.sched.items[:len(r.sched.items)-1]
-			break
-		}
-	}
-	for k, v := range r.sched.targets {
-		if v == id {
-			delete(r.sched.targets, k)
-		}
+	delete(r.sched.held, id)
+	r.sched.remove(id)
+	if k, ok := r.sched.known[id]; ok && r.sched.targets[k] == id {
+		delete(r.sched.targets, k)
 	}
 }
 
@@ -164,7 +251,7 @@ func (r *Runner) next(ctx context.Context) (id string, done func(), ok bool) {
 			r.qmu.Unlock()
 			return it.ID, func() {
 				r.qmu.Lock()
-				delete(r.sched.known, it.ID)
+				r.sched.forget(it.ID)
 				if r.sched.running[it.Project]--; r.sched.running[it.Project] <= 0 {
 					delete(r.sched.running, it.Project)
 				}
@@ -191,8 +278,8 @@ func (r *Runner) olderOfTarget(run *store.Run) (ids []string, ok bool) {
 		return nil, false
 	}
 	key := targetKey(run)
-	for id, k := range r.sched.known {
-		if k == key && olderRun(id, run.ID) {
+	for id := range r.sched.byTarget[key] {
+		if olderRun(id, run.ID) {
 			ids = append(ids, id)
 		}
 	}
@@ -213,7 +300,8 @@ func sameRequest(a, b store.Cause) bool {
 
 // coalesce folds run (a new request, not yet stored) into the queued run
 // id of the same target: that run now builds run's commit for run's
-// cause. The caller holds r.qmu, so no worker takes id meanwhile.
+// cause. The caller holds id (scheduler.hold), so no worker takes it
+// meanwhile.
 func (r *Runner) coalesce(ctx context.Context, id string, run *store.Run) (*store.Run, error) {
 	return r.cfg.Store.UpdateRun(ctx, id, func(q *store.Run) error {
 		if q.State != store.Queued || !q.Started.IsZero() {
@@ -263,15 +351,18 @@ func (r *Runner) coalesce(ctx context.Context, id string, run *store.Run) (*stor
 	})
 }
 
-// reclass updates the queued item of a coalesced run.
+// reclass updates the queued item of a coalesced run; the caller holds
+// r.qmu.
 func (r *Runner) reclass(run *store.Run) {
-	for i := range r.sched.items {
-		if r.sched.items[i].ID == run.ID {
-			r.sched.items[i].Class = classOf(run)
-		}
+	c := classOf(run)
+	if i, ok := r.sched.pos[run.ID]; ok {
+		r.sched.items[i].Class = c
+	}
+	if h, ok := r.sched.held[run.ID]; ok {
+		h.it.Class = c
 	}
 	if it, ok := r.sched.waiting[run.ID]; ok {
-		it.Class = classOf(run)
+		it.Class = c
 		r.sched.waiting[run.ID] = it
 	}
 }

@@ -51,29 +51,40 @@ func (r *Runner) supersedeSpec(run *store.Run) store.Supersede {
 		End:   func(old, by *store.Run) { markCancelled(old, supersedeReason(by)) },
 	}
 	if r.sched.loaded {
-		key := targetKey(run)
 		s.Older = []string{}
-		for id, k := range r.sched.known {
-			if k == key {
-				s.Older = append(s.Older, id)
-			}
+		for id := range r.sched.byTarget[targetKey(run)] {
+			s.Older = append(s.Older, id)
 		}
 	}
 	return s
 }
 
 // create stores run and ends the older runs of its target in one
-// transaction, and queues run; the caller holds r.qmu and, once it let
-// go of it, passes the returned runs to ended.
+// transaction, then queues run; the caller holds the target's enqueuing
+// lock, not r.qmu, and passes the returned runs to ended. r.qmu is not
+// held across the store write (a slow disk must not hold the workers'
+// picks): the older runs are held out of line meanwhile, so no worker
+// starts one the transaction is ending.
 func (r *Runner) create(ctx context.Context, run *store.Run) ([]*store.Run, error) {
-	ended, err := r.cfg.Store.CreateRunSuperseding(ctx, run, r.supersedeSpec(run))
+	r.qmu.Lock()
+	spec := r.supersedeSpec(run)
+	for _, id := range spec.Older {
+		r.sched.hold(id)
+	}
+	r.qmu.Unlock()
+	ended, err := r.cfg.Store.CreateRunSuperseding(ctx, run, spec)
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	for _, id := range spec.Older {
+		r.sched.unhold(id)
+	}
 	if err != nil {
 		return nil, err
 	}
 	r.push(run)
 	for _, old := range ended {
 		r.drop(old.ID)
-		delete(r.sched.known, old.ID)
+		r.sched.forget(old.ID)
 	}
 	return ended, nil
 }

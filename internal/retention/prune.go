@@ -46,8 +46,11 @@ type Config struct {
 	Mirrors          Mirrors
 	MirrorsUnusedFor time.Duration
 	MirrorURLs       func(ctx context.Context) (map[string]bool, error)
-	Logger           *slog.Logger     // default: discard
-	Now              func() time.Time // default: time.Now
+	// Mail, when set, has the given-up mail of the outbox pruned by the
+	// same policy (mail.go).
+	Mail   MailStore
+	Logger *slog.Logger     // default: discard
+	Now    func() time.Time // default: time.Now
 }
 
 // Pruner carries out a Policy.
@@ -75,6 +78,7 @@ type Result struct {
 	// Mirrors are the git mirrors removed: URL (without credentials),
 	// folder and why.
 	Mirrors []string `json:",omitempty"`
+	Mails   []string // IDs of given-up mails
 	// Kept names what the policy chose but that stayed (a tag that could
 	// not be deleted, a run the store had to keep).
 	Kept error `json:"-"`
@@ -155,6 +159,11 @@ func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
 		kept = append(kept, err)
 	}
 	res.Mirrors = mirrors
+	mails, err := p.pruneMail(ctx, dryRun)
+	if err != nil {
+		kept = append(kept, err)
+	}
+	res.Mails = mails
 	if dryRun {
 		res.Runs = ids
 		res.Kept = errors.Join(kept...)
@@ -173,7 +182,7 @@ func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
 		}
 	}
 	res.Kept = errors.Join(kept...)
-	p.cfg.Logger.Info("retention: pruned", "runs", len(res.Runs), "tags", len(res.Tags), "mirrors", len(res.Mirrors), "kept", res.Kept)
+	p.cfg.Logger.Info("retention: pruned", "runs", len(res.Runs), "tags", len(res.Tags), "mails", len(res.Mails), "mirrors", len(res.Mirrors), "kept", res.Kept)
 	if p.cfg.GC != nil {
 		if err := p.cfg.GC(ctx); err != nil {
 			return res, fmt.Errorf("retention: %w", err)

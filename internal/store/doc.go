@@ -39,6 +39,13 @@
 //	  mail/                     (created on first use)
 //	    <seq>                   -> JSON Mail: the email outbox; a sent mail is deleted, a
 //	                               refused one stays with Failed and the server's answer
+//	                               until retention prunes it (PruneMail)
+//	  mail_due/                 (schema 3, filled from mail/ by the migration)
+//	    <unix-nano> <seq>       -> empty: a waiting mail by its NextAttempt (0: never
+//	                               tried), both uint64 big-endian; DueMail walks it
+//	  mail_failed/              (schema 3, filled from mail/ by the migration)
+//	    <unix-nano> <seq>       -> empty: a given-up mail by when it was given up;
+//	                               PruneMail walks it
 //	  reports/
 //	    <key>                   -> JSON Report (forge outbox, one per target)
 //	  cascades/, cascade_nodes/, cascades_open/, cascade_roots/, delivered/

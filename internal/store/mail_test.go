@@ -73,12 +73,18 @@ func TestMailOutbox(t *testing.T) {
 	if due, _ := db.DueMail(ctx, now.Add(time.Hour), 0); len(due) != 0 {
 		t.Errorf("a refused mail is due: %+v", due)
 	}
-	all, _ := db.Mails(ctx, 0)
+	all, _ := db.Mails(ctx, "", 0)
 	if len(all) != 1 || !all[0].Failed || all[0].LastError != "550 refused" {
 		t.Errorf("Mails = %+v", all)
 	}
 	if err := db.MailSent(ctx, "1"); err != nil {
 		t.Fatal(err)
+	}
+	if n := mailIndexed(t, db); n != 0 {
+		t.Errorf("a sent mail left %d index entries", n)
+	}
+	if all, _ := db.Mails(ctx, "", 0); len(all) != 0 {
+		t.Errorf("a sent mail is kept: %+v", all)
 	}
 	for _, id := range []string{"1", "0", "x"} {
 		if err := db.MailSent(ctx, id); !errors.Is(err, ErrNotFound) {

@@ -56,6 +56,9 @@ var migrations = []migration{
 		}
 		return nil
 	}},
+	{3, "mail indexes by due time (mail_due) and by give-up time (mail_failed)", func(tx *bolt.Tx) error {
+		return indexMails(tx.Bucket(bucketV1))
+	}},
 }
 
 // schemaVersion reads meta/schema; 0 for a new database.

@@ -508,6 +508,6 @@ func TestMigrations(t *testing.T) {
 	}
 	bdb.Close()
 	if _, err := Open(path, Options{Timeout: time.Second}); err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Errorf("Open of a schema-3 database: err = %v, want refusal", err)
+		t.Errorf("Open of a database newer than this cccp: err = %v, want refusal", err)
 	}
 }
