@@ -33,7 +33,8 @@ func newSlowStore(db *store.DB) *slowStore {
 	return &slowStore{DB: db, entered: make(chan struct{}, 16), gate: make(chan struct{})}
 }
 
-// arm gates the next writes: every CreateRun, and the UpdateRun of run.
+// arm gates the next writes: every CreateRun and CreateRunSuperseding,
+// and the UpdateRun of run.
 func (s *slowStore) arm(run string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,6 +81,14 @@ func (s *slowStore) CreateRun(ctx context.Context, r *store.Run) error {
 		return err
 	}
 	return s.DB.CreateRun(ctx, r)
+}
+
+// CreateRunSuperseding is how Enqueue stores a new run: gated like CreateRun.
+func (s *slowStore) CreateRunSuperseding(ctx context.Context, r *store.Run, sup store.Supersede) ([]*store.Run, error) {
+	if err := s.wait(ctx, true); err != nil {
+		return nil, err
+	}
+	return s.DB.CreateRunSuperseding(ctx, r, sup)
 }
 
 func (s *slowStore) UpdateRun(ctx context.Context, id string, fn func(*store.Run) error) (*store.Run, error) {
