@@ -74,7 +74,8 @@ func New(names ...string) *Picker {
 	return p
 }
 
-// ForStruct returns the Picker of v's type, a struct or a pointer to one:
+// ForStruct returns the Picker of v's type, a struct or a pointer to one
+// (nil, which keeps everything, when the type is kept whole):
 // the JSON names of its fields (the name in a field's json tag, or the
 // field's own name without one, and the fields of embedded structs), and
 // for a field of struct type the Picker of that type. A struct that reads
@@ -85,11 +86,7 @@ func ForStruct(v any) *Picker {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	p := forType(t, map[reflect.Type]bool{})
-	if p == nil {
-		return New() // keeps nothing: v reads no member by name
-	}
-	return p
+	return forType(t, map[reflect.Type]bool{}) // nil: kept whole
 }
 
 // forType is ForStruct's walk; nil means keep the value whole. seen holds
@@ -120,8 +117,16 @@ func forType(t reflect.Type, seen map[reflect.Type]bool) *Picker {
 			switch {
 			case tag == "-":
 				continue
+			case strings.HasPrefix(name, "'") || !isASCII(name):
+				return false // json v2's quoted names, Unicode folding: not second-guessed
 			case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
-				if !walk(ft) {
+				if seen[ft] {
+					return false // a type that embeds itself
+				}
+				seen[ft] = true
+				ok := walk(ft)
+				delete(seen, ft)
+				if !ok {
 					return false
 				}
 				continue
@@ -146,6 +151,15 @@ func forType(t reflect.Type, seen map[reflect.Type]bool) *Picker {
 	return p
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // unmarshalsItself reports whether *t has its own JSON or text
 // unmarshaling (json v1 or v2 methods), which Pick must not second-guess.
 func unmarshalsItself(t reflect.Type) bool {
@@ -168,8 +182,11 @@ func syntaxErr(at int, what string) error {
 }
 
 // Pick appends to dst the object in src cut down to the members p keeps,
-// in their order, and returns it.
+// in their order, and returns it. A nil Picker keeps src whole.
 func (p *Picker) Pick(dst, src []byte) ([]byte, error) {
+	if p == nil {
+		return append(dst, src...), nil
+	}
 	i := skipSpace(src, 0)
 	dst, i, err := p.pickObject(dst, src, i, 0)
 	if err != nil {

@@ -256,3 +256,30 @@ func TestDecodeFallsBackToBody(t *testing.T) {
 		t.Fatalf("Decode of a non-object gave the decoder %q and returned %v; want the body and the decoder's error", seen, err)
 	}
 }
+
+// selfEmbedding embeds itself through a pointer, as json allows.
+type selfEmbedding struct {
+	*selfEmbedding
+	X int `json:"x"`
+}
+
+type quotedName struct {
+	A string `json:"'a,b'"` // json v2: the name is "a,b"
+}
+
+type unicodeName struct {
+	K string `json:"K"` // KELVIN SIGN: folds to "k" in json v2
+}
+
+// TestForStructKeepsWholeWhatItCannotMirror: types whose member names
+// Pick cannot match the decoder's way are kept whole (every member), and
+// a type that embeds itself does not recurse for ever.
+func TestForStructKeepsWholeWhatItCannotMirror(t *testing.T) {
+	in := `{"x":1,"a,b":"v","k":"w","other":2}`
+	for _, v := range []any{selfEmbedding{}, quotedName{}, unicodeName{}} {
+		got, err := ForStruct(v).Pick(nil, []byte(in))
+		if err != nil || string(got) != in {
+			t.Errorf("ForStruct(%T).Pick = %s, %v; want the object whole", v, got, err)
+		}
+	}
+}
