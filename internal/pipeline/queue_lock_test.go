@@ -352,3 +352,54 @@ func BenchmarkPushDropWith10kQueued(b *testing.B) {
 		b.Fatalf("%d queued, want %d", n, queued)
 	}
 }
+
+// TestRunPlacedDuringCreateIsSuperseded: a run of the same target that
+// comes into the queue while an Enqueue's transaction is being written (a
+// cascade step stored beside it, which the transaction cannot see) does
+// not stay live beside the new run: the older of the two is superseded.
+func TestRunPlacedDuringCreateIsSuperseded(t *testing.T) {
+	h, _ := queueHarness(t)
+	h.backend.block = make(chan struct{})
+	defer close(h.backend.block)
+	h.backend.started = make(chan struct{}, 64)
+	st := newSlowStore(h.db)
+	h.cfg.Store = st
+	r, _ := h.startCtx(t) // one worker, kept busy below
+	ctx := context.Background()
+	if _, err := r.Enqueue(ctx, push("p1/app:latest", "busy")); err != nil {
+		t.Fatal(err)
+	}
+	<-h.backend.started
+
+	st.arm("")
+	errc := make(chan error, 1)
+	var fresh *store.Run
+	go func() { var err error; fresh, err = r.Enqueue(ctx, push("p2/app:latest", "new")); errc <- err }()
+	<-st.entered
+	// Meanwhile a run of the same target is stored and placed, as a
+	// cascade's FinishRun and follow do.
+	beside := &store.Run{Project: "p2/app:latest", Kind: types.KindBranch, Branch: "master", GitURL: "file:///git/p2-app",
+		Commit: "cascade", State: store.Queued, Cause: store.Cause{Kind: types.CauseParent, Commit: "cascade"},
+		Stages: plannedStages(types.KindBranch)}
+	if err := h.db.CreateRun(ctx, beside); err != nil {
+		t.Fatal(err)
+	}
+	r.qmu.Lock()
+	r.push(beside)
+	r.qmu.Unlock()
+	st.open()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.db.Run(ctx, beside.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.Cancelled || !strings.Contains(got.Error, "superseded by run "+fresh.ID) {
+		t.Fatalf("run %s stored during run %s's transaction: %s %q; want cancelled, superseded by run %s",
+			beside.ID, fresh.ID, got.State, got.Error, fresh.ID)
+	}
+	if f, _ := h.db.Run(ctx, fresh.ID); f.State != store.Queued {
+		t.Fatalf("the new run is %s, want queued", f.State)
+	}
+}

@@ -74,19 +74,69 @@ func (r *Runner) create(ctx context.Context, run *store.Run) ([]*store.Run, erro
 	r.qmu.Unlock()
 	ended, err := r.cfg.Store.CreateRunSuperseding(ctx, run, spec)
 	r.qmu.Lock()
-	defer r.qmu.Unlock()
 	for _, id := range spec.Older {
 		r.sched.unhold(id)
 	}
 	if err != nil {
+		r.qmu.Unlock()
 		return nil, err
 	}
-	r.push(run)
+	if _, placed := r.sched.known[run.ID]; !placed { // a cascade or Start may have placed it meanwhile
+		r.push(run)
+	}
 	for _, old := range ended {
 		r.drop(old.ID)
 		r.sched.forget(old.ID)
 	}
+	stale, newest := r.liveBeside(run, spec.Older)
+	r.qmu.Unlock()
+	r.endStale(ctx, stale, newest, run)
 	return ended, nil
+}
+
+// liveBeside returns, after run's transaction, the runs of its target
+// that came here meanwhile and still live beside it (a cascade step of the
+// same target stored during the write, which the transaction could not
+// see), except those waiting on cascade parents, and the newest run of
+// the target. The caller holds r.qmu.
+func (r *Runner) liveBeside(run *store.Run, seen []string) (stale []string, newest string) {
+	key := targetKey(run)
+	newest = run.ID
+	for id := range r.sched.byTarget[key] {
+		if olderRun(newest, id) {
+			newest = id
+		}
+	}
+	for id := range r.sched.byTarget[key] {
+		if _, waits := r.sched.waiting[id]; id == newest || waits || (slices.Contains(seen, id) && id != run.ID) {
+			continue
+		}
+		stale = append(stale, id)
+	}
+	return stale, newest
+}
+
+// endStale ends stale runs of run's target as superseded by the newest
+// (run itself, or a newer cascade run), as Start's reconcile would.
+func (r *Runner) endStale(ctx context.Context, stale []string, newest string, run *store.Run) {
+	if len(stale) == 0 {
+		return
+	}
+	by := run
+	if newest != run.ID {
+		n, err := r.cfg.Store.Run(ctx, newest)
+		if err != nil {
+			r.log.Warn("supersede: read the newest run of a target", "run", newest, "err", err)
+			return
+		}
+		by = n
+	}
+	for _, id := range stale {
+		r.log.Warn("two live runs of one target: the older one is superseded", "run", id, "by", by.ID, "project", run.Project)
+		if err := r.Cancel(ctx, id, supersedeReason(by)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.log.Warn("supersede", "run", id, "err", err)
+		}
+	}
 }
 
 // ended follows runs that a transaction ended (cancelled): their work
