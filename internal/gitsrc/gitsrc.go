@@ -27,7 +27,9 @@ var ErrUnsafeURL = errors.New("unsafe git URL")
 type CloneOptions struct {
 	// Branch to clone; "" for the remote's HEAD.
 	Branch string
-	// Commit, when set, is fetched and checked out exactly (detached),
+	// Commit, when set, is a full object ID (40 or 64 hex digits: git
+	// would read an abbreviation as a ref first, which the repository
+	// names), fetched and checked out exactly (detached),
 	// with `git fetch --depth N origin <sha>`; a server that refuses a
 	// commit by ID is asked for Branch (then every branch and tag) until
 	// the commit is there (fetchCommit).
@@ -58,8 +60,8 @@ func Clone(ctx context.Context, url, dest string, opts CloneOptions) error {
 		depth = 1
 	}
 	if opts.Commit != "" {
-		if strings.HasPrefix(opts.Commit, "-") {
-			return fmt.Errorf("clone %s: bad commit %q", redact.URL(url), opts.Commit)
+		if !isFullID(opts.Commit) {
+			return fmt.Errorf("clone %s: commit %q is not a full object ID (40 or 64 lowercase hex digits)", redact.URL(url), opts.Commit)
 		}
 		if opts.Branch != "" && strings.HasPrefix(opts.Branch, "-") {
 			return fmt.Errorf("clone %s: bad branch %q", redact.URL(url), opts.Branch)
@@ -77,6 +79,9 @@ func Clone(ctx context.Context, url, dest string, opts CloneOptions) error {
 		}
 		if _, err := run(ctx, dest, "checkout", "--quiet", "--detach", opts.Commit); err != nil {
 			return fmt.Errorf("clone %s at %s: %w", redact.URL(url), opts.Commit, err)
+		}
+		if head, err := HeadCommit(ctx, dest); err != nil || head != opts.Commit {
+			return fmt.Errorf("clone %s at %s: checked out %q instead (%v)", redact.URL(url), opts.Commit, head, err)
 		}
 		return nil
 	}

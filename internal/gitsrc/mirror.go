@@ -86,8 +86,8 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 	if err := CheckURL(url); err != nil {
 		return nil, err
 	}
-	if !isHex(commit) {
-		return nil, fmt.Errorf("object ids in %s: bad commit %q", redact.URL(url), commit)
+	if !isFullID(commit) {
+		return nil, fmt.Errorf("object ids in %s: commit %q is not a full object ID (40 or 64 lowercase hex digits)", redact.URL(url), commit)
 	}
 	dir := m.dirOf(url)
 	if ids, ok := m.cached(url, commit, paths); ok {
@@ -160,16 +160,4 @@ func (m *Mirror) create(ctx context.Context, dir, url string) error {
 		return fmt.Errorf("mirror of %s: %w", redact.URL(url), err)
 	}
 	return nil
-}
-
-func isHex(s string) bool {
-	if len(s) < 7 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return false
-		}
-	}
-	return true
 }
