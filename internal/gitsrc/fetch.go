@@ -28,7 +28,8 @@ const fallbackDepth = 64
 // http-backend do not set by default. Then it fetches branch (or, with
 // branch "" or when branch does not reach the commit, every branch and
 // tag), first the last fallbackDepth commits and then the whole history,
-// until the commit is there. The error names the commit and the URL.
+// until the commit is there; a fetch that fails (the branch was deleted)
+// moves on to the next refs. The error names the commit and the URL.
 func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int, extra ...string) error {
 	args := append([]string{"fetch", "--quiet", "--no-tags", fmt.Sprintf("--depth=%d", depth)}, extra...)
 	_, byID := run(ctx, dir, append(args, "origin", commit)...)
@@ -44,6 +45,8 @@ func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int
 	if branch != "" {
 		tries = [][]string{{"+refs/heads/" + branch + ":refs/remotes/origin/" + branch}, all}
 	}
+	var fetched bool  // some refs were fetched
+	var refsErr error // the last ref fetch that failed
 	for _, refspecs := range tries {
 		for _, deep := range []string{fmt.Sprintf("--depth=%d", fallbackDepth), "--unshallow"} {
 			if deep == "--unshallow" {
@@ -60,8 +63,15 @@ func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int
 				a = append(a, deep)
 			}
 			if _, err := run(ctx, dir, append(append(a, "origin"), refspecs...)...); err != nil {
-				return fmt.Errorf("fetch %s at %s: by commit: %v; by refs: %w", redact.URL(url), commit, byID, err)
+				if ctx.Err() != nil {
+					return fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, ctx.Err())
+				}
+				// The branch may be gone (deleted after a merge): the
+				// other refs may still reach the commit.
+				refsErr = err
+				break
 			}
+			fetched = true
 			if has(ctx, dir, commit) {
 				return nil
 			}
@@ -69,6 +79,9 @@ func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int
 				return fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, ctx.Err())
 			}
 		}
+	}
+	if !fetched {
+		return fmt.Errorf("fetch %s at %s: by commit: %v; by refs: %w", redact.URL(url), commit, byID, refsErr)
 	}
 	if branch != "" {
 		where = fmt.Sprintf("branch %s nor on %s", branch, where)
