@@ -36,6 +36,9 @@ type CloneOptions struct {
 	Commit string
 	// Depth of history; 0 means 1.
 	Depth int
+	// Misses, when set, remembers the commits found missing in a
+	// repository for a while, so asking again fails fast (nil: none).
+	Misses *Misses
 }
 
 // CheckURL refuses URLs that git would read as an option or pass to a
@@ -74,7 +77,7 @@ func Clone(ctx context.Context, url, dest string, opts CloneOptions) error {
 				return fmt.Errorf("clone %s at %s: %w", redact.URL(url), opts.Commit, err)
 			}
 		}
-		if err := fetchCommit(ctx, dest, url, opts.Commit, opts.Branch, depth); err != nil {
+		if err := fetchCommit(ctx, dest, url, opts.Commit, opts.Branch, depth, opts.Misses); err != nil {
 			return fmt.Errorf("clone: %w", err)
 		}
 		if _, err := run(ctx, dest, "checkout", "--quiet", "--detach", opts.Commit); err != nil {

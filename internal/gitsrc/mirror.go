@@ -35,6 +35,17 @@ type Mirror struct {
 	known map[string]string
 	// marked is when this process last wrote each copy's marker.
 	marked map[string]time.Time
+	// misses remembers the commits found missing (NewMisses defaults).
+	misses *Misses
+}
+
+func (m *Mirror) missesOf() *Misses {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.misses == nil {
+		m.misses = NewMisses(0, 0)
+	}
+	return m.misses
 }
 
 // maxKnown bounds the cache of answers.
@@ -107,7 +118,7 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if err := fetchCommit(ctx, dir, url, commit, "", 1, "--filter=blob:none"); err != nil {
+		if err := fetchCommit(ctx, dir, url, commit, "", 1, m.missesOf(), "--filter=blob:none"); err != nil {
 			return nil, fmt.Errorf("mirror: %w", err)
 		}
 	}
