@@ -18,18 +18,28 @@ var ErrCommitNotFound = errors.New("commit not found")
 // first: a run's commit is usually one of a branch's last commits.
 const fallbackDepth = 64
 
-// fetchCommit brings commit (a full or abbreviated hex ID) from the remote
+// fetchCommit brings commit (a full object ID, isFullID) from the remote
 // origin into the repository at dir, with extra fetch options (a filter).
 //
 // It asks for the commit by ID first, at depth. Servers speaking protocol
 // v0 (git before 2.18, or an HTTP front that drops the Git-Protocol
 // header) refuse an ID no ref points at unless uploadpack.allowReachable-
 // SHA1InWant or allowAnySHA1InWant is set, which git daemon and git
-// http-backend do not set by default. Then it fetches branch (or, with
-// branch "" or when branch does not reach the commit, every branch and
-// tag), first the last fallbackDepth commits and then the whole history,
-// until the commit is there. The error names the commit and the URL.
-func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int, extra ...string) error {
+// http-backend do not set by default. Then it fetches, until the commit is
+// there: the last fallbackDepth commits of branch and then its whole
+// history (when branch is set), then the last fallbackDepth commits of
+// every branch and tag. A commit on no ref so costs at most one branch's
+// history plus fallbackDepth commits a ref, never every ref's history,
+// and the mirror (branch "") stays shallow. A fetch that fails (the branch
+// was deleted) moves on to the next refs.
+//
+// A commit not found is remembered in misses (may be nil): asking again
+// for it in url fails at once with the same error. The error names the
+// commit and the URL.
+func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int, misses *Misses, extra ...string) error {
+	if err := misses.lookup(url, commit); err != nil {
+		return err
+	}
 	args := append([]string{"fetch", "--quiet", "--no-tags", fmt.Sprintf("--depth=%d", depth)}, extra...)
 	_, byID := run(ctx, dir, append(args, "origin", commit)...)
 	if byID == nil {
@@ -38,47 +48,85 @@ func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int
 	if ctx.Err() != nil {
 		return fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, ctx.Err())
 	}
-	all := []string{"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"}
-	tries := [][]string{all}
-	where := "any branch or tag"
-	if branch != "" {
-		tries = [][]string{{"+refs/heads/" + branch + ":refs/remotes/origin/" + branch}, all}
+	type pass struct {
+		refspecs []string
+		depth    string // "--unshallow": the whole history
 	}
-	for _, refspecs := range tries {
-		for _, deep := range []string{fmt.Sprintf("--depth=%d", fallbackDepth), "--unshallow"} {
-			if deep == "--unshallow" {
-				out, err := run(ctx, dir, "rev-parse", "--is-shallow-repository")
-				if err != nil {
-					return fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, err)
-				}
-				if strings.TrimSpace(string(out)) != "true" {
-					deep = "" // whole already: fetch the refs' full history
-				}
+	all := []string{"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"}
+	shallow := fmt.Sprintf("--depth=%d", fallbackDepth)
+	where := fmt.Sprintf("the last %d commits of any branch or tag", fallbackDepth)
+	var passes []pass
+	if branch != "" {
+		// The whole history of the branch before the other refs: asking
+		// to unshallow once their shallow ends are known would deepen
+		// every one of them to its root.
+		named := []string{"+refs/heads/" + branch + ":refs/remotes/origin/" + branch}
+		passes = []pass{{named, shallow}, {named, "--unshallow"}}
+		where = fmt.Sprintf("the history of branch %s nor in %s", branch, where)
+	}
+	passes = append(passes, pass{all, shallow})
+	var fetched bool  // some refs were fetched
+	var refsErr error // the last ref fetch that failed
+	for i, p := range passes {
+		if p.depth == "--unshallow" {
+			if refsErr != nil {
+				continue // the branch is gone: asking for its history fails again
 			}
-			a := append([]string{"fetch", "--quiet", "--no-tags"}, extra...)
-			if deep != "" {
-				a = append(a, deep)
+			out, err := run(ctx, dir, "rev-parse", "--is-shallow-repository")
+			if err != nil {
+				return fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, err)
 			}
-			if _, err := run(ctx, dir, append(append(a, "origin"), refspecs...)...); err != nil {
-				return fmt.Errorf("fetch %s at %s: by commit: %v; by refs: %w", redact.URL(url), commit, byID, err)
+			if strings.TrimSpace(string(out)) != "true" {
+				continue // the whole history is here already
 			}
-			if has(ctx, dir, commit) {
-				return nil
-			}
+		}
+		a := append([]string{"fetch", "--quiet", "--no-tags", p.depth}, extra...)
+		if _, err := run(ctx, dir, append(append(a, "origin"), p.refspecs...)...); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, ctx.Err())
 			}
+			refsErr = fmt.Errorf("pass %d: %w", i+1, err)
+			continue
+		}
+		fetched = true
+		if has(ctx, dir, commit) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, ctx.Err())
 		}
 	}
-	if branch != "" {
-		where = fmt.Sprintf("branch %s nor on %s", branch, where)
+	if !fetched {
+		return fmt.Errorf("fetch %s at %s: by commit: %v; by refs: %w", redact.URL(url), commit, byID, refsErr)
 	}
-	return fmt.Errorf("fetch %s at %s: %w: it is not on %s (asked by commit: %v)",
-		redact.URL(url), commit, ErrCommitNotFound, where, byID)
+	why := fmt.Sprintf("asked by commit: %v", byID)
+	if refsErr != nil {
+		why += fmt.Sprintf("; by refs: %v", refsErr)
+	}
+	err := fmt.Errorf("fetch %s at %s: %w: it is not in %s (%s)",
+		redact.URL(url), commit, ErrCommitNotFound, where, why)
+	misses.add(url, commit, err)
+	return err
 }
 
 // has reports whether the commit is in the repository at dir.
 func has(ctx context.Context, dir, commit string) bool {
 	_, err := run(ctx, dir, "cat-file", "-e", commit+"^{commit}")
 	return err == nil
+}
+
+// isFullID reports whether s is a whole object ID: 40 (SHA-1) or 64
+// (SHA-256) lowercase hex digits. git resolves a shorter hex string to a
+// ref of that name before an object, so an abbreviation could name
+// whatever the repository's tags say; and none can read as an option.
+func isFullID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -27,13 +27,18 @@ var ErrUnsafeURL = errors.New("unsafe git URL")
 type CloneOptions struct {
 	// Branch to clone; "" for the remote's HEAD.
 	Branch string
-	// Commit, when set, is fetched and checked out exactly (detached),
+	// Commit, when set, is a full object ID (40 or 64 hex digits: git
+	// would read an abbreviation as a ref first, which the repository
+	// names), fetched and checked out exactly (detached),
 	// with `git fetch --depth N origin <sha>`; a server that refuses a
 	// commit by ID is asked for Branch (then every branch and tag) until
 	// the commit is there (fetchCommit).
 	Commit string
 	// Depth of history; 0 means 1.
 	Depth int
+	// Misses, when set, remembers the commits found missing in a
+	// repository for a while, so asking again fails fast (nil: none).
+	Misses *Misses
 }
 
 // CheckURL refuses URLs that git would read as an option or pass to a
@@ -58,8 +63,8 @@ func Clone(ctx context.Context, url, dest string, opts CloneOptions) error {
 		depth = 1
 	}
 	if opts.Commit != "" {
-		if strings.HasPrefix(opts.Commit, "-") {
-			return fmt.Errorf("clone %s: bad commit %q", redact.URL(url), opts.Commit)
+		if !isFullID(opts.Commit) {
+			return fmt.Errorf("clone %s: commit %q is not a full object ID (40 or 64 lowercase hex digits)", redact.URL(url), opts.Commit)
 		}
 		if opts.Branch != "" && strings.HasPrefix(opts.Branch, "-") {
 			return fmt.Errorf("clone %s: bad branch %q", redact.URL(url), opts.Branch)
@@ -72,11 +77,14 @@ func Clone(ctx context.Context, url, dest string, opts CloneOptions) error {
 				return fmt.Errorf("clone %s at %s: %w", redact.URL(url), opts.Commit, err)
 			}
 		}
-		if err := fetchCommit(ctx, dest, url, opts.Commit, opts.Branch, depth); err != nil {
+		if err := fetchCommit(ctx, dest, url, opts.Commit, opts.Branch, depth, opts.Misses); err != nil {
 			return fmt.Errorf("clone: %w", err)
 		}
 		if _, err := run(ctx, dest, "checkout", "--quiet", "--detach", opts.Commit); err != nil {
 			return fmt.Errorf("clone %s at %s: %w", redact.URL(url), opts.Commit, err)
+		}
+		if head, err := HeadCommit(ctx, dest); err != nil || head != opts.Commit {
+			return fmt.Errorf("clone %s at %s: checked out %q instead (%v)", redact.URL(url), opts.Commit, head, err)
 		}
 		return nil
 	}

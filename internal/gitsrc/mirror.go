@@ -35,6 +35,17 @@ type Mirror struct {
 	known map[string]string
 	// marked is when this process last wrote each copy's marker.
 	marked map[string]time.Time
+	// misses remembers the commits found missing (NewMisses defaults).
+	misses *Misses
+}
+
+func (m *Mirror) missesOf() *Misses {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.misses == nil {
+		m.misses = NewMisses(0, 0)
+	}
+	return m.misses
 }
 
 // maxKnown bounds the cache of answers.
@@ -86,8 +97,8 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 	if err := CheckURL(url); err != nil {
 		return nil, err
 	}
-	if !isHex(commit) {
-		return nil, fmt.Errorf("object ids in %s: bad commit %q", redact.URL(url), commit)
+	if !isFullID(commit) {
+		return nil, fmt.Errorf("object ids in %s: commit %q is not a full object ID (40 or 64 lowercase hex digits)", redact.URL(url), commit)
 	}
 	dir := m.dirOf(url)
 	if ids, ok := m.cached(url, commit, paths); ok {
@@ -107,7 +118,7 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if err := fetchCommit(ctx, dir, url, commit, "", 1, "--filter=blob:none"); err != nil {
+		if err := fetchCommit(ctx, dir, url, commit, "", 1, m.missesOf(), "--filter=blob:none"); err != nil {
 			return nil, fmt.Errorf("mirror: %w", err)
 		}
 	}
@@ -160,16 +171,4 @@ func (m *Mirror) create(ctx context.Context, dir, url string) error {
 		return fmt.Errorf("mirror of %s: %w", redact.URL(url), err)
 	}
 	return nil
-}
-
-func isHex(s string) bool {
-	if len(s) < 7 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return false
-		}
-	}
-	return true
 }

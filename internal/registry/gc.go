@@ -156,7 +156,11 @@ func (e *Embedded) touchedSince(cutoff time.Time) map[string]bool {
 }
 
 // digestsOf returns the digests a registry request names: a blob or a
-// manifest by digest, an upload's digest or a mount's source.
+// manifest by digest in its path, and only for writes the query's digest
+// (the PUT that commits an upload, a monolithic POST) or mount source (the POST of a
+// cross-repository mount). Any client may add ?digest= to a read; those
+// are not taken, or anonymous reads could fill GC's memory with made-up
+// digests that each collection then opens.
 func digestsOf(r *http.Request) (digests []string, byDigest bool) {
 	p := r.URL.Path
 	for _, kind := range []string{"/blobs/", "/manifests/"} {
@@ -168,8 +172,15 @@ func digestsOf(r *http.Request) (digests []string, byDigest bool) {
 			}
 		}
 	}
+	var keys []string
+	switch r.Method {
+	case http.MethodPut:
+		keys = []string{"digest"}
+	case http.MethodPost: // a mount, or a monolithic upload
+		keys = []string{"digest", "mount"}
+	}
 	q := r.URL.Query()
-	for _, k := range []string{"digest", "mount"} {
+	for _, k := range keys {
 		if d := q.Get(k); d != "" {
 			digests = append(digests, d)
 		}

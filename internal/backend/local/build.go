@@ -68,7 +68,7 @@ func (b *Backend) checkout(ctx context.Context, runID string, src backend.Source
 		what = "branch " + src.Branch
 	}
 	fmt.Fprintf(log, "cccp: fetching %s (%s)\n", redact.URL(src.GitURL), what)
-	if err := gitsrc.Clone(ctx, src.GitURL, dest, gitsrc.CloneOptions{Branch: src.Branch, Commit: src.Commit, Depth: 1}); err != nil {
+	if err := gitsrc.Clone(ctx, src.GitURL, dest, gitsrc.CloneOptions{Branch: src.Branch, Commit: src.Commit, Depth: 1, Misses: b.misses}); err != nil {
 		return nil, stageErr(ReasonSourceUnavailable, fmt.Errorf("fetch %s: %w", redact.URL(src.GitURL), err))
 	}
 	head, err := gitsrc.HeadCommit(ctx, dest)

@@ -52,6 +52,7 @@ import (
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/buildah"
 	"github.com/cccp-project/cccp/internal/checks"
+	"github.com/cccp-project/cccp/internal/gitsrc"
 	"github.com/cccp-project/cccp/internal/idpool"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/sandbox"
@@ -109,6 +110,10 @@ type Backend struct {
 	mu   sync.Mutex
 	jobs map[backend.Handle]*job
 	runs map[string]*sync.Mutex // run ID -> guards its checkout
+
+	// misses remembers the commits a clone found missing, so a retry
+	// fails fast instead of fetching every branch again.
+	misses *gitsrc.Misses
 }
 
 var (
@@ -165,7 +170,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Backend{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop,
-		jobs: map[backend.Handle]*job{}, runs: map[string]*sync.Mutex{}}, nil
+		jobs: map[backend.Handle]*job{}, runs: map[string]*sync.Mutex{}, misses: gitsrc.NewMisses(0, 0)}, nil
 }
 
 // Name is "local".
