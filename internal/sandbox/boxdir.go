@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultDir holds the boxes when Config.Dir is empty: a folder of root's,
@@ -99,4 +101,52 @@ func mkdirFor(p string, uid, gid uint32) error {
 		return err
 	}
 	return os.Lchown(p, int(uid), int(gid))
+}
+
+// chownTree hands a checkout to the sandbox user, so its scripts can
+// write there. A checkout a box already had is the user's to change while
+// this runs (a container of the box can still have it bound), so no path
+// below root is ever resolved: each folder is opened from its parent's
+// descriptor without following a symlink, and each entry chowned by its
+// name in that folder, never through a symlink.
+func chownTree(root string, uid, gid int) error {
+	fd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", root, err)
+	}
+	return chownDir(fd, root, uid, gid)
+}
+
+// chownDir chowns the open folder fd (named path in errors) and what is
+// in it, and closes fd.
+func chownDir(fd int, path string, uid, gid int) error {
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := syscall.Fchown(fd, uid, gid); err != nil {
+		return fmt.Errorf("chown %s: %w", path, err)
+	}
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	for _, e := range entries {
+		name := filepath.Join(path, e.Name())
+		if e.IsDir() {
+			sub, err := syscall.Openat(fd, e.Name(), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+			if err == nil {
+				if err := chownDir(sub, name, uid, gid); err != nil {
+					return err
+				}
+				continue
+			}
+			if !errors.Is(err, syscall.ELOOP) && !errors.Is(err, syscall.ENOTDIR) {
+				return fmt.Errorf("open %s: %w", name, err)
+			}
+			// Replaced by a symlink or a file meanwhile: chowned as such.
+		}
+		if err := unix.Fchownat(fd, e.Name(), uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("chown %s: %w", name, err)
+		}
+	}
+	return nil
 }

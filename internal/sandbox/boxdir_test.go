@@ -74,3 +74,49 @@ func TestSandboxUserCannotPlantTheCheckoutMount(t *testing.T) {
 		t.Errorf("the checkout was bound over the planted symlink's target: %v", entries)
 	}
 }
+
+// TestChownTreeNeverFollowsASwappedFolder: while the checkout is handed to
+// the sandbox user, a process of the user (a container that still has the
+// checkout bound) swaps one of its folders for a symlink to a folder of
+// root's, over and over. Nothing of root's folder is chowned.
+func TestChownTreeNeverFollowsASwappedFolder(t *testing.T) {
+	co := t.TempDir()
+	target := t.TempDir()
+	d := filepath.Join(co, "d")
+	os.Mkdir(d, 0o755)
+	for i := range 300 {
+		n := "f" + itoa(i)
+		os.WriteFile(filepath.Join(d, n), nil, 0o644)
+		os.WriteFile(filepath.Join(target, n), nil, 0o644)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Rename(d, d+".real")
+			os.Symlink(target, d)
+			os.Remove(d)
+			os.Rename(d+".real", d)
+		}
+	}()
+	for range 200 {
+		chownTree(co, 4242, 4242)
+	}
+	close(stop)
+	<-done
+	entries, _ := os.ReadDir(target)
+	for _, e := range entries {
+		if got := owner(t, filepath.Join(target, e.Name())); got != 0 {
+			t.Fatalf("%s (root's, reached through the swapped symlink) is now owned by uid %d", e.Name(), got)
+		}
+	}
+	if got := owner(t, target); got != 0 {
+		t.Fatalf("root's folder is now owned by uid %d", got)
+	}
+}

@@ -794,17 +794,6 @@ func writePodmanShim(path string) error {
 	return os.WriteFile(path, []byte(podmanShim), 0o755)
 }
 
-// chownTree hands a checkout to the sandbox user (without following
-// symlinks), so its scripts can write there.
-func chownTree(root string, uid, gid int) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
-}
-
 // Procs returns the processes in the box (from its cgroups), its
 // scripts' included.
 func (b *Box) Procs() []int { return procs(b.cg) }
