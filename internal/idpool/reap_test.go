@@ -100,3 +100,11 @@ func TestReleaseClearsTheRange(t *testing.T) {
 		t.Error("a process of the range outlived its release")
 	}
 }
+
+// BenchmarkInRange is the cost that clearing a range adds to every
+// Acquire and Release: one pass over /proc.
+func BenchmarkInRange(b *testing.B) {
+	for b.Loop() {
+		inRange(3_900_000_000, 3_900_000_000, RangeSize)
+	}
+}
