@@ -47,7 +47,9 @@ add_range() { # user count
 }
 
 # A sandbox user: a system account without a login shell, owning only its
-# home (per-run podman storage lives under it), with 65536 subordinate ids
+# home (boxes live apart, in root's /var/lib/cccp-boxes/<uid>, which cccp
+# makes: root never chowns or mounts inside a folder a sandbox user owns),
+# with 65536 subordinate ids
 # for its rootless containers and a container storage configuration:
 # native overlay when the kernel lets an unprivileged user mount it
 # (Linux >= 5.13), fuse-overlayfs otherwise; never vfs, which copies

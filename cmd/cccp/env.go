@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cccp-project/cccp/internal/backend"
 	"github.com/cccp-project/cccp/internal/backend/local"
@@ -23,7 +24,6 @@ import (
 	"github.com/cccp-project/cccp/internal/checks"
 	"github.com/cccp-project/cccp/internal/digestcache"
 	"github.com/cccp-project/cccp/internal/gitsrc"
-	"github.com/cccp-project/cccp/internal/idpool"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
@@ -51,10 +51,12 @@ type envFlags struct {
 	sandboxUser  string
 	sandboxPool  int
 	buildUser    string
-	sandboxLimit sandbox.Limits
-	stageTimeout time.Duration
-	maxResumes   int
-	verbose      bool
+	// buildUserFlag tells whether --build-user was given (Changed).
+	buildUserFlag *pflag.Flag
+	sandboxLimit  sandbox.Limits
+	stageTimeout  time.Duration
+	maxResumes    int
+	verbose       bool
 	// maxConcurrent limits stages per backend (pipeline.Config.MaxConcurrent).
 	maxConcurrent map[types.StageName]int
 }
@@ -74,6 +76,7 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().StringVar(&f.sandboxUser, "sandbox-user", sandbox.DefaultUser, "unprivileged user that runs repository scripts and test containers (hack/install-deps.sh creates it)")
 	cmd.Flags().IntVar(&f.sandboxPool, "sandbox-users", sandbox.DefaultPool, "boxes at once, each as a user of its own: --sandbox-user, then --sandbox-user-1, -2, ... (hack/install-deps.sh creates 4)")
 	cmd.Flags().StringVar(&f.buildUser, "build-user", "cccp-build", "user whose subordinate ids (/etc/subuid, /etc/subgid) builds map root of their RUN steps to, 65536 per build at once; empty runs RUN steps as the host's root (hack/install-deps.sh creates it)")
+	f.buildUserFlag = cmd.Flags().Lookup("build-user")
 	cmd.Flags().IntVar(&f.sandboxLimit.Pids, "sandbox-pids", 1024, "most processes and threads of one stage's sandbox (scripts, podman, containers together)")
 	cmd.Flags().Int64Var(&f.sandboxLimit.Memory, "sandbox-memory", 2<<30, "most memory in bytes of one stage's sandbox")
 	cmd.Flags().Float64Var(&f.sandboxLimit.CPUs, "sandbox-cpus", 1, "CPU time of one stage's sandbox, in cores")
@@ -105,22 +108,6 @@ func openSandbox(f *envFlags, log *slog.Logger) *sandbox.Sandbox {
 		return nil
 	}
 	return sb
-}
-
-// openBuildIDs finds the id ranges that builds map root of their RUN
-// steps to. Without them (no --build-user, or it has no subordinate ids)
-// RUN steps run as the host's root, which every build's log says.
-func openBuildIDs(f *envFlags, log *slog.Logger) *idpool.Ranges {
-	if f.buildUser == "" {
-		log.Warn("no --build-user: RUN steps of builds run as root on this host")
-		return nil
-	}
-	r, err := idpool.NewRanges(idpool.RangesConfig{User: f.buildUser})
-	if err != nil {
-		log.Warn("no build id ranges: RUN steps of builds run as root on this host", "err", err)
-		return nil
-	}
-	return r
 }
 
 func defaultDataDir() string {
@@ -206,6 +193,8 @@ type pipelineEnv struct {
 	bases *digestcache.Cache
 	// mirrors are the pipeline's git mirrors, which retention prunes.
 	mirrors *gitsrc.Mirror
+	// buildUserns is whether builds run RUN steps in a user namespace.
+	buildUserns bool
 }
 
 // openPipeline starts the embedded registry (unless --registry names
@@ -267,11 +256,16 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		children = opts.graph
 	}
 	pod := &podman.Runner{Logger: log}
+	buildIDs, err := openBuildIDs(f, log)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	env.buildUserns = buildIDs != nil
 	env.backend, err = local.New(local.Config{
 		Dir:     filepath.Join(env.workDir(), "local"),
 		Buildah: &buildah.Builder{Logger: log}, Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log},
 		Username: user, Password: pass, Insecure: isInsecure, InsecureRegistries: insecureHosts(isInsecure, env.target.Host),
-		Sandbox: openSandbox(f, log), BuildIDs: openBuildIDs(f, log), Logger: log,
+		Sandbox: openSandbox(f, log), BuildIDs: buildIDs, Logger: log,
 	})
 	if err != nil {
 		return nil, err

@@ -226,7 +226,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		for _, p := range []string{"/webhooks/", "/healthz", "/readyz"} {
 			mux.Handle(p, b)
 		}
-		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, rescans.withMetrics(withDataMetrics(b, sizer, log, registryMetrics(env.reg)...))))
+		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, rescans.withMetrics(withDataMetrics(b, sizer, log, append(registryMetrics(env.reg), buildUsernsMetric(env.buildUserns))...))))
 		go func() {
 			if err := b.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("bot stopped", "err", err)
@@ -235,7 +235,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	} else {
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, rescans.withMetrics(withDataMetrics(nil, sizer, log, registryMetrics(env.reg)...))))
+		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, rescans.withMetrics(withDataMetrics(nil, sizer, log, append(registryMetrics(env.reg), buildUsernsMetric(env.buildUserns))...))))
 	}
 
 	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.bases.Head, log); err != nil {

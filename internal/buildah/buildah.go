@@ -252,6 +252,10 @@ func (b *Builder) bud(ctx context.Context, req BuildRequest, dfPath, iso string)
 	// A cancelled build gets SIGTERM first: buildah then kills the RUN
 	// step's container, which a SIGKILL of buildah leaves running.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// The same when cccp dies: buildah is not left building. What it
+	// leaves anyway (after SIGKILL) runs as the build's id range, which
+	// idpool kills before handing the range out again.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.WaitDelay = 10 * time.Second
 	b.logger().Info("buildah", "args", strings.Join(args, " "))
 	fmt.Fprintf(w.log, "$ %s %s\n", b.binary(), strings.Join(args, " "))

@@ -54,7 +54,29 @@ func New(dir string, keys []string) (*Pool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("id pool: %w", err)
 	}
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	return &Pool{dir: dir, keys: append([]string(nil), keys...)}, nil
+}
+
+// checkDir refuses a lock folder that someone else could change: who can
+// replace a lock file can hand a member to two holders at once.
+func checkDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("id pool: %w", err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("id pool: lock folder %s is not a folder (%v)", dir, fi.Mode().Type())
+	case int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("id pool: lock folder %s is owned by uid %d, not by this process's uid %d", dir, st.Uid, os.Geteuid())
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("id pool: lock folder %s is writable by group or others (%v); make it 0700", dir, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // Size is the number of members.
@@ -85,20 +107,43 @@ func (l *Lease) Release() error {
 // of its base image is reused). ok is false when every member is held.
 func (p *Pool) TryAcquire() (l *Lease, ok bool, err error) {
 	for i, k := range p.keys {
-		f, err := os.OpenFile(filepath.Join(p.dir, k+".lock"), os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+		f, err := p.lock(k)
 		if err != nil {
-			return nil, false, fmt.Errorf("id pool: %w", err)
+			return nil, false, err
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				continue
-			}
-			return nil, false, fmt.Errorf("id pool: lock %s: %w", k, err)
+		if f == nil {
+			continue
 		}
 		return &Lease{Index: i, Key: k, f: f}, true, nil
 	}
 	return nil, false, nil
+}
+
+// lock takes key's lock without waiting: its file, nil when another
+// holder has it. The file is never a symlink, and the lock is taken on
+// the file that is at the path once locked (one put there meanwhile
+// would be a second lock for the same member): otherwise it tries again.
+func (p *Pool) lock(key string) (*os.File, error) {
+	path := filepath.Join(p.dir, key+".lock")
+	for range 10 {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("id pool: lock file: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("id pool: lock %s: %w", key, err)
+		}
+		var held, now syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &held) == nil && syscall.Lstat(path, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("id pool: lock file %s keeps being replaced", path)
 }
 
 // Acquire takes the first free member, waiting while all are held, until

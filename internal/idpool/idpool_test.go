@@ -128,3 +128,37 @@ func TestNewRefusesBadKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRefusesAnUnsafeLockFolder: a lock folder others can write (or
+// one that is not a folder) would let them replace lock files.
+func TestNewRefusesAnUnsafeLockFolder(t *testing.T) {
+	writable := t.TempDir()
+	os.Chmod(writable, 0o777)
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	for name, dir := range map[string]string{"world-writable": writable, "a file": file} {
+		if _, err := New(dir, []string{"a"}); err == nil || !strings.Contains(err.Error(), dir) {
+			t.Errorf("%s: New = %v, want a refusal naming %s", name, err, dir)
+		}
+	}
+}
+
+// TestLockFileIsNeverASymlink: a symlink where a lock file goes is not
+// followed (its target neither created nor locked).
+func TestLockFileIsNeverASymlink(t *testing.T) {
+	dir := t.TempDir()
+	p, err := New(dir, []string{"a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Symlink(target, filepath.Join(dir, "a.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok, err := p.TryAcquire(); err == nil {
+		t.Errorf("TryAcquire through a symlinked lock file = %+v, %v; want an error", l, ok)
+	}
+	if _, err := os.Lstat(target); err == nil {
+		t.Errorf("the symlink's target %s was created", target)
+	}
+}

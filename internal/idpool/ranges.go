@@ -7,8 +7,11 @@ import (
 	"math"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // RangeSize is how many ids one range maps: uid and gid 0 to 65535 in the
@@ -21,10 +24,22 @@ type Range struct {
 	UID, GID uint32 // first host uid and gid
 	Size     uint32
 	lease    *Lease
+	of       *Ranges
 }
 
-// Release gives the range back.
-func (r *Range) Release() error { return r.lease.Release() }
+// Release kills what still runs as the range's ids (a build's container
+// that outlived it) and gives the range back; a range whose processes do
+// not die is held back from other builds, and the error says so.
+func (r *Range) Release() error {
+	if r.lease == nil || r.lease.f == nil {
+		return nil
+	}
+	if err := clearRange(r.UID, r.GID, r.Size, r.of.clearWait()); err != nil {
+		r.of.holdBack(r.lease)
+		return fmt.Errorf("id range held back: %w", err)
+	}
+	return r.lease.Release()
+}
 
 // RangesConfig names the user whose subordinate ids are handed out.
 type RangesConfig struct {
@@ -41,6 +56,42 @@ type RangesConfig struct {
 type Ranges struct {
 	pool     *Pool
 	uid, gid uint32 // starts of the user's subordinate ranges
+	// ClearWait is how long a range's processes may take to die after
+	// SIGKILL before the range is held back; default 2s.
+	ClearWait time.Duration
+
+	mu sync.Mutex
+	// held are ranges whose processes did not die: their locks stay held
+	// by this process, so no one hands them out, until a later Acquire
+	// finds them clear.
+	held []*Lease
+}
+
+func (r *Ranges) clearWait() time.Duration {
+	if r.ClearWait > 0 {
+		return r.ClearWait
+	}
+	return 2 * time.Second
+}
+
+func (r *Ranges) holdBack(l *Lease) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held = append(r.held, l)
+}
+
+// retryHeld gives back the held-back ranges that are clear now.
+func (r *Ranges) retryHeld() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held = slices.DeleteFunc(r.held, func(l *Lease) bool {
+		g := r.rangeOf(l)
+		if len(inRange(g.UID, g.GID, g.Size)) > 0 {
+			return false
+		}
+		l.Release()
+		return true
+	})
 }
 
 // NewRanges reads User's subordinate ranges and cuts them into as many
@@ -81,27 +132,49 @@ func NewRanges(cfg RangesConfig) (*Ranges, error) {
 // Len is how many ranges there are (how many builds can run at once).
 func (r *Ranges) Len() int { return r.pool.Size() }
 
-// Acquire takes a free range, waiting while all are held.
+// Acquire takes a free range, waiting while all are held, until ctx
+// ends. Like TryAcquire, it hands out only a range nothing runs as.
 func (r *Ranges) Acquire(ctx context.Context) (*Range, error) {
-	l, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
+	poll := r.pool.Poll
+	if poll <= 0 {
+		poll = 200 * time.Millisecond
 	}
-	return r.rangeOf(l), nil
+	for {
+		g, ok, err := r.TryAcquire()
+		if err != nil || ok {
+			return g, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("id pool: all %d ranges in use: %w", r.pool.Size(), ctx.Err())
+		case <-time.After(poll):
+		}
+	}
 }
 
-// TryAcquire takes a free range; ok is false when all are held.
+// TryAcquire takes a free range; ok is false when all are held. Every
+// process still running as one of the range's ids (left by a build of a
+// cccp that crashed, or whose buildah was killed) is killed first; a
+// range where one survives is held back and the next one tried.
 func (r *Ranges) TryAcquire() (g *Range, ok bool, err error) {
-	l, ok, err := r.pool.TryAcquire()
-	if err != nil || !ok {
-		return nil, ok, err
+	r.retryHeld()
+	for {
+		l, ok, err := r.pool.TryAcquire()
+		if err != nil || !ok {
+			return nil, ok, err
+		}
+		g := r.rangeOf(l)
+		if err := clearRange(g.UID, g.GID, g.Size, r.clearWait()); err != nil {
+			r.holdBack(l)
+			continue
+		}
+		return g, true, nil
 	}
-	return r.rangeOf(l), true, nil
 }
 
 func (r *Ranges) rangeOf(l *Lease) *Range {
 	off := uint32(l.Index) * RangeSize
-	return &Range{UID: r.uid + off, GID: r.gid + off, Size: RangeSize, lease: l}
+	return &Range{UID: r.uid + off, GID: r.gid + off, Size: RangeSize, lease: l, of: r}
 }
 
 // SubIDs finds user's first range in a subuid/subgid file ("name:start:count";

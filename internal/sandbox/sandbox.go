@@ -13,9 +13,10 @@
 //     once never share a uid, so neither can signal or trace the other's
 //     processes nor read its files; a box waits for a free user when all
 //     are in use;
-//   - a folder of its own under its user's home (its podman
-//     storage, a runtime folder, the podman service's socket), removed on
-//     Close;
+//   - a folder of its own, root's, under Config.Dir (root's, outside
+//     every sandbox user's home), with folders of its user inside (its
+//     podman storage, a runtime folder, the podman service's socket),
+//     removed on Close;
 //   - cgroup v1 groups (pids, memory, cpu, freezer) under
 //     <CgroupRoot>/<controller>/cccp-sandbox/<box>, holding every process
 //     of the box: scripts, the podman service, conmon, the containers and
@@ -135,8 +136,10 @@ type Config struct {
 	// exist is left out (logged), so fewer boxes are open at once; User
 	// must exist. Default DefaultPool.
 	Pool int
-	// Dir holds the boxes, in a folder per user; default each user's
-	// <home>/b. Dir must let the users through (0711). A box's runroot (<folder>/<scope>-<8 hex>/runroot) must
+	// Dir holds the boxes, in a folder per user (named by its uid);
+	// default DefaultDir. Dir and every folder above it must be root's and
+	// writable by root alone (New checks), and let the users through
+	// (0711). A box's runroot (<Dir>/<uid>/<scope>-<8 hex>/runroot) must
 	// stay within podman's 50 characters.
 	Dir string
 	// LockDir holds the lock files that hand out the users; default
@@ -196,6 +199,9 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.Pool <= 0 {
 		cfg.Pool = DefaultPool
 	}
+	if cfg.Dir == "" {
+		cfg.Dir = DefaultDir
+	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("sandbox: cccp runs as uid %d; it must run as root to run repository code as %q", os.Geteuid(), cfg.User)
@@ -214,15 +220,16 @@ func New(cfg Config) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	root, err := boxRoot(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
 	keys := make([]string, len(users))
-	for i, u := range users {
-		if err := os.MkdirAll(u.dir, 0o700); err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
+	for i := range users {
+		if users[i].dir, err = userDir(root, users[i].uid); err != nil {
+			return nil, fmt.Errorf("sandbox user %s: %w", users[i].name, err)
 		}
-		if err := os.Chown(u.dir, int(u.uid), int(u.gid)); err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		keys[i] = "sandbox-user-" + u.name
+		keys[i] = "sandbox-user-" + users[i].name
 	}
 	if s.pool, err = idpool.New(cfg.LockDir, keys); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -284,11 +291,7 @@ func poolUsers(cfg Config) ([]boxUser, error) {
 			return nil, fmt.Errorf("sandbox users %q and %q share uid %d", other, name, uid)
 		}
 		seen[uint32(uid)] = name
-		dir := filepath.Join(u.HomeDir, "b")
-		if cfg.Dir != "" {
-			dir = filepath.Join(cfg.Dir, name)
-		}
-		users = append(users, boxUser{name: name, uid: uint32(uid), gid: uint32(gid), dir: dir})
+		users = append(users, boxUser{name: name, uid: uint32(uid), gid: uint32(gid)})
 	}
 	return users, nil
 }
@@ -351,13 +354,14 @@ func (s *Sandbox) Open(ctx context.Context, label string) (*Box, error) {
 	u := s.users[lease.Index]
 	s.cfg.Logger.Debug("sandbox: open box", "box", name, "for", label, "user", u.name)
 	box := &Box{s: s, name: name, dir: filepath.Join(u.dir, name), cg: map[string]string{}, user: u, lease: lease}
-	for _, d := range []string{"", "home", "xdg", "storage", "runroot", "tmp"} {
-		p := filepath.Join(box.dir, d)
-		if err := os.Mkdir(p, 0o700); err != nil {
-			box.Close()
-			return nil, fmt.Errorf("open box %s: %w", name, err)
-		}
-		if err := os.Chown(p, int(u.uid), int(u.gid)); err != nil {
+	// The box folder is root's (0711), so the sandbox user can replace
+	// none of its entries; only the folders below are the user's.
+	if err := os.Mkdir(box.dir, 0o711); err != nil {
+		box.Close()
+		return nil, fmt.Errorf("open box %s: %w", name, err)
+	}
+	for _, d := range []string{"home", "xdg", "storage", "runroot", "tmp"} {
+		if err := mkdirFor(filepath.Join(box.dir, d), u.uid, u.gid); err != nil {
 			box.Close()
 			return nil, fmt.Errorf("open box %s: %w", name, err)
 		}
@@ -578,11 +582,13 @@ func (b *Box) Run(ctx context.Context, sc Script) (Result, error) {
 	}
 	// The checkout is bind-mounted into the box folder, so the sandbox user
 	// needs no way through the folders above it (cccp's DATA stays 0700).
+	// The mount point is made afresh in the box folder (root's) and
+	// removed after: nothing already there is ever mounted over.
 	src := filepath.Join(b.dir, "src")
-	if err := os.Mkdir(src, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return Result{}, fmt.Errorf("box %s: %w", b.name, err)
+	if err := mkdirFor(src, b.user.uid, b.user.gid); err != nil {
+		return Result{}, fmt.Errorf("box %s: checkout mount point: %w", b.name, err)
 	}
-	os.Chown(src, int(b.user.uid), int(b.user.gid))
+	defer os.Remove(src)
 	if err := syscall.Mount(sc.Checkout, src, "", syscall.MS_BIND|syscall.MS_PRIVATE, ""); err != nil {
 		return Result{}, fmt.Errorf("box %s: bind the checkout: %w", b.name, err)
 	}
@@ -786,17 +792,6 @@ func writePodmanShim(path string) error {
 		return nil
 	}
 	return os.WriteFile(path, []byte(podmanShim), 0o755)
-}
-
-// chownTree hands a checkout to the sandbox user (without following
-// symlinks), so its scripts can write there.
-func chownTree(root string, uid, gid int) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
 }
 
 // Procs returns the processes in the box (from its cgroups), its

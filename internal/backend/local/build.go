@@ -156,7 +156,7 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 		ContextDir: contextDir, Dockerfile: dockerfile, Image: local, Log: log, InsecureRegistries: b.cfg.InsecureRegistries,
 		BuildArgs: buildArgs(spec), IDMap: ids.idMap(),
 	})
-	ids.release()
+	ids.release(log)
 	if err != nil {
 		b.removeImage(local)
 		return res, stageErr(ReasonBuildFailed, err)

@@ -44,8 +44,13 @@ func (br *buildRange) idMap() *buildah.IDMap {
 	return &buildah.IDMap{UID: br.r.UID, GID: br.r.GID, Size: br.r.Size}
 }
 
-func (br *buildRange) release() {
+// release gives the range back; what still runs as its ids (a RUN
+// step's container that outlived buildah) is killed first, and a range
+// whose processes do not die is held back (said in the build's log).
+func (br *buildRange) release(log io.Writer) {
 	if br.r != nil {
-		br.r.Release()
+		if err := br.r.Release(); err != nil {
+			fmt.Fprintf(log, "cccp: warning: %v\n", err)
+		}
 	}
 }

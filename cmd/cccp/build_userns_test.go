@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestOpenBuildIDsFailsClosed: builds fall back to running RUN steps as
+// the host's root only when asked to (--build-user=) or when the default
+// build user does not exist; a build user given explicitly, or one that
+// exists with no usable subordinate ids, stops cccp with a reason and the
+// way to allow root builds.
+func TestOpenBuildIDsFailsClosed(t *testing.T) {
+	tests := []struct {
+		name     string
+		flag     *string // set through the flag (Changed)
+		value    string  // else as if by default
+		enabled  bool
+		errWants []string
+	}{
+		{name: "default user missing falls back", value: "cccp-no-such-build-user"},
+		{name: "explicitly empty falls back", flag: ptr("")},
+		{name: "explicit user missing", flag: ptr("cccp-no-such-build-user"), errWants: []string{`"cccp-no-such-build-user"`, "--build-user="}},
+		{name: "default user without subordinate ids", value: "daemon", errWants: []string{`"daemon"`, "no subordinate ids", "--build-user="}},
+		{name: "explicit user without subordinate ids", flag: ptr("daemon"), errWants: []string{"no subordinate ids"}},
+		{name: "default user usable", value: "cccp-build", enabled: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f envFlags
+			cmd := &cobra.Command{}
+			f.register(cmd, true)
+			if tt.flag != nil {
+				if err := cmd.Flags().Set("build-user", *tt.flag); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				f.buildUser = tt.value
+			}
+			var logs bytes.Buffer
+			r, err := openBuildIDs(&f, slog.New(slog.NewTextHandler(&logs, nil)))
+			if len(tt.errWants) > 0 {
+				if err == nil {
+					t.Fatalf("openBuildIDs = nil error; want a refusal (logged: %s)", logs.String())
+				}
+				for _, w := range tt.errWants {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (r != nil) != tt.enabled {
+				t.Errorf("ranges = %v, want enabled %v", r, tt.enabled)
+			}
+			if !tt.enabled && !strings.Contains(logs.String(), "as root on this host") {
+				t.Errorf("the fallback to root builds is not logged: %q", logs.String())
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestBuildUsernsMetric: /metrics tells whether builds are mapped.
+func TestBuildUsernsMetric(t *testing.T) {
+	for on, want := range map[bool]string{true: "cccp_build_userns_enabled 1\n", false: "cccp_build_userns_enabled 0\n"} {
+		var b bytes.Buffer
+		if err := buildUsernsMetric(on)(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "# TYPE cccp_build_userns_enabled gauge\n") || !strings.HasSuffix(b.String(), want) {
+			t.Errorf("metric(%v) = %q, want a gauge ending %q", on, b.String(), want)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultDir holds the boxes when Config.Dir is empty: a folder of root's,
+// outside every sandbox user's home. With a folder per uid and a box's
+// name, a box's runroot stays within podman's 50 characters.
+const DefaultDir = "/var/lib/cccp-boxes"
+
+// Box folders are made and chowned, and checkouts bound into them, by
+// cccp as root. Every folder on the way to where that happens is root's
+// and writable by root alone: a folder a sandbox user owns (its home)
+// could have an entry replaced by a symlink between a check and a use,
+// and root would then chown or mount through it (chown /etc to the
+// user). Only the leaves (a box's home, storage, runroot, xdg, tmp) are
+// the user's.
+
+// boxRoot makes dir (0711) if it is missing and returns it with symlinks
+// resolved, after checking that only root can change it or any folder
+// above it (a world-writable folder with the sticky bit, such as /tmp,
+// is allowed above it: no one else can rename or remove root's entries
+// there).
+func boxRoot(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return "", fmt.Errorf("box folder: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("box folder: %w", err)
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return "", fmt.Errorf("box folder: %w", err)
+	}
+	for p := real; ; p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return "", fmt.Errorf("box folder: %w", err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		sticky := fi.Mode()&fs.ModeSticky != 0 && p != real
+		switch {
+		case !fi.IsDir():
+			return "", fmt.Errorf("box folder %s: %s is not a folder", dir, p)
+		case st.Uid != 0:
+			return "", fmt.Errorf("box folder %s: %s is owned by uid %d, not root: whoever owns it could redirect what cccp does as root there", dir, p, st.Uid)
+		case fi.Mode().Perm()&0o022 != 0 && !sticky:
+			return "", fmt.Errorf("box folder %s: %s is writable by group or others (%v): only root may change it", dir, p, fi.Mode().Perm())
+		}
+		if p == "/" {
+			return real, nil
+		}
+	}
+}
+
+// userDir makes (0711, root's) or checks the folder of a user's boxes in
+// root: never a symlink, a folder of root's that only root can write.
+func userDir(root string, uid uint32) (string, error) {
+	p := filepath.Join(root, strconv.FormatUint(uint64(uid), 10))
+	if err := os.Mkdir(p, 0o711); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("box folder: %w", err)
+	}
+	return p, checkRootDir(p)
+}
+
+// checkRootDir checks that p itself (not what it may point to) is a
+// folder of root's that only root can write.
+func checkRootDir(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("box folder: %w", err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("box folder %s is a symlink; refusing to use it (remove it)", p)
+	case !fi.IsDir():
+		return fmt.Errorf("box folder %s is not a folder (%v); refusing to use it (remove it)", p, fi.Mode().Type())
+	case st.Uid != 0:
+		return fmt.Errorf("box folder %s is owned by uid %d, not root; refusing to use it (remove it)", p, st.Uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("box folder %s is writable by group or others (%v); refusing to use it", p, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// mkdirFor makes the folder p, which must not exist yet (its parent is
+// root's), and hands it to uid:gid without following a symlink.
+func mkdirFor(p string, uid, gid uint32) error {
+	if err := os.Mkdir(p, 0o700); err != nil {
+		return err
+	}
+	return os.Lchown(p, int(uid), int(gid))
+}
+
+// chownTree hands a checkout to the sandbox user, so its scripts can
+// write there. A checkout a box already had is the user's to change while
+// this runs (a container of the box can still have it bound), so no path
+// below root is ever resolved: each folder is opened from its parent's
+// descriptor without following a symlink, and each entry chowned by its
+// name in that folder, never through a symlink.
+func chownTree(root string, uid, gid int) error {
+	fd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", root, err)
+	}
+	return chownDir(fd, root, uid, gid)
+}
+
+// chownDir chowns the open folder fd (named path in errors) and what is
+// in it, and closes fd.
+func chownDir(fd int, path string, uid, gid int) error {
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := syscall.Fchown(fd, uid, gid); err != nil {
+		return fmt.Errorf("chown %s: %w", path, err)
+	}
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	for _, e := range entries {
+		name := filepath.Join(path, e.Name())
+		if e.IsDir() {
+			sub, err := syscall.Openat(fd, e.Name(), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+			if err == nil {
+				if err := chownDir(sub, name, uid, gid); err != nil {
+					return err
+				}
+				continue
+			}
+			if !errors.Is(err, syscall.ELOOP) && !errors.Is(err, syscall.ENOTDIR) {
+				return fmt.Errorf("open %s: %w", name, err)
+			}
+			// Replaced by a symlink or a file meanwhile: chowned as such.
+		}
+		if err := unix.Fchownat(fd, e.Name(), uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("chown %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package sandbox
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// owner is the uid that owns path (not following a symlink at its end).
+func owner(t *testing.T, path string) uint32 {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Uid
+}
+
+// TestNewRefusesASymlinkedBoxFolder: a symlink where a user's box folder
+// goes (planted by whoever could write there) makes New refuse, naming
+// the path, and the symlink's target keeps its owner: root never chowns
+// or creates through it.
+func TestNewRefusesASymlinkedBoxFolder(t *testing.T) {
+	u, err := user.Lookup(DefaultUser)
+	if err != nil {
+		t.Fatalf("sandbox user (run hack/install-deps.sh): %v", err)
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o711)
+	target := t.TempDir()
+	// Both where a box folder of the user has gone: by name and by uid.
+	for _, n := range []string{u.Username, u.Uid} {
+		if err := os.Symlink(target, filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = New(Config{Scope: "test", Dir: dir, Pool: 1})
+	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("New with a symlinked box folder = %v; want a refusal naming the path and the symlink", err)
+	}
+	if got := owner(t, target); got != 0 {
+		t.Errorf("the symlink's target is now owned by uid %d; want root's", got)
+	}
+}
+
+// TestSandboxUserCannotPlantTheCheckoutMount: the sandbox user cannot put
+// a symlink where Run binds the checkout (the box folder is root's), and
+// Run never chowns or mounts through one.
+func TestSandboxUserCannotPlantTheCheckoutMount(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	b := openBox(t, s)
+	uid, gid := b.UID()
+	target := t.TempDir()
+	ln := exec.Command("ln", "-s", target, filepath.Join(b.dir, "src"))
+	ln.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
+	if out, err := ln.CombinedOutput(); err == nil {
+		t.Errorf("the sandbox user made a symlink in its box folder %s: %s", b.dir, out)
+	}
+	res, err := b.Run(context.Background(), Script{Checkout: checkout(t, "#!/bin/sh\necho ran\n"), Argv: []string{"./test.sh"}})
+	if err != nil {
+		t.Logf("run: %v", err)
+	} else if res.ExitCode != 0 {
+		t.Errorf("run: %+v", res)
+	}
+	if got := owner(t, target); got != 0 {
+		t.Errorf("the planted symlink's target is now owned by uid %d; want root's", got)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Errorf("the checkout was bound over the planted symlink's target: %v", entries)
+	}
+}
+
+// TestChownTreeNeverFollowsASwappedFolder: while the checkout is handed to
+// the sandbox user, a process of the user (a container that still has the
+// checkout bound) swaps one of its folders for a symlink to a folder of
+// root's, over and over. Nothing of root's folder is chowned.
+func TestChownTreeNeverFollowsASwappedFolder(t *testing.T) {
+	co := t.TempDir()
+	target := t.TempDir()
+	d := filepath.Join(co, "d")
+	os.Mkdir(d, 0o755)
+	for i := range 300 {
+		n := "f" + itoa(i)
+		os.WriteFile(filepath.Join(d, n), nil, 0o644)
+		os.WriteFile(filepath.Join(target, n), nil, 0o644)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Rename(d, d+".real")
+			os.Symlink(target, d)
+			os.Remove(d)
+			os.Rename(d+".real", d)
+		}
+	}()
+	for range 200 {
+		chownTree(co, 4242, 4242)
+	}
+	close(stop)
+	<-done
+	entries, _ := os.ReadDir(target)
+	for _, e := range entries {
+		if got := owner(t, filepath.Join(target, e.Name())); got != 0 {
+			t.Fatalf("%s (root's, reached through the swapped symlink) is now owned by uid %d", e.Name(), got)
+		}
+	}
+	if got := owner(t, target); got != 0 {
+		t.Fatalf("root's folder is now owned by uid %d", got)
+	}
+}
