@@ -33,13 +33,10 @@ const fallbackDepth = 64
 // and the mirror (branch "") stays shallow. A fetch that fails (the branch
 // was deleted) moves on to the next refs.
 //
-// A commit not found is remembered in misses (may be nil): asking again
-// for it in url fails at once with the same error. The error names the
-// commit and the URL.
+// A commit a complete search did not find is remembered in misses (may be
+// nil): asking again for it in url and branch, once refused by ID, fails
+// at once with the same error. The error names the commit and the URL.
 func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int, misses *Misses, extra ...string) error {
-	if err := misses.lookup(url, commit); err != nil {
-		return err
-	}
 	args := append([]string{"fetch", "--quiet", "--no-tags", fmt.Sprintf("--depth=%d", depth)}, extra...)
 	_, byID := run(ctx, dir, append(args, "origin", commit)...)
 	if byID == nil {
@@ -47,6 +44,10 @@ func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("fetch %s at %s: %w", redact.URL(url), commit, ctx.Err())
+	}
+	scope := url + "\x00" + branch
+	if err := misses.lookup(scope, commit); err != nil {
+		return err
 	}
 	type pass struct {
 		refspecs []string
@@ -105,7 +106,9 @@ func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int
 	}
 	err := fmt.Errorf("fetch %s at %s: %w: it is not in %s (%s)",
 		redact.URL(url), commit, ErrCommitNotFound, where, why)
-	misses.add(url, commit, err)
+	if refsErr == nil { // only a complete search is remembered
+		misses.add(scope, commit, err)
+	}
 	return err
 }
 

@@ -122,3 +122,30 @@ func TestMissesBounded(t *testing.T) {
 		t.Errorf("a nil Misses remembers: %v", err)
 	}
 }
+
+// TestMissOfOneBranchDoesNotHideAnother: a commit deep in branch dev is
+// not among main's history nor the last commits of any ref; a clone for
+// main finds it missing, and that miss must not answer for a clone for
+// dev, whose whole history is searched.
+func TestMissOfOneBranchDoesNotHideAnother(t *testing.T) {
+	testgit.Require(t)
+	root := t.TempDir()
+	repo := filepath.Join(root, "app")
+	testgit.Init(t, repo, "main")
+	testgit.Write(t, repo, map[string]string{"app/Dockerfile": "FROM scratch\n"})
+	testgit.Commit(t, repo, "base")
+	testgit.Run(t, repo, "checkout", "-qb", "dev")
+	onDev := commits(t, repo, "dev", fallbackDepth+20)
+	testgit.Run(t, repo, "checkout", "-q", "main")
+	deep := onDev[0]
+	url := testgit.ServeHTTP(t, root, testgit.HTTPOptions{ProtocolV0: true}) + "/app"
+	misses := NewMisses(time.Hour, 16)
+
+	err := Clone(t.Context(), url, filepath.Join(t.TempDir(), "co"), CloneOptions{Commit: deep, Branch: "main", Misses: misses})
+	if !errors.Is(err, ErrCommitNotFound) {
+		t.Fatalf("clone for main of a commit deep in dev: %v; want ErrCommitNotFound", err)
+	}
+	if err := Clone(t.Context(), url, filepath.Join(t.TempDir(), "co"), CloneOptions{Commit: deep, Branch: "dev", Misses: misses}); err != nil {
+		t.Fatalf("clone for dev of a commit deep in dev, after a miss for main: %v", err)
+	}
+}

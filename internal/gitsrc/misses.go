@@ -8,14 +8,18 @@ import (
 
 // Default bounds of a Misses.
 const (
-	DefaultMissTTL   = 10 * time.Minute
+	DefaultMissTTL   = 2 * time.Minute
 	DefaultMaxMisses = 1024
 )
 
-// Misses remembers, for a while, the commits a fetch could not find in a
-// repository (ErrCommitNotFound), so a run asking again (a retry, the next
-// build of the same commit) fails at once with the same error instead of
-// fetching every branch and tag of the repository again. It holds at most
+// Misses remembers, for a while, the commits a complete search could not
+// find in a repository's refs (ErrCommitNotFound), keyed by the URL and
+// the branch searched (a search with a branch goes deeper into that
+// branch, so one scope never answers for another), so a run asking again
+// (a retry, the next build of the same commit) fails at once with the same
+// error instead of fetching every branch and tag of the repository again.
+// The commit is still asked for by ID first, which is cheap: a server that
+// serves it then is not held back by the memory. It holds at most
 // max entries, in memory. Safe for concurrent use; a nil *Misses
 // remembers nothing.
 type Misses struct {
@@ -45,7 +49,7 @@ func NewMisses(ttl time.Duration, max int) *Misses {
 	return &Misses{ttl: ttl, max: max, now: time.Now, m: map[string]miss{}}
 }
 
-func missKey(url, commit string) string { return url + "\x00" + commit }
+func missKey(scope, commit string) string { return scope + "\x00" + commit }
 
 // lookup returns the error of the fetch that found commit missing in url,
 // if that was less than ttl ago.
