@@ -32,6 +32,7 @@ func TestNewRefusesASymlinkedBoxFolder(t *testing.T) {
 	}
 	dir := t.TempDir()
 	os.Chmod(dir, 0o711)
+	os.Chmod(filepath.Dir(dir), 0o711) // the users can pass on the way
 	target := t.TempDir()
 	// Both where a box folder of the user has gone: by name and by uid.
 	for _, n := range []string{u.Username, u.Uid} {

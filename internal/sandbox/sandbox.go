@@ -356,7 +356,7 @@ func (s *Sandbox) Open(ctx context.Context, label string) (*Box, error) {
 	box := &Box{s: s, name: name, dir: filepath.Join(u.dir, name), cg: map[string]string{}, user: u, lease: lease}
 	// The box folder is root's (0711), so the sandbox user can replace
 	// none of its entries; only the folders below are the user's.
-	if err := os.Mkdir(box.dir, 0o711); err != nil {
+	if err := mkdirRoot(box.dir); err != nil {
 		box.Close()
 		return nil, fmt.Errorf("open box %s: %w", name, err)
 	}
@@ -488,7 +488,11 @@ func (b *Box) Puller() *podman.Runner {
 // `insecure = true` (plain HTTP or an unverified certificate allowed),
 // every other registry verified.
 func (b *Box) WriteRegistriesConf(insecure []string) error {
-	return regconf.Write(b.RegistriesConf(), regconf.Base(os.Getenv), insecure)
+	if err := regconf.Write(b.RegistriesConf(), regconf.Base(os.Getenv), insecure); err != nil {
+		return err
+	}
+	// The sandbox user's podman reads it; the umask must not take that away.
+	return os.Chmod(b.RegistriesConf(), 0o644)
 }
 
 func (b *Box) startService(ctx context.Context) error {
@@ -791,7 +795,11 @@ func writePodmanShim(path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	return os.WriteFile(path, []byte(podmanShim), 0o755)
+	if err := os.WriteFile(path, []byte(podmanShim), 0o755); err != nil {
+		return err
+	}
+	// Run by the sandbox user; the umask must not take that away.
+	return os.Chmod(path, 0o755)
 }
 
 // Procs returns the processes in the box (from its cgroups), its
