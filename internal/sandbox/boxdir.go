@@ -224,9 +224,33 @@ func chownDir(fd int, path string, uid, gid int) error {
 			}
 			// Replaced by a symlink or a file meanwhile: chowned as such.
 		}
-		if err := unix.Fchownat(fd, e.Name(), uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, syscall.ENOENT) {
+		if err := chownEntry(fd, e.Name(), uid, gid); err != nil {
 			return fmt.Errorf("chown %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// chownEntry chowns the entry name (not a folder) of the open folder fd,
+// never through a symlink, and only when that entry is its sole link: a
+// hard link the user made to a file outside the tree (/etc/shadow, with
+// fs.protected_hardlinks off) is left as it is, as is the file. An
+// entry gone meanwhile is no error.
+func chownEntry(fd int, name string, uid, gid int) error {
+	f, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(f)
+	var st unix.Stat_t
+	if err := unix.Fstat(f, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR || st.Nlink != 1 || (int(st.Uid) == uid && int(st.Gid) == gid) {
+		return nil
+	}
+	return unix.Fchownat(f, "", uid, gid, unix.AT_EMPTY_PATH)
 }
