@@ -88,6 +88,7 @@ import (
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/regconf"
 	"github.com/cccp-project/cccp/internal/tailbuf"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultUser is the sandbox user hack/install-deps.sh creates, the
@@ -873,8 +874,10 @@ func (b *Box) Close() error {
 			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", c, err))
 		}
 	}
-	if err := removeAll(b.dir); err != nil {
-		errs = append(errs, err)
+	if b.dir != "" { // "": a cgroup Cleanup found without a folder
+		if err := removeAll(b.dir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -902,9 +905,10 @@ func killAll(groups map[string]string) error {
 	return fmt.Errorf("processes left after kill: %v", procs(groups))
 }
 
-// unmount undoes the checkout's bind mount.
+// unmount undoes the checkout's bind mount; a symlink at p is not
+// followed.
 func unmount(p string) error {
-	if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+	if err := syscall.Unmount(p, syscall.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", p, err)
 	}
 	return nil
@@ -952,9 +956,6 @@ func (s *Sandbox) Cleanup(ctx context.Context) error {
 	}
 	var errs []error
 	for n, dir := range names {
-		if dir == "" {
-			dir = filepath.Join(os.TempDir(), "cccp-sandbox-none", n) // no folder to remove
-		}
 		box := &Box{s: s, name: n, dir: dir, cg: map[string]string{}}
 		for _, c := range s.cgroups {
 			p := filepath.Join(s.cfg.CgroupRoot, c, "cccp-sandbox", n)
