@@ -33,6 +33,7 @@ func TestCleanupOfACgroupWithoutAFolderRemovesNothingElse(t *testing.T) {
 	if err := os.MkdirAll(planted, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	defer os.Remove(filepath.Dir(planted)) // if empty
 	defer os.RemoveAll(planted)
 	marker := filepath.Join(planted, "keep")
 	os.WriteFile(marker, []byte("not cccp's\n"), 0o644)
