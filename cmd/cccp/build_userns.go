@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/user"
 
 	"github.com/cccp-project/cccp/internal/idpool"
@@ -17,7 +18,22 @@ import (
 // without hack/install-deps.sh). Anything else fails closed: a
 // --build-user given explicitly that cannot be used, or a build user
 // that exists but whose subordinate ids or lock folder are unusable.
+//
+// A cccp that does not run as root has none of this to do: its buildah
+// runs rootless, so RUN steps run as its own user (mapped into a user
+// namespace of buildah's), never as the host's root, and the lock folder
+// and subordinate ids of the build user are not its to use.
 func openBuildIDs(f *envFlags, log *slog.Logger) (*idpool.Ranges, error) {
+	return openBuildIDsAs(f, log, os.Geteuid())
+}
+
+// openBuildIDsAs is openBuildIDs for a cccp running as euid.
+func openBuildIDsAs(f *envFlags, log *slog.Logger, euid int) (*idpool.Ranges, error) {
+	if euid != 0 {
+		log.Info("cccp does not run as root: buildah runs rootless and RUN steps run as cccp's own user; no build id ranges are used",
+			"uid", euid, "build_user", f.buildUser)
+		return nil, nil
+	}
 	if f.buildUser == "" {
 		log.Warn("--build-user is empty: RUN steps of builds run as root on this host")
 		return nil, nil
@@ -31,7 +47,7 @@ func openBuildIDs(f *envFlags, log *slog.Logger) (*idpool.Ranges, error) {
 			return nil, nil
 		}
 	}
-	r, err := idpool.NewRanges(idpool.RangesConfig{User: f.buildUser})
+	r, err := idpool.NewRanges(idpool.RangesConfig{User: f.buildUser, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("build user %q: %w: builds would run their RUN steps as root on this host; "+
 			"fix it (hack/install-deps.sh sets it up) or pass --build-user= to run them as root knowingly", f.buildUser, err)

@@ -19,8 +19,10 @@ func TestOpenBuildIDsFailsClosed(t *testing.T) {
 		name     string
 		flag     *string // set through the flag (Changed)
 		value    string  // else as if by default
+		euid     int     // cccp's; root (0) unless set
 		enabled  bool
 		errWants []string
+		logWants string // default: the fallback to root builds
 	}{
 		{name: "default user missing falls back", value: "cccp-no-such-build-user"},
 		{name: "explicitly empty falls back", flag: ptr("")},
@@ -28,6 +30,9 @@ func TestOpenBuildIDsFailsClosed(t *testing.T) {
 		{name: "default user without subordinate ids", value: "daemon", errWants: []string{`"daemon"`, "no subordinate ids", "--build-user="}},
 		{name: "explicit user without subordinate ids", flag: ptr("daemon"), errWants: []string{"no subordinate ids"}},
 		{name: "default user usable", value: "cccp-build", enabled: true},
+		// Not root: buildah is rootless, RUN steps cannot be host root.
+		{name: "not root, default user usable", value: "cccp-build", euid: 1000, logWants: "does not run as root"},
+		{name: "not root, explicit user without subordinate ids", flag: ptr("daemon"), euid: 1000, logWants: "does not run as root"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +47,7 @@ func TestOpenBuildIDsFailsClosed(t *testing.T) {
 				f.buildUser = tt.value
 			}
 			var logs bytes.Buffer
-			r, err := openBuildIDs(&f, slog.New(slog.NewTextHandler(&logs, nil)))
+			r, err := openBuildIDsAs(&f, slog.New(slog.NewTextHandler(&logs, nil)), tt.euid)
 			if len(tt.errWants) > 0 {
 				if err == nil {
 					t.Fatalf("openBuildIDs = nil error; want a refusal (logged: %s)", logs.String())
@@ -60,8 +65,11 @@ func TestOpenBuildIDsFailsClosed(t *testing.T) {
 			if (r != nil) != tt.enabled {
 				t.Errorf("ranges = %v, want enabled %v", r, tt.enabled)
 			}
-			if !tt.enabled && !strings.Contains(logs.String(), "as root on this host") {
-				t.Errorf("the fallback to root builds is not logged: %q", logs.String())
+			if tt.logWants == "" {
+				tt.logWants = "as root on this host"
+			}
+			if !tt.enabled && !strings.Contains(logs.String(), tt.logWants) {
+				t.Errorf("the fallback is not logged (%q): %q", tt.logWants, logs.String())
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"os/user"
@@ -34,7 +35,7 @@ func (r *Range) Release() error {
 	if r.lease == nil || r.lease.f == nil {
 		return nil
 	}
-	if err := clearRange(r.UID, r.GID, r.Size, r.of.clearWait()); err != nil {
+	if err := clearRange(r.of.log, r.UID, r.GID, r.Size, r.of.clearWait()); err != nil {
 		r.of.holdBack(r.lease)
 		return fmt.Errorf("id range held back: %w", err)
 	}
@@ -50,12 +51,16 @@ type RangesConfig struct {
 	SubUID, SubGID string
 	// Dir holds the lock files; default DefaultDir.
 	Dir string
+	// Logger gets a line for every process killed to clear a range;
+	// default discard.
+	Logger *slog.Logger
 }
 
 // Ranges hands out RangeSize blocks of one user's subordinate ids.
 type Ranges struct {
 	pool     *Pool
 	uid, gid uint32 // starts of the user's subordinate ranges
+	log      *slog.Logger
 	// ClearWait is how long a range's processes may take to die after
 	// SIGKILL before the range is held back; default 2s.
 	ClearWait time.Duration
@@ -126,7 +131,10 @@ func NewRanges(cfg RangesConfig) (*Ranges, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Ranges{pool: pool, uid: uint32(uidStart), gid: uint32(gidStart)}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Ranges{pool: pool, uid: uint32(uidStart), gid: uint32(gidStart), log: cfg.Logger}, nil
 }
 
 // Len is how many ranges there are (how many builds can run at once).
@@ -164,7 +172,7 @@ func (r *Ranges) TryAcquire() (g *Range, ok bool, err error) {
 			return nil, ok, err
 		}
 		g := r.rangeOf(l)
-		if err := clearRange(g.UID, g.GID, g.Size, r.clearWait()); err != nil {
+		if err := clearRange(r.log, g.UID, g.GID, g.Size, r.clearWait()); err != nil {
 			r.holdBack(l)
 			continue
 		}

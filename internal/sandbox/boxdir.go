@@ -25,13 +25,22 @@ const DefaultDir = "/var/lib/cccp-boxes"
 // user). Only the leaves (a box's home, storage, runroot, xdg, tmp) are
 // the user's.
 
+// Folders of root's that a sandbox user must pass (Dir, a user's folder,
+// a box's folder) are 0711, set explicitly: Mkdir's mode is cut by the
+// umask, and the shipped systemd unit's UMask=0027 would leave them 0710,
+// which no sandbox user can pass. Files of root's that a user must read
+// (the podman shim, registries.conf) get their modes the same way.
+
 // boxRoot makes dir (0711) if it is missing and returns it with symlinks
 // resolved, after checking that only root can change it or any folder
 // above it (a world-writable folder with the sticky bit, such as /tmp,
 // is allowed above it: no one else can rename or remove root's entries
-// there).
+// there), and that the sandbox users can pass each of them (others may
+// execute). dir itself and the folders boxRoot made are given that bit
+// when they lack it; a folder above dir that lacks it is an error.
 func boxRoot(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+	made, err := mkdirAll(dir)
+	if err != nil {
 		return "", fmt.Errorf("box folder: %w", err)
 	}
 	real, err := filepath.EvalSymlinks(dir)
@@ -42,6 +51,13 @@ func boxRoot(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("box folder: %w", err)
 	}
+	ours := map[string]bool{real: true}
+	for _, p := range made {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			ours[r] = true
+		}
+	}
+	var repair []string
 	for p := real; ; p = filepath.Dir(p) {
 		fi, err := os.Lstat(p)
 		if err != nil {
@@ -56,25 +72,85 @@ func boxRoot(dir string) (string, error) {
 			return "", fmt.Errorf("box folder %s: %s is owned by uid %d, not root: whoever owns it could redirect what cccp does as root there", dir, p, st.Uid)
 		case fi.Mode().Perm()&0o022 != 0 && !sticky:
 			return "", fmt.Errorf("box folder %s: %s is writable by group or others (%v): only root may change it", dir, p, fi.Mode().Perm())
+		case fi.Mode().Perm()&0o001 == 0 && !ours[p]:
+			return "", fmt.Errorf("box folder %s: %s does not let the sandbox users through (%v): give others execute (chmod o+x)", dir, p, fi.Mode().Perm())
+		case fi.Mode().Perm()&0o001 == 0:
+			repair = append(repair, p)
 		}
 		if p == "/" {
-			return real, nil
+			break
 		}
 	}
+	// Only now, with every folder on the way root's alone, is a path
+	// safe to change modes through.
+	for _, p := range repair {
+		if err := passable(p); err != nil {
+			return "", fmt.Errorf("box folder %s: %w", dir, err)
+		}
+	}
+	return real, nil
+}
+
+// mkdirAll is os.MkdirAll(dir, 0o711) that returns the folders it made,
+// each set to 0711 whatever the umask.
+func mkdirAll(dir string) ([]string, error) {
+	var missing []string
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, p)
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, err
+	}
+	return missing, nil
+}
+
+// passable gives others execute on the folder p (of root's, in folders
+// only root can change), so that the sandbox users can pass it.
+func passable(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a folder", p)
+	}
+	if err := os.Chmod(p, fi.Mode().Perm()|0o001|fi.Mode()&(fs.ModeSticky|fs.ModeSetgid|fs.ModeSetuid)); err != nil {
+		return fmt.Errorf("let the sandbox users through %s: %w", p, err)
+	}
+	return nil
 }
 
 // userDir makes (0711, root's) or checks the folder of a user's boxes in
-// root: never a symlink, a folder of root's that only root can write.
+// root: never a symlink, a folder of root's that only root can write and
+// the users can pass.
 func userDir(root string, uid uint32) (string, error) {
 	p := filepath.Join(root, strconv.FormatUint(uint64(uid), 10))
-	if err := os.Mkdir(p, 0o711); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := mkdirRoot(p); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("box folder: %w", err)
 	}
 	return p, checkRootDir(p)
 }
 
+// mkdirRoot makes the folder p of root's, 0711 whatever the umask (in a
+// folder only root can change).
+func mkdirRoot(p string) error {
+	if err := os.Mkdir(p, 0o711); err != nil {
+		return err
+	}
+	return os.Chmod(p, 0o711)
+}
+
 // checkRootDir checks that p itself (not what it may point to) is a
-// folder of root's that only root can write.
+// folder of root's that only root can write, and lets others through it
+// (repaired: it is root's, in a folder of root's).
 func checkRootDir(p string) error {
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -90,6 +166,10 @@ func checkRootDir(p string) error {
 		return fmt.Errorf("box folder %s is owned by uid %d, not root; refusing to use it (remove it)", p, st.Uid)
 	case fi.Mode().Perm()&0o022 != 0:
 		return fmt.Errorf("box folder %s is writable by group or others (%v); refusing to use it", p, fi.Mode().Perm())
+	case fi.Mode().Perm()&0o001 == 0:
+		if err := passable(p); err != nil {
+			return fmt.Errorf("box folder: %w", err)
+		}
 	}
 	return nil
 }
@@ -144,9 +224,33 @@ func chownDir(fd int, path string, uid, gid int) error {
 			}
 			// Replaced by a symlink or a file meanwhile: chowned as such.
 		}
-		if err := unix.Fchownat(fd, e.Name(), uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, syscall.ENOENT) {
+		if err := chownEntry(fd, e.Name(), uid, gid); err != nil {
 			return fmt.Errorf("chown %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// chownEntry chowns the entry name (not a folder) of the open folder fd,
+// never through a symlink, and only when that entry is its sole link: a
+// hard link the user made to a file outside the tree (/etc/shadow, with
+// fs.protected_hardlinks off) is left as it is, as is the file. An
+// entry gone meanwhile is no error.
+func chownEntry(fd int, name string, uid, gid int) error {
+	f, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(f)
+	var st unix.Stat_t
+	if err := unix.Fstat(f, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR || st.Nlink != 1 || (int(st.Uid) == uid && int(st.Gid) == gid) {
+		return nil
+	}
+	return unix.Fchownat(f, "", uid, gid, unix.AT_EMPTY_PATH)
 }

@@ -32,6 +32,7 @@ func TestNewRefusesASymlinkedBoxFolder(t *testing.T) {
 	}
 	dir := t.TempDir()
 	os.Chmod(dir, 0o711)
+	os.Chmod(filepath.Dir(dir), 0o711) // the users can pass on the way
 	target := t.TempDir()
 	// Both where a box folder of the user has gone: by name and by uid.
 	for _, n := range []string{u.Username, u.Uid} {
@@ -118,5 +119,34 @@ func TestChownTreeNeverFollowsASwappedFolder(t *testing.T) {
 	}
 	if got := owner(t, target); got != 0 {
 		t.Fatalf("root's folder is now owned by uid %d", got)
+	}
+}
+
+// TestChownTreeLeavesAHardLinkedFileAlone: a hard link in the checkout to
+// a file of root's outside it (a box container can make one where
+// fs.protected_hardlinks is off; root makes it here, which that setting
+// never stops) does not hand that file to the sandbox user; the
+// checkout's own files are handed over.
+func TestChownTreeLeavesAHardLinkedFileAlone(t *testing.T) {
+	co := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(outside, []byte("root:x:::::::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(co, "own"), nil, 0o644)
+	os.Mkdir(filepath.Join(co, "d"), 0o755)
+	if err := os.Link(outside, filepath.Join(co, "d", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chownTree(co, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	if got := owner(t, outside); got != 0 {
+		t.Errorf("the file outside the checkout, hard-linked into it, is now owned by uid %d; want root's", got)
+	}
+	for _, p := range []string{co, filepath.Join(co, "d"), filepath.Join(co, "own")} {
+		if got := owner(t, p); got != 4242 {
+			t.Errorf("%s is owned by uid %d; want 4242", p, got)
+		}
 	}
 }

@@ -88,6 +88,7 @@ import (
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/regconf"
 	"github.com/cccp-project/cccp/internal/tailbuf"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultUser is the sandbox user hack/install-deps.sh creates, the
@@ -356,7 +357,7 @@ func (s *Sandbox) Open(ctx context.Context, label string) (*Box, error) {
 	box := &Box{s: s, name: name, dir: filepath.Join(u.dir, name), cg: map[string]string{}, user: u, lease: lease}
 	// The box folder is root's (0711), so the sandbox user can replace
 	// none of its entries; only the folders below are the user's.
-	if err := os.Mkdir(box.dir, 0o711); err != nil {
+	if err := mkdirRoot(box.dir); err != nil {
 		box.Close()
 		return nil, fmt.Errorf("open box %s: %w", name, err)
 	}
@@ -488,7 +489,11 @@ func (b *Box) Puller() *podman.Runner {
 // `insecure = true` (plain HTTP or an unverified certificate allowed),
 // every other registry verified.
 func (b *Box) WriteRegistriesConf(insecure []string) error {
-	return regconf.Write(b.RegistriesConf(), regconf.Base(os.Getenv), insecure)
+	if err := regconf.Write(b.RegistriesConf(), regconf.Base(os.Getenv), insecure); err != nil {
+		return err
+	}
+	// The sandbox user's podman reads it; the umask must not take that away.
+	return os.Chmod(b.RegistriesConf(), 0o644)
 }
 
 func (b *Box) startService(ctx context.Context) error {
@@ -791,7 +796,11 @@ func writePodmanShim(path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	return os.WriteFile(path, []byte(podmanShim), 0o755)
+	if err := os.WriteFile(path, []byte(podmanShim), 0o755); err != nil {
+		return err
+	}
+	// Run by the sandbox user; the umask must not take that away.
+	return os.Chmod(path, 0o755)
 }
 
 // Procs returns the processes in the box (from its cgroups), its
@@ -865,8 +874,10 @@ func (b *Box) Close() error {
 			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", c, err))
 		}
 	}
-	if err := removeAll(b.dir); err != nil {
-		errs = append(errs, err)
+	if b.dir != "" { // "": a cgroup Cleanup found without a folder
+		if err := removeAll(b.dir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -894,9 +905,10 @@ func killAll(groups map[string]string) error {
 	return fmt.Errorf("processes left after kill: %v", procs(groups))
 }
 
-// unmount undoes the checkout's bind mount.
+// unmount undoes the checkout's bind mount; a symlink at p is not
+// followed.
 func unmount(p string) error {
-	if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+	if err := syscall.Unmount(p, syscall.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", p, err)
 	}
 	return nil
@@ -944,9 +956,6 @@ func (s *Sandbox) Cleanup(ctx context.Context) error {
 	}
 	var errs []error
 	for n, dir := range names {
-		if dir == "" {
-			dir = filepath.Join(os.TempDir(), "cccp-sandbox-none", n) // no folder to remove
-		}
 		box := &Box{s: s, name: n, dir: dir, cg: map[string]string{}}
 		for _, c := range s.cgroups {
 			p := filepath.Join(s.cfg.CgroupRoot, c, "cccp-sandbox", n)

@@ -455,7 +455,9 @@ func TestNewRefusesWithoutProcessTracking(t *testing.T) {
 	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Config{Scope: "test", CgroupRoot: notADir, Dir: t.TempDir()})
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o711) // the users can pass on the way
+	_, err := New(Config{Scope: "test", CgroupRoot: notADir, Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "neither the pids nor the freezer") {
 		t.Fatalf("New with no usable cgroup = %v; want a refusal naming the controllers", err)
 	}
