@@ -86,5 +86,7 @@ awk -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" -v r0="$r0" -v r1="$r1" -
   -v w="$(cat "$work/wrk.time")" 'BEGIN { split(w, x, " ");
   printf "CPU during the load: cccp %.2f cores, %.0f us per routed delivery; wrk %.2f cores\n",
     (c1-c0)/hz/(t1-t0), (c1-c0)/hz/(r1-r0)*1e6, (x[1]+x[2])/(t1-t0) }'
-[ -n "${VERBOSE:-}" ] && { cat "$work/wrk.txt"; tail -5 "$work/serve.log"; }
+[ -n "${VERBOSE:-}" ] && { cat "$work/wrk.txt"; tail -5 "$work/serve.log";
+  echo "server side, request start to stored answer (cccp_webhook_ingest_seconds, cumulative):";
+  curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '/^cccp_webhook_ingest_seconds_bucket/ {print "  " $0}'; }
 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
