@@ -16,7 +16,19 @@ import (
 // target with nothing queued) while 10,000 runs of 300 projects wait, with
 // the real store: what a webhook costs on a long queue.
 func BenchmarkEnqueueWith10kQueued(b *testing.B) {
-	const queued = 10000
+	r, ctx := longQueue(b, 10000, func(db *store.DB) Store { return db })
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := r.Enqueue(ctx, push(fmt.Sprintf("new%03d/j%d:latest", i%300, i), "c")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// longQueue is a Runner over a real store (wrapped by wrap) with one
+// worker kept busy and queued runs of 300 projects waiting.
+func longQueue(b *testing.B, queued int, wrap func(*store.DB) Store) (*Runner, context.Context) {
+	b.Helper()
 	dir := b.TempDir()
 	db, err := store.Open(filepath.Join(dir, "cccp.db"), store.Options{})
 	if err != nil {
@@ -28,7 +40,7 @@ func BenchmarkEnqueueWith10kQueued(b *testing.B) {
 	b.Cleanup(func() { close(fb.block) })
 	r, err := New(Config{
 		Resolver: fakeResolver{commit: "c0ffee"}, Builder: fb, Tester: fb, Images: &fakeImages{rec: fb.rec},
-		Target: target{}, Store: db, Logs: runlog.StageLogs{Logs: runlog.New(filepath.Join(dir, "logs"), 1<<20)},
+		Target: target{}, Store: wrap(db), Logs: runlog.StageLogs{Logs: runlog.New(filepath.Join(dir, "logs"), 1<<20)},
 		Entries: func(key string) (*index.Entry, bool) {
 			name, _, _ := strings.Cut(key, ":")
 			app, job, _ := strings.Cut(name, "/")
@@ -48,10 +60,5 @@ func BenchmarkEnqueueWith10kQueued(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if _, err := r.Enqueue(ctx, push(fmt.Sprintf("new%03d/j%d:latest", i%300, i), "c")); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return r, ctx
 }

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cccp-project/cccp/internal/index"
-	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
 )
@@ -127,19 +124,27 @@ func pickSoon(t *testing.T, r *Runner, st *slowStore) string {
 // TestPickDoesNotWaitForEnqueuesWrite: while an Enqueue's store write
 // hangs (a slow fsync), a worker still picks the next queued run, and the
 // run being folded into is not picked until its new commit is stored.
-func TestPickDoesNotWaitForEnqueuesWrite(t *testing.T) {
+// busyRunner is a Runner over a slowStore whose one worker is busy with a
+// run of p1/app that does not end while the test runs.
+func busyRunner(t *testing.T) (*harness, *slowStore, *Runner) {
+	t.Helper()
 	h, _ := queueHarness(t)
 	h.backend.block = make(chan struct{})
-	defer close(h.backend.block)
+	t.Cleanup(func() { close(h.backend.block) })
 	h.backend.started = make(chan struct{}, 64)
 	st := newSlowStore(h.db)
 	h.cfg.Store = st
-	r, _ := h.startCtx(t) // one worker, kept busy below
-	ctx := context.Background()
-	if _, err := r.Enqueue(ctx, push("p1/app:latest", "busy")); err != nil {
+	r, _ := h.startCtx(t)
+	if _, err := r.Enqueue(context.Background(), push("p1/app:latest", "busy")); err != nil {
 		t.Fatal(err)
 	}
 	<-h.backend.started
+	return h, st, r
+}
+
+func TestPickDoesNotWaitForEnqueuesWrite(t *testing.T) {
+	h, st, r := busyRunner(t)
+	ctx := context.Background()
 	waiting, err := r.Enqueue(ctx, push("p2/app:latest", "a"))
 	if err != nil {
 		t.Fatal(err)
@@ -209,39 +214,8 @@ func TestPickDoesNotWaitForEnqueuesWrite(t *testing.T) {
 // (real store, fsync) and the pick starts as soon as its write has begun.
 // ns/op is the pick plus the Enqueue.
 func BenchmarkEnqueueAndPickWith10kQueued(b *testing.B) {
-	const queued = 10000
-	dir := b.TempDir()
-	db, err := store.Open(filepath.Join(dir, "cccp.db"), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	st := newSlowStore(db)
-	fb := &fakeBackend{rec: &recorder{}, name: "fake"}
-	fb.block = make(chan struct{}) // the one worker stays busy: the benchmark picks
-	b.Cleanup(func() { close(fb.block) })
-	r, err := New(Config{
-		Resolver: fakeResolver{commit: "c0ffee"}, Builder: fb, Tester: fb, Images: &fakeImages{rec: fb.rec},
-		Target: target{}, Store: st, Logs: runlog.StageLogs{Logs: runlog.New(filepath.Join(dir, "logs"), 1<<20)},
-		Entries: func(key string) (*index.Entry, bool) {
-			name, _, _ := strings.Cut(key, ":")
-			app, job, _ := strings.Cut(name, "/")
-			return entry(app, job, "file:///git/"+app+"-"+job), true
-		},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	if err := r.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	for i := range queued {
-		if _, err := r.Enqueue(ctx, push(fmt.Sprintf("p%03d/j%d:latest", i%300, i/300), "c")); err != nil {
-			b.Fatal(err)
-		}
-	}
+	var st *slowStore
+	r, ctx := longQueue(b, 10000, func(db *store.DB) Store { st = newSlowStore(db); return st })
 	st.watch()
 	n := 0
 	enqueue := func(errc chan<- error) {
@@ -358,18 +332,8 @@ func BenchmarkPushDropWith10kQueued(b *testing.B) {
 // cascade step stored beside it, which the transaction cannot see) does
 // not stay live beside the new run: the older of the two is superseded.
 func TestRunPlacedDuringCreateIsSuperseded(t *testing.T) {
-	h, _ := queueHarness(t)
-	h.backend.block = make(chan struct{})
-	defer close(h.backend.block)
-	h.backend.started = make(chan struct{}, 64)
-	st := newSlowStore(h.db)
-	h.cfg.Store = st
-	r, _ := h.startCtx(t) // one worker, kept busy below
+	h, st, r := busyRunner(t)
 	ctx := context.Background()
-	if _, err := r.Enqueue(ctx, push("p1/app:latest", "busy")); err != nil {
-		t.Fatal(err)
-	}
-	<-h.backend.started
 
 	st.arm("")
 	errc := make(chan error, 1)
