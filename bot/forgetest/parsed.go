@@ -1,6 +1,7 @@
 package forgetest
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -81,4 +82,24 @@ func CheckSamePicked(t testing.TB, whole *event.Event, wholeErr error, cut *even
 			t.Fatalf("the whole body is ignored (%v); the cut body gives %+v, %v", wholeErr, cut, cutErr)
 		}
 	}
+}
+
+// RecordedObject is the object under key in the recorded payload at path
+// (a file of testdata/), decoded as generic JSON: what a forge's API
+// answers with, for a double to serve.
+func RecordedObject(t testing.TB, path, key string) map[string]any {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(m[key], &obj); err != nil || obj == nil {
+		t.Fatalf("%s has no %q object (%v)", path, key, err)
+	}
+	return obj
 }

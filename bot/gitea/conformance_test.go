@@ -1,9 +1,7 @@
 package gitea
 
 import (
-	"encoding/json"
 	"net/http"
-	"os"
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
@@ -48,7 +46,7 @@ func TestConformance(t *testing.T) {
 					srv.Permissions[user] = map[bool]string{true: "write", false: "read"}[write]
 				},
 				AddPullRequest: func(fork bool) (int, event.PullRequest) {
-					pr := recordedPull(t)
+					pr := forgetest.RecordedObject(t, "../../testdata/gitea/pull_request-opened.json", "pull_request")
 					// Edited: the recorded head and base name no repository;
 					// they get one each, the same unless fork.
 					head, base := pr["head"].(map[string]any), pr["base"].(map[string]any)
@@ -69,20 +67,4 @@ func TestConformance(t *testing.T) {
 			}
 		},
 	})
-}
-
-// recordedPull is the pull_request object of a recorded delivery, the
-// shape Gitea's API answers a pull request with.
-func recordedPull(t *testing.T) map[string]any {
-	body, err := os.ReadFile("../../testdata/gitea/pull_request-opened.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m struct {
-		PullRequest map[string]any `json:"pull_request"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m.PullRequest
 }

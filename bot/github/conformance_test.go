@@ -1,9 +1,7 @@
 package github
 
 import (
-	"encoding/json"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -50,7 +48,7 @@ func TestConformance(t *testing.T) {
 					srv.Permissions[user] = map[bool]string{true: "write", false: "read"}[write]
 				},
 				AddPullRequest: func(fork bool) (int, event.PullRequest) {
-					pr := recordedPull(t)
+					pr := forgetest.RecordedObject(t, "../../testdata/github/pull_request-opened-1.json", "pull_request")
 					want := event.PullRequest{HeadSHA: "ec26c3e57ca3a959ca5aad62de7213c562f8c821", HeadRef: "changes",
 						BaseRef: "master", HeadCloneURL: "https://github.com/Codertocat/Hello-World.git",
 						Author: "Codertocat", Title: "Update the README with new information."}
@@ -65,22 +63,6 @@ func TestConformance(t *testing.T) {
 			}
 		},
 	})
-}
-
-// recordedPull is the pull_request object of a recorded delivery, the
-// shape GitHub's REST API answers a pull request with.
-func recordedPull(t *testing.T) map[string]any {
-	body, err := os.ReadFile("../../testdata/github/pull_request-opened-1.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m struct {
-		PullRequest map[string]any `json:"pull_request"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m.PullRequest
 }
 
 func commentBodies(cs []forgetest.Comment) []string {

@@ -1,9 +1,7 @@
 package gitlab
 
 import (
-	"encoding/json"
 	"net/http"
-	"os"
 	"testing"
 
 	"github.com/cccp-project/cccp/bot/event"
@@ -69,17 +67,7 @@ func TestConformance(t *testing.T) {
 // object_attributes, with sha from last_commit and the author object the
 // API adds (the webhook names only author_id; the username is ours).
 func recordedMR(t *testing.T) map[string]any {
-	body, err := os.ReadFile("../../testdata/gitlab/merge_request-open.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m struct {
-		Attrs map[string]any `json:"object_attributes"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	a := m.Attrs
+	a := forgetest.RecordedObject(t, "../../testdata/gitlab/merge_request-open.json", "object_attributes")
 	mr := map[string]any{}
 	for _, k := range []string{"title", "source_branch", "target_branch", "source_project_id", "target_project_id", "state"} {
 		mr[k] = a[k]
