@@ -81,8 +81,13 @@ func TestCrashAfterCreateLeavesOneLiveRunOfTheTarget(t *testing.T) {
 	stop()
 	h.db.Close()
 
-	// The next cccp on the same file.
+	// The next cccp on the same file. Before it starts (its reconcile would
+	// end the older run too), the store already says so.
 	h.reopen(t, path)
+	if got, err := h.db.Run(ctx, first.ID); err != nil || got.State != store.Cancelled ||
+		!strings.Contains(got.Error, "superseded by run "+second.ID) {
+		t.Fatalf("first run as stored by the crashed cccp: %+v, %v; want cancelled, superseded by run %s", got, err, second.ID)
+	}
 	close(h.backend.block)
 	r, _ = h.startCtx(t)
 	runs := waitAll(t, r, []*store.Run{first, second})
