@@ -104,8 +104,14 @@ func TestMirrorPruneWaitsForUse(t *testing.T) {
 		}
 		done <- got
 	}()
-	// Give a Prune that ignored the lock time to remove the copy.
+	// Give a Prune that ignored the lock time to remove the copy; one that
+	// waits for the lock cannot have ended.
 	time.Sleep(300 * time.Millisecond)
+	select {
+	case got := <-done:
+		t.Fatalf("Prune ended while the copy was in use (removed %q)", got)
+	default:
+	}
 	_, statErr := os.Stat(filepath.Join(dir, "HEAD"))
 	m.noteUse(dir, true)
 	l.Unlock()

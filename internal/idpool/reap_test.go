@@ -50,7 +50,7 @@ func ended(done chan struct{}) bool {
 	select {
 	case <-done:
 		return true
-	case <-time.After(2 * time.Second):
+	case <-time.After(30 * time.Second): // only a failing test waits this long
 		return false
 	}
 }
