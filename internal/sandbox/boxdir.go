@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -194,27 +195,48 @@ func chownTree(root string, uid, gid int) error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", root, err)
 	}
-	return chownDir(fd, root, uid, gid)
+	return chownDir(fd, root, uid, gid, 0)
 }
 
-// chownDir chowns the open folder fd (named path in errors) and what is
-// in it, and closes fd.
-func chownDir(fd int, path string, uid, gid int) error {
+// maxChownDepth bounds the folders chownTree goes down (one descriptor is
+// open per level): a checkout is the repository's, and a box's script may
+// have nested folders without end.
+const maxChownDepth = 256
+
+// chownDir chowns the open folder fd (named path in errors), depth
+// levels below the root, and what is in it, and closes fd. Entries are
+// read a batch at a time, so a folder of millions costs a batch.
+func chownDir(fd int, path string, uid, gid, depth int) error {
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	if depth > maxChownDepth {
+		return fmt.Errorf("%s: folders nested more than %d deep", path, maxChownDepth)
+	}
 	if err := syscall.Fchown(fd, uid, gid); err != nil {
 		return fmt.Errorf("chown %s: %w", path, err)
 	}
-	entries, err := f.ReadDir(-1)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+	for {
+		entries, err := f.ReadDir(1024)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if err := chownEntries(fd, path, entries, uid, gid, depth); err != nil {
+			return err
+		}
 	}
+}
+
+// chownEntries chowns entries of the open folder fd, named below path.
+func chownEntries(fd int, path string, entries []os.DirEntry, uid, gid, depth int) error {
 	for _, e := range entries {
 		name := filepath.Join(path, e.Name())
 		if e.IsDir() {
 			sub, err := syscall.Openat(fd, e.Name(), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 			if err == nil {
-				if err := chownDir(sub, name, uid, gid); err != nil {
+				if err := chownDir(sub, name, uid, gid, depth+1); err != nil {
 					return err
 				}
 				continue

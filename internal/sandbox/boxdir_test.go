@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -148,5 +149,42 @@ func TestChownTreeLeavesAHardLinkedFileAlone(t *testing.T) {
 		if got := owner(t, p); got != 4242 {
 			t.Errorf("%s is owned by uid %d; want 4242", p, got)
 		}
+	}
+}
+
+// TestChownTreeBounds: a checkout's folders nested deeper than
+// maxChownDepth are refused with the reason (one descriptor stays open per
+// level), and a folder of more entries than one read batch is chowned
+// whole.
+func TestChownTreeBounds(t *testing.T) {
+	co := t.TempDir()
+	wide := filepath.Join(co, "wide")
+	if err := os.Mkdir(wide, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2500 {
+		if err := os.WriteFile(filepath.Join(wide, strconv.Itoa(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chownTree(co, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"0", "1023", "1024", "2499"} {
+		if got := owner(t, filepath.Join(wide, name)); got != 4242 {
+			t.Errorf("wide/%s is owned by uid %d; want 4242", name, got)
+		}
+	}
+
+	deep := co
+	for range maxChownDepth + 2 {
+		deep = filepath.Join(deep, "d")
+		if err := os.Mkdir(deep, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := chownTree(co, 4242, 4242)
+	if err == nil || !strings.Contains(err.Error(), "nested more than") {
+		t.Fatalf("chownTree of folders %d deep: %v; want a refusal saying they are nested too deep", maxChownDepth+2, err)
 	}
 }
