@@ -207,6 +207,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", ui.Handler())
+	var metricsFrom http.Handler // the bot's own metrics, when it runs
 	if len(forges) > 0 {
 		b, err := bot.New(bot.Config{
 			Store: env.db, Pipeline: env.runner, Forges: forges, Entries: idx.entries,
@@ -226,7 +227,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		for _, p := range []string{"/webhooks/", "/healthz", "/readyz"} {
 			mux.Handle(p, b)
 		}
-		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, rescans.withMetrics(withDataMetrics(b, sizer, log, append(registryMetrics(env.reg), buildUsernsMetric(env.buildUserns))...))))
+		metricsFrom = b
 		go func() {
 			if err := b.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("bot stopped", "err", err)
@@ -235,8 +236,9 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	} else {
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-		mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, rescans.withMetrics(withDataMetrics(nil, sizer, log, append(registryMetrics(env.reg), buildUsernsMetric(env.buildUserns))...))))
 	}
+	extra := append(registryMetrics(env.reg), buildUsernsMetric(env.buildUserns))
+	mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, withDataMetrics(metricsFrom, sizer, log, append(extra, rescans.metrics()...)...)))
 
 	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.bases.Head, log); err != nil {
 		return err

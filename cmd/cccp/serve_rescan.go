@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net/http"
 
 	"github.com/cccp-project/cccp/internal/rescan"
 	"github.com/cccp-project/cccp/internal/store"
@@ -51,18 +51,13 @@ func (r *rescans) start(ctx context.Context) {
 	go r.scanner.Run(ctx, r.sched)
 }
 
-// withMetrics appends the rescans' counters to the metrics h writes (in
-// Prometheus' plain text: withDataMetrics asks h for that).
-func (r *rescans) withMetrics(h http.Handler) http.Handler {
+// metrics are the rescans' counters for /metrics (withDataMetrics'
+// extra writers); none without a scanner.
+func (r *rescans) metrics() []func(io.Writer) error {
 	if r.scanner == nil {
-		return h
+		return nil
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		h.ServeHTTP(w, req)
-		if err := r.scanner.WriteMetrics(w); err != nil {
-			r.log.Warn("rescan metrics", "err", err)
-		}
-	})
+	return []func(io.Writer) error{r.scanner.WriteMetrics}
 }
 
 // progress is the rescan under way, for the web UI.

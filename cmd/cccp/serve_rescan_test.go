@@ -54,7 +54,7 @@ func TestRescanMetrics(t *testing.T) {
 		{name: "off", r: &rescans{}, want: []string{`cccp_data_bytes{part="db"} 4096` + "\n"}, notWant: "cccp_rescan"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := tc.r.withMetrics(withDataMetrics(nil, retention.NewSizer(dir, dataParts, 0), log))
+			h := withDataMetrics(nil, retention.NewSizer(dir, dataParts, 0), log, tc.r.metrics()...)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 			body := rec.Body.String()
