@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,6 +65,9 @@ type Builder struct {
 	// default tailbuf.DefaultLimit. The rest is counted, not kept.
 	OutputLimit int64
 	Logger      *slog.Logger
+
+	runRootMu sync.Mutex
+	runRootIs string // what buildah info said, asked once
 }
 
 // BuildRequest describes one build.

@@ -73,10 +73,16 @@ func (b *Builder) noIDMappedLowers(ctx context.Context) error {
 }
 
 // runRoot is the storage's run root: Builder.RunRoot, or what buildah
-// reports (storage.conf's, /run/containers/storage by default).
+// reports (storage.conf's, /run/containers/storage by default), asked
+// once: it does not change while cccp runs.
 func (b *Builder) runRoot(ctx context.Context) (string, error) {
 	if b.RunRoot != "" {
 		return b.RunRoot, nil
+	}
+	b.runRootMu.Lock()
+	defer b.runRootMu.Unlock()
+	if b.runRootIs != "" {
+		return b.runRootIs, nil
 	}
 	args := append(b.globalArgs(), "info", "--format", "{{.store.RunRoot}}")
 	out, err := exec.CommandContext(ctx, b.binary(), args...).Output()
@@ -87,5 +93,6 @@ func (b *Builder) runRoot(ctx context.Context) (string, error) {
 	if !filepath.IsAbs(p) {
 		return "", fmt.Errorf("buildah info: run root %q is not an absolute path", p)
 	}
+	b.runRootIs = p
 	return p, nil
 }
