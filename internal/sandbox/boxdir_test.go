@@ -52,7 +52,7 @@ func TestNewRefusesASymlinkedBoxFolder(t *testing.T) {
 
 // TestSandboxUserCannotPlantTheCheckoutMount: the sandbox user cannot put
 // a symlink where Run binds the checkout (the box folder is root's), and
-// Run never chowns or mounts through one.
+// Run, finding one there, refuses rather than chown or mount through it.
 func TestSandboxUserCannotPlantTheCheckoutMount(t *testing.T) {
 	s := newSandbox(t, Limits{})
 	b := openBox(t, s)
@@ -63,11 +63,13 @@ func TestSandboxUserCannotPlantTheCheckoutMount(t *testing.T) {
 	if out, err := ln.CombinedOutput(); err == nil {
 		t.Errorf("the sandbox user made a symlink in its box folder %s: %s", b.dir, out)
 	}
-	res, err := b.Run(context.Background(), Script{Checkout: checkout(t, "#!/bin/sh\necho ran\n"), Argv: []string{"./test.sh"}})
-	if err != nil {
-		t.Logf("run: %v", err)
-	} else if res.ExitCode != 0 {
-		t.Errorf("run: %+v", res)
+	// Had anything planted one (root can), Run refuses it rather than
+	// chown or mount through it.
+	if err := os.Symlink(target, filepath.Join(b.dir, "src")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := b.Run(context.Background(), Script{Checkout: checkout(t, "#!/bin/sh\necho ran\n"), Argv: []string{"./test.sh"}}); err == nil {
+		t.Errorf("Run with a symlink at its checkout mount point: %+v, no error; want a refusal", res)
 	}
 	if got := owner(t, target); got != 0 {
 		t.Errorf("the planted symlink's target is now owned by uid %d; want root's", got)
