@@ -215,3 +215,40 @@ func TestBoundedAndErrorsNotKept(t *testing.T) {
 		t.Error("New without Head: no error")
 	}
 }
+
+// TestOneHeadInFlight: while one HEAD of an image is under way, others
+// asking for the image wait for it instead of sending their own (the
+// first HEAD is held until the others have had every chance to send).
+func TestOneHeadInFlight(t *testing.T) {
+	clk := newClock()
+	release := make(chan struct{})
+	var calls atomic.Int64
+	c, err := New(Config{Now: clk.Now, Head: func(ctx context.Context, ref string) (string, error) {
+		calls.Add(1)
+		<-release
+		return "sha256:one", nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	got := make(chan string, n)
+	for range n {
+		go func() { d, _ := c.Digest(t.Context(), "r/x:1"); got <- d }()
+	}
+	// Without the sharing every caller sends its own HEAD at once; give
+	// them a second to.
+	deadline := time.Now().Add(time.Second)
+	for calls.Load() <= 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	for range n {
+		if d := <-got; d != "sha256:one" {
+			t.Fatalf("Digest = %q", d)
+		}
+	}
+	if k := calls.Load(); k != 1 {
+		t.Fatalf("%d HEAD requests for one image asked %d times at once; want 1", k, n)
+	}
+}
