@@ -267,16 +267,11 @@ func BenchmarkEnqueueAndPickWith10kQueued(b *testing.B) {
 // same moment still fold into one run, now that Enqueue no longer holds
 // the queue's lock across its store write.
 func TestConcurrentBurstMakesOneRun(t *testing.T) {
-	h, _ := queueHarness(t)
-	h.backend.block = make(chan struct{})
-	defer close(h.backend.block)
-	h.backend.started = make(chan struct{}, 64)
-	r, _ := h.startCtx(t)
+	h, st, r := busyRunner(t)
 	ctx := context.Background()
-	if _, err := r.Enqueue(ctx, push("p1/app:latest", "busy")); err != nil {
-		t.Fatal(err)
-	}
-	<-h.backend.started
+	// The first push's write is held while the other 19 come: each must
+	// wait for it and fold, none store a run of its own meanwhile.
+	st.arm("")
 	var wg sync.WaitGroup
 	ids := make([]string, 20)
 	for i := range ids {
@@ -289,6 +284,26 @@ func TestConcurrentBurstMakesOneRun(t *testing.T) {
 			ids[i] = run.ID
 		})
 	}
+	<-st.entered
+	deadline := time.Now().Add(time.Second)
+	for len(st.entered) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(st.entered); n > 0 {
+		t.Errorf("%d more runs of the target were being stored while the first one was", n)
+	}
+	st.open()
+	drained := make(chan struct{})
+	defer close(drained)
+	go func() { // a wrong Enqueue's writes must not block on the report
+		for {
+			select {
+			case <-st.entered:
+			case <-drained:
+				return
+			}
+		}
+	}()
 	wg.Wait()
 	runs := runsOf(t, h, "demo/base:latest")
 	if len(runs) != 1 || runs[0].State != store.Queued || len(runs[0].Folded) != 19 {
