@@ -271,7 +271,10 @@ func updateRun(root *bolt.Bucket, id string, seq uint64, fn func(*Run) error) (*
 		return nil, err
 	}
 	id, project, kind := r.ID, r.Project, r.Kind
-	requests := runRequests(r)
+	// The requests linked so far, to link only new ones: a copy of the
+	// causes (no copy at all for a run without folds), made a set only
+	// when the update changed them.
+	before := Run{Cause: r.Cause, Folded: slices.Clone(r.Folded)}
 	if err := fn(r); err != nil {
 		return nil, err
 	}
@@ -281,8 +284,10 @@ func updateRun(root *bolt.Bucket, id string, seq uint64, fn func(*Run) error) (*
 	if err := putRun(root, seq, r); err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
-	if err := linkNewRequests(root, r, seq, requests); err != nil {
-		return nil, fmt.Errorf("update run %s: link delivery: %w", id, err)
+	if r.Cause != before.Cause || !slices.EqualFunc(r.Folded, before.Folded, func(a, b Fold) bool { return a.Cause == b.Cause }) {
+		if err := linkNewRequests(root, r, seq, runRequests(&before)); err != nil {
+			return nil, fmt.Errorf("update run %s: link delivery: %w", id, err)
+		}
 	}
 	return r, nil
 }
