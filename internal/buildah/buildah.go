@@ -100,6 +100,9 @@ type BuildResult struct {
 	Duration time.Duration
 	// Isolation is the isolation the build ran with in the end.
 	Isolation string
+	// Attempts is how many times buildah ran: more than 1 when a run met
+	// the image storage race and was run again.
+	Attempts int
 }
 
 // BuildError is a build that buildah ran and that failed.
@@ -193,8 +196,11 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (*BuildResult, er
 		return nil, fmt.Errorf("build %s: unknown isolation %q (want %q or %q)", req.Image, iso, IsolationOCI, IsolationChroot)
 	}
 	start := time.Now()
-	id, out, err := b.bud(ctx, req, dfPath, iso)
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		id, out, err := b.bud(ctx, req, dfPath, iso)
+		if err == nil {
+			return &BuildResult{ImageID: id, Duration: time.Since(start), Isolation: iso, Attempts: attempt}, nil
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("build %s: %w", req.Image, ctx.Err())
 		}
@@ -202,9 +208,46 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest) (*BuildResult, er
 		if !errors.As(err, &exitErr) {
 			return nil, fmt.Errorf("build %s: %w", req.Image, err)
 		}
-		return nil, newBuildError(dockerfile, content, out)
+		cause, raced := storageRace(out.lines())
+		if !raced || attempt >= storageRaceAttempts {
+			return nil, newBuildError(dockerfile, content, out)
+		}
+		b.logger().Warn("build met a concurrent change of the image storage; building again",
+			"image", req.Image, "attempt", attempt+1, "of", storageRaceAttempts, "cause", cause)
+		if req.Log != nil {
+			fmt.Fprintf(req.Log, "cccp: the build met another change of the image storage (%s), a known buildah race (containers/buildah#5674); building again, attempt %d of %d\n",
+				cause, attempt+1, storageRaceAttempts)
+		}
 	}
-	return &BuildResult{ImageID: id, Duration: time.Since(start), Isolation: iso}, nil
+}
+
+// storageRaceAttempts is how many times a build is run when each attempt
+// ends in the image storage race (see storageRace).
+const storageRaceAttempts = 3
+
+// storageRace tells whether a failed build ended on buildah's race with
+// another writer of the same image storage: a layer that another
+// process's removal or commit deleted between buildah's listing and its
+// use of it, while buildah looked for a cached step or committed one
+// ("checking if cached image exists from a previous build: getting top
+// layer info: layer not known", "committing the finished image: creating
+// image ...: layer not known"). buildah releases before 1.43 fail the build
+// (containers/buildah#5674); running it again finds the storage settled.
+//
+// Only buildah's own last line counts: it is printed after everything a
+// RUN step wrote, and a RUN step that fails ends in "exit status N", so a
+// repository cannot make a build run again by printing the message. It
+// returns that line's reason.
+func storageRace(lines []string) (string, bool) {
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" {
+			continue
+		}
+		cause, ok := strings.CutPrefix(l, "Error: ")
+		return cause, ok && strings.HasSuffix(cause, ": layer not known")
+	}
+	return "", false
 }
 
 // bud runs one `buildah bud` and returns the image ID and what it saw of
