@@ -409,6 +409,12 @@ func (b *Builder) Push(ctx context.Context, image, dest string, opts PushOptions
 }
 
 // Remove deletes a local image; an image that is not there is not an error.
+//
+// When another build is using the image as its base at that moment (two
+// builds whose first steps are the same share their cached layers), buildah
+// takes the name off and keeps the image for that build: that is done as
+// far as the name's owner is concerned. What stays is an unnamed image like
+// the cached steps --layers keeps.
 func (b *Builder) Remove(ctx context.Context, image string) error {
 	args := append(b.globalArgs(), "rmi", image)
 	out, err := exec.CommandContext(ctx, b.binary(), args...).CombinedOutput()
@@ -416,9 +422,30 @@ func (b *Builder) Remove(ctx context.Context, image string) error {
 		if bytes.Contains(out, []byte("image not known")) || bytes.Contains(out, []byte("no such image")) {
 			return nil
 		}
+		if untaggedInUse(out, image) {
+			b.logger().Info("image untagged; a build in progress keeps it as its base", "image", image)
+			return nil
+		}
 		return fmt.Errorf("remove image %s: %w: %s", image, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// untaggedInUse tells whether buildah rmi's output says that it took
+// image's name off and kept the image for a container using it (and
+// nothing else went wrong).
+func untaggedInUse(out []byte, image string) bool {
+	untagged := false
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "untagged: "+image:
+			untagged = true
+		case strings.HasPrefix(l, "* ") && !strings.HasSuffix(l, "image is in use by a container: consider listing external containers and force-removing image"):
+			return false
+		}
+	}
+	return untagged
 }
 
 func writeAuthFile(path, dest, user, pass string) error {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cccp-project/cccp/internal/testimage"
 )
@@ -137,7 +138,7 @@ func TestBuildRunsAgainOnTheStorageRace(t *testing.T) {
 }
 
 // TestStorageRaceStress provokes the image storage race for real: two
-// builders share a storage of their own, and each builds and removes its
+// builders share root's storage, and each builds and removes its
 // image over and over, as two of cccp's workers do (a run's image is
 // removed once pushed). On buildah 1.28 about one build in fifteen meets
 // the race (measured 2026-12-01: 9 of 137 builds); with the builds run
@@ -152,22 +153,20 @@ func TestStorageRaceStress(t *testing.T) {
 	if s := os.Getenv("CCCP_TEST_STRESS_ROUNDS"); s != "" {
 		rounds, _ = strconv.Atoi(s)
 	}
-	root := t.TempDir()
-	b := &Builder{Root: filepath.Join(root, "storage"), RunRoot: filepath.Join(root, "run")}
-	t.Cleanup(func() {
-		exec.Command("buildah", "--root", b.Root, "--runroot", b.RunRoot, "rmi", "--all", "--force").Run()
-		exec.Command("umount", "-R", filepath.Join(b.Root, "overlay")).Run()
-	})
+	// Root's storage, where cccp builds: the more images a storage holds,
+	// the longer buildah's cache lookup walks them and the wider the race's
+	// window (in a storage of a few images it was not met in 50 builds).
+	b := &Builder{}
+	base := testimage.Busybox(t)
 	var wg sync.WaitGroup
 	var again atomic.Int64
 	for w := range 2 {
-		dir := newContext(t, fmt.Sprintf("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo %d > /w\"]\n", w), map[string]string{})
-		testimage.CopyBusybox(t, dir)
-		image := fmt.Sprintf("localhost/cccp-test/race-%d:t", w)
+		dir := newContext(t, fmt.Sprintf("FROM %s\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo %d > /w\"]\n", base, w), map[string]string{})
+		image := fmt.Sprintf("localhost/cccp-test/race-%d-%d:t", w, time.Now().UnixNano())
 		wg.Go(func() {
 			for i := range rounds {
 				var log bytes.Buffer
-				res, err := b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image, Log: &log})
+				res, err := b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image, Log: &log, NoLayers: w == 1})
 				if err != nil {
 					t.Errorf("builder %d, round %d: %v\n%s", w, i, err, log.String())
 					return
@@ -182,4 +181,65 @@ func TestStorageRaceStress(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d builds, %d run again after the storage race", 2*rounds, again.Load())
+}
+
+// TestRemoveImageWhoseCachedStepIsInUse: two builds whose first steps are
+// the same share the cached image of those steps; when one build's image is
+// removed while the other is building on that cached step, buildah takes
+// the name off and deletes the image but not the shared step. Remove
+// reports success: the name is gone. An image that is itself in use stays
+// an error.
+func TestRemoveImageWhoseCachedStepIsInUse(t *testing.T) {
+	base := testimage.Busybox(t)
+	b := &Builder{}
+	image := imageName(t)
+	stamp := fmt.Sprint(time.Now().UnixNano())
+	dir := newContext(t, "FROM "+base+"\nRUN echo "+stamp+" > /x\nRUN echo two > /y\n", map[string]string{})
+	res, err := b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupImageAfter(t, b, image)
+	// The cached image of the first RUN step (the image's parent), and a
+	// working container on it, as another build with the same first step
+	// holds.
+	out, err := exec.Command("podman", "image", "inspect", "--format", "{{.Parent}}", image).CombinedOutput()
+	step := strings.TrimSpace(string(out))
+	if err != nil || len(step) != 64 {
+		t.Fatalf("the parent of %s: %v: %s", image, err, out)
+	}
+	ctrOn := func(image string) string {
+		out, err := exec.Command("buildah", "from", image).CombinedOutput()
+		if err != nil {
+			t.Fatalf("buildah from %s: %v: %s", image, err, out)
+		}
+		ctr := strings.TrimSpace(string(out))
+		t.Cleanup(func() { exec.Command("buildah", "rm", ctr).Run() })
+		return ctr
+	}
+	t.Cleanup(func() { exec.Command("buildah", "rmi", step).Run() })
+	ctrOn(step)
+	if err := b.Remove(context.Background(), image); err != nil {
+		t.Fatalf("remove an image whose cached step is in use: %v", err)
+	}
+	if out, err := exec.Command("buildah", "inspect", "--type", "image", res.ImageID).CombinedOutput(); err == nil {
+		t.Errorf("image %s is still there after Remove:\n%.200s", image, out)
+	}
+
+	// The image itself in use: buildah keeps it and its name, and says so.
+	image2 := imageName(t)
+	if _, err := b.Build(context.Background(), BuildRequest{ContextDir: dir, Image: image2}); err != nil {
+		t.Fatal(err)
+	}
+	cleanupImageAfter(t, b, image2)
+	ctrOn(image2)
+	if err := b.Remove(context.Background(), image2); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("remove an image a container uses: %v, want an error saying it is in use", err)
+	}
+}
+
+// cleanupImageAfter removes image at the test's end, after the cleanups
+// registered later (containers on it) have run.
+func cleanupImageAfter(t *testing.T, b *Builder, image string) {
+	t.Cleanup(func() { b.Remove(context.Background(), image) })
 }
