@@ -317,3 +317,72 @@ func TestStartReconcileHandsTheCascadeNodeOn(t *testing.T) {
 		t.Errorf("mid's cascade run: %s %q, want superseded by run %s", old.State, old.Error, pushed.ID)
 	}
 }
+
+// A push to a child whose cascade run still waits on its parents (mid is
+// building) folds into that queued run: the push's commit builds once mid
+// delivered, FROM mid's new image, and the cascade counts it. (Built at
+// once instead, it would build FROM mid's old image, and the cascade would
+// not rebuild it.)
+func TestPushToAWaitingChildWaitsForItsParents(t *testing.T) {
+	h := chainHarness(t)
+	h.backend.block, h.backend.blockURL = make(chan struct{}), "/mid"
+	h.cfg.Workers = 2
+	r := h.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
+	var waiting string
+	for ; waiting == "" && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
+		c, err := h.db.CascadeStartedBy(ctx, root.ID)
+		if err != nil {
+			continue
+		}
+		mid, leaf := c.Node("demo/mid:latest"), c.Node("demo/leaf1:latest")
+		if mid.State != store.CascadeQueued || leaf.Run == "" {
+			continue
+		}
+		if run, err := h.db.Run(ctx, mid.Run); err == nil && run.State == store.Running {
+			waiting = leaf.Run
+		}
+	}
+	if waiting == "" {
+		t.Fatal("leaf1 never waited on mid's running cascade run")
+	}
+	pushed, err := r.Enqueue(ctx, push("demo/leaf1:latest", "l2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := h.db.Runs(ctx, store.RunFilter{Project: "demo/leaf1:latest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range live {
+		switch {
+		case run.State.Done():
+		case run.ID != pushed.ID:
+			t.Errorf("run %s of leaf1 lives beside the push's run %s", run.ID, pushed.ID)
+		case run.State != store.Queued || !slices.Equal(run.WaitsOn, []string{"demo/mid:latest"}) || run.Commit != "l2":
+			t.Errorf("the push's run while mid builds: %s, commit %q, waits on %q; want queued for l2, waiting on mid",
+				run.State, run.Commit, run.WaitsOn)
+		}
+	}
+	close(h.backend.block)
+	c := waitCascade(t, h.db, root.ID)
+	if n := c.Node("demo/leaf1:latest"); n.Run != pushed.ID || n.State != store.CascadeDelivered {
+		t.Errorf("leaf1's node: run %s %s, want run %s delivered", n.Run, n.State, pushed.ID)
+	}
+	if !deliveredBefore(h.rec.list(), "mid", "leaf1") {
+		t.Errorf("leaf1 was built before mid delivered; calls %q", h.rec.list())
+	}
+	got, err := h.db.Run(ctx, pushed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, _ := h.db.Run(ctx, c.Node("demo/mid:latest").Run)
+	if got.State != store.Passed || got.Commit != "l2" {
+		t.Errorf("the push's run: %s, commit %q", got.State, got.Commit)
+	}
+	if b := got.Stages[0].Bases; len(b) != 1 || b[0].Digest != mid.DeliveredDigest() {
+		t.Errorf("the push's run built FROM %+v, want mid's new digest %s", b, mid.DeliveredDigest())
+	}
+}
