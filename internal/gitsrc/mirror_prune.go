@@ -90,13 +90,13 @@ func lastUse(dir string) (time.Time, error) {
 	return last, errors.Join(errs...)
 }
 
-// Prune removes the copies last used before unusedSince and those whose
-// URL keep refuses (keep nil: any URL stays), each under the lock its users
+// Prune removes the copies last used before unusedSince and those that
+// keep refuses, given their URL and last use (keep nil: any URL stays), each under the lock its users
 // take, so a copy in use is removed only after that use, and only for its
 // URL. It also removes what a crash left of a copy being made. It returns
 // what it removed (dryRun: would remove), each as the copy's URL without
 // credentials and its folder, sorted.
-func (m *Mirror) Prune(ctx context.Context, unusedSince time.Time, keep func(url string) bool, dryRun bool) ([]string, error) {
+func (m *Mirror) Prune(ctx context.Context, unusedSince time.Time, keep func(url string, lastUsed time.Time) bool, dryRun bool) ([]string, error) {
 	ents, err := os.ReadDir(m.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -128,7 +128,7 @@ func (m *Mirror) Prune(ctx context.Context, unusedSince time.Time, keep func(url
 
 // pruneOne removes the copy (or leftover) at p if it is to go, and says
 // what it removed.
-func (m *Mirror) pruneOne(ctx context.Context, p string, unusedSince time.Time, keep func(string) bool, dryRun bool) (string, error) {
+func (m *Mirror) pruneOne(ctx context.Context, p string, unusedSince time.Time, keep func(string, time.Time) bool, dryRun bool) (string, error) {
 	dir := strings.TrimSuffix(p, ".new")
 	l := m.lock(dir)
 	l.Lock()
@@ -156,8 +156,8 @@ func (m *Mirror) pruneOne(ctx context.Context, p string, unusedSince time.Time, 
 			what = "unreadable copy (" + filepath.Base(dir) + ")"
 		case last.Before(unusedSince):
 			what = fmt.Sprintf("%s (%s, unused since %s)", redact.URL(url), filepath.Base(dir), last.UTC().Format(time.DateOnly))
-		case keep != nil && !keep(url):
-			what = fmt.Sprintf("%s (%s, not in the index)", redact.URL(url), filepath.Base(dir))
+		case keep != nil && !keep(url, last):
+			what = fmt.Sprintf("%s (%s, not in the index, unused since %s)", redact.URL(url), filepath.Base(dir), last.UTC().Format(time.DateOnly))
 		default:
 			return "", nil
 		}

@@ -43,7 +43,7 @@ func TestMirrorPrune(t *testing.T) {
 	}
 
 	clock = clock.Add(5 * day)
-	inIndex := func(url string) bool { return url == old || url == used }
+	inIndex := func(url string, _ time.Time) bool { return url == old || url == used }
 	// A new process reads the last uses from the markers alone.
 	fresh := &Mirror{Dir: dir, Now: m.Now}
 	for _, dry := range []bool{true, false} {
@@ -52,7 +52,7 @@ func TestMirrorPrune(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{old + " (" + filepath.Base(m.dirOf(old)) + ", unused since 2026-10-01)",
-			gone + " (" + filepath.Base(m.dirOf(gone)) + ", not in the index)",
+			gone + " (" + filepath.Base(m.dirOf(gone)) + ", not in the index, unused since 2026-11-10)",
 			"unfinished copy (" + filepath.Base(leftover) + ")"}
 		slices.Sort(want)
 		if !slices.Equal(got, want) {

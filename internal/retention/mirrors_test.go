@@ -18,8 +18,9 @@ import (
 )
 
 // TestPruneMirrors: retention removes the git mirrors unused for
-// MirrorsUnusedFor and those of URLs the index no longer has, reports
-// them, and, in a dry run, only reports them.
+// MirrorsUnusedFor and those of URLs the index does not have unused for a
+// day (a pull request's fork used an hour ago stays), reports them, and,
+// in a dry run, only reports them.
 func TestPruneMirrors(t *testing.T) {
 	testgit.Require(t)
 	ctx := t.Context()
@@ -43,7 +44,9 @@ func TestPruneMirrors(t *testing.T) {
 	quiet := repo("quiet")
 	clock = clock.Add(20 * 24 * time.Hour)
 	busy, dropped := repo("busy"), repo("dropped")
-	clock = clock.Add(15 * 24 * time.Hour) // quiet: 35 days unused, the others 15
+	clock = clock.Add(15*24*time.Hour - time.Hour) // quiet: 35 days unused, the others 15
+	fork := repo("fork")                          // a pull request's fork: never in the index
+	clock = clock.Add(time.Hour)
 
 	for _, tc := range []struct {
 		name string
@@ -69,7 +72,7 @@ func TestPruneMirrors(t *testing.T) {
 				t.Fatalf("dry run: %v, kept %v", err, res.Kept)
 			}
 			checkRemoved(t, "dry run", res.Mirrors, tc.want)
-			for _, u := range []string{quiet, busy, dropped} {
+			for _, u := range []string{quiet, busy, dropped, fork} {
 				if !exists(t, mirrors.Dir, u) {
 					t.Errorf("dry run removed the mirror of %s", u)
 				}
@@ -91,7 +94,7 @@ func TestPruneMirrors(t *testing.T) {
 		t.Fatalf("prune: %v, kept %v", err, res.Kept)
 	}
 	checkRemoved(t, "prune", res.Mirrors, []string{dropped, quiet})
-	for u, want := range map[string]bool{quiet: false, busy: true, dropped: false} {
+	for u, want := range map[string]bool{quiet: false, busy: true, dropped: false, fork: true} {
 		if got := exists(t, mirrors.Dir, u); got != want {
 			t.Errorf("mirror of %s exists: %v, want %v", u, got, want)
 		}
