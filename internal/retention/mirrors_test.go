@@ -45,7 +45,7 @@ func TestPruneMirrors(t *testing.T) {
 	clock = clock.Add(20 * 24 * time.Hour)
 	busy, dropped := repo("busy"), repo("dropped")
 	clock = clock.Add(15*24*time.Hour - time.Hour) // quiet: 35 days unused, the others 15
-	fork := repo("fork")                          // a pull request's fork: never in the index
+	fork := repo("fork")                           // a pull request's fork: never in the index
 	clock = clock.Add(time.Hour)
 
 	for _, tc := range []struct {
