@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -114,9 +116,22 @@ func (c *checkout) paths(e *index.Entry) (repoDir, dockerfile, contextDir string
 	return
 }
 
-// localImage is the name a run's image has in buildah's storage.
-func localImage(spec backend.BuildSpec) string {
-	return "localhost/cccp/" + spec.Entry.Repository() + ":run-" + spec.RunID
+// localImage is the name a run's image has in buildah's storage:
+// localhost/cccp/<instance>/<repository>:run-<ID>. Run IDs start at 1 in
+// every data folder, so the instance (from the backend's folder) keeps
+// two cccp on one machine, sharing root's storage, off each other's run
+// images: without it, one's build or clean-up replaced or removed the
+// other's image between its build and its push.
+func (b *Backend) localImage(spec backend.BuildSpec) string {
+	return "localhost/cccp/" + b.instance + "/" + spec.Entry.Repository() + ":run-" + spec.RunID
+}
+
+// instanceOf names a backend's folder in its run images' names: the first
+// 8 hex digits of its path's SHA-256, the same across restarts, so
+// Cleanup's records and the names agree.
+func instanceOf(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:4])
 }
 
 func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writer) (backend.BuildResult, error) {
@@ -144,7 +159,7 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	if pinned != "" {
 		dockerfile = pinned
 	}
-	local := localImage(spec)
+	local := b.localImage(spec)
 	if err := b.noteImage(local); err != nil {
 		return res, fmt.Errorf("record run image: %w", err)
 	}

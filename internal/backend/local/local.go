@@ -114,6 +114,9 @@ type Backend struct {
 	// misses remembers the commits a clone found missing, so a retry
 	// fails fast instead of fetching every branch again.
 	misses *gitsrc.Misses
+	// instance names this backend's folder in its run images' names
+	// (localImage).
+	instance string
 }
 
 var (
@@ -170,7 +173,8 @@ func New(cfg Config) (*Backend, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Backend{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop,
-		jobs: map[backend.Handle]*job{}, runs: map[string]*sync.Mutex{}, misses: gitsrc.NewMisses(0, 0)}, nil
+		jobs: map[backend.Handle]*job{}, runs: map[string]*sync.Mutex{}, misses: gitsrc.NewMisses(0, 0),
+		instance: instanceOf(dir)}, nil
 }
 
 // Name is "local".
