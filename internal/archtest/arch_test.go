@@ -97,7 +97,7 @@ var allowed = map[string][]string{
 	"internal/tailbuf":    nil,
 	"internal/regconf":    nil,
 	"internal/dockerlint": nil,
-	"internal/gitsrc":     {"internal/redact"},
+	"internal/gitsrc":     {"internal/redact", "internal/types"},
 	"internal/registry":   {"internal/redact"},
 
 	// the evidence of delivered images: SBOM, signature, provenance
