@@ -74,7 +74,6 @@ import (
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/store"
-	"github.com/cccp-project/cccp/internal/types"
 )
 
 // Webhook verifies and parses one forge's deliveries (bot/github.Webhook
@@ -131,7 +130,6 @@ type Store interface {
 	// the delivery -> runs links the pipeline checks, kept as long as the
 	// deliveries (store.DB.DeliveryRun)
 	PruneDeliveryRuns(ctx context.Context, olderThan time.Time) (int, error)
-	DeliveryRun(ctx context.Context, c store.Cause, project string, kind types.RunKind) (*store.Run, error)
 
 	// runs, for exactly-once creation and the comment
 	Run(ctx context.Context, id string) (*store.Run, error)
