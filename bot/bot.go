@@ -126,10 +126,9 @@ type Store interface {
 	GetMeta(ctx context.Context, ns, key string) ([]byte, error)
 	DeleteMeta(ctx context.Context, ns, key string) error
 	PruneMeta(ctx context.Context, ns string, drop func(key string, val []byte) bool) (int, error)
+	// (with the delivery -> runs links the pipeline checks, in the same
+	// transaction: store.DB.DeliveryRun)
 	PruneDeliveries(ctx context.Context, olderThan time.Time) (int, error)
-	// the delivery -> runs links the pipeline checks, kept as long as the
-	// deliveries (store.DB.DeliveryRun)
-	PruneDeliveryRuns(ctx context.Context, olderThan time.Time) (int, error)
 
 	// runs, for exactly-once creation and the comment
 	Run(ctx context.Context, id string) (*store.Run, error)
