@@ -69,7 +69,8 @@ func TestTouchedRemembersOnlyWhatExists(t *testing.T) {
 		t.Errorf("after 2,000 requests for digests the registry lacks, it remembers %d digests, want %d", n, before)
 	}
 
-	if got := status(t, e, http.MethodHead, "/v2/touch/app/manifests/"+d, true); got != http.StatusOK {
+	user, pass := e.PushCredentials()
+	if got := status(t, http.MethodHead, "http://"+h+"/v2/touch/app/manifests/"+d, user, pass); got != http.StatusOK {
 		t.Fatalf("HEAD manifest %s: %d", d, got)
 	}
 	e.touchMu.Lock()
@@ -116,13 +117,14 @@ func TestGCKeepsBlobsJustFoundPresent(t *testing.T) {
 	e := startRegistry(t, "")
 	auth := pushAuth(e)
 	h := e.Host()
+	user, pass := e.PushCredentials()
 	old := randomImage(t, 2048, 2)
 	push(t, h+"/keep/blobs:v1", old, auth)
 	push(t, h+"/keep/blobs:v1", randomImage(t, 2048, 1), auth) // old is untagged
 	ageStorage(t, e)
 	for _, d := range layerDigests(t, old) {
 		// as a pusher does, with its credentials
-		if got := status(t, e, http.MethodHead, "/v2/keep/blobs/blobs/"+d, true); got != http.StatusOK {
+		if got := status(t, http.MethodHead, "http://"+h+"/v2/keep/blobs/blobs/"+d, user, pass); got != http.StatusOK {
 			t.Fatalf("HEAD blob %s: %d", d, got)
 		}
 	}
@@ -143,8 +145,7 @@ func TestGCKeepsBlobsJustFoundPresent(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", string(mt))
-	u, p := e.PushCredentials()
-	req.SetBasicAuth(u, p)
+	req.SetBasicAuth(user, pass)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
