@@ -208,19 +208,7 @@ func TestPushDuringCascadeTakesOverTheNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
-	var cascadeRun string
-	for ; cascadeRun == "" && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
-		if c, err := h.db.CascadeStartedBy(ctx, root.ID); err == nil {
-			if n := c.Node("demo/mid:latest"); n.State == store.CascadeQueued {
-				if run, err := h.db.Run(ctx, n.Run); err == nil && run.State == store.Running {
-					cascadeRun = run.ID
-				}
-			}
-		}
-	}
-	if cascadeRun == "" {
-		t.Fatal("mid's cascade run never started")
-	}
+	cascadeRun := runningCascadeRun(ctx, t, h.db, root.ID, "demo/mid:latest")
 	pushed, err := r.Enqueue(ctx, push("demo/mid:latest", "m2"))
 	if err != nil {
 		t.Fatal(err)
@@ -273,19 +261,7 @@ func TestStartReconcileHandsTheCascadeNodeOn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
-	var cascadeRun string
-	for ; cascadeRun == "" && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
-		if c, err := h.db.CascadeStartedBy(ctx, root.ID); err == nil {
-			if n := c.Node("demo/mid:latest"); n.State == store.CascadeQueued {
-				if run, err := h.db.Run(ctx, n.Run); err == nil && run.State == store.Running {
-					cascadeRun = run.ID
-				}
-			}
-		}
-	}
-	if cascadeRun == "" {
-		t.Fatal("mid's cascade run never started")
-	}
+	cascadeRun := runningCascadeRun(ctx, t, h.db, root.ID, "demo/mid:latest")
 	// What the old Enqueue stored before it died: the push's run, and no
 	// end of the cascade run.
 	pushed := &store.Run{Project: "demo/mid:latest", Kind: types.KindBranch, Branch: "master", Commit: "m2",
@@ -316,4 +292,21 @@ func TestStartReconcileHandsTheCascadeNodeOn(t *testing.T) {
 	if old.State != store.Cancelled || !strings.Contains(old.Error, "superseded by run "+pushed.ID) {
 		t.Errorf("mid's cascade run: %s %q, want superseded by run %s", old.State, old.Error, pushed.ID)
 	}
+}
+
+// runningCascadeRun waits until project's run in the cascade root started
+// is running, and returns its ID.
+func runningCascadeRun(ctx context.Context, t *testing.T, db *store.DB, root, project string) string {
+	t.Helper()
+	for ; ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
+		if c, err := db.CascadeStartedBy(ctx, root); err == nil {
+			if n := c.Node(project); n.State == store.CascadeQueued {
+				if run, err := db.Run(ctx, n.Run); err == nil && run.State == store.Running {
+					return run.ID
+				}
+			}
+		}
+	}
+	t.Fatalf("%s's cascade run never started", project)
+	return ""
 }
