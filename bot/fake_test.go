@@ -170,7 +170,7 @@ func (p *fakePipeline) Enqueue(ctx context.Context, req pipeline.Request) (*stor
 		}
 	}
 	r := &store.Run{Project: e.Key(), Kind: req.Kind, Cause: req.Cause,
-		GitURL: firstNonEmpty(req.GitURL, e.GitURL), Branch: firstNonEmpty(req.Branch, e.GitBranch),
+		GitURL: cmp.Or(req.GitURL, e.GitURL), Branch: cmp.Or(req.Branch, e.GitBranch),
 		Commit: req.Commit, State: store.Queued, Stages: []store.Stage{{Name: "build", State: store.Queued}, {Name: "test", State: store.Queued}}}
 	if err := p.db.CreateRun(ctx, r); err != nil {
 		return nil, err
