@@ -74,7 +74,6 @@ import (
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/redact"
 	"github.com/cccp-project/cccp/internal/store"
-	"github.com/cccp-project/cccp/internal/types"
 )
 
 // Webhook verifies and parses one forge's deliveries (bot/github.Webhook
@@ -127,11 +126,9 @@ type Store interface {
 	GetMeta(ctx context.Context, ns, key string) ([]byte, error)
 	DeleteMeta(ctx context.Context, ns, key string) error
 	PruneMeta(ctx context.Context, ns string, drop func(key string, val []byte) bool) (int, error)
+	// (with the delivery -> runs links the pipeline checks, in the same
+	// transaction: store.DB.DeliveryRun)
 	PruneDeliveries(ctx context.Context, olderThan time.Time) (int, error)
-	// the delivery -> runs links the pipeline checks, kept as long as the
-	// deliveries (store.DB.DeliveryRun)
-	PruneDeliveryRuns(ctx context.Context, olderThan time.Time) (int, error)
-	DeliveryRun(ctx context.Context, c store.Cause, project string, kind types.RunKind) (*store.Run, error)
 
 	// runs, for exactly-once creation and the comment
 	Run(ctx context.Context, id string) (*store.Run, error)

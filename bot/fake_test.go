@@ -1,7 +1,9 @@
 package bot
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/store"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 func noEntries() []*index.Entry { return nil }
@@ -132,7 +135,9 @@ func (f *fakeForge) Comments() map[string]string {
 // fakePipeline creates runs in the real store, as pipeline.Runner does,
 // without building anything, and tells the observer. Like the Runner it
 // looks the request's project up by entry key (app-id/job-id:desired-tag)
-// and refuses a project the index lacks, so a bare name fails here too.
+// and refuses a project the index lacks, so a bare name fails here too,
+// and returns the run a request's delivery already made
+// (store.DB.DeliveryRun) instead of a new one.
 type fakePipeline struct {
 	db       *store.DB
 	entries  func() []*index.Entry // the bot's Config.Entries
@@ -155,14 +160,23 @@ func (p *fakePipeline) Enqueue(ctx context.Context, req pipeline.Request) (*stor
 	if e == nil {
 		return nil, fmt.Errorf("enqueue %s: %w", req.Project, pipeline.ErrUnknownProject)
 	}
+	if req.Cause.Forge != "" && req.Cause.DeliveryID != "" {
+		r, err := p.db.DeliveryRun(ctx, req.Cause, e.Key(), cmp.Or(req.Kind, types.KindBranch))
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
 	r := &store.Run{Project: e.Key(), Kind: req.Kind, Cause: req.Cause,
-		GitURL: firstNonEmpty(req.GitURL, e.GitURL), Branch: firstNonEmpty(req.Branch, e.GitBranch),
+		GitURL: cmp.Or(req.GitURL, e.GitURL), Branch: cmp.Or(req.Branch, e.GitBranch),
 		Commit: req.Commit, State: store.Queued, Stages: []store.Stage{{Name: "build", State: store.Queued}, {Name: "test", State: store.Queued}}}
 	if err := p.db.CreateRun(ctx, r); err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
-	p.requests = append(p.requests, req)
+	p.requests = append(p.requests, req) // the requests that made a run
 	p.mu.Unlock()
 	if p.observe != nil {
 		p.observe(r)

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/cccp-project/cccp/bot/event"
@@ -15,11 +16,11 @@ import (
 // A folded commit that is the run's own commit again gets none.
 func (b *Bot) foldedStatuses(r *store.Run) []event.Status {
 	var out []event.Status
-	own := firstNonEmpty(r.Cause.Commit, r.Commit)
+	own := cmp.Or(r.Cause.Commit, r.Commit)
 	seen := map[string]bool{own: true}
 	for i := len(r.Folded) - 1; i >= 0; i-- { // the newest fold of a commit says it best
 		f := r.Folded[i]
-		sha := firstNonEmpty(f.Cause.Commit, f.Commit)
+		sha := cmp.Or(f.Cause.Commit, f.Commit)
 		if sha == "" || seen[sha] || f.Cause.Forge != r.Cause.Forge || f.Cause.Repo != r.Cause.Repo {
 			continue
 		}

@@ -165,6 +165,14 @@ func (tb *testBot) runs(t testing.TB) []*store.Run {
 	return rs
 }
 
+// finishAll moves every stored run to state, as the pipeline would.
+func (tb *testBot) finishAll(t testing.TB, state store.State) {
+	t.Helper()
+	for _, r := range tb.runs(t) {
+		tb.pipe.finish(context.Background(), r.ID, state)
+	}
+}
+
 func post(t testing.TB, h http.Handler, path string, hdr http.Header, body []byte) (int, string) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))

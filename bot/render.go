@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -85,7 +86,7 @@ func (b *Bot) failureSection(r *store.Run) (report.LogSection, bool) {
 func (b *Bot) runStatus(r *store.Run, limit int) event.Status {
 	st := event.Status{
 		Name:        checkName(r.Project),
-		SHA:         firstNonEmpty(r.Cause.Commit, r.Commit),
+		SHA:         cmp.Or(r.Cause.Commit, r.Commit),
 		State:       report.EventState(r.State),
 		Title:       report.RunTitle(r),
 		DetailsURL:  b.runURL(r.ID),
@@ -196,13 +197,4 @@ func (b *Bot) indexStatus(rec *prRecord, runs []*store.Run) event.Status {
 		st.State, st.Title = event.StateSuccess, fmt.Sprintf("%d entries checked", len(l.Entries))
 	}
 	return st
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

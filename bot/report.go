@@ -186,10 +186,6 @@ func (b *Bot) prune(ctx context.Context) {
 	if err != nil {
 		b.log.Error("prune deliveries", "err", err)
 	}
-	links, err := b.cfg.Store.PruneDeliveryRuns(ctx, cut)
-	if err != nil {
-		b.log.Error("prune delivery links", "err", err)
-	}
 	sent, err := b.outbox.Prune(ctx, cut)
 	if err != nil {
 		b.log.Error("prune sent reports", "err", err)
@@ -211,8 +207,8 @@ func (b *Bot) prune(ctx context.Context) {
 			b.log.Error("prune approval", "pr", key, "err", err)
 		}
 	}
-	if n+links+sent+prs > 0 {
-		b.log.Info("pruned", "deliveries", n, "delivery_links", links, "sent_reports", sent, "pull_requests", prs)
+	if n+sent+prs > 0 {
+		b.log.Info("pruned", "deliveries", n, "sent_reports", sent, "pull_requests", prs)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/cccp-project/cccp/bot/report"
 	"github.com/cccp-project/cccp/internal/index"
 	"github.com/cccp-project/cccp/internal/store"
+
+	"github.com/cccp-project/cccp/bot/report/reporttest"
 )
 
 const secret = "hunter2-token"
@@ -200,33 +202,9 @@ func checkComment(t *testing.T, body string, limit int) {
 	if !strings.HasPrefix(body, prMarker) {
 		t.Error("comment does not start with the marker")
 	}
-	if open := openFence(body); open != "" {
+	if open := reporttest.OpenFence(body); open != "" {
 		t.Errorf("code fence %q left open:\n%s", open, body)
 	}
-}
-
-// openFence returns the code fence left open at the end of md, or "".
-func openFence(md string) string {
-	open := ""
-	for _, line := range strings.Split(md, "\n") {
-		if f := fenceOf(line); f != "" {
-			switch {
-			case open == "":
-				open = f
-			case f == open:
-				open = ""
-			}
-		}
-	}
-	return open
-}
-
-// fenceOf is the backtick fence a line consists of, or "".
-func fenceOf(line string) string {
-	if len(line) >= 3 && strings.Trim(line, "`") == "" {
-		return line
-	}
-	return ""
 }
 
 // TestOutboxRetry: a forge outage delays reports, never drops them, and

@@ -57,27 +57,14 @@ func (b *Bot) route(ctx context.Context, ev *event.Event) error {
 // enqueue creates the run req asks for unless the same delivery already
 // created it (a delivery processed again after a crash, or redelivered):
 // the pipeline returns that run then, in whatever state, from the
-// delivery's link stored with the run (store.DB.DeliveryRun), which is
-// looked up here first, so such a request does not reach the pipeline.
+// delivery's link stored with the run (store.DB.DeliveryRun), looked up
+// once, under its per-target lock.
 func (b *Bot) enqueue(ctx context.Context, req pipeline.Request) (*store.Run, error) {
-	if req.Cause.DeliveryID != "" {
-		kind := req.Kind
-		if kind == "" {
-			kind = types.KindBranch // as the pipeline defaults it
-		}
-		r, err := b.cfg.Store.DeliveryRun(ctx, req.Cause, req.Project, kind)
-		if err == nil {
-			return r, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("look up the runs of delivery %s: %w", req.Cause.DeliveryID, err)
-		}
-	}
 	r, err := b.cfg.Pipeline.Enqueue(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s run of %s: %w", req.Kind, req.Project, err)
 	}
-	b.log.Info("run queued", "run", r.ID, "project", r.Project, "kind", r.Kind, "delivery", req.Cause.DeliveryID)
+	b.log.Info("request routed to run", "run", r.ID, "project", r.Project, "kind", r.Kind, "delivery", req.Cause.DeliveryID)
 	return r, nil
 }
 

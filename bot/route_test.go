@@ -272,9 +272,7 @@ func TestCheckRerun(t *testing.T) {
 	if err := tb.route(ctx, push); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range tb.runs(t) {
-		tb.pipe.finish(ctx, r.ID, store.Failed)
-	}
+	tb.finishAll(t, store.Failed)
 	rerun := func(name, user string) *event.Event {
 		return ghEvent(t, "check_run-rerequested-1.json", "c-"+name+user, func(m map[string]any) {
 			m["repository"] = obj(mustJSON(t, "push-event-5.json"), "repository")
@@ -348,9 +346,7 @@ func TestIndexRepo(t *testing.T) {
 	if st.State != event.StateRunning {
 		t.Errorf("index check = %q (%s), want running", st.State, st.Title)
 	}
-	for _, r := range tb.runs(t) {
-		tb.pipe.finish(ctx, r.ID, store.Passed)
-	}
+	tb.finishAll(t, store.Passed)
 	tb.report(t)
 	st = tb.forge.statuses["Codertocat/Hello-World ec26c3e57ca3a959ca5aad62de7213c562f8c821 cccp/index"]
 	if st.State != event.StateFailure || !strings.Contains(st.Summary, "`broken/app:latest` | ❌") {
@@ -476,9 +472,7 @@ func TestEntriesOfOneName(t *testing.T) {
 		if err := tb.route(ctx, push); err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range tb.runs(t) {
-			tb.pipe.finish(ctx, r.ID, store.Failed)
-		}
+		tb.finishAll(t, store.Failed)
 		tb.report(t)
 		for _, tag := range []string{"latest", "7"} {
 			key := "Codertocat/Hello-World " + push.After + " cccp/hello/web:" + tag
@@ -515,9 +509,7 @@ func TestEntriesOfOneName(t *testing.T) {
 		if err := tb.route(ctx, open); err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range tb.runs(t) {
-			tb.pipe.finish(ctx, r.ID, store.Failed)
-		}
+		tb.finishAll(t, store.Failed)
 		// The pull request as check runs carry it (GitHub's example).
 		pr := obj(mustJSON(t, "check_run-completed-1.json"), "check_run")["pull_requests"].([]any)[0].(map[string]any)
 		if err := tb.route(ctx, rerun(t, "cccp/hello/web:7", open.PR.HeadSHA, pr)); err != nil {

@@ -289,9 +289,7 @@ func TestTrialPinnedAtApproval(t *testing.T) {
 	}
 	testgit.Write(t, app, map[string]string{"Dockerfile": "FROM scratch\nRUN evil\n"})
 	testgit.Commit(t, app, "after the review")
-	for _, r := range tb.runs(t) {
-		tb.pipe.finish(ctx, r.ID, store.Failed)
-	}
+	tb.finishAll(t, store.Failed)
 	tb.forge.prs[2] = pr.PR
 	retest := ghEvent(t, "issue_comment-created-1.json", "t2", func(m map[string]any) {
 		obj(m, "issue")["number"] = 2.0

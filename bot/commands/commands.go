@@ -9,6 +9,8 @@ package commands
 import (
 	"fmt"
 	"strings"
+
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // Command is a recognised comment command.
@@ -111,7 +113,7 @@ func parseLine(line string) (Result, bool) {
 		switch {
 		case len(args) == 0:
 			return Result{Command: OkToTest}, true
-		case len(args) == 1 && isFullSHA(args[0]):
+		case len(args) == 1 && types.IsCommitID(strings.ToLower(args[0])):
 			return Result{Command: OkToTest, SHA: strings.ToLower(args[0])}, true
 		}
 		return usage(word, args), true
@@ -127,20 +129,4 @@ func usage(word string, args []string) Result {
 	}
 	arg = strings.ReplaceAll(arg, "`", "'")
 	return Result{Reply: fmt.Sprintf("`%s` does not take `%s`.\n\n%s", word, arg, Usage)}
-}
-
-// isFullSHA reports whether s is a whole commit ID: 40 (SHA-1) or 64
-// (SHA-256) hex digits. An abbreviation is refused: a stranger can grind a
-// commit whose ID starts like the one a maintainer reviewed.
-func isFullSHA(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }

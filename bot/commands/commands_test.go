@@ -3,6 +3,8 @@ package commands
 import (
 	"strings"
 	"testing"
+
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 func TestParse(t *testing.T) {
@@ -90,7 +92,7 @@ func FuzzParse(f *testing.F) {
 		if a != b {
 			t.Fatalf("not deterministic: %+v vs %+v", a, b)
 		}
-		if a.SHA != "" && (a.Command != OkToTest || !isFullSHA(a.SHA) || a.SHA != strings.ToLower(a.SHA)) {
+		if a.SHA != "" && (a.Command != OkToTest || !types.IsCommitID(a.SHA) || a.SHA != strings.ToLower(a.SHA)) {
 			t.Fatalf("SHA %q with command %q", a.SHA, a.Command)
 		}
 		outcomes := 0

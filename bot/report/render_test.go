@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/cccp-project/cccp/bot/report/reporttest"
 )
 
 func FuzzAssemble(f *testing.F) {
@@ -33,32 +35,8 @@ func FuzzAssemble(f *testing.F) {
 		if len(head)+2*len(row)+len("\nfoot\n") <= limit && !strings.Contains(out, "\nfoot\n") {
 			t.Fatalf("the fixed parts fit but were cut: %q", out)
 		}
-		if open := openFence(out); open != "" {
+		if open := reporttest.OpenFence(out); open != "" {
 			t.Fatalf("fence %q left open: %q", open, out)
 		}
 	})
-}
-
-// openFence returns the code fence left open at the end of md, or "".
-func openFence(md string) string {
-	open := ""
-	for _, line := range strings.Split(md, "\n") {
-		if f := fenceOf(line); f != "" {
-			switch {
-			case open == "":
-				open = f
-			case f == open:
-				open = ""
-			}
-		}
-	}
-	return open
-}
-
-// fenceOf is the backtick fence a line consists of, or "".
-func fenceOf(line string) string {
-	if len(line) >= 3 && strings.Trim(line, "`") == "" {
-		return line
-	}
-	return ""
 }

@@ -18,7 +18,7 @@ var ErrCommitNotFound = errors.New("commit not found")
 // first: a run's commit is usually one of a branch's last commits.
 const fallbackDepth = 64
 
-// fetchCommit brings commit (a full object ID, isFullID) from the remote
+// fetchCommit brings commit (a full object ID, types.IsCommitID) from the remote
 // origin into the repository at dir, with extra fetch options (a filter).
 //
 // It asks for the commit by ID first, at depth. Servers speaking protocol
@@ -116,20 +116,4 @@ func fetchCommit(ctx context.Context, dir, url, commit, branch string, depth int
 func has(ctx context.Context, dir, commit string) bool {
 	_, err := run(ctx, dir, "cat-file", "-e", commit+"^{commit}")
 	return err == nil
-}
-
-// isFullID reports whether s is a whole object ID: 40 (SHA-1) or 64
-// (SHA-256) lowercase hex digits. git resolves a shorter hex string to a
-// ref of that name before an object, so an abbreviation could name
-// whatever the repository's tags say; and none can read as an option.
-func isFullID(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

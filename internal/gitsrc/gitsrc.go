@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // ErrUnsafeURL is returned for URLs git would read as an option (a
@@ -63,7 +64,7 @@ func Clone(ctx context.Context, url, dest string, opts CloneOptions) error {
 		depth = 1
 	}
 	if opts.Commit != "" {
-		if !isFullID(opts.Commit) {
+		if !types.IsCommitID(opts.Commit) {
 			return fmt.Errorf("clone %s: commit %q is not a full object ID (40 or 64 lowercase hex digits)", redact.URL(url), opts.Commit)
 		}
 		if opts.Branch != "" && strings.HasPrefix(opts.Branch, "-") {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cccp-project/cccp/internal/redact"
+	"github.com/cccp-project/cccp/internal/types"
 )
 
 // Mirror keeps a bare, blob-less partial copy of each repository it is asked
@@ -97,7 +98,7 @@ func (m *Mirror) ObjectIDs(ctx context.Context, url, commit string, paths ...str
 	if err := CheckURL(url); err != nil {
 		return nil, err
 	}
-	if !isFullID(commit) {
+	if !types.IsCommitID(commit) {
 		return nil, fmt.Errorf("object ids in %s: commit %q is not a full object ID (40 or 64 lowercase hex digits)", redact.URL(url), commit)
 	}
 	dir := m.dirOf(url)

@@ -38,19 +38,5 @@ func BenchmarkUpToDateRunAmong1000(b *testing.B) {
 	if run := runAndWait(b, r, req); run.State != store.Passed || run.UpToDate {
 		b.Fatalf("first run: %s up to date %v: %s", run.State, run.UpToDate, run.Error)
 	}
-	cpu0 := cpuTime()
-	for b.Loop() {
-		run, err := r.Enqueue(ctx, req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		done, err := r.Wait(ctx, run.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if !done.UpToDate {
-			b.Fatalf("run %s built: %s", done.ID, stageStates(done))
-		}
-	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	loopUpToDate(ctx, b, r, req)
 }

@@ -20,6 +20,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -403,8 +404,8 @@ func (r *Runner) Enqueue(ctx context.Context, req Request) (*store.Run, error) {
 		Project: entry.Key(),
 		Kind:    kind,
 		Cause:   req.Cause,
-		GitURL:  firstNonEmpty(req.GitURL, entry.GitURL),
-		Branch:  firstNonEmpty(req.Branch, entry.GitBranch),
+		GitURL:  cmp.Or(req.GitURL, entry.GitURL),
+		Branch:  cmp.Or(req.Branch, entry.GitBranch),
 		Commit:  req.Commit,
 		Force:   req.Force,
 		State:   store.Queued,
@@ -800,13 +801,4 @@ func (r *Runner) countResume(ctx context.Context, id string) bool {
 		return false
 	}
 	return true
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -316,7 +317,7 @@ func (r *Runner) coalesce(ctx context.Context, id string, run *store.Run) (*stor
 			}
 		}
 		class := min(classOf(q), queue.ClassOf(run.Kind, run.Cause.Kind))
-		fold := store.Fold{Cause: q.Cause, Commit: q.Commit, By: firstNonEmpty(run.Commit, run.Cause.Commit), At: time.Now().UTC()}
+		fold := store.Fold{Cause: q.Cause, Commit: q.Commit, By: cmp.Or(run.Commit, run.Cause.Commit), At: time.Now().UTC()}
 		cause := run.Cause
 		switch {
 		case q.Cause.Cascade != "" && q.Cause.Kind == types.CauseParent:
@@ -369,7 +370,7 @@ func (r *Runner) reclass(run *store.Run) {
 
 // supersedeReason is the Error of a run cancelled because run came.
 func supersedeReason(run *store.Run) string {
-	commit := firstNonEmpty(run.Commit, run.Cause.Commit)
+	commit := cmp.Or(run.Commit, run.Cause.Commit)
 	if commit == "" {
 		return "superseded by run " + run.ID
 	}

@@ -208,19 +208,7 @@ func TestPushDuringCascadeTakesOverTheNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
-	var cascadeRun string
-	for ; cascadeRun == "" && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
-		if c, err := h.db.CascadeStartedBy(ctx, root.ID); err == nil {
-			if n := c.Node("demo/mid:latest"); n.State == store.CascadeQueued {
-				if run, err := h.db.Run(ctx, n.Run); err == nil && run.State == store.Running {
-					cascadeRun = run.ID
-				}
-			}
-		}
-	}
-	if cascadeRun == "" {
-		t.Fatal("mid's cascade run never started")
-	}
+	cascadeRun := runningCascadeRun(ctx, t, h.db, root.ID, "demo/mid:latest")
 	pushed, err := r.Enqueue(ctx, push("demo/mid:latest", "m2"))
 	if err != nil {
 		t.Fatal(err)
@@ -273,19 +261,7 @@ func TestStartReconcileHandsTheCascadeNodeOn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
-	var cascadeRun string
-	for ; cascadeRun == "" && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
-		if c, err := h.db.CascadeStartedBy(ctx, root.ID); err == nil {
-			if n := c.Node("demo/mid:latest"); n.State == store.CascadeQueued {
-				if run, err := h.db.Run(ctx, n.Run); err == nil && run.State == store.Running {
-					cascadeRun = run.ID
-				}
-			}
-		}
-	}
-	if cascadeRun == "" {
-		t.Fatal("mid's cascade run never started")
-	}
+	cascadeRun := runningCascadeRun(ctx, t, h.db, root.ID, "demo/mid:latest")
 	// What the old Enqueue stored before it died: the push's run, and no
 	// end of the cascade run.
 	pushed := &store.Run{Project: "demo/mid:latest", Kind: types.KindBranch, Branch: "master", Commit: "m2",
@@ -331,22 +307,13 @@ func TestPushToAWaitingChildWaitsForItsParents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	root := runAndWait(t, r, Request{Project: "demo/base:latest", Cause: store.Cause{Kind: types.CauseManual}})
-	var waiting string
-	for ; waiting == "" && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
-		c, err := h.db.CascadeStartedBy(ctx, root.ID)
-		if err != nil {
-			continue
-		}
-		mid, leaf := c.Node("demo/mid:latest"), c.Node("demo/leaf1:latest")
-		if mid.State != store.CascadeQueued || leaf.Run == "" {
-			continue
-		}
-		if run, err := h.db.Run(ctx, mid.Run); err == nil && run.State == store.Running {
-			waiting = leaf.Run
-		}
+	runningCascadeRun(ctx, t, h.db, root.ID, "demo/mid:latest")
+	c, err := h.db.CascadeStartedBy(ctx, root.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if waiting == "" {
-		t.Fatal("leaf1 never waited on mid's running cascade run")
+	if n := c.Node("demo/leaf1:latest"); n.State != store.CascadeWaiting {
+		t.Fatalf("leaf1's node while mid builds: %s, want waiting", n.State)
 	}
 	pushed, err := r.Enqueue(ctx, push("demo/leaf1:latest", "l2"))
 	if err != nil {
@@ -367,7 +334,7 @@ func TestPushToAWaitingChildWaitsForItsParents(t *testing.T) {
 		}
 	}
 	close(h.backend.block)
-	c := waitCascade(t, h.db, root.ID)
+	c = waitCascade(t, h.db, root.ID)
 	if n := c.Node("demo/leaf1:latest"); n.Run != pushed.ID || n.State != store.CascadeDelivered {
 		t.Errorf("leaf1's node: run %s %s, want run %s delivered", n.Run, n.State, pushed.ID)
 	}
@@ -385,4 +352,21 @@ func TestPushToAWaitingChildWaitsForItsParents(t *testing.T) {
 	if b := got.Stages[0].Bases; len(b) != 1 || b[0].Digest != mid.DeliveredDigest() {
 		t.Errorf("the push's run built FROM %+v, want mid's new digest %s", b, mid.DeliveredDigest())
 	}
+}
+
+// runningCascadeRun waits until project's run in the cascade root started
+// is running, and returns its ID.
+func runningCascadeRun(ctx context.Context, t *testing.T, db *store.DB, root, project string) string {
+	t.Helper()
+	for ; ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
+		if c, err := db.CascadeStartedBy(ctx, root); err == nil {
+			if n := c.Node(project); n.State == store.CascadeQueued {
+				if run, err := db.Run(ctx, n.Run); err == nil && run.State == store.Running {
+					return run.ID
+				}
+			}
+		}
+	}
+	t.Fatalf("%s's cascade run never started", project)
+	return ""
 }

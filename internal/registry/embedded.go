@@ -45,14 +45,17 @@
 //   - a blob whose data, or any repository's link to it, was written less
 //     than GCKeepRecent ago (layers sent before their manifest, a blob
 //     mounted from another repository);
-//   - a blob or manifest that a successful request named by digest, or a
-//     manifest a request resolved from a tag, less than GCKeepRecent ago
-//     (the registry remembers them in memory, and forgets older ones as it
-//     goes, so the memory holds about the digests of the last
-//     GCKeepRecent), and everything such a manifest
-//     refers to: a client that found a layer present and skipped its
-//     upload pushes its manifest within that time, and one that looked an
-//     image up may tag it again (a retag after the tag moved).
+//   - a blob or manifest that a successful request with the push
+//     credentials named by digest, or a manifest such a request resolved
+//     from a tag, less than GCKeepRecent ago (the registry remembers them
+//     in memory, and forgets older ones as it goes, so the memory holds
+//     about the digests of the last GCKeepRecent), and everything such a
+//     manifest refers to: a pusher that found a layer present and skipped
+//     its upload pushes its manifest within that time, and one that looked
+//     an image up may tag it again (a retag after the tag moved).
+//     Anonymous reads count for nothing here: only a client that can push
+//     can act on what it found, and a stranger could otherwise keep any
+//     unreferenced blob alive forever by asking for it every GCKeepRecent.
 //
 // GC deletes nothing when a manifest it has to read to know what is in use
 // cannot be read or parsed: a tag's link without a digest, a tagged or
@@ -337,9 +340,14 @@ func (e *Embedded) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(withLogger(r.Context(), e.dlog))
 		digests, byDigest := digestsOf(r)
-		// GC remembers the digests of requests that succeed, and the
-		// digest a manifest asked for by tag resolved to (gc.go).
-		w = &touchingWriter{ResponseWriter: w, e: e, digests: digests}
+		// GC remembers the digests of requests with the push credentials
+		// that succeed, and the digest a manifest asked for by tag
+		// resolved to (gc.go): a pusher's HEAD of a blob it then skips.
+		// An anonymous read touches nothing, or any stranger could keep
+		// an unreferenced blob alive forever by asking for it.
+		if authorized(r) {
+			w = &touchingWriter{ResponseWriter: w, e: e, digests: digests}
+		}
 		switch {
 		case isBase(r) && !authorized(r):
 			// The version check is where clients learn the auth scheme;

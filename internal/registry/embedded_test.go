@@ -307,9 +307,21 @@ func ageTouches(e *Embedded) {
 
 func blobStatus(t *testing.T, host, repo, digest string) int {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, fmt.Sprintf("http://%s/v2/%s/blobs/%s", host, repo, digest), nil)
+	return status(t, http.MethodHead, fmt.Sprintf("http://%s/v2/%s/blobs/%s", host, repo, digest), "", "")
+}
+
+// status sends method to url, asking for any manifest type, with basic
+// auth user:pass when user is set (anonymously otherwise), and returns
+// the status.
+func status(t *testing.T, method, url, user, pass string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
+	if user != "" {
+		req.SetBasicAuth(user, pass)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

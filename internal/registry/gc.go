@@ -110,13 +110,14 @@ func (e *Embedded) gc(ctx context.Context, dryRun bool) (GCStats, error) {
 // touch does not look for old entries.
 const minTouchPrune = 1024
 
-// touch notes that a request named digest (a blob or a manifest) and was
-// answered with success. Entries older than GCKeepRecent are of no use to
+// touch notes that a request with the push credentials named digest (a
+// blob or a manifest) and was answered with success; anonymous requests
+// touch nothing (see the handler). Entries older than GCKeepRecent are of no use to
 // any later collection (its cutoff is later still), so they are dropped
 // whenever the memory has doubled since the last look: it holds at most
 // about twice the digests touched within GCKeepRecent, and only of blobs
 // and manifests that exist or were just written (a failed request touches
-// nothing), whatever anonymous clients ask for.
+// nothing), whatever clients ask for.
 func (e *Embedded) touch(digest string) {
 	hex, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok || !isHex(hex) {

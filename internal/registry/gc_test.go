@@ -136,17 +136,7 @@ func mustDigest(t *testing.T, img v1.Image) string {
 
 func manifestStatus(t *testing.T, host, repo, digest string) int {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, fmt.Sprintf("http://%s/v2/%s/manifests/%s", host, repo, digest), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return status(t, http.MethodHead, fmt.Sprintf("http://%s/v2/%s/manifests/%s", host, repo, digest), "", "")
 }
 
 // TestGCKeepsWhatWasJustAskedFor: an old untagged image that a client has

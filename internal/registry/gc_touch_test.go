@@ -23,8 +23,8 @@ func fakeDigest(i int) string {
 }
 
 // TestTouchedRemembersOnlyWhatExists: requests for digests the registry
-// does not have (anyone may send them, without credentials) leave GC's
-// memory of touched digests empty; the ones it has are remembered.
+// does not have (with the push credentials, or a write without them) leave
+// GC's memory of touched digests empty; the ones it has are remembered.
 func TestTouchedRemembersOnlyWhatExists(t *testing.T) {
 	e := startRegistry(t, "")
 	h := e.Host()
@@ -49,6 +49,9 @@ func TestTouchedRemembersOnlyWhatExists(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				if method != http.MethodPost { // reads as a pusher makes them: only those touch
+					req.SetBasicAuth(e.PushCredentials())
+				}
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					t.Error(err)
@@ -66,7 +69,8 @@ func TestTouchedRemembersOnlyWhatExists(t *testing.T) {
 		t.Errorf("after 2,000 requests for digests the registry lacks, it remembers %d digests, want %d", n, before)
 	}
 
-	if got := manifestStatus(t, h, "touch/app", d); got != http.StatusOK {
+	user, pass := e.PushCredentials()
+	if got := status(t, http.MethodHead, "http://"+h+"/v2/touch/app/manifests/"+d, user, pass); got != http.StatusOK {
 		t.Fatalf("HEAD manifest %s: %d", d, got)
 	}
 	e.touchMu.Lock()
@@ -105,19 +109,22 @@ func TestTouchedForgetsWhatNoGCNeeds(t *testing.T) {
 	}
 }
 
-// TestGCKeepsBlobsJustFoundPresent: a client that found an old blob no
-// manifest uses present (HEAD by digest) skips its upload and pushes a
-// manifest naming it; a collection in between keeps the blob.
+// TestGCKeepsBlobsJustFoundPresent: a pusher that found an old blob no
+// manifest uses present (HEAD by digest, with the push credentials) skips
+// its upload and pushes a manifest naming it; a collection in between keeps
+// the blob. (An anonymous HEAD keeps nothing: TestGCIgnoresAnonymousReads.)
 func TestGCKeepsBlobsJustFoundPresent(t *testing.T) {
 	e := startRegistry(t, "")
 	auth := pushAuth(e)
 	h := e.Host()
+	user, pass := e.PushCredentials()
 	old := randomImage(t, 2048, 2)
 	push(t, h+"/keep/blobs:v1", old, auth)
 	push(t, h+"/keep/blobs:v1", randomImage(t, 2048, 1), auth) // old is untagged
 	ageStorage(t, e)
 	for _, d := range layerDigests(t, old) {
-		if got := blobStatus(t, h, "keep/blobs", d); got != http.StatusOK {
+		// as a pusher does, with its credentials
+		if got := status(t, http.MethodHead, "http://"+h+"/v2/keep/blobs/blobs/"+d, user, pass); got != http.StatusOK {
 			t.Fatalf("HEAD blob %s: %d", d, got)
 		}
 	}
@@ -138,8 +145,7 @@ func TestGCKeepsBlobsJustFoundPresent(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", string(mt))
-	u, p := e.PushCredentials()
-	req.SetBasicAuth(u, p)
+	req.SetBasicAuth(user, pass)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package rescan
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/cccp-project/cccp/internal/store"
 	"github.com/cccp-project/cccp/internal/types"
@@ -67,24 +69,54 @@ func (s *Scanner) resume(ctx context.Context) error {
 // so a stop without the last write (a crash) can leave an entry queued
 // whose run is in the pipeline, or even done. Such an entry waits for that
 // run instead of queueing a second one.
+//
+// One pass over the rescan runs, newest first, until every queued entry
+// has its run or a run of an older rescan comes (rescans run one at a
+// time, so r's runs are all newer than those): not a query per entry.
 func (s *Scanner) adopt(ctx context.Context, r *store.Rescan) {
-	cause := "rescan " + r.ID
+	queued := map[string]*store.RescanEntry{}
 	for i := range r.Entries {
-		e := &r.Entries[i]
-		if e.State != store.Queued {
-			continue
+		if e := &r.Entries[i]; e.State == store.Queued {
+			queued[e.Project] = e
 		}
-		runs, err := s.cfg.Store.Runs(ctx, store.RunFilter{Project: e.Project, Kind: types.KindRescan, Limit: 10})
+	}
+	self, err := strconv.ParseUint(r.ID, 10, 64)
+	if err != nil || len(queued) == 0 {
+		return
+	}
+	const page = 256
+	f := store.RunFilter{Kind: types.KindRescan, Limit: page}
+	for {
+		runs, err := s.cfg.Store.Runs(ctx, f)
 		if err != nil {
-			s.log.Warn("rescan: look for the run of a resumed entry", "rescan", r.ID, "project", e.Project, "err", err)
-			continue
+			s.log.Warn("rescan: look for the runs of resumed entries", "rescan", r.ID, "err", err)
+			return
 		}
 		for _, run := range runs {
-			if run.Kind == types.KindRescan && run.Cause.Kind == types.CauseRescan && run.Cause.Detail == cause {
+			if run.Kind != types.KindRescan || run.Cause.Kind != types.CauseRescan {
+				continue // a rescan run started by hand
+			}
+			of, err := strconv.ParseUint(strings.TrimPrefix(run.Cause.Detail, "rescan "), 10, 64)
+			switch {
+			case err != nil:
+				continue
+			case of < self:
+				return // older than r's runs: the rest are older still
+			case of > self:
+				continue
+			}
+			if e := queued[run.Project]; e != nil { // the newest of its runs
 				e.State, e.RunID = store.Running, run.ID
-				break
+				delete(queued, run.Project)
+				if len(queued) == 0 {
+					return
+				}
 			}
 		}
+		if len(runs) < page {
+			return
+		}
+		f.Before = runs[len(runs)-1].ID
 	}
 }
 

@@ -421,8 +421,10 @@ func (db *DB) FinishDeliveries(ctx context.Context, refs []DeliveryRef) []error 
 }
 
 // PruneDeliveries forgets finished deliveries finished before olderThan
-// (and given-up ones given up before it, with their bodies) and returns how
-// many were removed. Pending deliveries are never pruned.
+// (and given-up ones given up before it, with their bodies), and the links
+// to the runs their requests made (delivery_runs.go) in the same
+// transaction, and returns how many deliveries were removed. Pending
+// deliveries are never pruned.
 func (db *DB) PruneDeliveries(ctx context.Context, olderThan time.Time) (int, error) {
 	n := 0
 	err := db.update(ctx, func(root *bolt.Bucket) error {
@@ -446,6 +448,9 @@ func (db *DB) PruneDeliveries(ctx context.Context, olderThan time.Time) (int, er
 				return err
 			}
 			if err := b.ids.Delete(k); err != nil {
+				return err
+			}
+			if err := unlinkDelivery(root, k); err != nil {
 				return err
 			}
 		}

@@ -26,11 +26,11 @@ import (
 //	  delivery_runs/
 //	    <forge> 0x00 <delivery id> 0x00 <run seq>
 //	                            -> JSON deliveryLink: the request's project, kind and
-//	                               commit, and when it was linked (PruneDeliveryRuns)
+//	                               commit, and when it was linked
 //
 // A request folded into a queued run (Run.Folded) links its delivery to
-// that run too. The link outlives its run's retention; PruneDeliveryRuns
-// forgets links after the window deliveries are kept.
+// that run too. The link outlives its run's retention; PruneDeliveries
+// forgets a delivery's links with the delivery, in one transaction.
 var bucketDeliveryRuns = []byte("delivery_runs")
 
 type deliveryLink struct {
@@ -166,36 +166,27 @@ func (db *DB) DeliveryRun(ctx context.Context, c Cause, project string, kind typ
 	return out, nil
 }
 
-// PruneDeliveryRuns forgets the delivery links made before olderThan (the
-// window deliveries are kept: call it with PruneDeliveries' cut) and
-// returns how many it removed.
-func (db *DB) PruneDeliveryRuns(ctx context.Context, olderThan time.Time) (int, error) {
-	n := 0
-	err := db.update(ctx, func(root *bolt.Bucket) error {
-		n = 0
-		b := root.Bucket(bucketDeliveryRuns)
-		if b == nil {
-			return nil
-		}
-		cur := b.Cursor()
-		for k, v := cur.First(); k != nil; {
-			var l deliveryLink
-			if err := json.Unmarshal(v, &l); err != nil || !l.At.Before(olderThan) {
-				k, v = cur.Next() // a bad record is kept, as everywhere in the store
-				continue
-			}
-			at := bytes.Clone(k)
-			if err := cur.Delete(); err != nil {
-				return err
-			}
-			n++
-			k, v = cur.Seek(at) // the next key: Next after Delete may skip one
-
-		}
+// unlinkDelivery forgets the links of the delivery whose delivery_ids key
+// is idKey (<forge> 0x00 <delivery id>, the links' prefix but for its
+// last separator): PruneDeliveries calls it for each delivery it prunes,
+// so the links live exactly as long as the deliveries.
+func unlinkDelivery(root *bolt.Bucket, idKey []byte) error {
+	b := root.Bucket(bucketDeliveryRuns)
+	if b == nil {
 		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("prune delivery links: %w", err)
 	}
-	return n, nil
+	prefix := append(bytes.Clone(idKey), sep)
+	var keys [][]byte
+	cur := b.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		if len(k) == len(prefix)+8 {
+			keys = append(keys, bytes.Clone(k))
+		}
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

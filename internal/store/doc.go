@@ -23,7 +23,8 @@
 //	    <forge> 0x00 <id>       -> <seq> (8 bytes) + finished unix-nano (8 bytes, 0 = pending)
 //	  delivery_runs/            (created on first use; delivery_runs.go)
 //	    <forge> 0x00 <id> 0x00 <run seq> -> JSON link: the runs a delivery's requests made
-//	                               or were folded into, written in the run's transaction
+//	                               or were folded into, written in the run's transaction,
+//	                               dropped with the delivery_ids key (PruneDeliveries)
 //	  delivery_attempts/        (schema 2)
 //	    <seq>                   -> JSON Attempt: a delivery whose routing failed; pending
 //	                               ones wait for NextAttempt, Failed ones keep their body in

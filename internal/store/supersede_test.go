@@ -163,13 +163,38 @@ func TestDeliveryRunLinks(t *testing.T) {
 	if got, err := db.DeliveryRun(ctx, first.Cause, "org/app", types.KindBranch); err != nil || got.ID != first.ID {
 		t.Errorf("after retention: %+v, %v; want the stub of run %s", got, err, first.ID)
 	}
-	if n, err := db.PruneDeliveryRuns(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
-		t.Errorf("pruned %d (%v) links younger than the window, want 0", n, err)
+
+	// The links go with their deliveries: d-1 and d-2 are done, d-10
+	// (whose ID starts like d-1's) is still pending, its run queued.
+	pending := pushRun("org/app", "other", "3", "d-10")
+	if err := db.CreateRun(ctx, pending); err != nil {
+		t.Fatal(err)
 	}
-	if n, err := db.PruneDeliveryRuns(ctx, time.Now().Add(time.Second)); err != nil || n != 2 {
-		t.Errorf("pruned %d (%v) links, want 2", n, err)
+	for _, id := range []string{"d-1", "d-2", "d-10"} {
+		if _, err := db.AcceptDelivery(ctx, Delivery{Forge: "github", ID: id, Body: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := db.DeliveryRun(ctx, first.Cause, "org/app", types.KindBranch); !errors.Is(err, ErrNotFound) {
-		t.Errorf("after pruning: %v, want ErrNotFound", err)
+	for _, id := range []string{"d-1", "d-2"} {
+		if err := db.FinishDelivery(ctx, "github", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := db.PruneDeliveries(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Errorf("pruned %d (%v) deliveries younger than the window, want 0", n, err)
+	}
+	if got, err := db.DeliveryRun(ctx, first.Cause, "org/app", types.KindBranch); err != nil || got.ID != first.ID {
+		t.Errorf("within the window: %+v, %v; want the stub of run %s", got, err, first.ID)
+	}
+	if n, err := db.PruneDeliveries(ctx, time.Now().Add(time.Second)); err != nil || n != 2 {
+		t.Errorf("pruned %d (%v) deliveries, want 2", n, err)
+	}
+	for _, c := range []Cause{first.Cause, second.Cause} {
+		if _, err := db.DeliveryRun(ctx, c, "org/app", types.KindBranch); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s after pruning its delivery: %v, want ErrNotFound", c.DeliveryID, err)
+		}
+	}
+	if got, err := db.DeliveryRun(ctx, pending.Cause, "org/app", types.KindBranch); err != nil || got.ID != pending.ID {
+		t.Errorf("pending d-10 after pruning: %+v, %v; want run %s", got, err, pending.ID)
 	}
 }

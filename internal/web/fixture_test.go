@@ -299,3 +299,19 @@ func (q *storeQueuer) QueueFirst(ctx context.Context, e index.Entry, actor strin
 	}
 	return r.ID, nil
 }
+
+// hasAll reports each of want that body (named what in the message)
+// lacks, and each of not that it has.
+func hasAll(t *testing.T, what, body string, want, not []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("%s lacks %q", what, w)
+		}
+	}
+	for _, n := range not {
+		if strings.Contains(body, n) {
+			t.Errorf("%s has %q", what, n)
+		}
+	}
+}

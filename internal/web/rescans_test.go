@@ -42,11 +42,7 @@ func TestRescansOnPagesAndAPI(t *testing.T) {
 	}
 
 	page := f.get("/projects/acme/base").Body.String()
-	for _, want := range []string{"<h2>Rescans</h2>", `<a href="/runs/9">#9</a>`, "new: <code>package-updates: musl-1.2.4-r2 &lt; 1.2.4-r3", "no change"} {
-		if !strings.Contains(page, want) {
-			t.Errorf("project page lacks %q", want)
-		}
-	}
+	hasAll(t, "project page", page, []string{"<h2>Rescans</h2>", `<a href="/runs/9">#9</a>`, "new: <code>package-updates: musl-1.2.4-r2 &lt; 1.2.4-r3", "no change"}, nil)
 	if strings.Contains(page, secret) {
 		t.Errorf("project page shows the secret")
 	}

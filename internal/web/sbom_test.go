@@ -98,16 +98,7 @@ func TestProjectSBOM(t *testing.T) {
 			if rec.Code != 200 {
 				t.Fatalf("project page: %d %s", rec.Code, body)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("project page lacks %q", w)
-				}
-			}
-			for _, n := range tt.not {
-				if strings.Contains(body, n) {
-					t.Errorf("project page has %q", n)
-				}
-			}
+			hasAll(t, "project page", body, tt.want, tt.not)
 			if want := "registry.example.org/acme/base@" + newDigest + " since " + oldDigest; len(fake.asked) != 1 || fake.asked[0] != want {
 				t.Errorf("asked %q, want [%q]", fake.asked, want)
 			}

@@ -17,12 +17,8 @@ func TestStatusPage(t *testing.T) {
 		t.Fatalf("status %d\n%s", rec.Code, rec.Body)
 	}
 	body := rec.Body.String()
-	for _, want := range []string{`<td>db</td><td title="3145728 bytes">3.0 MiB</td>`, `<td title="512 bytes">512 B</td>`,
-		`1.0 GiB`, `<th>Total</th><th>1.0 GiB</th>`, `href="/status" class="here">Status</a>`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("status page lacks %q", want)
-		}
-	}
+	hasAll(t, "status page", body, []string{`<td>db</td><td title="3145728 bytes">3.0 MiB</td>`, `<td title="512 bytes">512 B</td>`,
+		`1.0 GiB`, `<th>Total</th><th>1.0 GiB</th>`, `href="/status" class="here">Status</a>`}, nil)
 
 	t.Run("measure failed", func(t *testing.T) {
 		f := newFixture(t, func(c *Config) {

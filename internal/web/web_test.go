@@ -75,16 +75,7 @@ func TestPages(t *testing.T) {
 				t.Fatalf("status %d, want %d\n%s", rec.Code, tt.status, rec.Body)
 			}
 			body := rec.Body.String()
-			for _, w := range tt.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("body lacks %q", w)
-				}
-			}
-			for _, w := range tt.not {
-				if strings.Contains(body, w) {
-					t.Errorf("body has %q", w)
-				}
-			}
+			hasAll(t, "body", body, tt.want, tt.not)
 		})
 	}
 }
@@ -603,16 +594,7 @@ func TestTagsAreProjects(t *testing.T) {
 				t.Fatalf("status %d\n%s", rec.Code, rec.Body)
 			}
 			body := rec.Body.String()
-			for _, w := range tt.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("body lacks %q", w)
-				}
-			}
-			for _, w := range tt.not {
-				if strings.Contains(body, w) {
-					t.Errorf("body has %q", w)
-				}
-			}
+			hasAll(t, "body", body, tt.want, tt.not)
 		})
 	}
 	api := []struct{ path, run string }{
