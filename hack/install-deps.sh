@@ -49,11 +49,11 @@ add_range() { # user count
 # A sandbox user: a system account without a login shell, owning only its
 # home (boxes live apart, in root's /var/lib/cccp-boxes/<uid>, which cccp
 # makes: root never chowns or mounts inside a folder a sandbox user owns),
-# with 65536 subordinate ids
-# for its rootless containers and a container storage configuration:
-# native overlay when the kernel lets an unprivileged user mount it
-# (Linux >= 5.13), fuse-overlayfs otherwise; never vfs, which copies
-# every layer.
+# with 65536 subordinate ids for its rootless containers. Its podman runs
+# with a HOME, storage and runtime folder of the box's (storage driver
+# overlay, set by cccp), so the home holds nothing cccp needs: cccp empties
+# it, and the host's /tmp, /var/tmp, /dev/shm of what the user owns,
+# whenever a box gives the user back.
 add_sandbox_user() { # name
   local user=$1 home=/var/lib/$1
   [ "$user" = "$sandbox_user" ] && home="${CCCP_SANDBOX_HOME:-/var/lib/$user}"
@@ -63,19 +63,6 @@ add_sandbox_user() { # name
   fi
   $sudo chmod 0711 "$home"
   add_range "$user" 65536
-  local conf="$home/.config/containers"
-  if [ ! -f "$conf/storage.conf" ]; then
-    $sudo install -d -o "$user" -g "$user" -m 0700 "$home/.config" "$conf"
-    local major minor opts
-    major=$(uname -r | cut -d. -f1); minor=$(uname -r | cut -d. -f2)
-    if [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 13 ]; }; then
-      opts=''
-    else
-      opts='mount_program = "/usr/bin/fuse-overlayfs"'
-    fi
-    printf '[storage]\ndriver = "overlay"\n[storage.options.overlay]\n%s\n' "$opts" |
-      $sudo install -o "$user" -g "$user" -m 0600 /dev/stdin "$conf/storage.conf"
-  fi
 }
 # One user per box at a time (internal/sandbox hands them out), so that
 # two runs' boxes never share a uid: none can signal, trace or read the

@@ -123,3 +123,28 @@ func (c *Cleared) retryHeld() {
 		return true
 	})
 }
+
+// Clear kills what runs as l's ids, keeping the member: for a holder
+// that removes what the ids left (files) before it gives the member
+// back, with nothing of them running to make more.
+func (c *Cleared) Clear(l *Lease) error {
+	return clearIDs(c.log, c.ids[l.Index], c.wait)
+}
+
+// TryTake takes the member at index i, cleared of its processes, if no
+// one holds it; ok is false when someone does (or it is held back).
+func (c *Cleared) TryTake(i int) (l *Lease, ok bool, err error) {
+	if i < 0 || i >= c.pool.Size() {
+		return nil, false, fmt.Errorf("id pool: no member %d", i)
+	}
+	f, err := c.pool.lock(c.pool.keys[i])
+	if err != nil || f == nil {
+		return nil, false, err
+	}
+	l = &Lease{Index: i, Key: c.pool.keys[i], f: f}
+	if err := clearIDs(c.log, c.ids[i], c.wait); err != nil {
+		c.holdBack(l)
+		return nil, false, fmt.Errorf("%s held back: %w", l.Key, err)
+	}
+	return l, true, nil
+}

@@ -38,6 +38,9 @@ func (s Span) has(id uint64) bool {
 	return id >= uint64(s.Start) && id < uint64(s.Start)+uint64(s.Size)
 }
 
+// Has reports whether id is in the span.
+func (s Span) Has(id uint32) bool { return s.has(uint64(id)) }
+
 // Last is the span's last id.
 func (s Span) Last() uint64 { return uint64(s.Start) + uint64(s.Size) - 1 }
 

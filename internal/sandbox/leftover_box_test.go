@@ -1,0 +1,151 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runAs runs sh -c script as uid:gid outside any box: what a box user
+// can run outside bubblewrap (its podman service, a container with a host
+// folder bound in).
+func runAs(t *testing.T, uid, gid uint32, script string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as uid %d: %s: %v: %s", uid, script, err, out)
+	}
+}
+
+func randName(prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// TestCloseRemovesWhatTheUserLeft: files a box's user made in the host's
+// /tmp, /var/tmp, /dev/shm and its home, and one its container's user (a
+// subordinate uid) made in /tmp, are gone when the box is closed, before
+// the next box gets the user; a folder of the layout of before
+// (<home>/b) goes too. Root's files there stay.
+func TestCloseRemovesWhatTheUserLeft(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	b, err := s.Open(context.Background(), "leftovers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := b.user
+	n := randName("cccp-leftover-")
+	left := []string{
+		filepath.Join("/tmp", n),
+		filepath.Join("/tmp", n, "secret"),
+		filepath.Join("/var/tmp", n),
+		filepath.Join("/dev/shm", n),
+		filepath.Join(u.home, n),
+		filepath.Join(u.home, "b", "test-0123abcd", "storage", "secret"),
+		filepath.Join("/tmp", n+"-container"),
+	}
+	runAs(t, u.uid, u.gid, "set -e; umask 077; mkdir "+left[0]+"; echo repo-a > "+left[1]+"; echo repo-a > "+left[2]+
+		"; echo repo-a > "+left[3]+"; echo repo-a > "+left[4]+"; mkdir -p "+filepath.Dir(left[5])+"; echo repo-a > "+left[5])
+	runAs(t, u.subUID.Start+1000, u.subGID.Start+1000, "echo repo-a > "+left[6])
+	rootFile := filepath.Join("/tmp", n+"-root")
+	os.WriteFile(rootFile, []byte("cccp's\n"), 0o600)
+	defer os.Remove(rootFile)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range left {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s, of box user %s, is left after Close", p, u.name)
+			os.RemoveAll(p)
+		}
+	}
+	if _, err := os.Stat(rootFile); err != nil {
+		t.Errorf("root's %s was removed: %v", rootFile, err)
+	}
+}
+
+// TestOpenKillsWhatRunsAsItsUser: a process left running as a sandbox
+// user, or as one of its subordinate ids (a crashed cccp's box, of any
+// Scope), is killed before a box gets the user.
+func TestOpenKillsWhatRunsAsItsUser(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	type left struct {
+		pid  int
+		done chan struct{}
+	}
+	start := func(uid, gid uint32) left {
+		cmd := exec.Command("sleep", "1000")
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}, Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-done })
+		return left{cmd.Process.Pid, done}
+	}
+	// One of each for every user: which one Open hands out is not known.
+	byUID := map[uint32][]left{}
+	for _, u := range s.users {
+		byUID[u.uid] = []left{start(u.uid, u.gid), start(u.subUID.Start, u.subGID.Start)}
+	}
+	b := openBox(t, s)
+	uid, _ := b.UID()
+	for i, l := range byUID[uid] {
+		select {
+		case <-l.done:
+		case <-time.After(10 * time.Second): // only a failing test waits this long
+			t.Errorf("process %d (%s) of the box's user %d still runs after Open", l.pid, []string{"its uid", "a subordinate uid"}[i], uid)
+		}
+	}
+}
+
+// TestCleanupSweepsUsersNoBoxHolds: Cleanup kills what runs as a user no
+// box holds and removes what it left, the box folders of the layout of
+// before (<home>/b) included.
+func TestCleanupSweepsUsersNoBoxHolds(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	n := randName("cccp-sweep-")
+	var planted []string
+	for _, u := range s.users {
+		p := filepath.Join(u.home, "b", "test-0123abcd", n)
+		runAs(t, u.uid, u.gid, "mkdir -p "+filepath.Dir(p)+" && echo old > "+p)
+		planted = append(planted, p)
+		t.Cleanup(func() { os.Remove(p) }) // a user in a box meanwhile is not swept
+	}
+	swept, err := s.sweep()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(swept) == 0 {
+		t.Fatal("no user swept: every one was in a box")
+	}
+	for i, u := range s.users {
+		_, err := os.Lstat(planted[i])
+		switch in := contains(swept, u.name); {
+		case in && err == nil:
+			t.Errorf("%s is left after the sweep of %s", planted[i], u.name)
+		case !in:
+			t.Logf("user %s was in a box meanwhile: not swept", u.name)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
