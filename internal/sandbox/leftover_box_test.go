@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -148,4 +149,48 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestCheckoutOutlivesTheBox: a checkout outlives the box that ran in it
+// (the build reads it after the prebuild's box is closed), though it is
+// the box user's; one where closing a box would remove it (in a folder
+// anyone may write) is refused before anything runs.
+func TestCheckoutOutlivesTheBox(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	shared := t.TempDir()
+	os.Chmod(shared, 0o1777)
+	for _, tt := range []struct {
+		name   string
+		parent string
+		err    string
+	}{
+		{"in cccp's folder", t.TempDir(), ""},
+		{"in a folder anyone may write", shared, "a folder anyone may write"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			co := filepath.Join(tt.parent, "co")
+			os.Mkdir(co, 0o755)
+			os.WriteFile(filepath.Join(co, "test.sh"), []byte("echo made > out\n"), 0o755)
+			b, err := s.Open(context.Background(), "checkout")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := b.Run(context.Background(), Script{Checkout: co, Argv: []string{"/bin/sh", "test.sh"}})
+			if cerr := b.Close(); cerr != nil {
+				t.Fatal(cerr)
+			}
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("Run = %+v, %v; want refused with %q", res, err, tt.err)
+				}
+				return
+			}
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("Run = %+v, %v", res, err)
+			}
+			if dt, err := os.ReadFile(filepath.Join(co, "out")); err != nil || string(dt) != "made\n" {
+				t.Errorf("the checkout's file after Close: %q, %v", dt, err)
+			}
+		})
+	}
 }

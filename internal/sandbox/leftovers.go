@@ -227,7 +227,7 @@ func mountID(fd int, name string) (uint64, error) {
 // HOME is its own folder; old layouts' box folders, <home>/b and
 // <home>/boxes, go with the rest).
 func (s *Sandbox) removeLeftovers(u boxUser) error {
-	owned := func(uid uint32) bool { return uid == u.uid || u.subUID.Has(uid) }
+	owned := u.owns
 	dirs := append(slices.Clone(sharedDirs), u.home)
 	var errs []error
 	for _, d := range dirs {
@@ -239,4 +239,33 @@ func (s *Sandbox) removeLeftovers(u boxUser) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// owns reports whether uid is u's or one of its subordinate uids.
+func (u boxUser) owns(uid uint32) bool { return uid == u.uid || u.subUID.Has(uid) }
+
+// outsideSweep fails when removeLeftovers could reach the checkout co,
+// which is u's once a box has run in it (and stays so for the stages
+// after): when its folder is one others may write (such as /tmp) or one
+// of the folders above it is u's.
+func (u boxUser) outsideSweep(co string) error {
+	abs, err := filepath.Abs(co)
+	if err != nil {
+		return fmt.Errorf("checkout %s: %w", co, err)
+	}
+	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("checkout %s: %w", co, err)
+		}
+		switch {
+		case u.owns(st.Uid):
+			return fmt.Errorf("checkout %s lies in %s, a folder of sandbox user %s: what the user owns there is removed when a box gives the user back; keep checkouts in cccp's data folder", co, p, u.name)
+		case p == filepath.Dir(abs) && st.Mode&0o002 != 0:
+			return fmt.Errorf("checkout %s lies in %s, a folder anyone may write: what the sandbox user owns there is removed when a box gives the user back; keep checkouts in cccp's data folder", co, p)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
 }

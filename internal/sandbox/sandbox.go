@@ -597,7 +597,9 @@ func (b *Box) startService(ctx context.Context) error {
 // Script is a repository's script to run in the box.
 type Script struct {
 	// Checkout is the repository's folder on the host; it is bound at
-	// /src, writable, and owned by the sandbox user from then on.
+	// /src, writable, and owned by the sandbox user from then on. It must
+	// lie where closing a box removes nothing: in a folder that others may
+	// not write, below none of the sandbox user's (cccp's data folder).
 	Checkout string
 	// Dir is the working directory, relative to Checkout.
 	Dir string
@@ -631,6 +633,9 @@ const Dest = "/src"
 // process tree is killed (its PID namespace ends with it) and Reason says
 // so. err is for a script that could not be started.
 func (b *Box) Run(ctx context.Context, sc Script) (Result, error) {
+	if err := b.user.outsideSweep(sc.Checkout); err != nil {
+		return Result{}, fmt.Errorf("box %s: %w", b.name, err)
+	}
 	if err := chownTree(sc.Checkout, int(b.user.uid), int(b.user.gid)); err != nil {
 		return Result{}, fmt.Errorf("box %s: hand the checkout to the sandbox user: %w", b.name, err)
 	}
