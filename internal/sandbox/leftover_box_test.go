@@ -194,3 +194,61 @@ func TestCheckoutOutlivesTheBox(t *testing.T) {
 		})
 	}
 }
+
+// TestContainerFilesInHostFoldersGoWithTheBox: a container that a box's
+// podman service runs with the host's /tmp and /dev/shm bound in writes
+// there as the box's user (rootless root) and as a subordinate uid (its
+// user 1000); those files are gone when the box is closed, so the next
+// repository whose box gets the user cannot read them.
+func TestContainerFilesInHostFoldersGoWithTheBox(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	tar := busyboxTar(t)
+	ctx := context.Background()
+	b, err := s.Open(ctx, "container-leftovers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			b.Close()
+		}
+	}()
+	if err := b.WriteRegistriesConf(nil); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := b.Podman(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("podman", append(pod.GlobalArgs(), "import", tar, "localhost/bb:box")...).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v: %s", err, out)
+	}
+	n := randName("cccp-ctr-")
+	left := []string{filepath.Join("/tmp", n), filepath.Join("/dev/shm", n), filepath.Join("/tmp", n+"-u1000")}
+	for _, c := range []struct{ user, script string }{
+		{"0", "echo repo-a > /h/tmp/" + n + " && echo repo-a > /h/shm/" + n},
+		{"1000", "echo repo-a > /h/tmp/" + n + "-u1000"},
+	} {
+		args := append(pod.GlobalArgs(), "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
+			"--user", c.user, "-v", "/tmp:/h/tmp", "-v", "/dev/shm:/h/shm", "localhost/bb:box", "sh", "-c", c.script)
+		if out, err := exec.Command("podman", args...).CombinedOutput(); err != nil {
+			t.Fatalf("container as %s: %v: %s", c.user, err, out)
+		}
+	}
+	for _, p := range left {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatalf("the container did not leave %s: %v", p, err)
+		}
+	}
+	closed = true
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range left {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s, made by the box's container, is left after Close", p)
+			os.Remove(p)
+		}
+	}
+}
