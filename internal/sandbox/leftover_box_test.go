@@ -113,16 +113,37 @@ func TestOpenKillsWhatRunsAsItsUser(t *testing.T) {
 
 // TestCleanupSweepsUsersNoBoxHolds: Cleanup kills what runs as a user no
 // box holds and removes what it left, the box folders of the layout of
-// before (<home>/b) included.
+// before (<home>/b) included, and a box folder a crashed cccp (of another
+// Scope) left, with a checkout still bound in: detached, not gone
+// through.
 func TestCleanupSweepsUsersNoBoxHolds(t *testing.T) {
 	s := newSandbox(t, Limits{})
 	n := randName("cccp-sweep-")
-	var planted []string
+	outside := t.TempDir()
+	keep := filepath.Join(outside, "keep")
+	os.WriteFile(keep, []byte("a checkout's file\n"), 0o644)
+	var planted, boxes []string
 	for _, u := range s.users {
 		p := filepath.Join(u.home, "b", "test-0123abcd", n)
 		runAs(t, u.uid, u.gid, "mkdir -p "+filepath.Dir(p)+" && echo old > "+p)
 		planted = append(planted, p)
 		t.Cleanup(func() { os.Remove(p) }) // a user in a box meanwhile is not swept
+		box := filepath.Join(u.dir, randName("othr-"))
+		if err := mkdirRoot(box); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{"storage", "src"} {
+			if err := mkdirFor(filepath.Join(box, d), u.uid, u.gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runAs(t, u.uid, u.gid, "echo image > "+filepath.Join(box, "storage", "layer"))
+		src := filepath.Join(box, "src")
+		if err := syscall.Mount(outside, src, "", syscall.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Unmount(src, syscall.MNT_DETACH); os.RemoveAll(box) })
+		boxes = append(boxes, box)
 	}
 	swept, err := s.sweep()
 	if err != nil {
@@ -138,7 +159,14 @@ func TestCleanupSweepsUsersNoBoxHolds(t *testing.T) {
 			t.Errorf("%s is left after the sweep of %s", planted[i], u.name)
 		case !in:
 			t.Logf("user %s was in a box meanwhile: not swept", u.name)
+			continue
 		}
+		if _, err := os.Lstat(boxes[i]); err == nil {
+			t.Errorf("box folder %s, of a crashed cccp, is left after the sweep of %s", boxes[i], u.name)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("the sweep went through a bound checkout: %v", err)
 	}
 }
 

@@ -269,3 +269,28 @@ func (u boxUser) outsideSweep(co string) error {
 		}
 	}
 }
+
+// removeStaleBoxes removes every box folder left in u's folder: with u
+// held, no box of any cccp is open there, so each is a crashed box's (of
+// this Scope or another), whose storage holds a repository's images and
+// whose folders the next box of u could read by name. A checkout still
+// bound into one is detached, never gone through.
+func (s *Sandbox) removeStaleBoxes(u boxUser) error {
+	fd, err := unix.Open(u.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", u.dir, err)
+	}
+	defer unix.Close(fd)
+	names, err := readNames(fd, u.dir, -1)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		s.cfg.Logger.Warn("sandbox: removing a box folder a crashed cccp left", "user", u.name, "box", n)
+		if err := removeAt(fd, n, filepath.Join(u.dir, n), -1, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

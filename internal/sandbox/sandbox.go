@@ -20,7 +20,8 @@
 //     nothing it owns is left where the next box could read it: in the
 //     host's /tmp, /var/tmp, /dev/shm, /dev/mqueue and its home (removed
 //     without following a symlink or entering another mount; box folders
-//     of the layout of before, <home>/b, go with them);
+//     of the layout of before, <home>/b, go with them), nor in a box
+//     folder a crashed cccp left;
 //   - a folder of its own, root's, under Config.Dir (root's, outside
 //     every sandbox user's home), with folders of its user inside (its
 //     podman storage, a runtime folder, the podman service's socket),
@@ -63,8 +64,9 @@
 //     Other boxes' folders are 0700 of other users, cccp's files root's.
 //   - When cccp itself dies, the kernel frees the users its boxes held at
 //     once, while their processes live on until a cccp hands such a user
-//     out (or one of the same Scope starts: Cleanup); their cgroups and
-//     box folders stay until a cccp of the same Scope starts.
+//     out (or one of the same Scope starts: Cleanup); their box folders
+//     stay until a box of the same user is closed (or Cleanup), their
+//     cgroups until a cccp of the same Scope starts.
 //   - What a box's user can change without owning it (a file another
 //     owns and lets others write, a folder it may write through a group or
 //     an ACL; world-writable folders are swept) can carry over to the next
@@ -973,6 +975,9 @@ func (s *Sandbox) giveBack(u boxUser, lease *idpool.Lease) error {
 	if err := s.removeLeftovers(u); err != nil {
 		return fmt.Errorf("sandbox user %s kept from other boxes: %w", u.name, err)
 	}
+	if err := s.removeStaleBoxes(u); err != nil {
+		return fmt.Errorf("sandbox user %s kept from other boxes: %w", u.name, err)
+	}
 	return s.pool.Release(lease)
 }
 
@@ -1024,7 +1029,10 @@ func removeAll(dir string) error {
 }
 
 // Cleanup removes what boxes of an earlier cccp of the same Scope left
-// behind (a crash): every process in their cgroups, their folders. Call it
+// behind (a crash): every process in their cgroups, their folders. And
+// every user of the pool that no box (of any cccp) holds is given back as
+// Close gives a box's user back: what runs as it is killed, what it left
+// is removed, box folders of crashed boxes of any Scope included. Call it
 // at start, before any box of this scope is opened.
 func (s *Sandbox) Cleanup(ctx context.Context) error {
 	names := map[string]string{} // box name -> its folder ("" for a cgroup alone)
@@ -1048,8 +1056,7 @@ func (s *Sandbox) Cleanup(ctx context.Context) error {
 			}
 		}
 	}
-	_, err := s.sweep()
-	errs := []error{err}
+	var errs []error
 	for n, dir := range names {
 		box := &Box{s: s, name: n, dir: dir, cg: map[string]string{}}
 		for _, c := range s.cgroups {
@@ -1061,6 +1068,9 @@ func (s *Sandbox) Cleanup(ctx context.Context) error {
 		if err := box.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if _, err := s.sweep(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
