@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cccp-project/cccp/internal/idpool"
 )
 
 // TestRemoveOwned: in a shared folder, everything a box user (or one of
@@ -98,5 +100,18 @@ func TestRemoveOwned(t *testing.T) {
 	}
 	if dt, err := os.ReadFile(keepOut); err != nil || !strings.Contains(string(dt), "not the box's") {
 		t.Errorf("a file outside, behind a symlink and a bind mount, was touched: %v", err)
+	}
+}
+
+// BenchmarkSweep is what giving a user back adds to every Close: a pass
+// over the host's shared folders (for a uid that owns nothing there, so
+// that no box's files are touched).
+func BenchmarkSweep(b *testing.B) {
+	s := &Sandbox{}
+	u := boxUser{name: "bench", uid: 3_900_000_000, subUID: idpool.Span{Start: 3_900_100_000, Size: 65536}}
+	for b.Loop() {
+		if err := s.removeLeftovers(u); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
