@@ -280,3 +280,20 @@ func TestContainerFilesInHostFoldersGoWithTheBox(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckoutInTheUsersHomeIsRefused: a checkout right in the sandbox
+// user's home (one of root's, as CCCP_SANDBOX_HOME may name) would be
+// removed when the box is closed, as the user's: Run refuses it.
+func TestCheckoutInTheUsersHomeIsRefused(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	b := openBox(t, s)
+	home := t.TempDir()
+	b.user.home = home // what this box's Close sweeps
+	co := filepath.Join(home, "co")
+	os.Mkdir(co, 0o755)
+	os.WriteFile(filepath.Join(co, "test.sh"), []byte("true\n"), 0o755)
+	_, err := b.Run(context.Background(), Script{Checkout: co, Argv: []string{"/bin/sh", "test.sh"}})
+	if err == nil || !strings.Contains(err.Error(), "the home of sandbox user") {
+		t.Fatalf("Run = %v; want refused: the checkout is in the user's home", err)
+	}
+}

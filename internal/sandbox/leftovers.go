@@ -263,6 +263,8 @@ func (u boxUser) outsideSweep(co string) error {
 			return fmt.Errorf("checkout %s lies in %s, a folder of sandbox user %s: what the user owns there is removed when a box gives the user back; keep checkouts in cccp's data folder", co, p, u.name)
 		case p == filepath.Dir(abs) && st.Mode&0o002 != 0:
 			return fmt.Errorf("checkout %s lies in %s, a folder anyone may write: what the sandbox user owns there is removed when a box gives the user back; keep checkouts in cccp's data folder", co, p)
+		case p == filepath.Dir(abs) && sameFile(&st, u.home):
+			return fmt.Errorf("checkout %s lies in %s, the home of sandbox user %s: what the user owns there is removed when a box gives the user back; keep checkouts in cccp's data folder", co, p, u.name)
 		}
 		if p == "/" {
 			return nil
@@ -293,4 +295,10 @@ func (s *Sandbox) removeStaleBoxes(u boxUser) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sameFile reports whether path is the file st describes.
+func sameFile(st *unix.Stat_t, path string) bool {
+	var o unix.Stat_t
+	return path != "" && unix.Stat(path, &o) == nil && o.Dev == st.Dev && o.Ino == st.Ino
 }
