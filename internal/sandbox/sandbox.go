@@ -900,7 +900,7 @@ func readPids(path string) []int {
 // shared folders (/tmp, /var/tmp, /dev/shm, /dev/mqueue) and in the
 // user's home is removed. It reports an error when a process survives or
 // a file cannot be removed; the user is then kept from other boxes until
-// cccp ends (or, for processes, until they are gone).
+// cccp ends.
 func (b *Box) Close() error {
 	var errs []error
 	survivors := killAll(b.cg)
