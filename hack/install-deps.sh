@@ -34,14 +34,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Subordinate ids: useradd --system writes none. count ids after the
-# highest range already handed out (at least 100000), in both files.
+# highest range already handed out (at least 100000), in both files, and
+# above every id of a user or group already there (cccp kills whatever
+# runs as an id of these ranges, and refuses to start when a user's or
+# group's id lies in one).
 add_range() { # user count
-  local user=$1 count=$2 file flag start
+  local user=$1 count=$2 file flag start ids
   for file in /etc/subuid /etc/subgid; do
     flag=--add-subuids
-    [ "$file" = /etc/subgid ] && flag=--add-subgids
+    ids="/etc/passwd:3"
+    if [ "$file" = /etc/subgid ]; then
+      flag=--add-subgids
+      ids="/etc/passwd:4 /etc/group:3"
+    fi
     grep -q "^$user:" "$file" 2>/dev/null && continue
-    start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$file" 2>/dev/null || echo 100000)
+    start=$( (awk -F: '{print $2+$3}' "$file" 2>/dev/null || true
+      for f in $ids; do awk -F: -v c="${f#*:}" '$c ~ /^[0-9]+$/ && $c < 2147483648 {print $c+1}' "${f%:*}"; done) |
+      awk 'BEGIN{m=100000} $1>m {m=$1} END{print m}')
     $sudo usermod "$flag" "$start-$((start + count - 1))" "$user"
   done
 }
