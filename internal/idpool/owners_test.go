@@ -18,7 +18,7 @@ import (
 // in a user namespace of its own, as a build's leftover RUN step) are not
 // someone else's.
 func TestRangeOfARealUserIsRefused(t *testing.T) {
-	const base = 3_900_000_000
+	const base = 3_800_000_000
 	for _, tt := range []struct {
 		name          string
 		passwd, group string
@@ -28,14 +28,14 @@ func TestRangeOfARealUserIsRefused(t *testing.T) {
 		want []string // in the error; none: accepted
 	}{
 		{name: "clear", passwd: "root:x:0:0::/root:/bin/sh\n", group: "root:x:0:\n"},
-		{name: "uid of a user", passwd: "root:x:0:0::/root:/bin/sh\nalice:x:3900000100:100::/home/alice:/bin/sh\n", group: "root:x:0:\n",
-			want: []string{"subuid: range 3900000000-3900131071 of \"builder\"", "uid 3900000100 of user \"alice\"", "passwd:2"}},
-		{name: "primary gid of a user", passwd: "bob:x:1000:3900000005::/home/bob:/bin/sh\n", group: "root:x:0:\n",
-			want: []string{"subgid: range 3900000000-3900131071", "gid 3900000005 of user \"bob\""}},
-		{name: "gid of a group", passwd: "root:x:0:0::/root:/bin/sh\n", group: "root:x:0:\n\n# staff\nstaff:x:3900131071:bob\n",
-			want: []string{"subgid: range", "gid 3900131071 of group \"staff\"", "group:4"}},
+		{name: "uid of a user", passwd: "root:x:0:0::/root:/bin/sh\nalice:x:3800000100:100::/home/alice:/bin/sh\n", group: "root:x:0:\n",
+			want: []string{"subuid: range 3800000000-3800131071 of \"builder\"", "uid 3800000100 of user \"alice\"", "passwd:2"}},
+		{name: "primary gid of a user", passwd: "bob:x:1000:3800000005::/home/bob:/bin/sh\n", group: "root:x:0:\n",
+			want: []string{"subgid: range 3800000000-3800131071", "gid 3800000005 of user \"bob\""}},
+		{name: "gid of a group", passwd: "root:x:0:0::/root:/bin/sh\n", group: "root:x:0:\n\n# staff\nstaff:x:3800131071:bob\n",
+			want: []string{"subgid: range", "gid 3800131071 of group \"staff\"", "group:4"}},
 		{name: "process outside any container", passwd: "root:x:0:0::/root:/bin/sh\n", group: "root:x:0:\n", run: "host",
-			want: []string{"subuid: range 3900000000-3900131071", "an id of process", "(sleep, uids 3900000042,"}},
+			want: []string{"subuid: range 3800000000-3800131071", "an id of process", "(sleep, uids 3800000042,"}},
 		{name: "process of a container", passwd: "root:x:0:0::/root:/bin/sh\n", group: "root:x:0:\n", run: "container"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

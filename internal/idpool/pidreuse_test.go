@@ -13,7 +13,7 @@ import (
 // and then reaped before the kill, whose pid an unrelated process (root's)
 // took meanwhile: the kill must not reach the newcomer.
 func TestKillSparesAProcessThatTookAReapedPid(t *testing.T) {
-	const base = 3_900_000_000
+	const base = 3_700_000_000
 	ids := IDs{UIDs: []Span{{base, RangeSize}}, GIDs: []Span{{base, RangeSize}}}
 	old, done := startAs(t, base+3, base+3)
 	pid := old.Process.Pid
