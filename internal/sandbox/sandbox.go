@@ -993,15 +993,36 @@ func killAll(groups map[string]string) error {
 		if freezer != "" {
 			writeFile(freezer, "freezer.state", "FROZEN")
 		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+		killMembers(groups, pids)
 		if freezer != "" {
 			writeFile(freezer, "freezer.state", "THAWED")
 		}
 		time.Sleep(10 * time.Millisecond * time.Duration(min(i+1, 10)))
 	}
 	return fmt.Errorf("processes left after kill: %v", procs(groups))
+}
+
+// killMembers sends SIGKILL to each of pids, listed a moment ago as
+// members of groups, that still is one. A listed process may have ended
+// and been reaped since, and its pid been taken by a process outside the
+// box: so each is pinned by a pidfd first, the members are listed again,
+// and the signal goes through the pidfd to a pid still listed. If the
+// pinned process ended before the second listing, the signal reaches no
+// one; if not, the pid listed was its own.
+func killMembers(groups map[string]string, pids []int) {
+	fds := map[int]int{}
+	for _, pid := range pids {
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			fds[pid] = fd
+		}
+	}
+	still := procs(groups)
+	for pid, fd := range fds {
+		if slices.Contains(still, pid) {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		}
+		unix.Close(fd)
+	}
 }
 
 // unmount undoes the checkout's bind mount; a symlink at p is not
