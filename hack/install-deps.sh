@@ -34,14 +34,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Subordinate ids: useradd --system writes none. count ids after the
-# highest range already handed out (at least 100000), in both files.
+# highest range already handed out (at least 100000), in both files, and
+# above every id of a user or group already there (cccp kills whatever
+# runs as an id of these ranges, and refuses to start when a user's or
+# group's id lies in one).
 add_range() { # user count
-  local user=$1 count=$2 file flag start
+  local user=$1 count=$2 file flag start ids
   for file in /etc/subuid /etc/subgid; do
     flag=--add-subuids
-    [ "$file" = /etc/subgid ] && flag=--add-subgids
+    ids="/etc/passwd:3"
+    if [ "$file" = /etc/subgid ]; then
+      flag=--add-subgids
+      ids="/etc/passwd:4 /etc/group:3"
+    fi
     grep -q "^$user:" "$file" 2>/dev/null && continue
-    start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$file" 2>/dev/null || echo 100000)
+    start=$( (awk -F: '{print $2+$3}' "$file" 2>/dev/null || true
+      for f in $ids; do awk -F: -v c="${f#*:}" '$c ~ /^[0-9]+$/ && $c < 2147483648 {print $c+1}' "${f%:*}"; done) |
+      awk 'BEGIN{m=100000} $1>m {m=$1} END{print m}')
     $sudo usermod "$flag" "$start-$((start + count - 1))" "$user"
   done
 }
@@ -49,11 +58,11 @@ add_range() { # user count
 # A sandbox user: a system account without a login shell, owning only its
 # home (boxes live apart, in root's /var/lib/cccp-boxes/<uid>, which cccp
 # makes: root never chowns or mounts inside a folder a sandbox user owns),
-# with 65536 subordinate ids
-# for its rootless containers and a container storage configuration:
-# native overlay when the kernel lets an unprivileged user mount it
-# (Linux >= 5.13), fuse-overlayfs otherwise; never vfs, which copies
-# every layer.
+# with 65536 subordinate ids for its rootless containers. Its podman runs
+# with a HOME, storage and runtime folder of the box's (storage driver
+# overlay, set by cccp), so the home holds nothing cccp needs: cccp empties
+# it, and the host's /tmp, /var/tmp, /dev/shm of what the user owns,
+# whenever a box gives the user back.
 add_sandbox_user() { # name
   local user=$1 home=/var/lib/$1
   [ "$user" = "$sandbox_user" ] && home="${CCCP_SANDBOX_HOME:-/var/lib/$user}"
@@ -63,19 +72,6 @@ add_sandbox_user() { # name
   fi
   $sudo chmod 0711 "$home"
   add_range "$user" 65536
-  local conf="$home/.config/containers"
-  if [ ! -f "$conf/storage.conf" ]; then
-    $sudo install -d -o "$user" -g "$user" -m 0700 "$home/.config" "$conf"
-    local major minor opts
-    major=$(uname -r | cut -d. -f1); minor=$(uname -r | cut -d. -f2)
-    if [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 13 ]; }; then
-      opts=''
-    else
-      opts='mount_program = "/usr/bin/fuse-overlayfs"'
-    fi
-    printf '[storage]\ndriver = "overlay"\n[storage.options.overlay]\n%s\n' "$opts" |
-      $sudo install -o "$user" -g "$user" -m 0600 /dev/stdin "$conf/storage.conf"
-  fi
 }
 # One user per box at a time (internal/sandbox hands them out), so that
 # two runs' boxes never share a uid: none can signal, trace or read the

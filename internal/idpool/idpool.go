@@ -6,9 +6,19 @@
 // processes that share a machine (and its users and id ranges) never hand
 // out the same member at once.
 //
-// Ranges builds on a Pool: the subordinate uid and gid ranges of one user
-// (/etc/subuid, /etc/subgid), cut into ranges of RangeSize ids, so that two
-// builds at the same time map their root to different host ids.
+// Cleared builds on a Pool whose members run as host ids of their own (a
+// sandbox user and its subordinate ids, a build's range): it hands a
+// member out only when no process runs as any of its ids, killing the
+// ones left by a holder that crashed (through pidfds, so that a process
+// that took a reaped pid is never signalled), and clears it again when it
+// is given back.
+//
+// Ranges builds on a Cleared pool: the subordinate uid and gid ranges of
+// one user (/etc/subuid, /etc/subgid), cut into ranges of RangeSize ids,
+// so that two builds at the same time map their root to different host
+// ids. Ranges that hold an id of a user or group of the machine, or of a
+// process outside any container, are refused at start (CheckUnowned):
+// clearing them would kill that user's processes.
 package idpool
 
 import (

@@ -8,10 +8,8 @@ import (
 	"math"
 	"os"
 	"os/user"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -35,11 +33,10 @@ func (r *Range) Release() error {
 	if r.lease == nil || r.lease.f == nil {
 		return nil
 	}
-	if err := clearRange(r.of.log, r.UID, r.GID, r.Size, r.of.clearWait()); err != nil {
-		r.of.holdBack(r.lease)
-		return fmt.Errorf("id range held back: %w", err)
+	if err := r.of.c.Release(r.lease); err != nil {
+		return fmt.Errorf("id range: %w", err)
 	}
-	return r.lease.Release()
+	return nil
 }
 
 // RangesConfig names the user whose subordinate ids are handed out.
@@ -49,71 +46,36 @@ type RangesConfig struct {
 	User string
 	// SubUID and SubGID are the files; default /etc/subuid, /etc/subgid.
 	SubUID, SubGID string
+	// Passwd and Group are the machine's users and groups, none of which
+	// may have an id in the ranges; default /etc/passwd, /etc/group.
+	Passwd, Group string
 	// Dir holds the lock files; default DefaultDir.
 	Dir string
 	// Logger gets a line for every process killed to clear a range;
 	// default discard.
 	Logger *slog.Logger
+	// ClearWait is how long a range's processes may take to die after
+	// SIGKILL before the range is held back; default 2s.
+	ClearWait time.Duration
 }
 
 // Ranges hands out RangeSize blocks of one user's subordinate ids.
 type Ranges struct {
-	pool     *Pool
+	c        *Cleared
 	uid, gid uint32 // starts of the user's subordinate ranges
-	log      *slog.Logger
-	// ClearWait is how long a range's processes may take to die after
-	// SIGKILL before the range is held back; default 2s.
-	ClearWait time.Duration
-
-	mu sync.Mutex
-	// held are ranges whose processes did not die: their locks stay held
-	// by this process, so no one hands them out, until a later Acquire
-	// finds them clear.
-	held []*Lease
-}
-
-func (r *Ranges) clearWait() time.Duration {
-	if r.ClearWait > 0 {
-		return r.ClearWait
-	}
-	return 2 * time.Second
-}
-
-func (r *Ranges) holdBack(l *Lease) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.held = append(r.held, l)
-}
-
-// retryHeld gives back the held-back ranges that are clear now.
-func (r *Ranges) retryHeld() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.held = slices.DeleteFunc(r.held, func(l *Lease) bool {
-		g := r.rangeOf(l)
-		if len(inRange(g.UID, g.GID, g.Size)) > 0 {
-			return false
-		}
-		l.Release()
-		return true
-	})
 }
 
 // NewRanges reads User's subordinate ranges and cuts them into as many
 // RangeSize blocks as both hold. It fails when the user has none, or
-// fewer than RangeSize ids.
+// fewer than RangeSize ids, or when a user or group of the machine has an
+// id in them (see CheckUnowned).
 func NewRanges(cfg RangesConfig) (*Ranges, error) {
-	if cfg.SubUID == "" {
-		cfg.SubUID = "/etc/subuid"
-	}
-	if cfg.SubGID == "" {
-		cfg.SubGID = "/etc/subgid"
-	}
-	uidStart, uidCount, err := SubIDs(cfg.SubUID, cfg.User)
+	files := IDFiles{SubUID: cfg.SubUID, SubGID: cfg.SubGID, Passwd: cfg.Passwd, Group: cfg.Group}.withDefaults()
+	uidStart, uidCount, err := SubIDs(files.SubUID, cfg.User)
 	if err != nil {
 		return nil, err
 	}
-	gidStart, gidCount, err := SubIDs(cfg.SubGID, cfg.User)
+	gidStart, gidCount, err := SubIDs(files.SubGID, cfg.User)
 	if err != nil {
 		return nil, err
 	}
@@ -121,43 +83,40 @@ func NewRanges(cfg RangesConfig) (*Ranges, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("subordinate ids of %q: %d uids and %d gids, fewer than the %d one build maps", cfg.User, uidCount, gidCount, RangeSize)
 	}
+	if err := CheckUnowned(files, cfg.User, Span{uint32(uidStart), uint32(n * RangeSize)}, Span{uint32(gidStart), uint32(n * RangeSize)}); err != nil {
+		return nil, err
+	}
 	keys := make([]string, n)
+	ids := make([]IDs, n)
 	for i := range keys {
 		// Named by the host ids, so that processes configured with the
 		// same user agree on every range.
-		keys[i] = fmt.Sprintf("ids-%d-%d", uidStart+uint64(i)*RangeSize, gidStart+uint64(i)*RangeSize)
+		u, g := uint32(uidStart+uint64(i)*RangeSize), uint32(gidStart+uint64(i)*RangeSize)
+		keys[i] = fmt.Sprintf("ids-%d-%d", u, g)
+		ids[i] = IDs{UIDs: []Span{{u, RangeSize}}, GIDs: []Span{{g, RangeSize}}}
 	}
 	pool, err := New(cfg.Dir, keys)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	c, err := NewCleared(pool, ids, cfg.Logger, cfg.ClearWait)
+	if err != nil {
+		return nil, err
 	}
-	return &Ranges{pool: pool, uid: uint32(uidStart), gid: uint32(gidStart), log: cfg.Logger}, nil
+	return &Ranges{c: c, uid: uint32(uidStart), gid: uint32(gidStart)}, nil
 }
 
 // Len is how many ranges there are (how many builds can run at once).
-func (r *Ranges) Len() int { return r.pool.Size() }
+func (r *Ranges) Len() int { return r.c.Size() }
 
 // Acquire takes a free range, waiting while all are held, until ctx
 // ends. Like TryAcquire, it hands out only a range nothing runs as.
 func (r *Ranges) Acquire(ctx context.Context) (*Range, error) {
-	poll := r.pool.Poll
-	if poll <= 0 {
-		poll = 200 * time.Millisecond
+	l, err := r.c.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("id ranges: %w", err)
 	}
-	for {
-		g, ok, err := r.TryAcquire()
-		if err != nil || ok {
-			return g, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("id pool: all %d ranges in use: %w", r.pool.Size(), ctx.Err())
-		case <-time.After(poll):
-		}
-	}
+	return r.rangeOf(l), nil
 }
 
 // TryAcquire takes a free range; ok is false when all are held. Every
@@ -165,19 +124,11 @@ func (r *Ranges) Acquire(ctx context.Context) (*Range, error) {
 // cccp that crashed, or whose buildah was killed) is killed first; a
 // range where one survives is held back and the next one tried.
 func (r *Ranges) TryAcquire() (g *Range, ok bool, err error) {
-	r.retryHeld()
-	for {
-		l, ok, err := r.pool.TryAcquire()
-		if err != nil || !ok {
-			return nil, ok, err
-		}
-		g := r.rangeOf(l)
-		if err := clearRange(r.log, g.UID, g.GID, g.Size, r.clearWait()); err != nil {
-			r.holdBack(l)
-			continue
-		}
-		return g, true, nil
+	l, ok, err := r.c.TryAcquire()
+	if err != nil || !ok {
+		return nil, ok, err
 	}
+	return r.rangeOf(l), true, nil
 }
 
 func (r *Ranges) rangeOf(l *Lease) *Range {

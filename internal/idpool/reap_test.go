@@ -105,6 +105,6 @@ func TestReleaseClearsTheRange(t *testing.T) {
 // Acquire and Release: one pass over /proc.
 func BenchmarkInRange(b *testing.B) {
 	for b.Loop() {
-		inRange(3_900_000_000, 3_900_000_000, RangeSize)
+		inRange(IDs{UIDs: []Span{{3_900_000_000, RangeSize}}, GIDs: []Span{{3_900_000_000, RangeSize}}})
 	}
 }

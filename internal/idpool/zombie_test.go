@@ -49,7 +49,7 @@ func TestZombieLeaderWithLiveThreadsIsInRange(t *testing.T) {
 			}
 			p := filepath.Join(t.TempDir(), "status")
 			os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644)
-			got, in := procInRange(p, 3_900_000_000, 3_900_000_000, RangeSize)
+			got, in := procInRange(p, IDs{UIDs: []Span{{3_900_000_000, RangeSize}}, GIDs: []Span{{3_900_000_000, RangeSize}}})
 			if in != tt.want {
 				t.Errorf("in range = %v; want %v", in, tt.want)
 			}

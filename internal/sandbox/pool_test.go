@@ -106,8 +106,8 @@ func TestOpenWaitsForAFreeUser(t *testing.T) {
 	s.cfg.Pool = 1
 	s.users = s.users[:1]
 	var err error
-	// A pool of its own (the real users may be busy with other tests).
-	if s.pool, err = newTestPool(t, s.users[0].name); err != nil {
+	// A pool of the first user alone.
+	if s.pool, err = newTestPool(t, s); err != nil {
 		t.Fatal(err)
 	}
 	first, err := s.Open(context.Background(), "first")
@@ -153,6 +153,12 @@ func statusUID(t *testing.T, pid int) uint32 {
 // syscall0 tells whether pid still exists (signal 0 from root).
 func syscall0(pid int) error { return syscall.Kill(pid, 0) }
 
-func newTestPool(t *testing.T, user string) (*idpool.Pool, error) {
-	return idpool.New(t.TempDir(), []string{"sandbox-user-" + user})
+// newTestPool is a pool of the sandbox's first user alone, on the
+// machine's lock folder: other tests' boxes may hold the user meanwhile.
+func newTestPool(t *testing.T, s *Sandbox) (*idpool.Cleared, error) {
+	p, err := idpool.New("", []string{"sandbox-user-" + s.users[0].name})
+	if err != nil {
+		return nil, err
+	}
+	return idpool.NewCleared(p, []idpool.IDs{s.users[0].ids()}, nil, 0)
 }

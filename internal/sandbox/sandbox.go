@@ -12,7 +12,16 @@
 //     across every cccp on the machine (internal/idpool). Two boxes open at
 //     once never share a uid, so neither can signal or trace the other's
 //     processes nor read its files; a box waits for a free user when all
-//     are in use;
+//     are in use. The users are cccp's alone: New refuses subordinate ids
+//     that another user, group or process of the machine has an id in, or
+//     that two users of the pool share. A user is handed out only once
+//     nothing runs as it or its subordinate ids (what a crashed cccp of any
+//     Scope left is killed), and given back only once nothing does and
+//     nothing it owns is left where the next box could read it: in the
+//     host's /tmp, /var/tmp, /dev/shm, /dev/mqueue and its home (removed
+//     without following a symlink or entering another mount; box folders
+//     of the layout of before, <home>/b, go with them), nor in a box
+//     folder a crashed cccp left;
 //   - a folder of its own, root's, under Config.Dir (root's, outside
 //     every sandbox user's home), with folders of its user inside (its
 //     podman storage, a runtime folder, the podman service's socket),
@@ -38,6 +47,11 @@
 //     The environment is PATH, HOME, TMPDIR, CONTAINER_HOST and what the
 //     caller passes (IMAGE_NAME, CONTAINER_NAME); nothing of cccp's.
 //
+// The podman service's HOME, XDG_RUNTIME_DIR and TMPDIR, its storage and
+// run root are folders of the box; only its lock memory
+// (/dev/shm/libpod_rootless_lock_<uid>) is the user's, and goes when the
+// box is closed.
+//
 // The checkout is bind-mounted (by cccp, as root) into the box folder
 // before bubblewrap binds it at /src, so the sandbox user needs no access
 // to the path above it (cccp's DATA stays 0700 root).
@@ -48,11 +62,15 @@
 //     bind-mount host paths its user can reach: what any local user sees
 //     of the host's file system (world-readable files under /etc, /usr).
 //     Other boxes' folders are 0700 of other users, cccp's files root's.
-//   - A user goes back to the pool when its box is closed and everything
-//     in it is dead. When cccp itself dies, the kernel frees the users
-//     its boxes held at once, while their processes live on until a cccp
-//     of the same Scope starts (Cleanup); another cccp on the machine may
-//     hand out such a user meanwhile.
+//   - When cccp itself dies, the kernel frees the users its boxes held at
+//     once, while their processes live on until a cccp hands such a user
+//     out (or one of the same Scope starts: Cleanup); their box folders
+//     stay until a box of the same user is closed (or Cleanup), their
+//     cgroups until a cccp of the same Scope starts.
+//   - What a box's user can change without owning it (a file another
+//     owns and lets others write, a folder it may write through a group or
+//     an ACL; world-writable folders are swept) can carry over to the next
+//     box of the same user.
 //   - With ServiceOnHostNetwork (test-network: true) the service, and a
 //     container started with --network host, share the host's network
 //     namespace and reach its loopback listeners.
@@ -154,6 +172,10 @@ type Config struct {
 	// /sys/fs/cgroup.
 	CgroupRoot string
 	Limits     Limits
+	// IDFiles are the files that name the users' subordinate ids and the
+	// machine's users and groups; default the machine's (/etc/subuid,
+	// /etc/subgid, /etc/passwd, /etc/group).
+	IDFiles idpool.IDFiles
 	// Bwrap and Podman are the executables; default from PATH.
 	Bwrap, Podman string
 	Logger        *slog.Logger
@@ -162,16 +184,28 @@ type Config struct {
 // Sandbox makes boxes.
 type Sandbox struct {
 	cfg     Config
-	users   []boxUser    // the pool, in order
-	pool    *idpool.Pool // which users are in use, machine-wide
-	cgroups []string     // usable controllers
+	users   []boxUser       // the pool, in order
+	pool    *idpool.Cleared // which users are in use, machine-wide
+	cgroups []string        // usable controllers
 }
 
 // boxUser is a sandbox user of the pool and the folder its boxes live in.
 type boxUser struct {
 	name     string
 	uid, gid uint32
-	dir      string
+	home     string
+	// subUID and subGID are its subordinate ids: its rootless
+	// containers' users on the host.
+	subUID, subGID idpool.Span
+	dir            string
+}
+
+// ids are the host ids the user's boxes run as.
+func (u boxUser) ids() idpool.IDs {
+	return idpool.IDs{
+		UIDs: []idpool.Span{{Start: u.uid, Size: 1}, u.subUID},
+		GIDs: []idpool.Span{{Start: u.gid, Size: 1}, u.subGID},
+	}
 }
 
 // controllers a box uses when the machine has them (cgroup v1).
@@ -226,13 +260,19 @@ func New(cfg Config) (*Sandbox, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	keys := make([]string, len(users))
+	ids := make([]idpool.IDs, len(users))
 	for i := range users {
 		if users[i].dir, err = userDir(root, users[i].uid); err != nil {
 			return nil, fmt.Errorf("sandbox user %s: %w", users[i].name, err)
 		}
 		keys[i] = "sandbox-user-" + users[i].name
+		ids[i] = users[i].ids()
 	}
-	if s.pool, err = idpool.New(cfg.LockDir, keys); err != nil {
+	pool, err := idpool.New(cfg.LockDir, keys)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if s.pool, err = idpool.NewCleared(pool, ids, cfg.Logger, 0); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	s.users = users
@@ -292,7 +332,18 @@ func poolUsers(cfg Config) ([]boxUser, error) {
 			return nil, fmt.Errorf("sandbox users %q and %q share uid %d", other, name, uid)
 		}
 		seen[uint32(uid)] = name
-		users = append(users, boxUser{name: name, uid: uint32(uid), gid: uint32(gid)})
+		bu := boxUser{name: name, uid: uint32(uid), gid: uint32(gid), home: u.HomeDir}
+		if err := subIDs(cfg.IDFiles, &bu); err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("sandbox user %q: %w", name, err)
+			}
+			cfg.Logger.Warn("sandbox: user of the pool left out; fewer boxes can be open at once", "user", name, "err", err)
+			continue
+		}
+		users = append(users, bu)
+	}
+	if err := disjoint(cfg.IDFiles, users); err != nil {
+		return nil, err
 	}
 	return users, nil
 }
@@ -548,7 +599,9 @@ func (b *Box) startService(ctx context.Context) error {
 // Script is a repository's script to run in the box.
 type Script struct {
 	// Checkout is the repository's folder on the host; it is bound at
-	// /src, writable, and owned by the sandbox user from then on.
+	// /src, writable, and owned by the sandbox user from then on. It must
+	// lie where closing a box removes nothing: in a folder that others may
+	// not write, below none of the sandbox user's (cccp's data folder).
 	Checkout string
 	// Dir is the working directory, relative to Checkout.
 	Dir string
@@ -582,6 +635,9 @@ const Dest = "/src"
 // process tree is killed (its PID namespace ends with it) and Reason says
 // so. err is for a script that could not be started.
 func (b *Box) Run(ctx context.Context, sc Script) (Result, error) {
+	if err := b.user.outsideSweep(sc.Checkout); err != nil {
+		return Result{}, fmt.Errorf("box %s: %w", b.name, err)
+	}
 	if err := chownTree(sc.Checkout, int(b.user.uid), int(b.user.gid)); err != nil {
 		return Result{}, fmt.Errorf("box %s: hand the checkout to the sandbox user: %w", b.name, err)
 	}
@@ -839,20 +895,18 @@ func readPids(path string) []int {
 
 // Close ends everything in the box: it freezes its cgroup, kills every
 // process in it, and removes its folder (storage, images, containers) and
-// cgroups, then gives its user back to the pool. It reports an error when
-// a process survives; the user is then kept from other boxes until cccp
-// ends.
+// cgroups, then gives its user back to the pool: what still runs as the
+// user or its subordinate ids is killed, and what they own in the host's
+// shared folders (/tmp, /var/tmp, /dev/shm, /dev/mqueue) and in the
+// user's home is removed. It reports an error when a process survives or
+// a file cannot be removed; the user is then kept from other boxes until
+// cccp ends.
 func (b *Box) Close() error {
 	var errs []error
 	survivors := killAll(b.cg)
 	if survivors != nil {
 		errs = append(errs, fmt.Errorf("box %s: %w", b.name, survivors))
 	}
-	defer func() {
-		if survivors == nil {
-			b.lease.Release()
-		}
-	}()
 	if b.svc != nil && b.svc.Process != nil {
 		// Its process group too, in case a cgroup missed something.
 		syscall.Kill(-b.svc.Process.Pid, syscall.SIGKILL)
@@ -879,7 +933,52 @@ func (b *Box) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if survivors == nil && b.lease != nil { // nil: a box Cleanup found
+		if err := b.s.giveBack(b.user, b.lease); err != nil {
+			errs = append(errs, fmt.Errorf("box %s: %w", b.name, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// sweep clears and sweeps every user no box holds (of any cccp: a crash
+// left its processes running, or a layout of before its files), as
+// giveBack does, and returns their names.
+func (s *Sandbox) sweep() (swept []string, err error) {
+	var errs []error
+	for i, u := range s.users {
+		lease, ok, err := s.pool.TryTake(i)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sandbox clean-up: user %s: %w", u.name, err))
+		}
+		if !ok {
+			continue
+		}
+		if err := s.giveBack(u, lease); err != nil {
+			errs = append(errs, fmt.Errorf("sandbox clean-up: %w", err))
+			continue
+		}
+		swept = append(swept, u.name)
+	}
+	return swept, errors.Join(errs...)
+}
+
+// giveBack gives the user u, held by lease, back to the pool: what still
+// runs as its ids is killed, what they left outside its boxes' folders is
+// removed (see leftovers.go), and the pool kills again what runs before
+// it lets the user go. A user whose processes do not die, or whose files
+// cannot all be removed, is kept from other boxes until cccp ends.
+func (s *Sandbox) giveBack(u boxUser, lease *idpool.Lease) error {
+	if err := s.pool.Clear(lease); err != nil {
+		return fmt.Errorf("sandbox user %s kept from other boxes: %w", u.name, err)
+	}
+	if err := s.removeLeftovers(u); err != nil {
+		return fmt.Errorf("sandbox user %s kept from other boxes: %w", u.name, err)
+	}
+	if err := s.removeStaleBoxes(u); err != nil {
+		return fmt.Errorf("sandbox user %s kept from other boxes: %w", u.name, err)
+	}
+	return s.pool.Release(lease)
 }
 
 // killAll freezes the groups (so nothing forks while it kills), kills
@@ -894,15 +993,36 @@ func killAll(groups map[string]string) error {
 		if freezer != "" {
 			writeFile(freezer, "freezer.state", "FROZEN")
 		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+		killMembers(groups, pids)
 		if freezer != "" {
 			writeFile(freezer, "freezer.state", "THAWED")
 		}
 		time.Sleep(10 * time.Millisecond * time.Duration(min(i+1, 10)))
 	}
 	return fmt.Errorf("processes left after kill: %v", procs(groups))
+}
+
+// killMembers sends SIGKILL to each of pids, listed a moment ago as
+// members of groups, that still is one. A listed process may have ended
+// and been reaped since, and its pid been taken by a process outside the
+// box: so each is pinned by a pidfd first, the members are listed again,
+// and the signal goes through the pidfd to a pid still listed. If the
+// pinned process ended before the second listing, the signal reaches no
+// one; if not, the pid listed was its own.
+func killMembers(groups map[string]string, pids []int) {
+	fds := map[int]int{}
+	for _, pid := range pids {
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			fds[pid] = fd
+		}
+	}
+	still := procs(groups)
+	for pid, fd := range fds {
+		if slices.Contains(still, pid) {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		}
+		unix.Close(fd)
+	}
 }
 
 // unmount undoes the checkout's bind mount; a symlink at p is not
@@ -930,7 +1050,10 @@ func removeAll(dir string) error {
 }
 
 // Cleanup removes what boxes of an earlier cccp of the same Scope left
-// behind (a crash): every process in their cgroups, their folders. Call it
+// behind (a crash): every process in their cgroups, their folders. And
+// every user of the pool that no box (of any cccp) holds is given back as
+// Close gives a box's user back: what runs as it is killed, what it left
+// is removed, box folders of crashed boxes of any Scope included. Call it
 // at start, before any box of this scope is opened.
 func (s *Sandbox) Cleanup(ctx context.Context) error {
 	names := map[string]string{} // box name -> its folder ("" for a cgroup alone)
@@ -966,6 +1089,9 @@ func (s *Sandbox) Cleanup(ctx context.Context) error {
 		if err := box.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if _, err := s.sweep(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
