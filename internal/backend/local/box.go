@@ -158,10 +158,17 @@ func (b *Backend) removeImage(image string) {
 
 // Cleanup removes what an earlier cccp with the same Dir left behind when
 // it crashed: its sandbox boxes (their processes, containers, pulled
-// images and storage) and the run images of builds it had started
-// (localhost/cccp/...:run-N). Call it at start, before any stage runs.
+// images and storage), the run images of builds it had started
+// (localhost/cccp/...:run-N) and, in a build storage of its own, the
+// working containers of those builds. Call it at start, before any stage
+// runs.
 func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
+	if b.cfg.Buildah.Root != "" {
+		if _, err := b.cleanContainers(ctx, false); err != nil {
+			errs = append(errs, fmt.Errorf("working containers of killed builds: %w", err))
+		}
+	}
 	if b.cfg.Sandbox != nil {
 		if err := b.cfg.Sandbox.Cleanup(ctx); err != nil {
 			errs = append(errs, err)

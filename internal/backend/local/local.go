@@ -68,7 +68,11 @@ type Config struct {
 	// Dir is the backend's own folder: per-run checkouts and work logs.
 	// Its contents are removed by New (nothing in it survives a restart
 	// usefully).
-	Dir     string
+	Dir string
+	// Buildah builds and pushes. When its Root is set, that storage is
+	// the backend's own: Cleanup removes every container in it and
+	// PruneBuildCache what no build used (buildcache.go); without it
+	// builds use the machine's shared storage and nothing is pruned.
 	Buildah *buildah.Builder
 	Podman  *podman.Runner
 	// Suite runs the container checks; default one over Podman.
@@ -114,6 +118,8 @@ type Backend struct {
 	// misses remembers the commits a clone found missing, so a retry
 	// fails fast instead of fetching every branch again.
 	misses *gitsrc.Misses
+	// cache is the pruning of the build storage (buildcache.go).
+	cache *buildCache
 }
 
 var (
@@ -170,7 +176,8 @@ func New(cfg Config) (*Backend, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Backend{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop,
-		jobs: map[backend.Handle]*job{}, runs: map[string]*sync.Mutex{}, misses: gitsrc.NewMisses(0, 0)}, nil
+		jobs: map[backend.Handle]*job{}, runs: map[string]*sync.Mutex{}, misses: gitsrc.NewMisses(0, 0),
+		cache: newBuildCache(dir)}, nil
 }
 
 // Name is "local".
