@@ -58,6 +58,9 @@ type world struct {
 
 	dir        string
 	user, pass string
+	// root and runRoot are the world's container storage (buildah's
+	// builds, the podman runs of the tests' checks), emptied at its end.
+	root, runRoot string
 	opts       worldOptions
 	stop       func() // stops the runner and its backend, as a dying cccp would
 }
@@ -107,6 +110,8 @@ func newWorldWith(t *testing.T, opts worldOptions, entries ...*index.Entry) *wor
 		w.entries[e.Key()] = e
 	}
 	w.dir, w.user, w.pass, w.opts = dir, user, pass, opts
+	// Emptied after the runner stops (cleanups run last first).
+	w.root, w.runRoot = testimage.Storage(t)
 	w.startRunner(t)
 	t.Cleanup(func() { w.stop() })
 	return w
@@ -120,7 +125,7 @@ func (w *world) startRunner(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
 	}
-	w.backend, err = local.New(local.Config{Dir: filepath.Join(w.dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
+	w.backend, err = local.New(local.Config{Dir: filepath.Join(w.dir, "work"), Buildah: &buildah.Builder{Root: w.root, RunRoot: w.runRoot}, Podman: &podman.Runner{},
 		Username: w.user, Password: w.pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{w.reg.Host()}, Hold: 2 * time.Second, Sandbox: sb,
 		BuildIDs: buildIDs(t)})
 	if err != nil {
@@ -341,4 +346,9 @@ func TestPipelineChildBuildsFromParentsDeliveredDigest(t *testing.T) {
 	if err != nil || strings.Join(strings.Fields(string(out)), " ") != "base child" {
 		t.Errorf("child image content: %v: %q", err, out)
 	}
+}
+
+// podman runs podman in the world's storage.
+func (w *world) podman(args ...string) *exec.Cmd {
+	return exec.Command("podman", append([]string{"--root", w.root, "--runroot", w.runRoot}, args...)...)
 }
