@@ -238,6 +238,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	}
 	extra := append(registryMetrics(env.reg), buildUsernsMetric(env.buildUserns))
+	extra = append(extra, buildCacheMetrics(env)...) // build_storage.go
 	mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, withDataMetrics(metricsFrom, sizer, log, append(extra, rescans.metrics()...)...)))
 
 	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.bases.Head, log); err != nil {
