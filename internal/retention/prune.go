@@ -83,13 +83,14 @@ type Result struct {
 	// Mirrors are the git mirrors removed: URL (without credentials),
 	// folder and why.
 	Mirrors []string `json:",omitempty"`
-	// BuildCache is what went from the build storage: images and the
-	// working containers of killed builds.
-	BuildCache []string `json:",omitempty"`
 	Mails   []string // IDs of given-up mails
 	// Kept names what the policy chose but that stayed (a tag that could
 	// not be deleted, a run the store had to keep).
 	Kept error `json:"-"`
+
+	// BuildCache is what went from the build storage: images and the
+	// working containers of killed builds.
+	BuildCache []string `json:",omitempty"`
 }
 
 // Plan returns what the policy lets go now.

@@ -58,11 +58,12 @@ type world struct {
 
 	dir        string
 	user, pass string
+	opts       worldOptions
+	stop       func() // stops the runner and its backend, as a dying cccp would
+
 	// root and runRoot are the world's container storage (buildah's
 	// builds, the podman runs of the tests' checks), emptied at its end.
 	root, runRoot string
-	opts       worldOptions
-	stop       func() // stops the runner and its backend, as a dying cccp would
 }
 
 func newWorld(t *testing.T, entries ...*index.Entry) *world {
