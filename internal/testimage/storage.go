@@ -17,9 +17,19 @@ import (
 func Storage(t testing.TB) (root, runRoot string) {
 	t.Helper()
 	Require(t)
-	dir := t.TempDir()
-	root, runRoot = filepath.Join(dir, "root"), filepath.Join(dir, "run")
-	t.Cleanup(func() { EmptyStorage(t, root, runRoot) })
+	root = filepath.Join(t.TempDir(), "root")
+	// podman refuses a run root of more than 50 characters, which a
+	// test's TempDir often is.
+	runRoot, err := os.MkdirTemp("", "cccp-rr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		EmptyStorage(t, root, runRoot)
+		if err := os.RemoveAll(runRoot); err != nil {
+			t.Errorf("remove the test storage's run root: %v", err)
+		}
+	})
 	return root, runRoot
 }
 

@@ -238,7 +238,7 @@ func TestPipelinePassingAppDeliversAllTags(t *testing.T) {
 	}
 	// The delivered image runs when pulled from outside cccp.
 	ref := w.reg.Host() + "/acme/web:latest"
-	out, err := exec.Command("podman", "--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
+	out, err := w.podman("--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", ref, "cat", "/www/index.html").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "base" {
 		t.Errorf("podman run %s: %v: %q", ref, err, out)
@@ -341,7 +341,7 @@ func TestPipelineChildBuildsFromParentsDeliveredDigest(t *testing.T) {
 		t.Errorf("child build log lacks %q:\n%s", want, log)
 	}
 	// The child really carries the parent's layers and its own file.
-	out, err := exec.Command("podman", "--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
+	out, err := w.podman("--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", w.reg.Host()+"/acme/app:latest",
 		"cat", "/www/index.html", "/www/child.html").Output()
 	if err != nil || strings.Join(strings.Fields(string(out)), " ") != "base child" {
