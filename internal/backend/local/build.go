@@ -154,7 +154,7 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	}
 	// From here until its image is removed the build uses the storage:
 	// no pruning meanwhile (buildcache.go).
-	defer b.cache.hold()()
+	release := b.cache.hold()
 	_, err = b.cfg.Buildah.Build(ctx, buildah.BuildRequest{
 		ContextDir: contextDir, Dockerfile: dockerfile, Image: local, Log: log, InsecureRegistries: b.cfg.InsecureRegistries,
 		BuildArgs: buildArgs(spec), IDMap: ids.idMap(),
@@ -162,8 +162,11 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	ids.release(log)
 	if err != nil {
 		b.removeImage(local)
+		release()
+		b.afterFailedBuild()
 		return res, stageErr(ReasonBuildFailed, err)
 	}
+	defer release()
 	// The run's image is needed only until it is pushed: the test stage
 	// pulls it by digest into its own box.
 	defer b.removeImage(local)

@@ -188,6 +188,22 @@ func (b *Backend) cleanContainers(ctx context.Context, dryRun bool) ([]string, e
 	return removed, errors.Join(errs...)
 }
 
+// afterFailedBuild removes the working containers a failed or cancelled
+// build left (buildah leaves them, mounted, when it is stopped in a RUN
+// step), when no other build is in buildah to tell them apart from its
+// own; else the next prune or start does.
+func (b *Backend) afterFailedBuild() {
+	if b.cfg.Buildah.Root == "" || !b.cache.gate.TryLock() {
+		return
+	}
+	defer b.cache.gate.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := b.cleanContainers(ctx, false); err != nil {
+		b.log.Warn("build cache: remove a failed build's working containers", "err", err)
+	}
+}
+
 // PruneBuildCache removes from the backend's own build storage the
 // working containers killed builds left, and the images (bases, layer
 // cache, with their id-mapped copies) no build used since unusedSince,

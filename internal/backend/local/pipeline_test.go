@@ -313,6 +313,11 @@ func TestPipelineBuildFailureNamesDockerfileLine(t *testing.T) {
 	if len(run.Images) != 0 {
 		t.Errorf("images after a failed build: %+v", run.Images)
 	}
+	// buildah leaves the failed step's working container (mounted); the
+	// backend removes it, no other build being under way.
+	if out, err := exec.Command("buildah", "--root", w.root, "--runroot", w.runRoot, "containers", "--all", "--quiet").Output(); err != nil || len(out) != 0 {
+		t.Errorf("working containers after the failed build: %v: %q", err, out)
+	}
 }
 
 func TestPipelineChildBuildsFromParentsDeliveredDigest(t *testing.T) {
