@@ -120,6 +120,9 @@ type Backend struct {
 	misses *gitsrc.Misses
 	// cache is the pruning of the build storage (buildcache.go).
 	cache *buildCache
+	// pulls are the images test stages without a sandbox pulled into the
+	// machine's storage (hostpull.go).
+	pulls *hostPulls
 }
 
 var (
@@ -177,7 +180,7 @@ func New(cfg Config) (*Backend, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	return &Backend{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop,
 		jobs: map[backend.Handle]*job{}, runs: map[string]*sync.Mutex{}, misses: gitsrc.NewMisses(0, 0),
-		cache: newBuildCache(dir)}, nil
+		cache: newBuildCache(dir), pulls: &hostPulls{log: cfg.Logger}}, nil
 }
 
 // Name is "local".
