@@ -25,7 +25,10 @@
 // host's non-loopback addresses through the CNI bridge, and a name that
 // resolves differently at fetch time; an operator who builds strangers'
 // repositories should firewall the build host's internal addresses. A build's local image
-// is removed once pushed; Cleanup removes what a crash left.
+// is removed once pushed; Cleanup removes what a crash left. In a build storage of
+// the backend's own (Config.Buildah.Root), the working containers of failed and
+// killed builds are removed too, and PruneBuildCache removes the bases and layer
+// cache no build used for a while (buildcache.go).
 //
 // Handles are `<runID>/<stage>`. The work runs in a goroutine of this
 // process and writes its log to a file under the backend's folder, so Log
