@@ -46,6 +46,12 @@ func buildStorage(f *envFlags) (root, runRoot string, err error) {
 	if root, err = filepath.Abs(root); err != nil {
 		return "", "", fmt.Errorf("--build-storage: %w", err)
 	}
+	for _, shared := range machineStorages() {
+		if root == shared {
+			return "", "", fmt.Errorf("--build-storage %s is the machine's container storage, which cccp prunes as its own: "+
+				"name a folder of cccp's own, or %q to build there unpruned", root, sharedBuildStorage)
+		}
+	}
 	sum := sha256.Sum256([]byte(root))
 	name := "build-storage-" + hex.EncodeToString(sum[:6])
 	switch {
@@ -99,4 +105,17 @@ func buildCacheMetrics(env *pipelineEnv) []func(io.Writer) error {
 		return nil
 	}
 	return []func(io.Writer) error{env.backend.WriteBuildCacheMetrics}
+}
+
+// machineStorages are the default container storages of root and of
+// cccp's user, which others use too.
+func machineStorages() []string {
+	out := []string{"/var/lib/containers/storage"}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		out = append(out, filepath.Join(d, "containers", "storage"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		out = append(out, filepath.Join(home, ".local", "share", "containers", "storage"))
+	}
+	return out
 }

@@ -47,3 +47,13 @@ func TestBuildStorage(t *testing.T) {
 		t.Errorf("two storages share the run root %s", a)
 	}
 }
+
+// TestBuildStorageRefusesTheMachines: cccp prunes its build storage as its
+// own, so it must not be the one the operator's podman uses.
+func TestBuildStorageRefusesTheMachines(t *testing.T) {
+	for _, dir := range []string{"/var/lib/containers/storage", "/var/lib/containers/storage/"} {
+		if _, _, err := buildStorage(&envFlags{data: t.TempDir(), buildStorage: dir}); err == nil || !strings.Contains(err.Error(), "machine's container storage") {
+			t.Errorf("--build-storage %s: err %v, want it refused", dir, err)
+		}
+	}
+}
