@@ -151,6 +151,15 @@ func TestPruneBuildCacheRemovesWhatNoBuildUsed(t *testing.T) {
 	if len(removed) != 3 || !strings.HasPrefix(removed[0], "container ") {
 		t.Errorf("prune reported %v; want the container, then 2 images", removed)
 	}
+	var m strings.Builder
+	if err := w.b.WriteBuildCacheMetrics(&m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cccp_build_cache_removed_total{kind=\"image\"} 2\n", "cccp_build_cache_removed_total{kind=\"container\"} 1\n"} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, m.String())
+		}
+	}
 
 	// Much later nothing was used within the window: all goes.
 	w.now = w.now.Add(30 * 24 * time.Hour)
