@@ -57,3 +57,15 @@ func TestBuildStorageRefusesTheMachines(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildStorageConfig: cccp serve takes the storage from
+// pipeline.build.storage.
+func TestBuildStorageConfig(t *testing.T) {
+	c, err := loadServeConfig(writeConfig(t, "index:\n  path: /x\npipeline:\n  build:\n    storage: /srv/builds\n"), envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Pipeline.Build.Storage != "/srv/builds" {
+		t.Errorf("pipeline.build.storage = %q", c.Pipeline.Build.Storage)
+	}
+}

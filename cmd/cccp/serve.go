@@ -128,7 +128,8 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	}
 	f := &envFlags{data: cfg.Data, registry: cfg.Registry.External, registryAddr: cfg.Registry.Address,
 		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
-		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes, maxConcurrent: cfg.maxConcurrent()}
+		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes, maxConcurrent: cfg.maxConcurrent(),
+		buildStorage: cfg.Pipeline.Build.Storage}
 	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children,
 		entries: idx.live.Entry, tester: tester, openshift: cfg.Pipeline.Build.openShiftBackend(), openshiftConnect: cfg.Pipeline.Build.connect,
 		signing: signingOptions{keyFile: cfg.Signing.KeyFile, parents: cfg.Signing.Parents, sbomFormat: cfg.Signing.SBOMFormat, baseURL: cfg.BaseURL}})
