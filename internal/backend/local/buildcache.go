@@ -204,6 +204,30 @@ func (b *Backend) afterFailedBuild() {
 	}
 }
 
+// closeStorage, with no build left, removes what killed builds left in
+// the backend's own storage (the start after a crash does it otherwise)
+// and then its run root: state of this process's builds (locks, mount
+// counts) that a reboot would clear, and that would otherwise pile up on
+// /run for every storage ever used (a test's).
+func (b *Backend) closeStorage() {
+	if b.cfg.Buildah.Root == "" {
+		return
+	}
+	b.cache.gate.Lock() // a prune under way ends first
+	defer b.cache.gate.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := b.cleanContainers(ctx, false); err != nil {
+		b.log.Warn("build cache: remove killed builds' working containers", "err", err)
+		return
+	}
+	if rr := b.cfg.Buildah.RunRoot; rr != "" {
+		if err := os.RemoveAll(rr); err != nil {
+			b.log.Warn("build cache: remove the storage's run root", "dir", rr, "err", err)
+		}
+	}
+}
+
 // PruneBuildCache removes from the backend's own build storage the
 // working containers killed builds left, and the images (bases, layer
 // cache, with their id-mapped copies) no build used since unusedSince,

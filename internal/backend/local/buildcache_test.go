@@ -261,3 +261,24 @@ func TestPruneBuildCacheRefusesSharedStorage(t *testing.T) {
 		t.Errorf("err = %v, want ErrSharedStorage", err)
 	}
 }
+
+// TestCloseLeavesNothingRunning: Close removes what a killed build left
+// and the storage's run root (it would pile up on /run otherwise); the
+// images stay for the next start.
+func TestCloseLeavesNothingRunning(t *testing.T) {
+	w := newCacheWorld(t)
+	w.build(t, "localhost/storehyg-test/close:1", "FROM scratch\nCOPY busybox /bin/busybox\n", map[string]string{})
+	w.workingContainer(t, "localhost/storehyg-test/close:1")
+	if err := w.b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(w.bld.RunRoot); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run root after Close: %v, want it gone", err)
+	}
+	if c := w.containers(t); len(c) != 0 {
+		t.Errorf("working containers after Close: %v", c)
+	}
+	if !named(w.images(t), "localhost/storehyg-test/close:1") {
+		t.Error("Close removed an image")
+	}
+}

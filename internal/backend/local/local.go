@@ -202,9 +202,7 @@ func (b *Backend) Close() error {
 	for _, j := range jobs {
 		<-j.done
 	}
-	// No build is in buildah now: what killed builds left goes (the
-	// start after a crash does it otherwise).
-	b.afterFailedBuild()
+	b.closeStorage()
 	return nil
 }
 
