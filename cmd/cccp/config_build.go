@@ -18,6 +18,10 @@ type buildStageConfig struct {
 	OpenShift openShiftConfig `yaml:"openshift"`
 	// MaxConcurrent is how many builds run at once (config_queue.go).
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// Storage is the local backend's container storage of its own
+	// (build_storage.go): default DATA/build-storage; "shared": the
+	// machine's, never pruned.
+	Storage string `yaml:"storage"`
 
 	// connect, when a test sets it, connects the OpenShift backend to a
 	// fake cluster instead of the kubeconfig's (no YAML key reaches it).

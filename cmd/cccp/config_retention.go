@@ -24,6 +24,19 @@ type retentionConfig struct {
 	// MirrorsUnusedFor removes a git mirror (DATA/mirrors) unused this
 	// long; 0: retention.DefaultMirrorsUnusedFor (30 days).
 	MirrorsUnusedFor time.Duration `yaml:"mirrors_unused_for"`
+	// BuildCacheUnusedFor removes from the builds' own container storage
+	// (--build-storage) what no build used this long: bases, the layer
+	// cache, the working containers of killed builds. Unset:
+	// retention.DefaultBuildCacheUnusedFor (14 days); 0: never.
+	BuildCacheUnusedFor *time.Duration `yaml:"build_cache_unused_for"`
+}
+
+// buildCacheUnusedFor is build_cache_unused_for, its default when unset.
+func (c retentionConfig) buildCacheUnusedFor() time.Duration {
+	if c.BuildCacheUnusedFor == nil {
+		return retention.DefaultBuildCacheUnusedFor
+	}
+	return *c.BuildCacheUnusedFor
 }
 
 // enabled: with neither keep_last nor keep_for nothing is ever pruned.
@@ -36,6 +49,9 @@ func (c retentionConfig) validate() error {
 	}
 	if c.KeepFor < 0 || c.Every < 0 || c.MirrorsUnusedFor < 0 {
 		errs = append(errs, errors.New("retention.keep_for, retention.every and retention.mirrors_unused_for must not be negative"))
+	}
+	if c.BuildCacheUnusedFor != nil && *c.BuildCacheUnusedFor < 0 {
+		errs = append(errs, errors.New("retention.build_cache_unused_for must not be negative (0 turns the pruning of the build storage off)"))
 	}
 	for _, k := range c.Kinds {
 		if !slices.Contains([]types.RunKind{types.KindBranch, types.KindPR, types.KindTrial}, types.RunKind(k)) {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cccp-project/cccp/internal/retention"
 )
 
 func TestRetentionConfig(t *testing.T) {
@@ -15,6 +17,7 @@ func TestRetentionConfig(t *testing.T) {
 		{"unknown kind", "retention:\n  keep_last: 5\n  kinds: [prs]\n", `retention.kinds: "prs" is not a run kind`},
 		{"negative", "retention:\n  keep_last: -1\n", "retention.keep_last must not be negative"},
 		{"unknown key", "retention:\n  keep: 5\n", "keep"},
+		{"negative build_cache_unused_for", "retention:\n  build_cache_unused_for: -1h\n", "retention.build_cache_unused_for must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,6 +37,29 @@ func TestRetentionConfig(t *testing.T) {
 			}
 			if c.Retention.MirrorsUnusedFor != 240*time.Hour {
 				t.Errorf("mirrors_unused_for %v, want 240h", c.Retention.MirrorsUnusedFor)
+			}
+		})
+	}
+}
+
+// TestRetentionBuildCacheUnusedFor: unset is the default window, 0 turns
+// the pruning of the build storage off, anything else is the window.
+func TestRetentionBuildCacheUnusedFor(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml string
+		want       time.Duration
+	}{
+		{"unset", "", retention.DefaultBuildCacheUnusedFor},
+		{"off", "retention:\n  build_cache_unused_for: 0s\n", 0},
+		{"set", "retention:\n  build_cache_unused_for: 72h\n", 72 * time.Hour},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadServeConfig(writeConfig(t, "index:\n  path: /x\n"+tt.yaml), envMap(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Retention.buildCacheUnusedFor(); got != tt.want {
+				t.Errorf("build_cache_unused_for %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/cccp-project/cccp/internal/pipeline"
 	"github.com/cccp-project/cccp/internal/podman"
 	"github.com/cccp-project/cccp/internal/registry"
+	"github.com/cccp-project/cccp/internal/retention"
 	"github.com/cccp-project/cccp/internal/runlog"
 	"github.com/cccp-project/cccp/internal/sandbox"
 	"github.com/cccp-project/cccp/internal/store"
@@ -51,6 +52,8 @@ type envFlags struct {
 	sandboxUser  string
 	sandboxPool  int
 	buildUser    string
+	// buildStorage is the builds' container storage (build_storage.go).
+	buildStorage string
 	// buildUserFlag tells whether --build-user was given (Changed).
 	buildUserFlag *pflag.Flag
 	sandboxLimit  sandbox.Limits
@@ -77,6 +80,7 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().IntVar(&f.sandboxPool, "sandbox-users", sandbox.DefaultPool, "boxes at once, each as a user of its own: --sandbox-user, then --sandbox-user-1, -2, ... (hack/install-deps.sh creates 4)")
 	cmd.Flags().StringVar(&f.buildUser, "build-user", "cccp-build", "user whose subordinate ids (/etc/subuid, /etc/subgid) builds map root of their RUN steps to, 65536 per build at once; empty runs RUN steps as the host's root (hack/install-deps.sh creates it)")
 	f.buildUserFlag = cmd.Flags().Lookup("build-user")
+	cmd.Flags().StringVar(&f.buildStorage, "build-storage", "", "container storage of cccp's own for its builds, pruned by retention.build_cache_unused_for; default DATA/build-storage; \""+sharedBuildStorage+"\": the machine's storage, never pruned")
 	cmd.Flags().IntVar(&f.sandboxLimit.Pids, "sandbox-pids", 1024, "most processes and threads of one stage's sandbox (scripts, podman, containers together)")
 	cmd.Flags().Int64Var(&f.sandboxLimit.Memory, "sandbox-memory", 2<<30, "most memory in bytes of one stage's sandbox")
 	cmd.Flags().Float64Var(&f.sandboxLimit.CPUs, "sandbox-cpus", 1, "CPU time of one stage's sandbox, in cores")
@@ -195,6 +199,9 @@ type pipelineEnv struct {
 	mirrors *gitsrc.Mirror
 	// buildUserns is whether builds run RUN steps in a user namespace.
 	buildUserns bool
+	// buildCache is the builds' own storage that retention prunes; nil
+	// when builds use the machine's storage (--build-storage=shared).
+	buildCache retention.BuildCache
 }
 
 // openPipeline starts the embedded registry (unless --registry names
@@ -261,14 +268,21 @@ func openPipeline(ctx context.Context, f *envFlags, log *slog.Logger, obs pipeli
 		return nil, usageError{err}
 	}
 	env.buildUserns = buildIDs != nil
+	bld, err := newBuilder(f, &buildah.Builder{Logger: log}) // build_storage.go
+	if err != nil {
+		return nil, usageError{err}
+	}
 	env.backend, err = local.New(local.Config{
 		Dir:     filepath.Join(env.workDir(), "local"),
-		Buildah: &buildah.Builder{Logger: log}, Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log},
+		Buildah: bld, Podman: pod, Suite: &checks.Suite{Containers: pod, Logger: log},
 		Username: user, Password: pass, Insecure: isInsecure, InsecureRegistries: insecureHosts(isInsecure, env.target.Host),
 		Sandbox: openSandbox(f, log), BuildIDs: buildIDs, Logger: log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if bld.Root != "" {
+		env.buildCache = env.backend
 	}
 	if err := env.backend.Cleanup(ctx); err != nil {
 		log.Warn("clean-up of a crashed cccp's leftovers", "err", err)

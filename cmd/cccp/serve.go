@@ -128,7 +128,8 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 	}
 	f := &envFlags{data: cfg.Data, registry: cfg.Registry.External, registryAddr: cfg.Registry.Address,
 		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
-		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes, maxConcurrent: cfg.maxConcurrent()}
+		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes, maxConcurrent: cfg.maxConcurrent(),
+		buildStorage: cfg.Pipeline.Build.Storage}
 	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children,
 		entries: idx.live.Entry, tester: tester, openshift: cfg.Pipeline.Build.openShiftBackend(), openshiftConnect: cfg.Pipeline.Build.connect,
 		signing: signingOptions{keyFile: cfg.Signing.KeyFile, parents: cfg.Signing.Parents, sbomFormat: cfg.Signing.SBOMFormat, baseURL: cfg.BaseURL}})
@@ -238,6 +239,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	}
 	extra := append(registryMetrics(env.reg), buildUsernsMetric(env.buildUserns))
+	extra = append(extra, buildCacheMetrics(env)...) // build_storage.go
 	mux.Handle("/metrics", web.RequireToken(cfg.Web.MetricsToken, withDataMetrics(metricsFrom, sizer, log, append(extra, rescans.metrics()...)...)))
 
 	if err := startWatchers(ctx, cfg, env.runner, env.db, idx.live, env.bases.Head, log); err != nil {

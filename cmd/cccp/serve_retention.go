@@ -26,15 +26,17 @@ var dataParts = map[string]string{"db": "cccp.db", "logs": "logs", "registry": "
 
 // newPruner carries out the configured retention over env; with the
 // embedded registry each round ends with its garbage collection. It prunes
-// the git mirrors too, keeping those of urls (nil: age alone decides).
+// the git mirrors too, keeping those of urls (nil: age alone decides), and
+// the builds' own storage (cache; nil: none).
 func newPruner(cfg retentionConfig, st *stateEnv, client *registry.Client, reg *registry.Embedded,
-	mirrors *gitsrc.Mirror, urls func(context.Context) (map[string]bool, error), log *slog.Logger) (*retention.Pruner, error) {
+	mirrors *gitsrc.Mirror, urls func(context.Context) (map[string]bool, error), cache retention.BuildCache, log *slog.Logger) (*retention.Pruner, error) {
 	var gc func(ctx context.Context) error
 	if reg != nil {
 		gc = func(ctx context.Context) error { _, err := reg.GC(ctx, false); return err }
 	}
 	return retention.New(retention.Config{Policy: cfg.policy(), Store: st.db, Logs: st.logs, Registry: client,
 		GC: gc, Mail: st.db, Mirrors: mirrors, MirrorsUnusedFor: cfg.MirrorsUnusedFor, MirrorURLs: urls,
+		BuildCache: cache, BuildCacheUnusedFor: cfg.buildCacheUnusedFor(),
 		Logger: log.With("component", "retention")})
 }
 
@@ -68,7 +70,7 @@ func entryURLs(entries []*index.Entry) (map[string]bool, error) {
 func serveRetention(ctx context.Context, cfg *serveConfig, env *pipelineEnv, urls func(context.Context) (map[string]bool, error), log *slog.Logger) (*retention.Sizer, error) {
 	sizer := retention.NewSizer(env.data, dataParts, 0)
 	// Always: the git mirrors are pruned whatever the policy of runs.
-	p, err := newPruner(cfg.Retention, env.stateEnv, env.client, env.reg, env.mirrors, urls, log)
+	p, err := newPruner(cfg.Retention, env.stateEnv, env.client, env.reg, env.mirrors, urls, env.buildCache, log)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +129,8 @@ func retentionSummary(res retention.Result) string {
 	if res.DryRun {
 		verb = "would prune"
 	}
-	return fmt.Sprintf("cccp: %s %d runs, %d run tags, %d given-up mails", verb, len(res.Runs), len(res.Tags), len(res.Mails))
+	return fmt.Sprintf("cccp: %s %d runs, %d run tags, %d given-up mails, %d images and containers of the build storage",
+		verb, len(res.Runs), len(res.Tags), len(res.Mails), len(res.BuildCache))
 }
 
 // newRetentionCommand: `cccp retention [--dry-run]` prunes once, with cccp
@@ -181,7 +184,14 @@ func newRetentionCommand() *cobra.Command {
 				creds = map[string]registry.Credentials{reg.Host(): {User: user, Password: pass}}
 			}
 			client := registry.NewClient(registry.ClientConfig{Insecure: cfg.Registry.Insecure, Credentials: creds, Logger: log})
-			p, err := newPruner(cfg.Retention, st, client, reg, newMirrors(f.data), cliIndexURLs(cfg, config), log)
+			cache, err := cliBuildCache(&f, log) // build_storage.go
+			if err != nil {
+				return err
+			}
+			if cache != nil {
+				defer cache.Close()
+			}
+			p, err := newPruner(cfg.Retention, st, client, reg, newMirrors(f.data), cliIndexURLs(cfg, config), buildCacheOf(cache), log)
 			if err != nil {
 				return err
 			}
@@ -201,6 +211,7 @@ func newRetentionCommand() *cobra.Command {
 	f.register(cmd, false)
 	cmd.Flags().StringVar(&config, "config", "", "cccp serve's configuration file (its retention section)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be pruned, prune nothing")
+	cmd.Flags().StringVar(&f.buildStorage, "build-storage", "", "cccp serve's --build-storage (its images no build used are pruned too)")
 	return cmd
 }
 

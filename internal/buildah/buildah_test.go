@@ -34,6 +34,16 @@ func imageName(t testing.TB) string {
 	return fmt.Sprintf("localhost/cccp-test/buildah-%d:t", time.Now().UnixNano())
 }
 
+// ownStorage gives b a container storage of the test's own that holds
+// the busybox base (testimage.Ref): nothing the test builds, pulls or
+// leaves after a failure reaches the machine's storage, and no other
+// test's removal races its build there (containers/buildah#5674).
+func ownStorage(t testing.TB, b *Builder) {
+	t.Helper()
+	b.Root, b.RunRoot = testimage.Storage(t)
+	testimage.BusyboxIn(t, b.Root, b.RunRoot)
+}
+
 func cleanupImage(t *testing.T, b *Builder, image string) {
 	t.Cleanup(func() {
 		if err := b.Remove(context.Background(), image); err != nil {
@@ -48,6 +58,7 @@ func TestBuildAndLayerCache(t *testing.T) {
 	base := testimage.Busybox(t)
 	ctx := context.Background()
 	b := &Builder{}
+	ownStorage(t, b)
 	stamp := fmt.Sprint(time.Now().UnixNano()) // makes the first build's RUN miss the cache
 	dir := newContext(t, "FROM "+base+"\nCOPY stamp /stamp\nRUN echo built-$(cat /stamp) > /built\nCMD [\"cat\", \"/built\"]\n",
 		map[string]string{"stamp": stamp})
@@ -65,7 +76,7 @@ func TestBuildAndLayerCache(t *testing.T) {
 	if strings.Contains(first.String(), "Using cache") {
 		t.Errorf("first build used the cache:\n%s", first.String())
 	}
-	out, err := exec.Command("podman", "--runtime", "runc", "run", "--rm", "--ulimit", "nofile=1024:1024",
+	out, err := exec.Command("podman", "--root", b.Root, "--runroot", b.RunRoot, "--runtime", "runc", "run", "--rm", "--ulimit", "nofile=1024:1024",
 		"--ulimit", "nproc=4096:4096", image).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "built-"+stamp {
 		t.Errorf("run built image: %v: %q", err, out)
@@ -87,6 +98,7 @@ func TestBuildAndLayerCache(t *testing.T) {
 func TestBuildFailureNamesDockerfileLine(t *testing.T) {
 	base := testimage.Busybox(t)
 	b := &Builder{}
+	ownStorage(t, b)
 	dir := newContext(t, "FROM "+base+"\n# the next step works\nRUN true\nRUN false\nRUN echo never\n", map[string]string{})
 	image := imageName(t)
 	cleanupImage(t, b, image)
@@ -113,6 +125,7 @@ func TestOCIErrorLookalikeFails(t *testing.T) {
 	base := testimage.Busybox(t)
 	var logged bytes.Buffer
 	b := &Builder{Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	ownStorage(t, b)
 	dir := newContext(t, "FROM "+base+"\nRUN echo 'Error: OCI runtime error: creating container for [/bin/sh]: cgroups in hybrid mode'; cat /proc/1/cmdline; exit 1\n", map[string]string{})
 	image := imageName(t)
 	cleanupImage(t, b, image)
@@ -155,6 +168,7 @@ func TestBuildChrootByOperator(t *testing.T) {
 	base := testimage.Busybox(t)
 	var logged bytes.Buffer
 	b := &Builder{Isolation: IsolationChroot, Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	ownStorage(t, b)
 	dir := newContext(t, "FROM "+base+"\nRUN echo chroot-ok > /ok\n", map[string]string{})
 	image := imageName(t)
 	cleanupImage(t, b, image)
@@ -173,6 +187,7 @@ func TestPush(t *testing.T) {
 	const user, pass = "cccp", "n0t-in-logs"
 	host := testimage.Registry(t, user, pass)
 	b := &Builder{}
+	ownStorage(t, b)
 
 	tests := []struct {
 		name    string
@@ -251,6 +266,7 @@ func heapWatch(f func()) (grown uint64) {
 func TestBoundedOutput(t *testing.T) {
 	base := testimage.Busybox(t)
 	b := &Builder{OutputLimit: 1 << 20}
+	ownStorage(t, b)
 	t.Run("RUN writes 1 GB without a newline", func(t *testing.T) {
 		dir := newContext(t, "FROM "+base+"\nRUN head -c 1000000000 /dev/zero | tr '\\0' x; exit 1\n", map[string]string{})
 		image := imageName(t)

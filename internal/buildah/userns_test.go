@@ -53,6 +53,7 @@ func TestBuildInUserNamespace(t *testing.T) {
 		"sleep 2 && echo "+marker+"\n",
 		map[string]string{"copied": "from the context\n"})
 	b := &Builder{}
+	ownStorage(t, b)
 	image := imageName(t)
 	cleanupImage(t, b, image)
 

@@ -125,7 +125,8 @@ CMD ["sleep", "3600"]
 		}
 	})
 	pod := &podman.Runner{}
-	be, err := local.New(local.Config{Dir: filepath.Join(dir, "work"), Buildah: &buildah.Builder{}, Podman: pod,
+	root, runRoot := testimage.Storage(t) // what the build pulls and caches goes with the test
+	be, err := local.New(local.Config{Dir: filepath.Join(dir, "work"), Buildah: &buildah.Builder{Root: root, RunRoot: runRoot}, Podman: pod,
 		Suite:    &checks.Suite{Containers: pod, Network: "host", NamePrefix: prefix},
 		Username: user, Password: pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{reg.Host()},
 		Hold: time.Second})

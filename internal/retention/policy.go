@@ -2,7 +2,9 @@
 // the run records (internal/store), their logs (internal/runlog) and the
 // run-<ID> tags that pull-request and trial runs pushed, and the git
 // mirrors (DATA/mirrors) no one used for a month or whose URL left the
-// index (mirrors.go). It also measures the data folder.
+// index (mirrors.go), and what cccp's builds pulled and cached in their
+// own buildah storage that no build used for a while (buildcache.go). It
+// also measures the data folder.
 //
 // The policy is a pure function (Policy.Select): a run goes when it is
 // neither among the newest KeepLast runs of its project nor younger than

@@ -46,6 +46,11 @@ type Config struct {
 	Mirrors          Mirrors
 	MirrorsUnusedFor time.Duration
 	MirrorURLs       func(ctx context.Context) (map[string]bool, error)
+	// BuildCache, when set, is the build storage each Prune rids of what
+	// no build used for BuildCacheUnusedFor (0: not pruned; see
+	// buildcache.go).
+	BuildCache          BuildCache
+	BuildCacheUnusedFor time.Duration
 	// Mail, when set, has the given-up mail of the outbox pruned by the
 	// same policy (mail.go).
 	Mail   MailStore
@@ -82,6 +87,10 @@ type Result struct {
 	// Kept names what the policy chose but that stayed (a tag that could
 	// not be deleted, a run the store had to keep).
 	Kept error `json:"-"`
+
+	// BuildCache is what went from the build storage: images and the
+	// working containers of killed builds.
+	BuildCache []string `json:",omitempty"`
 }
 
 // Plan returns what the policy lets go now.
@@ -164,6 +173,11 @@ func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
 		kept = append(kept, err)
 	}
 	res.Mails = mails
+	built, err := p.pruneBuildCache(ctx, dryRun)
+	if err != nil {
+		kept = append(kept, err)
+	}
+	res.BuildCache = built
 	if dryRun {
 		res.Runs = ids
 		res.Kept = errors.Join(kept...)
@@ -182,7 +196,7 @@ func (p *Pruner) Prune(ctx context.Context, dryRun bool) (Result, error) {
 		}
 	}
 	res.Kept = errors.Join(kept...)
-	p.cfg.Logger.Info("retention: pruned", "runs", len(res.Runs), "tags", len(res.Tags), "mails", len(res.Mails), "mirrors", len(res.Mirrors), "kept", res.Kept)
+	p.cfg.Logger.Info("retention: pruned", "runs", len(res.Runs), "tags", len(res.Tags), "mails", len(res.Mails), "mirrors", len(res.Mirrors), "build_cache", len(res.BuildCache), "kept", res.Kept)
 	if p.cfg.GC != nil {
 		if err := p.cfg.GC(ctx); err != nil {
 			return res, fmt.Errorf("retention: %w", err)

@@ -65,7 +65,8 @@ func TestPipelineTestsOnJenkins(t *testing.T) {
 	entry := &index.Entry{AppID: "acme", JobID: "web", GitURL: "file://" + repo, GitBranch: "master", GitPath: "/",
 		TargetFile: "Dockerfile", DesiredTag: "latest", BuildContext: "./"}
 
-	builder, err := local.New(local.Config{Dir: filepath.Join(dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
+	root, runRoot := testimage.Storage(t) // what the build pulls and caches goes with the test
+	builder, err := local.New(local.Config{Dir: filepath.Join(dir, "work"), Buildah: &buildah.Builder{Root: root, RunRoot: runRoot}, Podman: &podman.Runner{},
 		Username: user, Password: pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{reg.Host()}})
 	if err != nil {
 		t.Fatal(err)

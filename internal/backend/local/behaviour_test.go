@@ -162,7 +162,7 @@ func TestChildIsBuiltFromTheParentsDeliveredDigestNotItsNewerTestImage(t *testin
 	if len(childLayers) <= len(parentLayers) || !slices.Equal(childLayers[:len(parentLayers)], parentLayers) {
 		t.Errorf("child layers %q do not start with the delivered parent's %q", childLayers, parentLayers)
 	}
-	out, err := exec.Command("podman", "--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
+	out, err := w.podman("--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", w.reg.Host()+"/acme/app@"+c.Stages[0].Digest,
 		"cat", "/www/index.html").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "base-v1" {

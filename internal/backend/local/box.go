@@ -29,6 +29,8 @@ type testStage struct {
 	pull  func(ctx context.Context, ref string, tlsVerify bool) error
 	suite *checks.Suite
 	log   *slog.Logger
+	// unpull ends the stage's use of what it pulled without a box.
+	unpull []func()
 }
 
 // testStage opens the test stage's box. The image's registry is the only
@@ -37,7 +39,14 @@ func (b *Backend) testStage(ctx context.Context, image string, network bool) (*t
 	suite := *b.cfg.Suite
 	st := &testStage{log: b.log}
 	if b.cfg.Sandbox == nil {
-		st.pod, st.pull, st.suite = b.cfg.Podman, b.cfg.Podman.Pull, &suite
+		st.pod, st.suite = b.cfg.Podman, &suite
+		st.pull = func(ctx context.Context, ref string, tlsVerify bool) error {
+			done, err := b.pulls.pull(ctx, b.cfg.Podman, ref, tlsVerify)
+			if err == nil {
+				st.unpull = append(st.unpull, done)
+			}
+			return err
+		}
 		return st, nil
 	}
 	box, err := b.cfg.Sandbox.Open(ctx, "test")
@@ -69,8 +78,13 @@ func (b *Backend) testStage(ctx context.Context, image string, network bool) (*t
 }
 
 // close ends everything of the stage in the box: containers, script
-// processes, the image pulled by digest, the box's storage.
+// processes, the image pulled by digest, the box's storage. Without a box
+// it removes the image it pulled, unless another stage still uses it or
+// it was there before.
 func (st *testStage) close() {
+	for _, done := range st.unpull {
+		done()
+	}
 	if st.box == nil {
 		return
 	}
@@ -158,10 +172,17 @@ func (b *Backend) removeImage(image string) {
 
 // Cleanup removes what an earlier cccp with the same Dir left behind when
 // it crashed: its sandbox boxes (their processes, containers, pulled
-// images and storage) and the run images of builds it had started
-// (localhost/cccp/...:run-N). Call it at start, before any stage runs.
+// images and storage), the run images of builds it had started
+// (localhost/cccp/...:run-N) and, in a build storage of its own, the
+// working containers of those builds. Call it at start, before any stage
+// runs.
 func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
+	if b.cfg.Buildah.Root != "" {
+		if _, err := b.cleanContainers(ctx, false); err != nil {
+			errs = append(errs, fmt.Errorf("working containers of killed builds: %w", err))
+		}
+	}
 	if b.cfg.Sandbox != nil {
 		if err := b.cfg.Sandbox.Cleanup(ctx); err != nil {
 			errs = append(errs, err)

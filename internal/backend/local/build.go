@@ -167,6 +167,9 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	if err != nil {
 		return res, err
 	}
+	// From here until its image is removed the build uses the storage:
+	// no pruning meanwhile (buildcache.go).
+	release := b.cache.hold()
 	_, err = b.cfg.Buildah.Build(ctx, buildah.BuildRequest{
 		ContextDir: contextDir, Dockerfile: dockerfile, Image: local, Log: log, InsecureRegistries: b.cfg.InsecureRegistries,
 		BuildArgs: buildArgs(spec), IDMap: ids.idMap(),
@@ -174,11 +177,17 @@ func (b *Backend) build(ctx context.Context, spec backend.BuildSpec, log io.Writ
 	ids.release(log)
 	if err != nil {
 		b.removeImage(local)
+		release()
+		b.afterFailedBuild()
 		return res, stageErr(ReasonBuildFailed, err)
 	}
+	defer release()
 	// The run's image is needed only until it is pushed: the test stage
 	// pulls it by digest into its own box.
 	defer b.removeImage(local)
+	if err := b.cacheUsed(ctx, local); err != nil {
+		b.log.Warn("build cache: record what the build used", "image", local, "err", err)
+	}
 	fmt.Fprintf(log, "cccp: pushing %s\n", spec.Push)
 	digest, err := b.cfg.Buildah.Push(ctx, local, spec.Push, buildah.PushOptions{
 		Username: b.cfg.Username, Password: b.cfg.Password, TLSVerify: b.tlsVerify(spec.Push), Log: log,

@@ -37,7 +37,7 @@ func CheckImage(ctx context.Context, cfg Config, c ImageCheck, log io.Writer) ([
 	if cfg.Suite == nil {
 		cfg.Suite = &checks.Suite{Containers: cfg.Podman, Logger: cfg.Logger}
 	}
-	b := &Backend{cfg: cfg, log: cfg.Logger}
+	b := &Backend{cfg: cfg, log: cfg.Logger, pulls: &hostPulls{log: cfg.Logger}}
 	root := c.Root
 	if root == "" {
 		root = c.RepoDir

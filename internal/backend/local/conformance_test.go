@@ -38,8 +38,9 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
 	}
+	root, runRoot := testimage.Storage(t)
 	newBackend := func(t *testing.T) *local.Backend {
-		b, err := local.New(local.Config{Dir: filepath.Join(dir, "local"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
+		b, err := local.New(local.Config{Dir: filepath.Join(dir, "local"), Buildah: &buildah.Builder{Root: root, RunRoot: runRoot}, Podman: &podman.Runner{},
 			Username: user, Password: pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{reg.Host()},
 			Hold: time.Second, Sandbox: sb})
 		if err != nil {

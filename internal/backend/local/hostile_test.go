@@ -174,7 +174,7 @@ exit 1
 	if len(boxes)+len(groups) > 0 {
 		t.Errorf("boxes left: %v %v", boxes, groups)
 	}
-	if out, _ := exec.Command("buildah", "images", "--format", "{{.Name}}:{{.Tag}}").Output(); strings.Contains(string(out), "/evil/") {
+	if out, _ := exec.Command("buildah", "--root", w.root, "--runroot", w.runRoot, "images", "--format", "{{.Name}}:{{.Tag}}").Output(); strings.Contains(string(out), "/evil/") {
 		t.Errorf("run images left:\n%s", out)
 	}
 }

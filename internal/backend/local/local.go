@@ -25,7 +25,10 @@
 // host's non-loopback addresses through the CNI bridge, and a name that
 // resolves differently at fetch time; an operator who builds strangers'
 // repositories should firewall the build host's internal addresses. A build's local image
-// is removed once pushed; Cleanup removes what a crash left.
+// is removed once pushed; Cleanup removes what a crash left. In a build storage of
+// the backend's own (Config.Buildah.Root), the working containers of failed and
+// killed builds are removed too, and PruneBuildCache removes the bases and layer
+// cache no build used for a while (buildcache.go).
 //
 // Handles are `<runID>/<stage>`. The work runs in a goroutine of this
 // process and writes its log to a file under the backend's folder, so Log
@@ -68,7 +71,11 @@ type Config struct {
 	// Dir is the backend's own folder: per-run checkouts and work logs.
 	// Its contents are removed by New (nothing in it survives a restart
 	// usefully).
-	Dir     string
+	Dir string
+	// Buildah builds and pushes. When its Root is set, that storage is
+	// the backend's own: Cleanup removes every container in it and
+	// PruneBuildCache what no build used (buildcache.go); without it
+	// builds use the machine's shared storage and nothing is pruned.
 	Buildah *buildah.Builder
 	Podman  *podman.Runner
 	// Suite runs the container checks; default one over Podman.
@@ -117,6 +124,11 @@ type Backend struct {
 	// instance names this backend's folder in its run images' names
 	// (localImage).
 	instance string
+	// cache is the pruning of the build storage (buildcache.go).
+	cache *buildCache
+	// pulls are the images test stages without a sandbox pulled into the
+	// machine's storage (hostpull.go).
+	pulls *hostPulls
 }
 
 var (
@@ -174,7 +186,8 @@ func New(cfg Config) (*Backend, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	return &Backend{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop,
 		jobs: map[backend.Handle]*job{}, runs: map[string]*sync.Mutex{}, misses: gitsrc.NewMisses(0, 0),
-		instance: instanceOf(dir)}, nil
+		instance: instanceOf(dir),
+		cache:    newBuildCache(dir), pulls: &hostPulls{log: cfg.Logger}}, nil
 }
 
 // Name is "local".
@@ -193,6 +206,7 @@ func (b *Backend) Close() error {
 	for _, j := range jobs {
 		<-j.done
 	}
+	b.closeStorage()
 	return nil
 }
 

@@ -60,6 +60,10 @@ type world struct {
 	user, pass string
 	opts       worldOptions
 	stop       func() // stops the runner and its backend, as a dying cccp would
+
+	// root and runRoot are the world's container storage (buildah's
+	// builds, the podman runs of the tests' checks), emptied at its end.
+	root, runRoot string
 }
 
 func newWorld(t *testing.T, entries ...*index.Entry) *world {
@@ -107,6 +111,8 @@ func newWorldWith(t *testing.T, opts worldOptions, entries ...*index.Entry) *wor
 		w.entries[e.Key()] = e
 	}
 	w.dir, w.user, w.pass, w.opts = dir, user, pass, opts
+	// Emptied after the runner stops (cleanups run last first).
+	w.root, w.runRoot = testimage.Storage(t)
 	w.startRunner(t)
 	t.Cleanup(func() { w.stop() })
 	return w
@@ -120,7 +126,7 @@ func (w *world) startRunner(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sandbox (hack/install-deps.sh, as root): %v", err)
 	}
-	w.backend, err = local.New(local.Config{Dir: filepath.Join(w.dir, "work"), Buildah: &buildah.Builder{}, Podman: &podman.Runner{},
+	w.backend, err = local.New(local.Config{Dir: filepath.Join(w.dir, "work"), Buildah: &buildah.Builder{Root: w.root, RunRoot: w.runRoot}, Podman: &podman.Runner{},
 		Username: w.user, Password: w.pass, Insecure: func(string) bool { return true }, InsecureRegistries: []string{w.reg.Host()}, Hold: 2 * time.Second, Sandbox: sb,
 		BuildIDs: buildIDs(t)})
 	if err != nil {
@@ -232,7 +238,7 @@ func TestPipelinePassingAppDeliversAllTags(t *testing.T) {
 	}
 	// The delivered image runs when pulled from outside cccp.
 	ref := w.reg.Host() + "/acme/web:latest"
-	out, err := exec.Command("podman", "--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
+	out, err := w.podman("--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", ref, "cat", "/www/index.html").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "base" {
 		t.Errorf("podman run %s: %v: %q", ref, err, out)
@@ -307,6 +313,11 @@ func TestPipelineBuildFailureNamesDockerfileLine(t *testing.T) {
 	if len(run.Images) != 0 {
 		t.Errorf("images after a failed build: %+v", run.Images)
 	}
+	// buildah leaves the failed step's working container (mounted); the
+	// backend removes it, no other build being under way.
+	if out, err := exec.Command("buildah", "--root", w.root, "--runroot", w.runRoot, "containers", "--all", "--quiet").Output(); err != nil || len(out) != 0 {
+		t.Errorf("working containers after the failed build: %v: %q", err, out)
+	}
 }
 
 func TestPipelineChildBuildsFromParentsDeliveredDigest(t *testing.T) {
@@ -335,10 +346,15 @@ func TestPipelineChildBuildsFromParentsDeliveredDigest(t *testing.T) {
 		t.Errorf("child build log lacks %q:\n%s", want, log)
 	}
 	// The child really carries the parent's layers and its own file.
-	out, err := exec.Command("podman", "--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
+	out, err := w.podman("--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", w.reg.Host()+"/acme/app:latest",
 		"cat", "/www/index.html", "/www/child.html").Output()
 	if err != nil || strings.Join(strings.Fields(string(out)), " ") != "base child" {
 		t.Errorf("child image content: %v: %q", err, out)
 	}
+}
+
+// podman runs podman in the world's storage.
+func (w *world) podman(args ...string) *exec.Cmd {
+	return exec.Command("podman", append([]string{"--root", w.root, "--runroot", w.runRoot}, args...)...)
 }

@@ -3,7 +3,6 @@ package local_test
 import (
 	"context"
 	"io"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,7 +62,7 @@ func TestPipelineRunStepsAreNotHostRoot(t *testing.T) {
 	if host, _ := strconv.Atoi(fields[1]); host < 1000 {
 		t.Errorf("root of the RUN step is host uid %d, want an unprivileged subordinate id", host)
 	}
-	out, err := exec.Command("podman", "--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
+	out, err := w.podman("--runtime", "runc", "run", "--rm", "--quiet", "--tls-verify=false",
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", w.reg.Host()+"/acme/mapped:latest",
 		"stat", "-c", "%u:%g", "/made-by-run", "/www/index.html", "/bin/busybox").CombinedOutput()
 	if got := strings.Fields(string(out)); err != nil || strings.Join(got, " ") != "0:0 0:0 0:0" {
