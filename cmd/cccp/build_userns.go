@@ -35,10 +35,10 @@ func openBuildIDsAs(f *envFlags, log *slog.Logger, euid int) (*idpool.Ranges, er
 		return nil, nil
 	}
 	if f.buildUser == "" {
-		log.Warn("--build-user is empty: RUN steps of builds run as root on this host")
+		log.Warn("the build user is empty (--build-user=, pipeline.build.user: \"\"): RUN steps of builds run as root on this host")
 		return nil, nil
 	}
-	explicit := f.buildUserFlag != nil && f.buildUserFlag.Changed
+	explicit := f.buildUserSet || f.buildUserFlag != nil && f.buildUserFlag.Changed
 	if _, err := user.Lookup(f.buildUser); err != nil {
 		var unknown user.UnknownUserError
 		if errors.As(err, &unknown) && !explicit {
@@ -50,7 +50,7 @@ func openBuildIDsAs(f *envFlags, log *slog.Logger, euid int) (*idpool.Ranges, er
 	r, err := idpool.NewRanges(idpool.RangesConfig{User: f.buildUser, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("build user %q: %w: builds would run their RUN steps as root on this host; "+
-			"fix it (hack/install-deps.sh sets it up) or pass --build-user= to run them as root knowingly", f.buildUser, err)
+			"fix it (hack/install-deps.sh sets it up), or set --build-user= (pipeline.build.user: \"\" for cccp serve) to run them as root knowingly", f.buildUser, err)
 	}
 	return r, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 )
 
 // TestOpenBuildIDsFailsClosed: builds fall back to running RUN steps as
@@ -86,6 +87,39 @@ func TestBuildUsernsMetric(t *testing.T) {
 		}
 		if !strings.Contains(b.String(), "# TYPE cccp_build_userns_enabled gauge\n") || !strings.HasSuffix(b.String(), want) {
 			t.Errorf("metric(%v) = %q, want a gauge ending %q", on, b.String(), want)
+		}
+	}
+}
+
+// TestServeBuildUserFromConfig: cccp serve takes the build user from
+// pipeline.build.user with --build-user's rules: unset is cccp-build (root
+// builds only when it does not exist), "" is root knowingly, and a user
+// that is set and cannot be used stops cccp. (serve passed no build user
+// at all before, so every build ran its RUN steps as the host's root.)
+func TestServeBuildUserFromConfig(t *testing.T) {
+	tests := []struct {
+		yaml    string
+		user    string
+		set     bool
+		refused bool
+	}{
+		{yaml: "backend: local\n", user: DefaultBuildUser},
+		{yaml: "user: \"\"\n", user: "", set: true},
+		{yaml: "user: cccp-no-such-build-user\n", user: "cccp-no-such-build-user", set: true, refused: true},
+	}
+	for _, tt := range tests {
+		var b buildStageConfig
+		if err := yaml.Unmarshal([]byte(tt.yaml), &b); err != nil {
+			t.Fatal(err)
+		}
+		f := envFlags{}
+		f.buildUser, f.buildUserSet = b.buildUser()
+		if f.buildUser != tt.user || f.buildUserSet != tt.set {
+			t.Errorf("%q: build user %q (set %v), want %q (set %v)", tt.yaml, f.buildUser, f.buildUserSet, tt.user, tt.set)
+		}
+		_, err := openBuildIDsAs(&f, slog.New(slog.DiscardHandler), 0)
+		if (err != nil) != tt.refused {
+			t.Errorf("%q: openBuildIDs: %v, want refused %v", tt.yaml, err, tt.refused)
 		}
 	}
 }

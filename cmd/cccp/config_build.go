@@ -22,6 +22,13 @@ type buildStageConfig struct {
 	// (build_storage.go): default DATA/build-storage; "shared": the
 	// machine's, never pruned.
 	Storage string `yaml:"storage"`
+	// User is the local backend's build user, whose subordinate ids
+	// (/etc/subuid, /etc/subgid) root of RUN steps is mapped to, as
+	// --build-user is for `cccp run`: unset, cccp-build (root builds, with
+	// a warning, only when that user does not exist); "", RUN steps run as
+	// the host's root, knowingly; a user that is set and cannot be used
+	// stops cccp (build_userns.go).
+	User *string `yaml:"user"`
 
 	// connect, when a test sets it, connects the OpenShift backend to a
 	// fake cluster instead of the kubeconfig's (no YAML key reaches it).
@@ -51,6 +58,18 @@ const (
 	buildBackendLocal     = "local"
 	buildBackendOpenShift = openshift.Name
 )
+
+// DefaultBuildUser is the build user when none is configured
+// (hack/install-deps.sh makes it).
+const DefaultBuildUser = "cccp-build"
+
+// buildUser is the configured build user and whether it was set.
+func (b *buildStageConfig) buildUser() (name string, explicit bool) {
+	if b.User == nil {
+		return DefaultBuildUser, false
+	}
+	return *b.User, true
+}
 
 func (b *buildStageConfig) defaults() {
 	if b.Backend == "" {

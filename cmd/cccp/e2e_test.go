@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -263,6 +265,23 @@ func TestEndToEndPushToCompletedCheck(t *testing.T) {
 	if want := x.base + "/runs/" + fmt.Sprint(runs[0]["id"]); cr.DetailsURL != want {
 		t.Errorf("details_url = %q, want %q", cr.DetailsURL, want)
 	}
+	// cccp serve maps root of the build's RUN steps to the build user's
+	// subordinate ids, as `cccp run` does, on a machine that has the user
+	// (hack/install-deps.sh makes it): never the host's root by default.
+	if _, err := user.Lookup(DefaultBuildUser); err == nil {
+		resp, err := http.Get(x.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Contains(metrics, []byte("\ncccp_build_userns_enabled 1\n")) {
+			t.Errorf("cccp serve runs builds' RUN steps as the host's root (%s has a build user):\n%s",
+				DefaultBuildUser, grepLines(string(metrics), "cccp_build_userns"))
+		}
+	} else if os.Getenv("CCCP_TEST_REQUIRE_CONTAINERS") == "1" {
+		t.Errorf("no build user %s on this machine: %v (hack/install-deps.sh makes it)", DefaultBuildUser, err)
+	}
 	// A redelivery of the same delivery ID is acknowledged, not run again.
 	if code := x.push(sha, "e2e-push-1"); code != http.StatusOK {
 		t.Errorf("redelivery answered %d, want 200", code)
@@ -304,4 +323,15 @@ func TestEndToEndCrashAfterAcceptRunsExactlyOnce(t *testing.T) {
 		t.Errorf("check runs created for %s: %d, want 1 (found again after the restart)", sha, created)
 	}
 	_ = context.Background
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

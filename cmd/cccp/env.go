@@ -54,8 +54,10 @@ type envFlags struct {
 	buildUser    string
 	// buildStorage is the builds' container storage (build_storage.go).
 	buildStorage string
-	// buildUserFlag tells whether --build-user was given (Changed).
+	// buildUserFlag tells whether --build-user was given (Changed);
+	// buildUserSet, that the configuration file set it.
 	buildUserFlag *pflag.Flag
+	buildUserSet  bool
 	sandboxLimit  sandbox.Limits
 	stageTimeout  time.Duration
 	maxResumes    int
@@ -78,7 +80,7 @@ func (f *envFlags) register(cmd *cobra.Command, withRegistry bool) {
 	cmd.Flags().Int64Var(&f.logMaxBytes, "log-max-bytes", 16<<20, "size cap of one stage's log")
 	cmd.Flags().StringVar(&f.sandboxUser, "sandbox-user", sandbox.DefaultUser, "unprivileged user that runs repository scripts and test containers (hack/install-deps.sh creates it)")
 	cmd.Flags().IntVar(&f.sandboxPool, "sandbox-users", sandbox.DefaultPool, "boxes at once, each as a user of its own: --sandbox-user, then --sandbox-user-1, -2, ... (hack/install-deps.sh creates 4)")
-	cmd.Flags().StringVar(&f.buildUser, "build-user", "cccp-build", "user whose subordinate ids (/etc/subuid, /etc/subgid) builds map root of their RUN steps to, 65536 per build at once; empty runs RUN steps as the host's root (hack/install-deps.sh creates it)")
+	cmd.Flags().StringVar(&f.buildUser, "build-user", DefaultBuildUser, "user whose subordinate ids (/etc/subuid, /etc/subgid) builds map root of their RUN steps to, 65536 per build at once; empty runs RUN steps as the host's root (hack/install-deps.sh creates it)")
 	f.buildUserFlag = cmd.Flags().Lookup("build-user")
 	cmd.Flags().StringVar(&f.buildStorage, "build-storage", "", "container storage of cccp's own for its builds, pruned by retention.build_cache_unused_for; default DATA/build-storage; \""+sharedBuildStorage+"\": the machine's storage, never pruned")
 	cmd.Flags().IntVar(&f.sandboxLimit.Pids, "sandbox-pids", 1024, "most processes and threads of one stage's sandbox (scripts, podman, containers together)")

@@ -130,6 +130,7 @@ func serve(ctx context.Context, stderr io.Writer, cfg *serveConfig, log *slog.Lo
 		insecure: cfg.Registry.Insecure, aliases: cfg.Registry.Aliases, workers: cfg.Pipeline.Workers, logMaxBytes: cfg.Pipeline.LogMaxBytes,
 		stageTimeout: cfg.Pipeline.StageTimeout, maxResumes: cfg.Pipeline.MaxResumes, maxConcurrent: cfg.maxConcurrent(),
 		buildStorage: cfg.Pipeline.Build.Storage}
+	f.buildUser, f.buildUserSet = cfg.Pipeline.Build.buildUser()
 	env, err := openPipeline(ctx, f, log, observe, pipelineOptions{blocking: cfg.Pipeline.Blocking, chainChildren: true, graph: idx.children,
 		entries: idx.live.Entry, tester: tester, openshift: cfg.Pipeline.Build.openShiftBackend(), openshiftConnect: cfg.Pipeline.Build.connect,
 		signing: signingOptions{keyFile: cfg.Signing.KeyFile, parents: cfg.Signing.Parents, sbomFormat: cfg.Signing.SBOMFormat, baseURL: cfg.BaseURL}})
