@@ -100,27 +100,39 @@ func TestSlowSenders(t *testing.T) {
 		}
 	})
 	t.Run("the cap: a second unauthenticated body gets 503", func(t *testing.T) {
-		slow := slowRequest(t, addr, "/webhooks/github", ghHdr, 1000)
-		time.Sleep(50 * time.Millisecond) // the first one is reading
-		c := slowRequest(t, addr, "/webhooks/github", ghHdr, 1000)
-		if got := answer(c, 2*time.Second); !strings.Contains(got, "503") {
-			t.Errorf("answer = %q, want 503", got)
+		// Two bodies that never come, and a body deadline no run outlasts:
+		// which of the two takes the one place is the scheduler's choice;
+		// the other gets 503 at once, not at the deadline. (A first
+		// request given a head start of a fixed sleep could still be
+		// unread when the second came, or past its 300 ms deadline.)
+		capped := glBot(t, func(c *Config) { c.BodyTimeout, c.MaxUnauthenticated = time.Minute, 1 })
+		srv := httptest.NewServer(capped)
+		t.Cleanup(srv.Close) // after the connections' own cleanups close them
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		answers := make(chan string, 2)
+		for range 2 {
+			c := slowRequest(t, addr, "/webhooks/github", ghHdr, 1000)
+			go func() { answers <- answer(c, 20*time.Second) }()
 		}
-		slow.Close()
+		if got := <-answers; !strings.Contains(got, "503") {
+			t.Errorf("first answer of two unauthenticated bodies = %q, want 503", got)
+		}
 	})
 	t.Run("a trickled body is cut off", func(t *testing.T) {
 		c := slowRequest(t, addr, "/webhooks/github", ghHdr, 1000)
 		start := time.Now()
+		// The body deadline is 300 ms; the sender would trickle for 20 s.
+		// 10 s leaves a loaded machine its scheduling delays.
 		go func() {
-			for range 100 {
+			for range 400 {
 				if _, err := c.Write([]byte(" ")); err != nil {
 					return
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
 		}()
-		got := answer(c, 3*time.Second)
-		if time.Since(start) > 2*time.Second {
+		got := answer(c, 15*time.Second)
+		if time.Since(start) > 10*time.Second {
 			t.Errorf("the sender was not cut off (answer %q after %s)", got, time.Since(start))
 		}
 	})

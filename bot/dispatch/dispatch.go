@@ -226,10 +226,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			defer wg.Done()
 			for j := range jobs {
 				k := j.d.Forge + "\x00" + j.d.ID
-				if outcome := d.process(ctx, j.d); outcome != "" {
+				if outcome, next := d.process(ctx, j.d); outcome != "" {
 					fin.add(j.d, outcome) // inflight until its finish is committed
 				} else {
+					// Out of flight first, then due: a rescan woken for
+					// next hands it out. (Due first, a rescan could find it
+					// due but in flight, pass it over and clear the wake-up:
+					// the retry then waited for the minute's safety rescan.)
 					inflight.Delete(k)
+					d.dueAt(next)
 				}
 				if j.release != nil {
 					j.release()
@@ -346,42 +351,43 @@ func (d *Dispatcher) dueAt(t time.Time) {
 // process runs Process on one delivery. It returns the outcome to finish
 // it with, or "" when the delivery was dealt with here: put off to a
 // stored next attempt (a transient error: the forge is down or asked to
-// wait), given up (a permanent error, the reason stored for a replay), or
-// left pending because ctx ended.
-func (d *Dispatcher) process(ctx context.Context, del store.Delivery) string {
+// wait; next is that time, for the caller to wake the dispatcher at once
+// the delivery is out of flight), given up (a permanent error, the reason
+// stored for a replay), or left pending because ctx ended.
+func (d *Dispatcher) process(ctx context.Context, del store.Delivery) (outcome string, next time.Time) {
 	outcome, err := d.cfg.Process(ctx, del)
 	if err == nil {
-		return outcome
+		return outcome, time.Time{}
 	}
 	log := d.log.With("forge", del.Forge, "delivery", del.ID, "event", del.Event) // not on the common path: it allocates
 	var wait *WaitError
 	switch {
 	case ctx.Err() != nil:
-		return "" // stays pending; the next start processes it again
+		return "", time.Time{} // stays pending; the next start processes it again
 	case errors.As(err, &wait):
 		d.putOff(ctx, log, del, wait.Until, err)
-		return ""
+		return "", wait.Until
 	case d.permanent(err):
 		d.giveUp(ctx, log, del, err)
-		return ""
+		return "", time.Time{}
 	}
-	next := d.cfg.Now().Add(retry.Backoff(d.cfg.RetryBase, d.cfg.RetryMax, del.Attempts, err))
+	next = d.cfg.Now().Add(retry.Backoff(d.cfg.RetryBase, d.cfg.RetryMax, del.Attempts, err))
 	var re *event.RetryableError
 	if errors.As(err, &re) && re.RetryAfter() > 0 {
 		d.holdForge(del.Forge, d.cfg.Now().Add(re.RetryAfter()))
 	}
 	d.putOff(ctx, log, del, next, err)
-	return ""
+	return "", next
 }
 
-// putOff keeps del pending, due again at next.
+// putOff keeps del pending, due again at next (the caller wakes the
+// dispatcher then).
 func (d *Dispatcher) putOff(ctx context.Context, log *slog.Logger, del store.Delivery, next time.Time, cause error) {
 	d.routed.WithLabelValues(del.Forge, "retry").Inc()
 	log.Warn("route delivery; will retry", "attempt", del.Attempts+1, "at", next, "err", cause)
 	if err := d.cfg.Store.RetryDelivery(ctx, del.Forge, del.ID, next, d.cfg.Mask(cause.Error())); err != nil {
 		log.Error("store next attempt", "err", err)
 	}
-	d.dueAt(next)
 }
 
 // giveUp stops trying del: the reason is stored, and the delivery can be

@@ -385,8 +385,19 @@ func cloneRescan(r *store.Rescan) *store.Rescan {
 // findings.
 func (s *Scanner) scanEntry(ctx context.Context, id string, it item) {
 	project := it.project
+	// An entry handed over as cccp stops (a select with both the hand-over
+	// and ctx's end ready picks either), or whose look-up or queueing ends
+	// with ctx, stays to do: Resume scans it at the next start. Recorded
+	// as skipped or failed with ctx's error, it would count as done and
+	// never be scanned.
+	if ctx.Err() != nil {
+		return
+	}
 	delivered, digest, err := s.delivered(ctx, project)
 	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
 		s.setEntry(ctx, id, project, nil, func(e *store.RescanEntry) { e.State, e.Note = store.Skipped, err.Error() })
 		return
 	}
@@ -410,6 +421,9 @@ func (s *Scanner) scanEntry(ctx context.Context, id string, it item) {
 			GitURL: delivered.GitURL, Branch: delivered.Branch, Commit: delivered.Commit, Digest: digest,
 		})
 		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			state, note := store.Failed, err.Error()
 			if errors.Is(err, pipeline.ErrUnknownProject) {
 				state, note = store.Skipped, "no longer in the index"

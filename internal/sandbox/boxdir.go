@@ -191,11 +191,25 @@ func mkdirFor(p string, uid, gid uint32) error {
 // descriptor without following a symlink, and each entry chowned by its
 // name in that folder, never through a symlink.
 func chownTree(root string, uid, gid int) error {
+	return treeChown{uid: uid, gid: gid}.run(root)
+}
+
+// treeChown is one chownTree.
+type treeChown struct {
+	uid, gid int
+	// opening, when set, is called with each entry's path after its
+	// folder was read and before the entry is opened: the moment a user's
+	// swap of the entry for a symlink would lead a walk that follows
+	// symlinks out of the tree. Tests swap entries there.
+	opening func(path string)
+}
+
+func (c treeChown) run(root string) error {
 	fd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", root, err)
 	}
-	return chownDir(fd, root, uid, gid, 0)
+	return c.dir(fd, root, 0)
 }
 
 // maxChownDepth bounds the folders chownTree goes down (one descriptor is
@@ -203,16 +217,16 @@ func chownTree(root string, uid, gid int) error {
 // have nested folders without end.
 const maxChownDepth = 256
 
-// chownDir chowns the open folder fd (named path in errors), depth
-// levels below the root, and what is in it, and closes fd. Entries are
-// read a batch at a time, so a folder of millions costs a batch.
-func chownDir(fd int, path string, uid, gid, depth int) error {
+// dir chowns the open folder fd (named path in errors), depth levels
+// below the root, and what is in it, and closes fd. Entries are read a
+// batch at a time, so a folder of millions costs a batch.
+func (c treeChown) dir(fd int, path string, depth int) error {
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	if depth > maxChownDepth {
 		return fmt.Errorf("%s: folders nested more than %d deep", path, maxChownDepth)
 	}
-	if err := syscall.Fchown(fd, uid, gid); err != nil {
+	if err := syscall.Fchown(fd, c.uid, c.gid); err != nil {
 		return fmt.Errorf("chown %s: %w", path, err)
 	}
 	for {
@@ -223,20 +237,23 @@ func chownDir(fd int, path string, uid, gid, depth int) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		if err := chownEntries(fd, path, entries, uid, gid, depth); err != nil {
+		if err := c.entries(fd, path, entries, depth); err != nil {
 			return err
 		}
 	}
 }
 
-// chownEntries chowns entries of the open folder fd, named below path.
-func chownEntries(fd int, path string, entries []os.DirEntry, uid, gid, depth int) error {
+// entries chowns entries of the open folder fd, named below path.
+func (c treeChown) entries(fd int, path string, entries []os.DirEntry, depth int) error {
 	for _, e := range entries {
 		name := filepath.Join(path, e.Name())
+		if c.opening != nil {
+			c.opening(name)
+		}
 		if e.IsDir() {
 			sub, err := syscall.Openat(fd, e.Name(), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 			if err == nil {
-				if err := chownDir(sub, name, uid, gid, depth+1); err != nil {
+				if err := c.dir(sub, name, depth+1); err != nil {
 					return err
 				}
 				continue
@@ -246,7 +263,7 @@ func chownEntries(fd int, path string, entries []os.DirEntry, uid, gid, depth in
 			}
 			// Replaced by a symlink or a file meanwhile: chowned as such.
 		}
-		if err := chownEntry(fd, e.Name(), uid, gid); err != nil {
+		if err := chownEntry(fd, e.Name(), c.uid, c.gid); err != nil {
 			return fmt.Errorf("chown %s: %w", name, err)
 		}
 	}

@@ -79,49 +79,84 @@ func TestSandboxUserCannotPlantTheCheckoutMount(t *testing.T) {
 	}
 }
 
-// TestChownTreeNeverFollowsASwappedFolder: while the checkout is handed to
+// TestChownTreeNeverFollowsASwappedEntry: while the checkout is handed to
 // the sandbox user, a process of the user (a container that still has the
-// checkout bound) swaps one of its folders for a symlink to a folder of
-// root's, over and over. Nothing of root's folder is chowned.
-func TestChownTreeNeverFollowsASwappedFolder(t *testing.T) {
-	co := t.TempDir()
-	target := t.TempDir()
-	d := filepath.Join(co, "d")
-	os.Mkdir(d, 0o755)
-	for i := range 300 {
-		n := "f" + itoa(i)
-		os.WriteFile(filepath.Join(d, n), nil, 0o644)
-		os.WriteFile(filepath.Join(target, n), nil, 0o644)
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+// checkout bound) swaps an entry for a symlink to something of root's,
+// after chownTree has read the entry's folder and before it opens the
+// entry: the one moment a walk that followed symlinks would be led out
+// of the checkout. The swap is made there by chownTree's own hook, so the
+// test does not depend on winning a race. Nothing of root's is chowned.
+func TestChownTreeNeverFollowsASwappedEntry(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		entry func(t *testing.T, path string)       // makes the checkout's entry
+		root  func(t *testing.T) (string, []string) // root's target, and what must stay root's
+	}{
+		{
+			name: "folder",
+			entry: func(t *testing.T, p string) {
+				if err := os.Mkdir(p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			},
+			root: func(t *testing.T) (string, []string) {
+				dir := t.TempDir()
+				f := filepath.Join(dir, "f")
+				if err := os.WriteFile(f, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return dir, []string{dir, f}
+			},
+		},
+		{
+			name: "file",
+			entry: func(t *testing.T, p string) {
+				if err := os.WriteFile(p, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+			root: func(t *testing.T) (string, []string) {
+				f := filepath.Join(t.TempDir(), "shadow")
+				if err := os.WriteFile(f, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return f, []string{f}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			co := t.TempDir()
+			d := filepath.Join(co, "d")
+			tc.entry(t, d)
+			target, roots := tc.root(t)
+			swapped := false
+			c := treeChown{uid: 4242, gid: 4242, opening: func(p string) {
+				if p != d || swapped {
+					return
+				}
+				swapped = true
+				if err := os.Rename(d, filepath.Join(t.TempDir(), "moved")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, d); err != nil {
+					t.Fatal(err)
+				}
+			}}
+			if err := c.run(co); err != nil {
+				t.Errorf("chownTree with %s swapped for a symlink: %v; want the symlink chowned as such", d, err)
 			}
-			os.Rename(d, d+".real")
-			os.Symlink(target, d)
-			os.Remove(d)
-			os.Rename(d+".real", d)
-		}
-	}()
-	for range 200 {
-		chownTree(co, 4242, 4242)
-	}
-	close(stop)
-	<-done
-	entries, _ := os.ReadDir(target)
-	for _, e := range entries {
-		if got := owner(t, filepath.Join(target, e.Name())); got != 0 {
-			t.Fatalf("%s (root's, reached through the swapped symlink) is now owned by uid %d", e.Name(), got)
-		}
-	}
-	if got := owner(t, target); got != 0 {
-		t.Fatalf("root's folder is now owned by uid %d", got)
+			if !swapped {
+				t.Fatalf("chownTree never came to open %s; the swap was not made", d)
+			}
+			for _, p := range roots {
+				if got := owner(t, p); got != 0 {
+					t.Errorf("%s (root's, reached through the swapped symlink) is now owned by uid %d", p, got)
+				}
+			}
+			if got := owner(t, d); got != 4242 {
+				t.Errorf("the symlink that replaced %s is owned by uid %d; want 4242 (the checkout's entries are the user's)", d, got)
+			}
+		})
 	}
 }
 

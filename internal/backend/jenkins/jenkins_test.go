@@ -672,9 +672,23 @@ func TestCancelAfterRestartStopsTheBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCtx, cancel := context.WithTimeout(c, 50*time.Millisecond)
-	tr.WaitTest(waitCtx, h) // the build starts and runs
+	// The build leaves the queue when the double answers a poll of the
+	// queue item; the wait is cut only then (a fixed 50 ms could end
+	// before the first poll on a loaded machine, and Cancel would then
+	// cancel a queue item).
+	waitCtx, cancel := context.WithCancel(c)
+	waited := make(chan struct{})
+	go func() { defer close(waited); tr.WaitTest(waitCtx, h) }()
+	waitFor(t, func() bool {
+		for _, call := range j.Calls() {
+			if call.Method == http.MethodGet && strings.HasPrefix(call.Path, "/queue/item/") {
+				return true
+			}
+		}
+		return false
+	})
 	cancel()
+	<-waited
 
 	fresh, _ := newTester(t, j)
 	if err := fresh.Cancel(c, h); err != nil {
