@@ -47,7 +47,7 @@ func buildStorage(f *envFlags) (root, runRoot string, err error) {
 		return "", "", fmt.Errorf("--build-storage: %w", err)
 	}
 	for _, shared := range machineStorages() {
-		if root == shared {
+		if sameFolder(root, shared) {
 			return "", "", fmt.Errorf("--build-storage %s is the machine's container storage, which cccp prunes as its own: "+
 				"name a folder of cccp's own, or %q to build there unpruned", root, sharedBuildStorage)
 		}
@@ -105,6 +105,17 @@ func buildCacheMetrics(env *pipelineEnv) []func(io.Writer) error {
 		return nil
 	}
 	return []func(io.Writer) error{env.backend.WriteBuildCacheMetrics}
+}
+
+// sameFolder tells whether a and b name one folder, through symlinks
+// (a folder not there yet is compared by its name).
+func sameFolder(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra, errA := filepath.EvalSymlinks(a)
+	rb, errB := filepath.EvalSymlinks(b)
+	return errA == nil && errB == nil && ra == rb
 }
 
 // machineStorages are the default container storages of root and of

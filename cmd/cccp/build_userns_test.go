@@ -104,6 +104,7 @@ func TestServeBuildUserFromConfig(t *testing.T) {
 		refused bool
 	}{
 		{yaml: "backend: local\n", user: DefaultBuildUser},
+		{yaml: "user: cccp-build\n", user: DefaultBuildUser},
 		{yaml: "user: \"\"\n", user: "", set: true},
 		{yaml: "user: cccp-no-such-build-user\n", user: "cccp-no-such-build-user", set: true, refused: true},
 	}

@@ -24,10 +24,10 @@ type buildStageConfig struct {
 	Storage string `yaml:"storage"`
 	// User is the local backend's build user, whose subordinate ids
 	// (/etc/subuid, /etc/subgid) root of RUN steps is mapped to, as
-	// --build-user is for `cccp run`: unset, cccp-build (root builds, with
-	// a warning, only when that user does not exist); "", RUN steps run as
-	// the host's root, knowingly; a user that is set and cannot be used
-	// stops cccp (build_userns.go).
+	// --build-user is for `cccp run`: unset or cccp-build, cccp-build
+	// (root builds, with a warning, only when that user does not exist);
+	// "", RUN steps run as the host's root, knowingly; another user that
+	// cannot be used stops cccp (build_userns.go).
 	User *string `yaml:"user"`
 
 	// connect, when a test sets it, connects the OpenShift backend to a
@@ -63,12 +63,13 @@ const (
 // (hack/install-deps.sh makes it).
 const DefaultBuildUser = "cccp-build"
 
-// buildUser is the configured build user and whether it was set.
+// buildUser is the configured build user and whether it was chosen (set
+// to anything but the default, whose absence only warns, as when unset).
 func (b *buildStageConfig) buildUser() (name string, explicit bool) {
 	if b.User == nil {
 		return DefaultBuildUser, false
 	}
-	return *b.User, true
+	return *b.User, *b.User != DefaultBuildUser
 }
 
 func (b *buildStageConfig) defaults() {

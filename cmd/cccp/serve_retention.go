@@ -161,6 +161,9 @@ func newRetentionCommand() *cobra.Command {
 			if cfg.Data != "" && !cmd.Flags().Changed("data") {
 				f.data = cfg.Data
 			}
+			if !cmd.Flags().Changed("build-storage") {
+				f.buildStorage = cfg.Pipeline.Build.Storage
+			}
 			log := f.logger(cmd.ErrOrStderr())
 			// Holding cccp's database lock proves no cccp serve uses DATA.
 			st, err := openState(&f, log)
@@ -211,7 +214,7 @@ func newRetentionCommand() *cobra.Command {
 	f.register(cmd, false)
 	cmd.Flags().StringVar(&config, "config", "", "cccp serve's configuration file (its retention section)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be pruned, prune nothing")
-	cmd.Flags().StringVar(&f.buildStorage, "build-storage", "", "cccp serve's --build-storage (its images no build used are pruned too)")
+	cmd.Flags().StringVar(&f.buildStorage, "build-storage", "", "the builds' container storage, if not the configuration's pipeline.build.storage (its images no build used are pruned too)")
 	return cmd
 }
 

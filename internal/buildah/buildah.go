@@ -234,9 +234,12 @@ const storageRaceAttempts = 3
 // image ...: layer not known"). buildah releases before 1.43 fail the build
 // (containers/buildah#5674); running it again finds the storage settled.
 //
-// Only buildah's own last line counts: it is printed after everything a
-// RUN step wrote, and a RUN step that fails ends in "exit status N", so a
-// repository cannot make a build run again by printing the message. It
+// Only buildah's own last line counts, and only the two steps the race
+// hits (its cache lookup and its commit): it is printed after everything
+// a RUN step wrote, a RUN step that fails ends in "exit status N", and a
+// registry's error while pulling a base is "creating build container: ...",
+// so neither a repository nor a registry it names can make a build run
+// again by printing the message. It
 // returns that line's reason.
 func storageRace(lines []string) (string, bool) {
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -245,7 +248,9 @@ func storageRace(lines []string) (string, bool) {
 			continue
 		}
 		cause, ok := strings.CutPrefix(l, "Error: ")
-		return cause, ok && strings.HasSuffix(cause, ": layer not known")
+		return cause, ok && strings.HasSuffix(cause, ": layer not known") &&
+			(strings.HasPrefix(cause, "checking if cached image exists from a previous build: ") ||
+				strings.HasPrefix(cause, "committing container for step "))
 	}
 	return "", false
 }

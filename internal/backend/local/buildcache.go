@@ -53,9 +53,6 @@ const cacheRecord = "build-cache.json"
 // build in buildah before it gives up until its next round.
 const DefaultCacheWait = 10 * time.Minute
 
-// ErrBuildsBusy is a prune given up because builds kept running.
-var ErrBuildsBusy = errors.New("builds kept running")
-
 // ErrSharedStorage is a prune refused in a storage that is not the
 // backend's own (Config.Buildah.Root unset).
 var ErrSharedStorage = errors.New("the build storage is not cccp's own (no storage root set): nothing is pruned in a storage others may use")
@@ -70,7 +67,7 @@ type buildCache struct {
 	now    func() time.Time
 	images atomic.Int64 // removed
 	ctrs   atomic.Int64 // removed
-	busy   atomic.Int64 // prunes given up
+	busy   atomic.Int64 // prunes that held new builds back to run
 }
 
 // cacheLedger is build-cache.json.
@@ -164,8 +161,10 @@ func (b *Backend) cacheUsed(ctx context.Context, image string) error {
 	return c.save(l)
 }
 
-// cleanContainers removes every container in the backend's own storage:
-// run when no build is in buildah, each is what a killed build left.
+// cleanContainers removes every buildah working container in the
+// backend's own storage: run when no build is in buildah, each is what a
+// killed build left. A container of another tool (podman's) is not
+// buildah's to remove.
 func (b *Backend) cleanContainers(ctx context.Context, dryRun bool) ([]string, error) {
 	ctrs, err := b.cfg.Buildah.StoreContainers(ctx)
 	if err != nil {
@@ -174,6 +173,9 @@ func (b *Backend) cleanContainers(ctx context.Context, dryRun bool) ([]string, e
 	var removed []string
 	var errs []error
 	for _, ct := range ctrs {
+		if !ct.Builder {
+			continue
+		}
 		what := fmt.Sprintf("container %s (%.12s, of image %.12s)", ct.Name, ct.ID, ct.ImageID)
 		if !dryRun {
 			if err := b.cfg.Buildah.RemoveContainer(ctx, ct.ID); err != nil {
@@ -232,8 +234,9 @@ func (b *Backend) closeStorage() {
 // working containers killed builds left, and the images (bases, layer
 // cache, with their id-mapped copies) no build used since unusedSince,
 // and returns what it removed (dryRun: would remove). It waits for a
-// moment with no build in buildah (at most DefaultCacheWait, then
-// ErrBuildsBusy) and holds new builds off while it removes.
+// moment with no build in buildah (at most DefaultCacheWait; then it
+// holds new builds back and waits for the running ones) and holds new
+// builds off while it removes.
 func (b *Backend) PruneBuildCache(ctx context.Context, unusedSince time.Time, dryRun bool) ([]string, error) {
 	if b.cfg.Buildah.Root == "" {
 		return nil, ErrSharedStorage
@@ -252,13 +255,17 @@ func (b *Backend) PruneBuildCache(ctx context.Context, unusedSince time.Time, dr
 }
 
 // lockAlone takes the gate alone once no build holds it, trying every
-// poll while builds go on, until c.wait has passed.
+// poll while builds go on. After c.wait it stops letting new builds in
+// (a waiting Lock holds new readers back) and waits for the builds
+// already in buildah, so builds that never pause cannot put the prune
+// off for ever.
 func (c *buildCache) lockAlone(ctx context.Context) error {
 	deadline := time.Now().Add(c.wait)
 	for !c.gate.TryLock() {
 		if time.Now().After(deadline) {
 			c.busy.Add(1)
-			return fmt.Errorf("build cache: %w for %s: pruned next round", ErrBuildsBusy, c.wait)
+			c.gate.Lock()
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -352,7 +359,7 @@ func (b *Backend) WriteBuildCacheMetrics(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "# HELP cccp_build_cache_removed_total What the pruning of the build storage removed: images no build used within retention.build_cache_unused_for, working containers of killed builds.\n"+
 		"# TYPE cccp_build_cache_removed_total counter\n"+
 		"cccp_build_cache_removed_total{kind=\"image\"} %d\ncccp_build_cache_removed_total{kind=\"container\"} %d\n"+
-		"# HELP cccp_build_cache_prunes_busy_total Prunes of the build storage given up because builds kept running.\n"+
+		"# HELP cccp_build_cache_prunes_busy_total Prunes of the build storage that found builds running for their whole wait, held new builds back and waited for the running ones.\n"+
 		"# TYPE cccp_build_cache_prunes_busy_total counter\ncccp_build_cache_prunes_busy_total %d\n",
 		c.images.Load(), c.ctrs.Load(), c.busy.Load())
 	return err

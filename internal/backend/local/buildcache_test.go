@@ -212,8 +212,9 @@ func TestCleanupRemovesKilledBuildsWorkingContainers(t *testing.T) {
 
 // TestPruneBuildCacheWaitsForBuilds: no removal while a build is in
 // buildah (containers/buildah#5674); a prune that finds builds running
-// for its whole wait gives up until its next round, and one that finds a
-// moment free goes on.
+// for its whole wait waits for the running ones, new builds held back
+// (it gave up before, so builds that never paused put it off for ever),
+// and one that finds a moment free goes on.
 func TestPruneBuildCacheWaitsForBuilds(t *testing.T) {
 	w := newCacheWorld(t)
 	ctx := context.Background()
@@ -222,12 +223,34 @@ func TestPruneBuildCacheWaitsForBuilds(t *testing.T) {
 	w.b.cache.wait, w.b.cache.poll = 0, time.Millisecond
 
 	release := w.b.cache.hold()
-	if _, err := w.b.PruneBuildCache(ctx, w.now.Add(time.Hour), false); !errors.Is(err, ErrBuildsBusy) {
-		t.Fatalf("prune during a build: err %v, want ErrBuildsBusy", err)
+	pruned := make(chan error, 1)
+	go func() {
+		_, err := w.b.PruneBuildCache(ctx, w.now.Add(time.Hour), false)
+		pruned <- err
+	}()
+	// The prune waits for the running build (new builds wait for the prune
+	// meanwhile: a pending Lock holds new RLocks back), then removes.
+	for w.b.cache.busy.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-pruned:
+		t.Fatalf("prune ended while a build held the storage: %v", err)
+	case <-time.After(50 * time.Millisecond):
 	}
 	if len(w.containers(t)) != 1 {
 		t.Fatal("a prune during a build removed the build's container")
 	}
+	release()
+	if err := <-pruned; err != nil {
+		t.Fatal(err)
+	}
+	if len(w.containers(t)) != 0 {
+		t.Fatal("the prune that waited for the build did not remove the container")
+	}
+	w.build(t, "localhost/storehyg-test/busy:1", "FROM scratch\nCOPY busybox /bin/busybox\n", map[string]string{})
+	w.workingContainer(t, "localhost/storehyg-test/busy:1")
+	release = w.b.cache.hold()
 
 	w.b.cache.wait = time.Minute
 	done := make(chan error, 1)

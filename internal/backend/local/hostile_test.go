@@ -174,7 +174,9 @@ exit 1
 	if len(boxes)+len(groups) > 0 {
 		t.Errorf("boxes left: %v %v", boxes, groups)
 	}
-	if out, _ := exec.Command("buildah", "--root", w.root, "--runroot", w.runRoot, "images", "--format", "{{.Name}}:{{.Tag}}").Output(); strings.Contains(string(out), "/evil/") {
+	if out, err := exec.Command("buildah", "--root", w.root, "--runroot", w.runRoot, "images", "--format", "{{.Name}}:{{.Tag}}").CombinedOutput(); err != nil {
+		t.Errorf("list the build storage's images: %v: %s", err, out)
+	} else if strings.Contains(string(out), "/evil/") {
 		t.Errorf("run images left:\n%s", out)
 	}
 }
