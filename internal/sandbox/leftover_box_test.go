@@ -297,3 +297,46 @@ func TestCheckoutInTheUsersHomeIsRefused(t *testing.T) {
 		t.Fatalf("Run = %v; want refused: the checkout is in the user's home", err)
 	}
 }
+
+// TestOpenSweepsWhatTheUserLeft: a user handed out is swept first. A cccp
+// that crashed while its box held the user left the user's files (the
+// kernel freed the lock without a sweep); the next box, of another
+// repository, must not find them (Open only killed processes before).
+func TestOpenSweepsWhatTheUserLeft(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	n := randName("cccp-open-sweep-")
+	planted := map[uint32]string{}
+	for _, u := range s.users {
+		p := filepath.Join("/dev/shm", n+"-"+u.name)
+		runAs(t, u.uid, u.gid, "echo secret > "+p)
+		planted[u.uid] = p
+		t.Cleanup(func() { os.Remove(p) })
+	}
+	b := openBox(t, s)
+	uid, _ := b.UID()
+	if _, err := os.Lstat(planted[uid]); err == nil {
+		t.Errorf("%s, left by the box's user %d, is still there when the box opens", planted[uid], uid)
+	}
+}
+
+// TestCloseTwiceGivesTheUserBackOnce: a box's Close lets go of its lease,
+// so a second Close cannot give the user back again: that would kill and
+// sweep whatever box of any cccp has the user by then. (Checked on the
+// lease: which box gets the user next depends on the other processes
+// using the pool.)
+func TestCloseTwiceGivesTheUserBackOnce(t *testing.T) {
+	s := newSandbox(t, Limits{})
+	b, err := s.Open(context.Background(), "test-"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b.lease != nil {
+		t.Fatal("a closed box still holds its user's lease: a second Close would give the user back again")
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

@@ -63,10 +63,11 @@
 //     of the host's file system (world-readable files under /etc, /usr).
 //     Other boxes' folders are 0700 of other users, cccp's files root's.
 //   - When cccp itself dies, the kernel frees the users its boxes held at
-//     once, while their processes live on until a cccp hands such a user
-//     out (or one of the same Scope starts: Cleanup); their box folders
-//     stay until a box of the same user is closed (or Cleanup), their
-//     cgroups until a cccp of the same Scope starts.
+//     once, while their processes, files and box folders live on until a
+//     cccp hands such a user out (it kills and sweeps first) or one of the
+//     same Scope starts (Cleanup); their cgroups stay until a cccp of the
+//     same Scope starts. A user that cannot be cleared or swept is kept
+//     from boxes until the cccp that found it ends.
 //   - What a box's user can change without owning it (a file another
 //     owns and lets others write, a folder it may write through a group or
 //     an ACL; world-writable folders are swept) can carry over to the next
@@ -99,6 +100,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -187,6 +189,11 @@ type Sandbox struct {
 	users   []boxUser       // the pool, in order
 	pool    *idpool.Cleared // which users are in use, machine-wide
 	cgroups []string        // usable controllers
+
+	// kept are the leases of users that could not be cleared or swept:
+	// held (their lock files open) so no box gets them until cccp ends.
+	keptMu sync.Mutex
+	kept   []*idpool.Lease
 }
 
 // boxUser is a sandbox user of the pool and the folder its boxes live in.
@@ -395,15 +402,10 @@ func (s *Sandbox) Open(ctx context.Context, label string) (*Box, error) {
 	rand.Read(b)
 	// Short: podman refuses a runroot path of more than 50 characters.
 	name := s.cfg.Scope + "-" + hex.EncodeToString(b)
-	lease, ok, err := s.pool.TryAcquire()
-	if err == nil && !ok {
-		s.cfg.Logger.Info("sandbox: every user of the pool is in use; waiting for one", "box", name, "for", label, "users", len(s.users))
-		lease, err = s.pool.Acquire(ctx)
-	}
+	lease, u, err := s.acquire(ctx, name, label)
 	if err != nil {
 		return nil, fmt.Errorf("open box %s: sandbox user: %w", name, err)
 	}
-	u := s.users[lease.Index]
 	s.cfg.Logger.Debug("sandbox: open box", "box", name, "for", label, "user", u.name)
 	box := &Box{s: s, name: name, dir: filepath.Join(u.dir, name), cg: map[string]string{}, user: u, lease: lease}
 	// The box folder is root's (0711), so the sandbox user can replace
@@ -933,12 +935,50 @@ func (b *Box) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if survivors == nil && b.lease != nil { // nil: a box Cleanup found
+	if survivors == nil && b.lease != nil { // nil: a box Cleanup found, or closed
 		if err := b.s.giveBack(b.user, b.lease); err != nil {
 			errs = append(errs, fmt.Errorf("box %s: %w", b.name, err))
 		}
+		b.lease = nil // a second Close must not clear the user's next box
 	}
 	return errors.Join(errs...)
+}
+
+// acquire takes a user of the pool for the box name, waiting while all
+// are in use, and sweeps what its ids left (as giveBack does) before it
+// hands it out: a cccp that crashed while a box of it held the user gave
+// it back unswept, and the next box, of another repository, must not
+// find the last one's files. A user that cannot be swept is kept.
+func (s *Sandbox) acquire(ctx context.Context, name, label string) (*idpool.Lease, boxUser, error) {
+	for {
+		lease, ok, err := s.pool.TryAcquire()
+		if err == nil && !ok {
+			s.cfg.Logger.Info("sandbox: every user of the pool is in use; waiting for one", "box", name, "for", label, "users", len(s.users))
+			lease, err = s.pool.Acquire(ctx)
+		}
+		if err != nil {
+			return nil, boxUser{}, err
+		}
+		u := s.users[lease.Index]
+		err = s.removeLeftovers(u)
+		if err == nil {
+			err = s.removeStaleBoxes(u)
+		}
+		if err == nil {
+			return lease, u, nil
+		}
+		s.keep(lease)
+		s.cfg.Logger.Warn("sandbox: user kept from boxes: what an earlier box left cannot be removed", "user", u.name, "err", err)
+	}
+}
+
+// keep holds lease until cccp ends: its user could not be cleared or
+// swept. (A lease no longer referenced would be released when its lock
+// file is collected.)
+func (s *Sandbox) keep(lease *idpool.Lease) {
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
+	s.kept = append(s.kept, lease)
 }
 
 // sweep clears and sweeps every user no box holds (of any cccp: a crash
@@ -969,13 +1009,15 @@ func (s *Sandbox) sweep() (swept []string, err error) {
 // it lets the user go. A user whose processes do not die, or whose files
 // cannot all be removed, is kept from other boxes until cccp ends.
 func (s *Sandbox) giveBack(u boxUser, lease *idpool.Lease) error {
-	if err := s.pool.Clear(lease); err != nil {
-		return fmt.Errorf("sandbox user %s kept from other boxes: %w", u.name, err)
+	err := s.pool.Clear(lease)
+	if err == nil {
+		err = s.removeLeftovers(u)
 	}
-	if err := s.removeLeftovers(u); err != nil {
-		return fmt.Errorf("sandbox user %s kept from other boxes: %w", u.name, err)
+	if err == nil {
+		err = s.removeStaleBoxes(u)
 	}
-	if err := s.removeStaleBoxes(u); err != nil {
+	if err != nil {
+		s.keep(lease)
 		return fmt.Errorf("sandbox user %s kept from other boxes: %w", u.name, err)
 	}
 	return s.pool.Release(lease)
