@@ -22,7 +22,7 @@ import (
 
 // dataParts are the parts of the data folder that /metrics and the status
 // page measure (whatever else is in it counts as "other").
-var dataParts = map[string]string{"db": "cccp.db", "logs": "logs", "registry": "registry/storage", "work": "work"}
+var dataParts = map[string]string{"db": "cccp.db", "logs": "logs", "registry": "registry/storage", "work": "work", "build-storage": "build-storage"}
 
 // newPruner carries out the configured retention over env; with the
 // embedded registry each round ends with its garbage collection. It prunes

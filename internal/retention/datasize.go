@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -56,7 +58,11 @@ func (s *Sizer) Sizes(ctx context.Context) ([]Part, error) {
 	for _, name := range s.paths {
 		sizes[name] = 0
 	}
-	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+	top, err := os.Stat(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("measure data folder %s: %w", s.dir, err)
+	}
+	err = filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // a file removed while walking
 		}
@@ -64,6 +70,11 @@ func (s *Sizer) Sizes(ctx context.Context) ([]Part, error) {
 			return err
 		}
 		if d.IsDir() {
+			// A mount inside (a running build's merged overlay in the
+			// build storage) shows files counted where they lie already.
+			if fi, err := d.Info(); err == nil && !sameDevice(top, fi) {
+				return fs.SkipDir
+			}
 			return nil
 		}
 		fi, err := d.Info()
@@ -83,6 +94,13 @@ func (s *Sizer) Sizes(ctx context.Context) ([]Part, error) {
 	slices.SortFunc(out, func(a, b Part) int { return strings.Compare(a.Name, b.Name) })
 	s.last, s.at = out, time.Now()
 	return out, nil
+}
+
+// sameDevice tells whether a and b are on one file system.
+func sameDevice(a, b fs.FileInfo) bool {
+	sa, okA := a.Sys().(*syscall.Stat_t)
+	sb, okB := b.Sys().(*syscall.Stat_t)
+	return !okA || !okB || sa.Dev == sb.Dev
 }
 
 func (s *Sizer) partOf(p string) string {

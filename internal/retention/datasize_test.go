@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -39,5 +40,36 @@ cccp_data_bytes{part="registry"} 1000
 `
 	if sb.String() != want {
 		t.Errorf("metrics:\n%s\nwant:\n%s", sb.String(), want)
+	}
+}
+
+// TestSizerSkipsMounts: a mount inside the data folder (a running build's
+// merged overlay in the build storage, whose files lie in the folder's
+// layers already) is not counted again.
+func TestSizerSkipsMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "layer"), make([]byte, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	merged := filepath.Join(dir, "merged")
+	if err := os.Mkdir(merged, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", merged, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(merged, syscall.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(merged, "file"), make([]byte, 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := NewSizer(dir, nil, 0).Sizes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 1 || parts[0].Bytes != 100 {
+		t.Errorf("sizes %+v, want other 100 (the mount's file not counted)", parts)
 	}
 }
