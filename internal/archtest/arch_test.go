@@ -67,6 +67,7 @@ var allowed = map[string][]string{
 	"deploy/imagetest":             nil,
 	"internal/testgit":             nil,
 	"internal/testimage":           nil,
+	"internal/testproc":            nil,
 	"internal/backend/backendtest": {"internal/backend", "internal/index", "internal/types"},
 
 	// runs and stages
@@ -222,7 +223,7 @@ func TestImportsAreAllowed(t *testing.T) {
 
 // testHelper tells the packages only tests may import.
 func testHelper(p string) bool {
-	return p == "internal/testimage" || p == "internal/testgit" || strings.HasSuffix(p, "test")
+	return p == "internal/testimage" || p == "internal/testgit" || p == "internal/testproc" || strings.HasSuffix(p, "test")
 }
 
 // TestAllowListHasNoTestHelpers: production code never imports a test

@@ -2,11 +2,12 @@ package idpool
 
 import (
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cccp-project/cccp/internal/testproc"
 )
 
 // TestKillSparesAProcessThatTookAReapedPid: a process of a range, listed
@@ -22,7 +23,7 @@ func TestKillSparesAProcessThatTookAReapedPid(t *testing.T) {
 	}
 	old.Process.Kill()
 	<-done // reaped: its pid is free
-	startWithPid(t, pid)
+	testproc.StartWithPid(t, pid)
 	sent, err := killIfInRange(pid, ids)
 	if err != nil {
 		t.Fatal(err)
@@ -40,28 +41,4 @@ func TestKillSparesAProcessThatTookAReapedPid(t *testing.T) {
 	if _, rest, _ := strings.Cut(string(st), ") "); strings.HasPrefix(rest, "Z") {
 		t.Errorf("the newcomer %d, root's, was killed", pid)
 	}
-}
-
-// startWithPid starts a sleep as root with the given pid, which must be
-// free: the kernel hands out the pid after ns_last_pid, so it is set just
-// before the start, again until no other fork on the machine came first.
-func startWithPid(t *testing.T, pid int) *exec.Cmd {
-	t.Helper()
-	for range 200 {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
-			t.Fatalf("set the next pid (this test runs as root): %v", err)
-		}
-		cmd := exec.Command("sleep", "1000")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if cmd.Process.Pid == pid {
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			return cmd
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	t.Fatalf("could not start a process with pid %d in 200 tries", pid)
-	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cccp-project/cccp/internal/testproc"
 )
 
 // TestKillSparesAProcessThatTookAMembersPid: a process of a box's cgroup,
@@ -42,7 +44,7 @@ func TestKillSparesAProcessThatTookAMembersPid(t *testing.T) {
 	}
 	member.Process.Kill()
 	member.Wait() // reaped: its pid is free
-	startWithPid(t, pid)
+	testproc.StartWithPid(t, pid)
 	killMembers(groups, []int{pid})
 	// A SIGKILL takes effect at once, but not synchronously: give it
 	// time to turn the newcomer (not waited for) into a zombie.
@@ -54,27 +56,4 @@ func TestKillSparesAProcessThatTookAMembersPid(t *testing.T) {
 	if _, rest, _ := strings.Cut(string(st), ") "); strings.HasPrefix(rest, "Z") {
 		t.Errorf("the newcomer %d, root's and outside the box, was killed", pid)
 	}
-}
-
-// startWithPid starts a sleep as root with the given pid, which must be
-// free: the kernel hands out the pid after ns_last_pid, so it is set just
-// before the start, again until no other fork on the machine came first.
-func startWithPid(t *testing.T, pid int) {
-	t.Helper()
-	for range 200 {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
-			t.Fatalf("set the next pid (this test runs as root): %v", err)
-		}
-		cmd := exec.Command("sleep", "1000")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if cmd.Process.Pid == pid {
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			return
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	t.Fatalf("could not start a process with pid %d in 200 tries", pid)
 }
