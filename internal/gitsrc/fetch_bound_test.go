@@ -39,15 +39,8 @@ func revCount(t *testing.T, dir, rev string) int {
 // to fallbackDepth, and the miss is remembered: asking again fails at once
 // with the same error, without asking the server.
 func TestFetchCommitNotFoundIsBounded(t *testing.T) {
-	testgit.Require(t)
-	root := t.TempDir()
-	repo := filepath.Join(root, "app")
-	testgit.Init(t, repo, "main")
-	testgit.Write(t, repo, map[string]string{"app/Dockerfile": "FROM scratch\n"})
-	testgit.Commit(t, repo, "base")
-	testgit.Run(t, repo, "checkout", "-qb", "dev")
-	commits(t, repo, "dev", fallbackDepth+20)
-	testgit.Run(t, repo, "checkout", "-q", "main")
+	root, repo := appRepo(t)
+	deepDev(t, repo)
 	onMain := commits(t, repo, "main", fallbackDepth+20)
 	deep := onMain[0] // deeper than fallbackDepth below main's tip
 	absent := strings.Repeat("0123456789", 4)
@@ -128,15 +121,8 @@ func TestMissesBounded(t *testing.T) {
 // main finds it missing, and that miss must not answer for a clone for
 // dev, whose whole history is searched.
 func TestMissOfOneBranchDoesNotHideAnother(t *testing.T) {
-	testgit.Require(t)
-	root := t.TempDir()
-	repo := filepath.Join(root, "app")
-	testgit.Init(t, repo, "main")
-	testgit.Write(t, repo, map[string]string{"app/Dockerfile": "FROM scratch\n"})
-	testgit.Commit(t, repo, "base")
-	testgit.Run(t, repo, "checkout", "-qb", "dev")
-	onDev := commits(t, repo, "dev", fallbackDepth+20)
-	testgit.Run(t, repo, "checkout", "-q", "main")
+	root, repo := appRepo(t)
+	onDev := deepDev(t, repo)
 	deep := onDev[0]
 	url := testgit.ServeHTTP(t, root, testgit.HTTPOptions{ProtocolV0: true}) + "/app"
 	misses := NewMisses(time.Hour, 16)
@@ -148,4 +134,27 @@ func TestMissOfOneBranchDoesNotHideAnother(t *testing.T) {
 	if err := Clone(t.Context(), url, filepath.Join(t.TempDir(), "co"), CloneOptions{Commit: deep, Branch: "dev", Misses: misses}); err != nil {
 		t.Fatalf("clone for dev of a commit deep in dev, after a miss for main: %v", err)
 	}
+}
+
+// appRepo makes a repository "app" on branch main in a folder of the
+// test's own (what testgit.ServeHTTP serves), and returns both.
+func appRepo(t *testing.T) (root, repo string) {
+	t.Helper()
+	testgit.Require(t)
+	root = t.TempDir()
+	repo = filepath.Join(root, "app")
+	testgit.Init(t, repo, "main")
+	return root, repo
+}
+
+// deepDev commits a base on main, then fallbackDepth+20 commits on a
+// branch dev from it, and goes back to main; it returns dev's commits.
+func deepDev(t *testing.T, repo string) []string {
+	t.Helper()
+	testgit.Write(t, repo, map[string]string{"app/Dockerfile": "FROM scratch\n"})
+	testgit.Commit(t, repo, "base")
+	testgit.Run(t, repo, "checkout", "-qb", "dev")
+	onDev := commits(t, repo, "dev", fallbackDepth+20)
+	testgit.Run(t, repo, "checkout", "-q", "main")
+	return onDev
 }

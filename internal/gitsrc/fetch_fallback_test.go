@@ -12,10 +12,7 @@ import (
 // and the branch fetch fails, so the fallback goes on to every branch and
 // tag, and finds the commit on the branch it was merged into.
 func TestFetchCommitBranchGone(t *testing.T) {
-	testgit.Require(t)
-	root := t.TempDir()
-	repo := filepath.Join(root, "app")
-	testgit.Init(t, repo, "main")
+	root, repo := appRepo(t)
 	testgit.Write(t, repo, map[string]string{"a.txt": "one\n"})
 	testgit.Commit(t, repo, "one")
 	testgit.Run(t, repo, "checkout", "-qb", "feature")

@@ -14,10 +14,7 @@ import (
 // it points at another commit) could otherwise get a different commit
 // built.
 func TestCommitMustBeFullID(t *testing.T) {
-	testgit.Require(t)
-	root := t.TempDir()
-	repo := filepath.Join(root, "app")
-	testgit.Init(t, repo, "main")
+	root, repo := appRepo(t)
 	testgit.Write(t, repo, map[string]string{"app/Dockerfile": "FROM scratch\n"})
 	want := testgit.Commit(t, repo, "reviewed")
 	testgit.Write(t, repo, map[string]string{"app/Dockerfile": "FROM evil\n"})

@@ -15,10 +15,7 @@ import (
 // ID, so the clone and the mirror fall back to the branches; speaking v2
 // it serves them by ID.
 func TestFetchCommitNoRefPointsAt(t *testing.T) {
-	testgit.Require(t)
-	root := t.TempDir()
-	repo := filepath.Join(root, "app")
-	testgit.Init(t, repo, "main")
+	root, repo := appRepo(t)
 	testgit.Write(t, repo, map[string]string{"a.txt": "one\n", "app/Dockerfile": "FROM scratch\n"})
 	first := testgit.Commit(t, repo, "one")
 	testgit.Write(t, repo, map[string]string{"a.txt": "two\n"})
