@@ -421,12 +421,8 @@ func (b *Builder) Push(ctx context.Context, image, dest string, opts PushOptions
 // far as the name's owner is concerned. What stays is an unnamed image like
 // the cached steps --layers keeps.
 func (b *Builder) Remove(ctx context.Context, image string) error {
-	args := append(b.globalArgs(), "rmi", image)
-	out, err := exec.CommandContext(ctx, b.binary(), args...).CombinedOutput()
+	out, err := b.rmi(ctx, image)
 	if err != nil {
-		if bytes.Contains(out, []byte("image not known")) || bytes.Contains(out, []byte("no such image")) {
-			return nil
-		}
 		if untaggedInUse(out, image) {
 			b.logger().Info("image untagged; a build in progress keeps it as its base", "image", image)
 			return nil
@@ -434,6 +430,17 @@ func (b *Builder) Remove(ctx context.Context, image string) error {
 		return fmt.Errorf("remove image %s: %w: %s", image, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// rmi runs buildah rmi on refs and returns its output; an image that is
+// not there is not an error.
+func (b *Builder) rmi(ctx context.Context, refs ...string) ([]byte, error) {
+	args := append(append(b.globalArgs(), "rmi"), refs...)
+	out, err := exec.CommandContext(ctx, b.binary(), args...).CombinedOutput()
+	if err != nil && (bytes.Contains(out, []byte("image not known")) || bytes.Contains(out, []byte("no such image"))) {
+		return out, nil
+	}
+	return out, err
 }
 
 // untaggedInUse tells whether buildah rmi's output says that it took

@@ -111,17 +111,11 @@ func (b *Builder) RemoveContainer(ctx context.Context, id string) error {
 // the containers using it too), or by its ID when it has none. An image a
 // container uses stays (an error); one not there is not an error.
 func (b *Builder) RemoveStoreImage(ctx context.Context, img StoreImage) error {
-	args := append(b.globalArgs(), "rmi")
-	if len(img.Names) > 0 {
-		args = append(args, img.Names...)
-	} else {
-		args = append(args, img.ID)
+	refs := img.Names
+	if len(refs) == 0 {
+		refs = []string{img.ID}
 	}
-	out, err := exec.CommandContext(ctx, b.binary(), args...).CombinedOutput()
-	if err != nil {
-		if bytes.Contains(out, []byte("image not known")) || bytes.Contains(out, []byte("no such image")) {
-			return nil
-		}
+	if out, err := b.rmi(ctx, refs...); err != nil {
 		return fmt.Errorf("remove image %.12s: %w: %s", img.ID, err, strings.TrimSpace(string(out)))
 	}
 	return nil
