@@ -245,3 +245,25 @@ func TestRemoveImageWhoseCachedStepIsInUse(t *testing.T) {
 func cleanupImageAfter(t *testing.T, b *Builder, image string) {
 	t.Cleanup(func() { b.Remove(context.Background(), image) })
 }
+
+// TestUntaggedInUse: Remove's reading of buildah rmi's output. The first
+// case is what buildah 1.28.2 printed in TestStorageRaceStress (two builds
+// sharing a cached step, 2026-12-01); the others change one thing each.
+func TestUntaggedInUse(t *testing.T) {
+	const image = "localhost/cccp-test/race-1:t"
+	inUse := "* image used by e9d1a693cb2f: image is in use by a container: consider listing external containers and force-removing image"
+	for _, tc := range []struct {
+		name, out string
+		want      bool
+	}{
+		{"untagged, cached step in use", "untagged: " + image + "\n8bc94542c446\nError: 1 error occurred:\n\t" + inUse + "\n", true},
+		{"untagged, another error", "untagged: " + image + "\nError: 1 error occurred:\n\t* removing layer: permission denied\n", false},
+		{"untagged, in use and another error", "untagged: " + image + "\nError: 2 errors occurred:\n\t" + inUse + "\n\t* removing layer: permission denied\n", false},
+		{"not untagged: the image itself in use", "Error: 1 error occurred:\n\t" + inUse + "\n", false},
+		{"another image untagged", "untagged: localhost/cccp-test/race-2:t\nError: 1 error occurred:\n\t" + inUse + "\n", false},
+	} {
+		if got := untaggedInUse([]byte(tc.out), image); got != tc.want {
+			t.Errorf("%s: untaggedInUse = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
