@@ -155,7 +155,7 @@ func (b *Backend) cacheUsed(ctx context.Context, image string) error {
 		return err
 	}
 	now := c.now().Unix()
-	for n := 0; n <= len(ids); n++ {
+	for n := 1; n <= len(ids); n++ {
 		l.Chains[chainKey(ids[:n])] = now
 	}
 	return c.save(l)
@@ -242,13 +242,20 @@ func (b *Backend) PruneBuildCache(ctx context.Context, unusedSince time.Time, dr
 		return nil, ErrSharedStorage
 	}
 	c := b.cache
+	var removed []string
+	var cerr error
 	if !dryRun {
 		if err := c.lockAlone(ctx); err != nil {
 			return nil, err
 		}
 		defer c.gate.Unlock()
+		removed, cerr = b.cleanContainers(ctx, false)
+	} else if c.gate.TryLock() {
+		// Working containers are leftovers only while no build is in
+		// buildah: a dry run during a build would list the build's own.
+		removed, cerr = b.cleanContainers(ctx, true)
+		c.gate.Unlock()
 	}
-	removed, cerr := b.cleanContainers(ctx, dryRun)
 	imgs, ierr := b.pruneImages(ctx, unusedSince, dryRun)
 	removed = append(removed, imgs...)
 	return removed, errors.Join(cerr, ierr)
