@@ -940,6 +940,12 @@ func (b *Box) Close() error {
 			errs = append(errs, fmt.Errorf("box %s: %w", b.name, err))
 		}
 		b.lease = nil // a second Close must not clear the user's next box
+	} else if b.lease != nil {
+		// Processes of the box survive: its user stays out of the pool
+		// (a dropped lease would be released when its lock file is
+		// collected).
+		b.s.keep(b.lease)
+		b.lease = nil
 	}
 	return errors.Join(errs...)
 }
