@@ -305,3 +305,27 @@ func TestCloseLeavesNothingRunning(t *testing.T) {
 		t.Error("Close removed an image")
 	}
 }
+
+// TestDryRunPruneSparesRunningBuilds: a dry run while a build is in
+// buildah does not list the build's working container as a killed
+// build's leftover (it did: only the real prune took the gate).
+func TestDryRunPruneSparesRunningBuilds(t *testing.T) {
+	w := newCacheWorld(t)
+	w.build(t, "localhost/storehyg-test/dry:1", "FROM scratch\nCOPY busybox /bin/busybox\n", map[string]string{})
+	w.workingContainer(t, "localhost/storehyg-test/dry:1")
+	release := w.b.cache.hold()
+	listed, err := w.b.PruneBuildCache(context.Background(), w.now, true)
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range listed {
+		if strings.HasPrefix(l, "container ") {
+			t.Errorf("a dry run during a build lists %q", l)
+		}
+	}
+	listed, err = w.b.PruneBuildCache(context.Background(), w.now, true)
+	if err != nil || len(listed) == 0 || !strings.HasPrefix(listed[0], "container ") {
+		t.Errorf("a dry run with no build running lists %q, %v; want the working container", listed, err)
+	}
+}
